@@ -1,0 +1,48 @@
+import nx from '@nx/eslint-plugin';
+
+/**
+ * Dependency direction of DESIGN.md §1, held by Nx tags:
+ * model <- query, formatters, connectors/*, store <- core <- apps/*.
+ * No lib may import Express (or anything HTTP-server shaped); connectors never import core or each other.
+ */
+const depConstraints = [
+  { sourceTag: 'scope:model', onlyDependOnLibsWithTags: [] },
+  { sourceTag: 'scope:query', onlyDependOnLibsWithTags: ['scope:model'] },
+  { sourceTag: 'scope:formatters', onlyDependOnLibsWithTags: ['scope:model'] },
+  { sourceTag: 'scope:store', onlyDependOnLibsWithTags: ['scope:model'] },
+  { sourceTag: 'scope:connector', onlyDependOnLibsWithTags: ['scope:model'] },
+  {
+    sourceTag: 'scope:core',
+    onlyDependOnLibsWithTags: ['scope:model', 'scope:query', 'scope:formatters', 'scope:store', 'scope:connector'],
+  },
+  { sourceTag: 'scope:api', onlyDependOnLibsWithTags: ['scope:core', 'scope:model'] },
+  { sourceTag: 'scope:sdk', onlyDependOnLibsWithTags: ['scope:core', 'scope:model'] },
+  { sourceTag: 'scope:sandbox', onlyDependOnLibsWithTags: [] },
+  {
+    sourceTag: 'type:lib',
+    bannedExternalImports: ['express', 'express-*', 'body-parser', 'pino-http', 'supertest', 'helmet'],
+  },
+];
+
+export default [
+  ...nx.configs['flat/base'],
+  ...nx.configs['flat/typescript'],
+  { ignores: ['**/dist', '**/node_modules', '**/coverage', '**/.nx', '**/*.generated.ts'] },
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': ['error', { enforceBuildableLibDependency: false, depConstraints }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // HTTP tests of the apps start the bundled Pipeliner sandbox in-process (an app import allowed only in tests).
+    files: ['apps/**/*.spec.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/pipeliner-sandbox'] },
+      ],
+    },
+  },
+];

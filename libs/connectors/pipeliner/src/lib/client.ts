@@ -1,0 +1,80 @@
+import { type HttpResponse, type HttpTransport, type PipelinerContext, isJsonObject } from '@unicrm/model';
+import qs from 'qs';
+import { parseRemoteBody, remoteError, unusableAnswer } from './remote-errors';
+
+/** Pipeliner entity collections this connector uses (pipeliner-api.md §2–3). */
+export type PipelinerEntity = 'Steps' | 'Pipelines';
+
+/** Query parameters of a Pipeliner call: scalars, arrays and nested objects (bracket-encoded). */
+export type PipelinerQuery = Record<string, unknown>;
+
+/** A successful single-entity answer: the entity and the answer as Pipeliner sent it. */
+export interface EntityAnswer {
+  entity: Record<string, unknown>;
+  response: HttpResponse;
+  body: unknown;
+}
+
+// Keys keep their brackets readable (`filter[name]`), everything else is percent-encoded.
+const encodeKey = (text: string) => encodeURIComponent(text).replace(/%5B/gi, '[').replace(/%5D/gi, ']');
+
+/**
+ * Serialises Pipeliner query parameters: nested objects as bracket keys (`filter[name]=x`, the
+ * deepObject style Pipeliner documents in pipeliner-api.md §6), arrays as `key[]=x`.
+ */
+export function pipelinerQueryString(query: PipelinerQuery): string {
+  return qs.stringify(query, {
+    arrayFormat: 'brackets',
+    encoder: (text, defaultEncoder, charset, type) =>
+      type === 'key' ? encodeKey(String(text)) : defaultEncoder(text, defaultEncoder, charset),
+  });
+}
+
+/**
+ * A thin client of Pipeliner's REST API for one integrated account: URL layout
+ * `{service_url}/api/v100/rest/spaces/{space_id}/entities/{Entity}[/{id}]` and HTTP Basic auth
+ * (pipeliner-api.md §1), JSON in and out. Connection reuse is the transport's (one keep-alive pool
+ * per service URL). Never retries.
+ */
+export class PipelinerClient {
+  private readonly base: string;
+  private readonly authorization: string;
+
+  constructor(
+    private readonly transport: HttpTransport,
+    context: PipelinerContext,
+  ) {
+    this.base = `${context.service_url.replace(/\/+$/, '')}/api/v100/rest/spaces/${encodeURIComponent(context.space_id)}/entities`;
+    this.authorization = `Basic ${Buffer.from(`${context.username}:${context.password}`, 'utf8').toString('base64')}`;
+  }
+
+  /** The absolute URL of an entity collection or record, with the query string. */
+  url(entity: PipelinerEntity, id?: string, query: PipelinerQuery = {}): string {
+    const path = id === undefined ? `${this.base}/${entity}` : `${this.base}/${entity}/${encodeURIComponent(id)}`;
+    const search = pipelinerQueryString(query);
+    return search ? `${path}?${search}` : path;
+  }
+
+  /** `POST /entities/{entity}`: creates a record. @throws UnicrmError (remote errors, 502, 504) */
+  create(entity: PipelinerEntity, body: Record<string, unknown>, query: PipelinerQuery, signal?: AbortSignal): Promise<EntityAnswer> {
+    return this.send('POST', this.url(entity, undefined, query), JSON.stringify(body), signal);
+  }
+
+  /** `GET /entities/{entity}/{id}`. @throws UnicrmError (remote errors, 502, 504) */
+  get(entity: PipelinerEntity, id: string, query: PipelinerQuery = {}, signal?: AbortSignal): Promise<EntityAnswer> {
+    return this.send('GET', this.url(entity, id, query), undefined, signal);
+  }
+
+  private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {
+    const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await this.transport.request({ method, url, headers, body, signal });
+    if (response.status < 200 || response.status > 299) throw remoteError(response);
+    const parsed = parseRemoteBody(response.bodyText);
+    if (!isJsonObject(parsed)) throw unusableAnswer(response, 'its body is not a JSON object');
+    if (!isJsonObject(parsed.data) || typeof parsed.data.id !== 'string') {
+      throw unusableAnswer(response, 'its body has no entity in `data`');
+    }
+    return { entity: parsed.data, response, body: parsed };
+  }
+}

@@ -1,0 +1,62 @@
+import {
+  type CallOptions,
+  type Connector,
+  type ConnectorAccount,
+  type CreateResult,
+  type HttpTransport,
+  type Logger,
+  type PipelinerContext,
+  PipelinerContextSchema,
+  type Stage,
+  type StageCreateBody,
+  type StagesResource,
+  TOKENS,
+  UnicrmError,
+  zodFailures,
+} from '@unicrm/model';
+import { inject, injectable } from 'tsyringe';
+import { PipelinerClient } from './client';
+import { createStage } from './create-stage';
+import { checkServiceUrl } from './service-url';
+
+/**
+ * The Pipeliner CRM connector (integration `pipeliner`). An account's context is
+ * `{ service_url, space_id, username, password }`: Pipeliner's service URL and space id, and the
+ * application's "API token"/"API password" used for HTTP Basic auth (pipeliner-api.md §1).
+ * Registered under `TOKENS.Connector`.
+ */
+@injectable()
+export class PipelinerConnector implements Connector {
+  readonly integration = 'pipeliner';
+  readonly category = 'crm';
+  readonly secretContextKeys = ['username', 'password'] as const;
+  readonly stages: StagesResource;
+
+  constructor(
+    @inject(TOKENS.HttpTransport) private readonly transport: HttpTransport,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {
+    this.stages = {
+      create: (account, body, options) => this.createStage(account, body, options),
+    };
+  }
+
+  /**
+   * Validates a Pipeliner context: the four keys, strings, `service_url` allowed by {@link checkServiceUrl}.
+   * @throws UnicrmError 400 with failures under `context.`
+   */
+  parseContext(context: unknown): PipelinerContext {
+    const result = PipelinerContextSchema.safeParse(context);
+    if (!result.success) throw UnicrmError.validation(zodFailures(result.error, 'context'));
+    try {
+      return { ...result.data, service_url: checkServiceUrl(result.data.service_url) };
+    } catch (error) {
+      throw UnicrmError.validation([{ path: 'context.service_url', message: (error as Error).message }]);
+    }
+  }
+
+  private createStage(account: ConnectorAccount, body: StageCreateBody, options: CallOptions): Promise<CreateResult<Stage>> {
+    const client = new PipelinerClient(this.transport, account.context as unknown as PipelinerContext);
+    return createStage(client, body, options, this.logger);
+  }
+}

@@ -1,0 +1,95 @@
+import {
+  type CallOptions,
+  type CreateResult,
+  type Logger,
+  type Stage,
+  type StageCreateBody,
+  UnicrmError,
+  type ValidationFailure,
+} from '@unicrm/model';
+import type { PipelinerClient, PipelinerQuery } from './client';
+import { desunifyStageCreate, expandedPipelineName, stepPipelineId, unifyStep } from './mappers';
+
+/** Bit of Pipeliner's `validation-level` that allows writing read-only fields (pipeliner-api.md §6). */
+export const VALIDATION_LEVEL_OVERRIDE_READONLY = 8;
+
+/**
+ * Pipeliner's rules for a unified create body (create-stages.txt: `name` "Required in Pipeliner";
+ * DESIGN.md §2: only `status: active` on create).
+ * @throws UnicrmError 400 with `details.failures` naming each field, before anything is sent
+ */
+export function checkStageCreateBody(body: StageCreateBody): void {
+  const failures: ValidationFailure[] = [];
+  if (body.name === undefined || body.name === '') failures.push({ path: 'name', message: 'is required for Pipeliner (a non-empty string)' });
+  if (body.status !== undefined && body.status !== 'active') {
+    failures.push({ path: 'status', message: "Pipeliner creates steps active: only 'active' is accepted on create" });
+  }
+  if (failures.length === 0) return;
+  const error = UnicrmError.validation(failures, `Invalid body for Pipeliner: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
+  if (failures.some((f) => f.path === 'name')) {
+    error.body.truto_error_insight = {
+      missing_required_body_fields: { description: 'Pipeliner requires these fields', value: ['name'] },
+    };
+  }
+  throw error;
+}
+
+/**
+ * Creates a stage as a Pipeliner Step (DESIGN.md §2 "Pipeliner call"):
+ * 1. `POST /entities/Steps` with the desunified body; `validation-level=8` when the body writes the
+ *    read-only `pipeline_id` or `sort_order`; `remote_query` keys win over the connector's.
+ * 2. Checks the step sits in the requested pipeline (else 502, naming the created step).
+ * 3. Learns the pipeline's name from an expanded `pipeline`, else `GET /entities/Pipelines/{id}?load-only=id,name`.
+ *    That read failing does not fail the create: the stage is returned with `pipeline.id` only.
+ * @returns the unified stage and Pipeliner's answer (for the raw format)
+ * @throws UnicrmError 400 (Pipeliner's body rules), remote errors mirrored from Pipeliner, 502, 504
+ */
+export async function createStage(
+  client: PipelinerClient,
+  body: StageCreateBody,
+  options: CallOptions,
+  logger: Logger,
+): Promise<CreateResult<Stage>> {
+  checkStageCreateBody(body);
+  const stepBody = desunifyStageCreate(body);
+  const query: PipelinerQuery = {};
+  if (stepBody.pipeline_id !== undefined || stepBody.sort_order !== undefined) {
+    query['validation-level'] = VALIDATION_LEVEL_OVERRIDE_READONLY;
+  }
+  Object.assign(query, options.remoteQuery);
+
+  const created = await client.create('Steps', stepBody, query, options.signal);
+  const step = created.entity;
+  const pipelineId = stepPipelineId(step);
+  const requested = typeof stepBody.pipeline_id === 'string' ? stepBody.pipeline_id : undefined;
+  if (requested !== undefined && pipelineId?.toLowerCase() !== requested.toLowerCase()) {
+    throw new UnicrmError(
+      502,
+      `Pipeliner created step ${String(step.id)} but not in pipeline ${requested} ` +
+        `(it reports pipeline ${pipelineId ?? 'none'}); the step was left as it is: delete or move it in Pipeliner.`,
+      {
+        truto_is_remote_error: true,
+        raw_response: created.body,
+        truto_error_insight: { remote_error: { description: 'Pipeliner ignored the requested pipeline.' } },
+      },
+    );
+  }
+
+  let pipelineName = expandedPipelineName(step);
+  if (pipelineId !== undefined && pipelineName === undefined) {
+    try {
+      const pipeline = await client.get('Pipelines', pipelineId, { 'load-only': 'id,name' }, options.signal);
+      if (typeof pipeline.entity.name === 'string') pipelineName = pipeline.entity.name;
+    } catch (error) {
+      logger.warn(
+        { step_id: step.id, pipeline_id: pipelineId, status: (error as UnicrmError).statusCode },
+        'step created, but its pipeline name could not be read',
+      );
+    }
+  }
+
+  return {
+    unified: unifyStep(step, pipelineName),
+    remote: { status: created.response.status, bodyText: created.response.bodyText, body: created.body },
+  };
+}

@@ -1,0 +1,59 @@
+import { isJsonObject, mergeRemoteData, type Stage, type StageCreateBody } from '@unicrm/model';
+import { pipelinerDateToIso } from './dates';
+import type { components } from './generated/pipeliner-api';
+
+/** Pipeliner's Step, as its OpenAPI document describes the output (generated). */
+export type PipelinerStep = components['schemas']['Step'];
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+/**
+ * Pipeliner's create input for a Step (generated), with its read-only fields made writable (they
+ * are written with `validation-level=8`), plus `sort_order`, read-only and absent from the 2024 input.
+ */
+export type PipelinerCreateStepInput = Writable<components['schemas']['createStepInput']> & { sort_order?: number };
+
+/**
+ * desunify: the unified create body to Pipeliner's Step create body (DESIGN.md §2 "Pipeliner call"):
+ * `name` -> `name`, `pipeline.id` -> `pipeline_id`, `position` -> `sort_order`, then `remote_data`
+ * deep-merged over it (remote_data wins). `status` has no Pipeliner field on create (steps are created
+ * active) and `pipeline.name` is not written: a pipeline is chosen by id.
+ */
+export function desunifyStageCreate(body: StageCreateBody): Record<string, unknown> {
+  const mapped: PipelinerCreateStepInput = { name: body.name ?? '' };
+  if (body.pipeline?.id !== undefined) mapped.pipeline_id = body.pipeline.id;
+  if (body.position !== undefined) mapped.sort_order = body.position;
+  return mergeRemoteData(mapped, body.remote_data);
+}
+
+/**
+ * unify: a Pipeliner Step to the unified Stage (the mapping table of DESIGN.md §2). Fields Pipeliner
+ * has no value for are omitted; `remote_data` is the Step exactly as Pipeliner returned it.
+ * @param step the `data` of Pipeliner's answer
+ * @param pipelineName the name of the step's pipeline, when known
+ */
+export function unifyStep(step: Record<string, unknown>, pipelineName?: string): Stage {
+  const stage: Stage = { id: String(step.id) };
+  if (typeof step.name === 'string') stage.name = step.name;
+  if (typeof step.sort_order === 'number') stage.position = step.sort_order;
+  if (typeof step.is_deleted === 'boolean') stage.status = step.is_deleted ? 'inactive' : 'active';
+  else stage.status = 'active';
+  const pipelineId = stepPipelineId(step);
+  if (pipelineId) stage.pipeline = pipelineName === undefined ? { id: pipelineId } : { id: pipelineId, name: pipelineName };
+  const created = pipelinerDateToIso(step.created);
+  if (created) stage.created_at = created;
+  const updated = pipelinerDateToIso(step.modified);
+  if (updated) stage.updated_at = updated;
+  stage.remote_data = step;
+  return stage;
+}
+
+/** The pipeline id of a Step: `pipeline_id`, or the id of an expanded `pipeline` object. */
+export function stepPipelineId(step: Record<string, unknown>): string | undefined {
+  if (typeof step.pipeline_id === 'string' && step.pipeline_id) return step.pipeline_id;
+  if (isJsonObject(step.pipeline) && typeof step.pipeline.id === 'string') return step.pipeline.id;
+  return undefined;
+}
+
+/** The pipeline name carried by a Step whose `pipeline` was expanded (`expand=pipeline`), if any. */
+export function expandedPipelineName(step: Record<string, unknown>): string | undefined {
+  return isJsonObject(step.pipeline) && typeof step.pipeline.name === 'string' ? step.pipeline.name : undefined;
+}

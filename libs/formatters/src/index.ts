@@ -1,0 +1,2 @@
+export * from './lib/exclude-fields';
+export * from './lib/format';

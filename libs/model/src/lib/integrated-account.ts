@@ -1,0 +1,45 @@
+import { z } from 'zod';
+
+/** Statuses of an integrated account (truto-contract.md §4.2; the subset unicrm uses). */
+export const IntegratedAccountStatusSchema = z.enum(['active', 'needs_reauth', 'validation_error']);
+export type IntegratedAccountStatus = z.infer<typeof IntegratedAccountStatusSchema>;
+
+/**
+ * An integrated account as the admin API answers it (truto-contract.md §4.2–4.3): credentials
+ * stripped from `context`. Timestamps are RFC 3339 UTC.
+ */
+export const IntegratedAccountSchema = z
+  .object({
+    id: z.uuid(),
+    tenant_id: z.string(),
+    environment_id: z.string(),
+    integration: z.object({ name: z.string(), category: z.string() }),
+    status: IntegratedAccountStatusSchema,
+    context: z.record(z.string(), z.unknown()).describe('Non-secret context; secrets are never returned'),
+    last_error: z.string().nullable(),
+    created_at: z.iso.datetime(),
+    updated_at: z.iso.datetime(),
+  })
+  .meta({ id: 'IntegratedAccount' });
+export type IntegratedAccount = z.infer<typeof IntegratedAccountSchema>;
+
+/** Body of `POST /integrated-account`. `context` is validated by the integration's connector. */
+export const IntegratedAccountCreateBodySchema = z
+  .strictObject({
+    integration: z.string().trim().min(1).describe('Integration name, e.g. `pipeliner`'),
+    tenant_id: z.string().trim().min(1).max(256).describe("Your identifier of the end customer"),
+    context: z.record(z.string(), z.unknown()).describe('Integration-specific settings and credentials'),
+  })
+  .meta({ id: 'IntegratedAccountCreateBody' });
+export type IntegratedAccountCreateBody = z.infer<typeof IntegratedAccountCreateBodySchema>;
+
+/** Pipeliner's account context (pipeliner-api.md §1: service URL, space id, API token and password). */
+export const PipelinerContextSchema = z
+  .strictObject({
+    service_url: z.url({ protocol: /^https?$/ }).describe('Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com'),
+    space_id: z.string().trim().min(1).describe('Pipeliner space id, e.g. fr_Myself'),
+    username: z.string().min(1).describe('Pipeliner "API token" (HTTP Basic username); secret'),
+    password: z.string().min(1).describe('Pipeliner "API password" (HTTP Basic password); secret'),
+  })
+  .meta({ id: 'PipelinerContext' });
+export type PipelinerContext = z.infer<typeof PipelinerContextSchema>;

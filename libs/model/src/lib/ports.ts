@@ -1,0 +1,172 @@
+import type { IntegratedAccount, IntegratedAccountStatus } from './integrated-account';
+import type { RemoteQuery } from './query';
+import type { Stage, StageCreateBody } from './stage';
+
+/**
+ * Dependency-injection tokens (DESIGN.md §1): interfaces are tokens; implementations are registered
+ * by `@unicrm/core` and swapped by tests. Symbols from the global registry, so two copies of this
+ * module still agree.
+ */
+export const TOKENS = {
+  AccountStore: Symbol.for('unicrm.AccountStore'),
+  ApiTokenStore: Symbol.for('unicrm.ApiTokenStore'),
+  Clock: Symbol.for('unicrm.Clock'),
+  HttpTransport: Symbol.for('unicrm.HttpTransport'),
+  Logger: Symbol.for('unicrm.Logger'),
+  Config: Symbol.for('unicrm.Config'),
+  Connector: Symbol.for('unicrm.Connector'),
+} as const;
+
+/** Runtime settings shared by every component. Durations in milliseconds. */
+export interface UnicrmConfig {
+  /** Directory of the SQLite database and the key file (`UNICRM_DATA_DIR`, default `./.unicrm`). */
+  dataDir: string;
+  /** Whole-request timeout of a provider call: headers and body each (DESIGN.md §3: default 30 000). */
+  remoteTimeoutMs: number;
+  /** TCP/TLS connect timeout of a provider call (default 10 000). */
+  connectTimeoutMs: number;
+}
+
+/** Source of the current time (tests fix it). */
+export interface Clock {
+  now(): Date;
+}
+
+/** The logging calls unicrm makes (a subset of pino's interface). Never pass secrets. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** One outgoing HTTP request. `url` is absolute and includes the query string. */
+export interface HttpRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+}
+
+/** A complete HTTP answer; header names lower-case. */
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  bodyText: string;
+}
+
+/**
+ * Outgoing HTTP with connection reuse per origin. Implementations never retry a request on their own
+ * (DESIGN.md §3: a POST is never retried once its bytes may have reached the provider) and throw
+ * `UnicrmError` 502 when the provider cannot be reached or its answer breaks off, 504 on a timeout.
+ */
+export interface HttpTransport {
+  request(request: HttpRequest): Promise<HttpResponse>;
+  close(): Promise<void>;
+}
+
+/** What the store keeps of an integrated account; `context` holds the decrypted secrets. */
+export interface StoredAccount {
+  id: string;
+  environmentId: string;
+  tenantId: string;
+  integration: string;
+  status: IntegratedAccountStatus;
+  /** Full context, secrets included (decrypted). Never leaves the process. */
+  context: Record<string, unknown>;
+  /** Context without secrets, as the admin API shows it. */
+  publicContext: Record<string, unknown>;
+  lastError: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Persistence of integrated accounts (DESIGN.md §4–5). Secrets are encrypted at rest by the implementation. */
+export interface AccountStore {
+  create(account: StoredAccount): void;
+  /** The account with this id in this environment, or undefined (other environments' accounts are invisible). */
+  get(environmentId: string, id: string): StoredAccount | undefined;
+  /** Removes the account; false when there was none. */
+  delete(environmentId: string, id: string): boolean;
+  /** Sets the status (and last error); no-op when the account is gone. */
+  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string): void;
+}
+
+/** An API token's record; the token itself is never stored, only its SHA-256. */
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  environmentId: string;
+  createdAt: string;
+}
+
+/** Persistence of API tokens. */
+export interface ApiTokenStore {
+  /** Stores a token by hash; returns its record. */
+  add(record: ApiTokenRecord, tokenHash: Buffer): void;
+  /** The record of the token with this SHA-256, or undefined. */
+  findByHash(tokenHash: Buffer): ApiTokenRecord | undefined;
+  count(): number;
+}
+
+/** What a connector is handed of an integrated account. */
+export interface ConnectorAccount {
+  id: string;
+  integration: string;
+  context: Record<string, unknown>;
+}
+
+/** The remote half of a result: the provider's answer, for the `raw` format. */
+export interface RemoteResult {
+  status: number;
+  /** The body as the provider sent it, byte for byte (decoded as UTF-8). */
+  bodyText: string;
+  /** The same body parsed as JSON. */
+  body: unknown;
+}
+
+/** A create answered by the provider: the unified object and the raw answer. */
+export interface CreateResult<T> {
+  unified: T;
+  remote: RemoteResult;
+}
+
+/** Options of a connector call. */
+export interface CallOptions {
+  /** Provider query parameters from `remote_query`; they win over ones the connector sets. */
+  remoteQuery: RemoteQuery;
+  signal?: AbortSignal;
+}
+
+/** The stages resource of a CRM connector. */
+export interface StagesResource {
+  /**
+   * Creates a stage. Applies the integration's own rules to `body` first (throws UnicrmError 400 with
+   * `details.failures` naming each field), then calls the provider; provider errors are thrown as
+   * remote UnicrmErrors (DESIGN.md §3).
+   */
+  create(account: ConnectorAccount, body: StageCreateBody, options: CallOptions): Promise<CreateResult<Stage>>;
+}
+
+/**
+ * A CRM connector: one per integration, registered under `TOKENS.Connector` and picked by the
+ * registry by `integration` (DESIGN.md §1).
+ */
+export interface Connector {
+  /** Integration name, as in an account's `integration` (`pipeliner`). */
+  readonly integration: string;
+  /** Integration category (`crm`). */
+  readonly category: string;
+  /**
+   * Validates an account context for this integration and returns it normalised.
+   * @throws UnicrmError 400 with `details.failures` (paths under `context.`).
+   */
+  parseContext(context: unknown): Record<string, unknown>;
+  /** Context keys that are secrets: encrypted at rest and never shown. */
+  readonly secretContextKeys: readonly string[];
+  /** Resources this connector supports; an absent resource answers 501 with the reason. */
+  readonly stages?: StagesResource;
+}
+
+export type { IntegratedAccount };

@@ -1,0 +1,30 @@
+/** A JSON object (what a provider body and `remote_data` are). */
+export type JsonObject = Record<string, unknown>;
+
+/** True for plain JSON objects (not arrays, not null, not class instances). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Deep-merges `remoteData` over a mapped provider body (DESIGN.md §2 "Body"): plain objects are merged
+ * recursively, arrays and scalars (and `null`) from `remoteData` replace what the mapping produced;
+ * remote_data wins. Neither input is modified. Keys that could reach a prototype (`__proto__`,
+ * `constructor`, `prototype`) are skipped.
+ * Laws (tested): `merge(b, {}) = b`, `merge({}, r) = r`, and every leaf of `r` is in the result.
+ * @returns a new object
+ */
+export function mergeRemoteData(mapped: JsonObject, remoteData: JsonObject | undefined): JsonObject {
+  if (!remoteData) return { ...mapped };
+  const out: JsonObject = { ...mapped };
+  for (const [key, value] of Object.entries(remoteData)) {
+    if (FORBIDDEN_KEYS.has(key)) continue;
+    const base = out[key];
+    out[key] = isJsonObject(base) && isJsonObject(value) ? mergeRemoteData(base, value) : value;
+  }
+  return out;
+}

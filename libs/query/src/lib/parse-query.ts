@@ -1,0 +1,190 @@
+import qs from 'qs';
+import {
+  ResponseFormatSchema,
+  TRUTO_QUERY_PARAMETERS,
+  UnicrmError,
+  type RemoteQuery,
+  type UnifiedQuery,
+  type ValidationFailure,
+} from '@unicrm/model';
+
+/**
+ * Bounds of the query-string parser (DESIGN.md §2: "bounded depth/array/parameter limits").
+ * Going past any of them is a 400, never a 500.
+ */
+export const QUERY_LIMITS = {
+  /** Nesting depth of bracket keys (`remote_query[a][b][c]` is depth 3). */
+  depth: 5,
+  /** Highest array index / number of array items per key. */
+  arrayLimit: 100,
+  /** Number of `key=value` pairs. */
+  parameterLimit: 200,
+  /** Length of the whole query string, in characters. */
+  maxLength: 32 * 1024,
+} as const;
+
+/** Key segments that could reach an object's prototype; a query naming one is rejected. */
+const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
+const SEGMENT_SPLIT = /[[\].]+/;
+const FIELD_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Parses a raw query string (with or without the leading `?`) the way Truto's clients encode it:
+ * qs brackets and indices (`a[]=x`, `a%5B0%5D=x`), repeats (`a=x&a=y`) and nested objects
+ * (`remote_query[filter][name]=x`).
+ * @returns a plain object of strings, arrays and objects
+ * @throws UnicrmError 400 when a limit of {@link QUERY_LIMITS} is exceeded or a key names a prototype property
+ */
+export function parseQueryString(raw: string): Record<string, unknown> {
+  const text = raw.startsWith('?') ? raw.slice(1) : raw;
+  if (text.length > QUERY_LIMITS.maxLength) {
+    throw UnicrmError.badRequest(`The query string is longer than ${QUERY_LIMITS.maxLength} characters.`);
+  }
+  for (const pair of text.split('&')) {
+    if (!pair) continue;
+    const key = safeDecode(pair.split('=', 1)[0] ?? '');
+    const bad = key.split(SEGMENT_SPLIT).find((segment) => FORBIDDEN_SEGMENTS.has(segment));
+    if (bad) {
+      throw UnicrmError.validation([{ path: key, message: `the key segment "${bad}" is not allowed` }]);
+    }
+  }
+  try {
+    return qs.parse(text, {
+      depth: QUERY_LIMITS.depth,
+      strictDepth: true,
+      arrayLimit: QUERY_LIMITS.arrayLimit,
+      parameterLimit: QUERY_LIMITS.parameterLimit,
+      throwOnLimitExceeded: true,
+      allowPrototypes: false,
+      allowDots: false,
+      comma: false,
+      duplicates: 'combine',
+    }) as Record<string, unknown>;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw UnicrmError.badRequest(
+      `The query string exceeds a limit (${reason}). Limits: ${QUERY_LIMITS.parameterLimit} parameters, ` +
+        `nesting depth ${QUERY_LIMITS.depth}, ${QUERY_LIMITS.arrayLimit} array items.`,
+    );
+  }
+}
+
+function parseBoolean(name: string, value: unknown, failures: ValidationFailure[]): boolean {
+  if (value === undefined) return false;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && value.toLowerCase() in BOOLEANS) return BOOLEANS[value.toLowerCase()] as boolean;
+  failures.push({ path: name, message: 'must be a boolean: true, false, 1 or 0 (any case)' });
+  return false;
+}
+
+function parseExcludeFields(value: unknown, failures: ValidationFailure[]): string[] {
+  if (value === undefined) return [];
+  let items: unknown[];
+  if (typeof value === 'string') items = [value];
+  else if (Array.isArray(value)) items = value;
+  else if (typeof value === 'object' && value !== null && Object.keys(value).every((k) => /^\d+$/.test(k))) {
+    // qs turns indices it will not make an array of (gaps, order) into an object keyed by index.
+    items = Object.entries(value)
+      .sort(([a], [b]) => Number(a) - Number(b))
+      .map(([, v]) => v);
+  } else {
+    failures.push({ path: 'truto_exclude_fields', message: 'must be a list of field names, e.g. truto_exclude_fields[]=id' });
+    return [];
+  }
+  const fields: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string') {
+      failures.push({ path: 'truto_exclude_fields', message: 'every item must be a field name (a string)' });
+      continue;
+    }
+    for (const part of item.split(',')) {
+      const field = part.trim();
+      if (!field) continue;
+      if (!FIELD_PATH.test(field)) {
+        failures.push({ path: 'truto_exclude_fields', message: `"${field}" is not a field name or dot path` });
+      } else if (!fields.includes(field)) {
+        fields.push(field);
+      }
+    }
+  }
+  return fields;
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates the query of a unified call (DESIGN.md §2 "Query"; create-stages.txt "Query parameters").
+ * @param input a raw query string, or an object of the same parameters (what an SDK caller passes:
+ *   booleans may be real booleans, arrays real arrays)
+ * @returns the typed query with defaults applied: format `unified`, flags false, no excluded fields, empty remote_query
+ * @throws UnicrmError 400 with `details.failures`, one per bad parameter; unknown `truto_*` parameters
+ *   are named together with the allowed ones. Other unknown parameters are ignored.
+ */
+export function parseUnifiedQuery(input: string | Record<string, unknown>): UnifiedQuery {
+  const params = typeof input === 'string' ? parseQueryString(input) : input;
+  const failures: ValidationFailure[] = [];
+
+  for (const key of Object.keys(params)) {
+    if (key.startsWith('truto_') && !(TRUTO_QUERY_PARAMETERS as readonly string[]).includes(key)) {
+      failures.push({ path: key, message: `unknown parameter; allowed truto_* parameters: ${TRUTO_QUERY_PARAMETERS.join(', ')}` });
+    }
+  }
+
+  const accountId = params.integrated_account_id;
+  let integratedAccountId = '';
+  if (accountId === undefined || accountId === '') {
+    failures.push({ path: 'integrated_account_id', message: 'is required' });
+  } else if (typeof accountId !== 'string' || !UUID.test(accountId)) {
+    failures.push({ path: 'integrated_account_id', message: 'must be a UUID, e.g. 62f44730-dd91-461e-bd6a-aedd9e0ad79d' });
+  } else {
+    integratedAccountId = accountId.toLowerCase();
+  }
+
+  const formatResult = ResponseFormatSchema.safeParse(params.truto_response_format ?? 'unified');
+  if (!formatResult.success) {
+    failures.push({ path: 'truto_response_format', message: `must be one of: ${ResponseFormatSchema.options.join(', ')}` });
+  }
+
+  const ignoreRemoteData = parseBoolean('truto_ignore_remote_data', params.truto_ignore_remote_data, failures);
+  const excludeFields = parseExcludeFields(params.truto_exclude_fields, failures);
+
+  let remoteQuery: RemoteQuery = {};
+  if (params.remote_query !== undefined) {
+    if (isPlainRecord(params.remote_query)) remoteQuery = params.remote_query as RemoteQuery;
+    else failures.push({ path: 'remote_query', message: 'must be an object, e.g. remote_query[foo]=bar' });
+  }
+
+  if (failures.length > 0) {
+    const missing = failures.filter((f) => f.path === 'integrated_account_id' && f.message === 'is required');
+    const error = UnicrmError.validation(failures, `Invalid query: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
+    if (missing.length > 0) {
+      error.body.truto_error_insight = {
+        missing_required_query_parameters: {
+          description: 'These query parameters are required',
+          value: ['integrated_account_id'],
+        },
+      };
+    }
+    throw error;
+  }
+
+  return {
+    integrated_account_id: integratedAccountId,
+    truto_response_format: formatResult.data ?? 'unified',
+    truto_ignore_remote_data: ignoreRemoteData,
+    truto_exclude_fields: excludeFields,
+    remote_query: remoteQuery,
+  };
+}
