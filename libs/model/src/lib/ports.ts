@@ -87,6 +87,8 @@ export interface AccountStore {
   create(account: StoredAccount): void;
   /** The account with this id in this environment, or undefined (other environments' accounts are invisible). */
   get(environmentId: string, id: string): StoredAccount | undefined;
+  /** Replaces the stored account (context re-encrypted); false when there was none. */
+  update(account: StoredAccount): boolean;
   /** Removes the account; false when there was none. */
   delete(environmentId: string, id: string): boolean;
   /** Sets the status (and last error); no-op when the account is gone. */

@@ -1,0 +1,110 @@
+import 'reflect-metadata';
+import { PipelinerConnector } from '@unicrm/connector-pipeliner';
+import { buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
+import { loadEncryptionKey, openDatabase, SecretBox, SqliteAccountStore, SqliteApiTokenStore } from '@unicrm/store';
+import pino from 'pino';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { IntegratedAccountService } from './accounts';
+import { ApiTokenService } from './api-tokens';
+import { configFromEnv, type CoreEnvironment } from './config';
+import { CreateStageUseCase, type CreateStageRequest, type UnifiedResponse } from './create-stage';
+import { ConnectorRegistry } from './registry';
+import { UndiciTransport } from './undici-transport';
+
+/** unicrm's version, shown in the OpenAPI document and the SDK's User-Agent. */
+export const UNICRM_VERSION = '0.1.0';
+
+/** Options of {@link createUnicrmCore}. */
+export interface CreateCoreOptions {
+  /** Environment variables to read the configuration from (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Settings that win over the environment (`dataDir`, timeouts, `apiToken`, ...). */
+  config?: Partial<UnicrmConfig & CoreEnvironment>;
+  /** Where logs go: `stdout` (the API) or `stderr` (the SDK and CLI, so stdout stays clean). Default `stdout`. */
+  logDestination?: 'stdout' | 'stderr';
+  /** Default log level when `UNICRM_LOG_LEVEL` is unset (default `info`). */
+  defaultLogLevel?: string;
+  /** Last word on the registrations: tests swap one here (e.g. `TOKENS.HttpTransport`). */
+  register?: (container: DependencyContainer) => void;
+}
+
+/** The one core both apps are front doors to (DESIGN.md §1). */
+export interface UnicrmCore {
+  readonly config: UnicrmConfig & CoreEnvironment;
+  readonly logger: pino.Logger;
+  readonly accounts: IntegratedAccountService;
+  readonly tokens: ApiTokenService;
+  /** `POST /unified/crm/stages`. */
+  createStage(request: CreateStageRequest): Promise<UnifiedResponse>;
+  /** The OpenAPI 3.1 document of the HTTP API. */
+  openApiDocument(): Record<string, unknown>;
+  /** Closes the outgoing connection pools and the database. */
+  close(): Promise<void>;
+}
+
+/** pino redaction paths: credentials never reach a log line (DESIGN.md §4). */
+export const LOG_REDACT_PATHS = [
+  'authorization',
+  'password',
+  'username',
+  'context.password',
+  'context.username',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.authorization',
+  '*.password',
+];
+
+/**
+ * Builds the core: configuration, logger, SQLite store with encrypted secrets, the undici transport,
+ * every connector under `TOKENS.Connector`, and the use cases, wired in a child container of
+ * tsyringe's root container so that several cores (tests) live side by side.
+ * @throws Error when the configuration is invalid or the encryption key does not fit the data directory
+ */
+export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
+  const config = { ...configFromEnv(options.env ?? process.env), ...options.config };
+  const logger = pino(
+    {
+      level: config.logLevel ?? options.defaultLogLevel ?? 'info',
+      base: { service: 'unicrm' },
+      redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
+    },
+    pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
+  );
+  const box = new SecretBox(loadEncryptionKey(config.dataDir, config.encryptionKey));
+  const db = openDatabase(config.dataDir, box);
+
+  const container = rootContainer.createChildContainer();
+  const clock: Clock = { now: () => new Date() };
+  container.register(TOKENS.Config, { useValue: config });
+  container.register(TOKENS.Clock, { useValue: clock });
+  container.register(TOKENS.Logger, { useValue: logger });
+  container.register(TOKENS.AccountStore, { useValue: new SqliteAccountStore(db, box) });
+  container.register(TOKENS.ApiTokenStore, { useValue: new SqliteApiTokenStore(db) });
+  container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
+  container.register(TOKENS.Connector, { useClass: PipelinerConnector });
+  container.registerSingleton(ConnectorRegistry);
+  container.registerSingleton(IntegratedAccountService);
+  container.registerSingleton(ApiTokenService);
+  container.registerSingleton(CreateStageUseCase);
+  options.register?.(container);
+
+  const createStage = container.resolve(CreateStageUseCase);
+  let closed = false;
+  return {
+    config,
+    logger,
+    accounts: container.resolve(IntegratedAccountService),
+    tokens: container.resolve(ApiTokenService),
+    createStage: (request) => createStage.execute(request),
+    openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await container.resolve<HttpTransport>(TOKENS.HttpTransport).close();
+      db.close();
+      logger.flush();
+    },
+  };
+}

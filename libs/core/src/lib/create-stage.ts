@@ -1,0 +1,91 @@
+import 'reflect-metadata';
+import { formatRecord, type FormattedResponse } from '@unicrm/formatters';
+import {
+  isJsonObject,
+  type Logger,
+  STAGE_SHAPE,
+  StageCreateBodySchema,
+  TOKENS,
+  UnicrmError,
+  zodFailures,
+} from '@unicrm/model';
+import { parseUnifiedQuery } from '@unicrm/query';
+import { inject, injectable } from 'tsyringe';
+import { IntegratedAccountService } from './accounts';
+import { ConnectorRegistry } from './registry';
+
+/** A create request as both front doors hand it over. */
+export interface CreateStageRequest {
+  /** Environment of the caller's API token. */
+  environmentId: string;
+  /** The raw query string, or the same parameters as an object (SDK). */
+  query: string | Record<string, unknown>;
+  /** The parsed JSON body. */
+  body: unknown;
+  signal?: AbortSignal;
+}
+
+/** A successful unified answer: status, JSON body, and for the raw format the provider's exact text. */
+export interface UnifiedResponse extends FormattedResponse {
+  statusCode: number;
+}
+
+/**
+ * The `createStage` use case: `POST /unified/crm/stages` (create-stages.txt; DESIGN.md §2).
+ * Validates query and body, loads the integrated account of the caller's environment, lets the
+ * account's connector create the stage, and formats the answer. A remote 401 marks the account
+ * `needs_reauth`; such an account answers 401 until its credentials are updated (DESIGN.md §3).
+ */
+@injectable()
+export class CreateStageUseCase {
+  constructor(
+    private readonly accounts: IntegratedAccountService,
+    private readonly registry: ConnectorRegistry,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {}
+
+  /**
+   * @returns 201 with the stage in the requested format
+   * @throws UnicrmError 400 (query, body, integration rules), 401 (account needs re-auth), 404 (account),
+   *   501 (integration cannot create stages), remote errors mirrored from the provider, 502, 504
+   */
+  async execute(request: CreateStageRequest): Promise<UnifiedResponse> {
+    const query = parseUnifiedQuery(request.query);
+    if (!isJsonObject(request.body)) throw UnicrmError.badRequest('The body must be a JSON object, e.g. {"name": "Qualified"}.');
+    const parsed = StageCreateBodySchema.safeParse(request.body);
+    if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error), `Invalid body: ${zodFailures(parsed.error).map((f) => `${f.path} ${f.message}`).join('; ')}`);
+
+    const account = this.accounts.load(request.environmentId, query.integrated_account_id);
+    if (account.status === 'needs_reauth') {
+      throw new UnicrmError(
+        401,
+        `Integrated account ${account.id} needs re-authentication: ${account.integration} rejected its credentials. ` +
+          'Update them with PATCH /integrated-account/:id.',
+      );
+    }
+    const connector = this.registry.get(account.integration);
+    if (!connector.stages) {
+      throw new UnicrmError(501, `The ${account.integration} integration cannot create stages.`);
+    }
+
+    try {
+      const result = await connector.stages.create(
+        { id: account.id, integration: account.integration, context: account.context },
+        parsed.data,
+        { remoteQuery: query.remote_query, signal: request.signal },
+      );
+      const formatted = formatRecord(result.unified, result.remote, STAGE_SHAPE, {
+        format: query.truto_response_format,
+        ignoreRemoteData: query.truto_ignore_remote_data,
+        excludeFields: query.truto_exclude_fields,
+      });
+      return { statusCode: 201, ...formatted };
+    } catch (error) {
+      if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
+        this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
+        this.logger.warn({ integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+      }
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,4 @@
+export * from './lib/secret-box';
+export * from './lib/database';
+export * from './lib/account-store';
+export * from './lib/token-store';
