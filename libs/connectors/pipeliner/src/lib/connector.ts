@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import {
   type CallOptions,
   type Connector,

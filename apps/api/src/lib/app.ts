@@ -1,0 +1,79 @@
+import type { UnicrmCore } from '@unicrm/core';
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import { randomUUID } from 'node:crypto';
+import { errorHandler, methodNotAllowed, notFound } from './errors';
+import { authenticate, jsonBody, rawQuery, requireJsonBody } from './middleware';
+
+/**
+ * The Express 5 HTTP front door to the core (DESIGN.md §1): routes call core and render what it
+ * returns; no business logic lives here.
+ * Routes: `GET /health` (no auth), `GET /openapi.json`, `POST /unified/crm/stages`,
+ * `POST /integrated-account`, `GET|PATCH|DELETE /integrated-account/:id`.
+ */
+export function createApp(core: UnicrmCore): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', false);
+  app.set('etag', false);
+
+  app.use(
+    pinoHttp({
+      logger: core.logger,
+      genReqId: (req, res) => {
+        const id = randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      // Error answers carry their own message (set by the error handler); no synthetic stack for a 5xx.
+      customErrorObject: (_req, res, _err, value: Record<string, unknown>) => ({ ...value, err: undefined, error: res.locals.errorMessage }),
+      customProps: (_req, res) => (res.locals?.errorMessage ? { error: res.locals.errorMessage } : {}),
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.use(authenticate(core));
+
+  app.get('/openapi.json', (_req, res) => {
+    res.json(core.openApiDocument());
+  });
+
+  app.post('/unified/crm/stages', jsonBody, requireJsonBody, async (req, res) => {
+    const answer = await core.createStage({
+      environmentId: req.environmentId as string,
+      query: rawQuery(req.originalUrl),
+      body: req.body,
+    });
+    res.status(answer.statusCode);
+    if (answer.rawText !== undefined) res.type('application/json').send(answer.rawText);
+    else res.json(answer.body);
+  });
+  app.all('/unified/crm/stages', methodNotAllowed(['POST']));
+
+  app.post('/integrated-account', jsonBody, requireJsonBody, (req, res) => {
+    res.status(201).json(core.accounts.create(req.environmentId as string, req.body));
+  });
+  app.all('/integrated-account', methodNotAllowed(['POST']));
+  app.get('/integrated-account/:id', (req, res) => {
+    res.json(core.accounts.get(req.environmentId as string, req.params.id as string));
+  });
+  app.patch('/integrated-account/:id', jsonBody, requireJsonBody, (req, res) => {
+    res.json(core.accounts.update(req.environmentId as string, req.params.id as string, req.body));
+  });
+  app.delete('/integrated-account/:id', (req, res) => {
+    res.json(core.accounts.delete(req.environmentId as string, req.params.id as string));
+  });
+  app.all('/integrated-account/:id', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
+
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}

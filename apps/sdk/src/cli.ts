@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+import { runCli } from './lib/cli';
+
+runCli(process.argv.slice(2), {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+  env: process.env,
+}).then((code) => {
+  process.exitCode = code;
+});
