@@ -47,7 +47,7 @@ export default [
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',
-        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/pipeliner-sandbox', '@unicrm/sdk'] },
+        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/pipeliner-sandbox', '@unicrm/sdk', '@unicrm/api'] },
       ],
     },
   },
