@@ -43,7 +43,7 @@ export default [
   {
     // Tests of the apps start the bundled Pipeliner sandbox in-process, and compare the front doors with
     // each other (app imports allowed only in tests).
-    files: ['apps/**/*.spec.ts'],
+    files: ['apps/**/*.spec.ts', 'apps/*/src/testing/**/*.ts'],
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',

@@ -5,3 +5,5 @@ export * from './lib/api-tokens';
 export * from './lib/create-stage';
 export * from './lib/registry';
 export * from './lib/undici-transport';
+export * from './lib/request-context';
+export * from './lib/stage-meta';

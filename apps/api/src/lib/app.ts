@@ -1,4 +1,4 @@
-import type { UnicrmCore } from '@unicrm/core';
+import { isValidRequestId, runWithRequestContext, type UnicrmCore } from '@unicrm/core';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
@@ -9,6 +9,7 @@ import { authenticate, jsonBody, rawQuery, requireJsonBody } from './middleware'
  * The Express 5 HTTP front door to the core (DESIGN.md §1): routes call core and render what it
  * returns; no business logic lives here.
  * Routes: `GET /health` (no auth), `GET /openapi.json`, `POST /unified/crm/stages`,
+ * `GET /unified/crm/stages/meta/create`,
  * `POST /integrated-account`, `GET|PATCH|DELETE /integrated-account/:id`.
  */
 export function createApp(core: UnicrmCore): Express {
@@ -17,14 +18,17 @@ export function createApp(core: UnicrmCore): Express {
   app.set('query parser', false);
   app.set('etag', false);
 
+  // Request id first: echoed when the caller sent a valid one, else new; every log line of the request carries it.
+  app.use((req, res, next) => {
+    const incoming = req.headers['x-request-id'];
+    const id = isValidRequestId(incoming) ? incoming : randomUUID();
+    res.setHeader('x-request-id', id);
+    runWithRequestContext({ requestId: id }, next);
+  });
   app.use(
     pinoHttp({
       logger: core.logger,
-      genReqId: (req, res) => {
-        const id = randomUUID();
-        res.setHeader('x-request-id', id);
-        return id;
-      },
+      genReqId: (_req, res) => res.getHeader('x-request-id') as string,
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
       // Error answers carry their own message (set by the error handler); no synthetic stack for a 5xx.
       customErrorObject: (_req, res, _err, value: Record<string, unknown>) => ({ ...value, err: undefined, error: res.locals.errorMessage }),
@@ -45,6 +49,11 @@ export function createApp(core: UnicrmCore): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(core.openApiDocument());
   });
+
+  app.get('/unified/crm/stages/meta/create', (req, res) => {
+    res.json(core.stageCreateMeta(req.environmentId as string, rawQuery(req.originalUrl)));
+  });
+  app.all('/unified/crm/stages/meta/create', methodNotAllowed(['GET']));
 
   app.post('/unified/crm/stages', jsonBody, requireJsonBody, async (req, res) => {
     const answer = await core.createStage({

@@ -9,6 +9,8 @@ import { ApiTokenService } from './api-tokens';
 import { configFromEnv, type CoreEnvironment } from './config';
 import { CreateStageUseCase, type CreateStageRequest, type UnifiedResponse } from './create-stage';
 import { ConnectorRegistry } from './registry';
+import { currentRequestContext } from './request-context';
+import { type StageCreateMeta, StageMetaUseCase } from './stage-meta';
 import { UndiciTransport } from './undici-transport';
 
 /** unicrm's version, shown in the OpenAPI document and the SDK's User-Agent. */
@@ -22,6 +24,8 @@ export interface CreateCoreOptions {
   config?: Partial<UnicrmConfig & CoreEnvironment>;
   /** Where logs go: `stdout` (the API) or `stderr` (the SDK and CLI, so stdout stays clean). Default `stdout`. */
   logDestination?: 'stdout' | 'stderr';
+  /** A stream to write log lines to instead (tests capture logs with it). */
+  logStream?: pino.DestinationStream;
   /** Default log level when `UNICRM_LOG_LEVEL` is unset (default `info`). */
   defaultLogLevel?: string;
   /** Last word on the registrations: tests swap one here (e.g. `TOKENS.HttpTransport`). */
@@ -36,6 +40,8 @@ export interface UnicrmCore {
   readonly tokens: ApiTokenService;
   /** `POST /unified/crm/stages`. */
   createStage(request: CreateStageRequest): Promise<UnifiedResponse>;
+  /** `GET /unified/crm/stages/meta/create`: the schemas of the create for an account's integration. */
+  stageCreateMeta(environmentId: string, query: string | Record<string, unknown>): StageCreateMeta;
   /** The OpenAPI 3.1 document of the HTTP API. */
   openApiDocument(): Record<string, unknown>;
   /** Closes the outgoing connection pools and the database. */
@@ -69,8 +75,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
       level: config.logLevel ?? options.defaultLogLevel ?? 'info',
       base: { service: 'unicrm' },
       redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
+      // Every line written while serving a request carries its id (runWithRequestContext).
+      mixin: () => {
+        const context = currentRequestContext();
+        return context ? { req_id: context.requestId } : {};
+      },
     },
-    pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
+    options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
   const box = new SecretBox(loadEncryptionKey(config.dataDir, config.encryptionKey));
   const db = openDatabase(config.dataDir, box);
@@ -88,9 +99,11 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.registerSingleton(IntegratedAccountService);
   container.registerSingleton(ApiTokenService);
   container.registerSingleton(CreateStageUseCase);
+  container.registerSingleton(StageMetaUseCase);
   options.register?.(container);
 
   const createStage = container.resolve(CreateStageUseCase);
+  const stageMeta = container.resolve(StageMetaUseCase);
   let closed = false;
   return {
     config,
@@ -98,6 +111,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
     createStage: (request) => createStage.execute(request),
+    stageCreateMeta: (environmentId, query) => stageMeta.execute(environmentId, query),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION),
     async close() {
       if (closed) return;

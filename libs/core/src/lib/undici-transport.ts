@@ -17,6 +17,8 @@ function errorCode(error: unknown): string {
 
 const remoteInsight = (description: string) => ({
   truto_is_remote_error: true,
+  // No answer (or none complete) came back: there is no provider body to show.
+  raw_response: null,
   truto_error_insight: { remote_error: { description } },
 });
 

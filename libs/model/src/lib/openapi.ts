@@ -1,11 +1,17 @@
 import { z } from 'zod';
 import { ErrorBodySchema } from './errors';
+import { UnifiedQueryParametersSchema } from './query';
 import { IntegratedAccountCreateBodySchema, IntegratedAccountSchema, PipelinerContextSchema } from './integrated-account';
 import { StageCreateBodySchema, StageSchema } from './stage';
 
 type JsonSchema = Record<string, unknown>;
 
-function toSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+/**
+ * A zod schema as a self-contained JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1), without
+ * `$schema`, `$defs` or ids.
+ * @param io `input` for what a caller sends (defaults optional), `output` for what unicrm answers
+ */
+export function toJsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
   // A schema with a meta id comes back as { $ref: '#/$defs/<id>', $defs }: unwrap it into a plain component.
   const defs = json.$defs as Record<string, JsonSchema> | undefined;
@@ -15,6 +21,23 @@ function toSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   delete component.$defs;
   delete component.id;
   return component;
+}
+
+/** The OpenAPI parameters of a unified call, from {@link UnifiedQueryParametersSchema}. */
+function unifiedQueryParameters(): JsonSchema[] {
+  const query = toJsonSchema(UnifiedQueryParametersSchema, 'input') as { properties: Record<string, JsonSchema>; required?: string[] };
+  return Object.entries(query.properties).map(([name, schema]) => {
+    const { description, ...rest } = schema;
+    const complex = rest.type === 'object' || rest.type === 'array';
+    return {
+      name,
+      in: 'query',
+      ...(query.required?.includes(name) && { required: true }),
+      ...(complex && { style: 'deepObject', explode: true }),
+      schema: rest,
+      description,
+    };
+  });
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -56,42 +79,7 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
         post: {
           operationId: 'createStage',
           summary: 'Create a stage (Pipeliner: a Step)',
-          parameters: [
-            {
-              name: 'integrated_account_id',
-              in: 'query',
-              required: true,
-              schema: { type: 'string', format: 'uuid' },
-              description: 'The ID of the integrated account to use for the request.',
-            },
-            {
-              name: 'truto_response_format',
-              in: 'query',
-              schema: { type: 'string', enum: ['unified', 'raw', 'normalized'], default: 'unified' },
-              description: 'unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data.',
-            },
-            {
-              name: 'truto_ignore_remote_data',
-              in: 'query',
-              schema: { type: 'boolean', default: false },
-              description: 'Excludes remote_data from the response (true|false|1|0, any case).',
-            },
-            {
-              name: 'truto_exclude_fields',
-              in: 'query',
-              style: 'deepObject',
-              schema: { type: 'array', items: { type: 'string' } },
-              description: 'Fields to leave out (dot paths reach nested fields). `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted.',
-            },
-            {
-              name: 'remote_query',
-              in: 'query',
-              style: 'deepObject',
-              explode: true,
-              schema: { type: 'object', additionalProperties: true },
-              description: "Query parameters passed as-is to the provider's API; they win over the connector's own.",
-            },
-          ],
+          parameters: unifiedQueryParameters(),
           requestBody: { required: true, content: { 'application/json': { schema: ref('StageCreateBody') } } },
           responses: {
             '201': { description: 'The created stage', content: { 'application/json': { schema: ref('Stage') } } },
@@ -144,12 +132,12 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
     components: {
       securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        Stage: toSchema(StageSchema, 'output'),
-        StageCreateBody: toSchema(StageCreateBodySchema, 'input'),
-        Error: toSchema(ErrorBodySchema, 'output'),
-        IntegratedAccount: toSchema(IntegratedAccountSchema, 'output'),
-        IntegratedAccountCreateBody: toSchema(IntegratedAccountCreateBodySchema, 'input'),
-        PipelinerContext: toSchema(PipelinerContextSchema, 'input'),
+        Stage: toJsonSchema(StageSchema, 'output'),
+        StageCreateBody: toJsonSchema(StageCreateBodySchema, 'input'),
+        Error: toJsonSchema(ErrorBodySchema, 'output'),
+        IntegratedAccount: toJsonSchema(IntegratedAccountSchema, 'output'),
+        IntegratedAccountCreateBody: toJsonSchema(IntegratedAccountCreateBodySchema, 'input'),
+        PipelinerContext: toJsonSchema(PipelinerContextSchema, 'input'),
       },
     },
   };

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { IntegratedAccount, IntegratedAccountStatus } from './integrated-account';
 import type { RemoteQuery } from './query';
 import type { Stage, StageCreateBody } from './stage';
@@ -143,6 +144,11 @@ export interface CallOptions {
 
 /** The stages resource of a CRM connector. */
 export interface StagesResource {
+  /**
+   * The create body as this integration accepts it: {@link StageCreateBody} narrowed by the
+   * integration's rules (required fields, accepted values). Served by the meta endpoint as JSON Schema.
+   */
+  readonly createBodySchema: z.ZodType<StageCreateBody>;
   /**
    * Creates a stage. Applies the integration's own rules to `body` first (throws UnicrmError 400 with
    * `details.failures` naming each field), then calls the provider; provider errors are thrown as

@@ -12,6 +12,32 @@ export const TRUTO_QUERY_PARAMETERS = [
 ] as const;
 
 /**
+ * The query parameters of a unified call, described for documents (the OpenAPI parameters and the meta
+ * endpoint's `query_schema`). Parsing is `@unicrm/query`'s: it accepts more encodings than a JSON Schema
+ * can say (`a[]=x`, `a[0]=x`, `a=x,y`; booleans `true|false|1|0` in any case).
+ */
+export const UnifiedQueryParametersSchema = z
+  .object({
+    integrated_account_id: z.guid().describe('The ID of the integrated account to use for the request.'),
+    truto_response_format: ResponseFormatSchema.default('unified').describe(
+      'unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data.',
+    ),
+    truto_ignore_remote_data: z
+      .boolean()
+      .default(false)
+      .describe('Excludes remote_data from the response (true|false|1|0, any case).'),
+    truto_exclude_fields: z
+      .array(z.string())
+      .optional()
+      .describe('Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted.'),
+    remote_query: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own."),
+  })
+  .meta({ id: 'UnifiedQuery' });
+
+/**
  * A validated unified query (DESIGN.md §2 "Query"), as `@unicrm/query` produces it from a query string.
  * - `truto_exclude_fields`: field names or dot paths (`pipeline.name`), order kept, duplicates removed.
  * - `remote_query`: passed as-is to the provider's query string; nested objects become bracket keys.

@@ -17,7 +17,7 @@ import {
 } from '@unicrm/model';
 import { inject, injectable } from 'tsyringe';
 import { PipelinerClient } from './client';
-import { createStage } from './create-stage';
+import { createStage, PipelinerStageCreateBodySchema } from './create-stage';
 import { checkServiceUrl } from './service-url';
 
 /**
@@ -38,6 +38,7 @@ export class PipelinerConnector implements Connector {
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {
     this.stages = {
+      createBodySchema: PipelinerStageCreateBodySchema,
       create: (account, body, options) => this.createStage(account, body, options),
     };
   }

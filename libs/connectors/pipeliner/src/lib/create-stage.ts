@@ -4,27 +4,38 @@ import {
   type Logger,
   type Stage,
   type StageCreateBody,
+  StageCreateBodySchema,
   UnicrmError,
-  type ValidationFailure,
+  zodFailures,
 } from '@unicrm/model';
+import { z } from 'zod';
 import type { PipelinerClient, PipelinerQuery } from './client';
 import { desunifyStageCreate, expandedPipelineName, stepPipelineId, unifyStep } from './mappers';
 
 /** Bit of Pipeliner's `validation-level` that allows writing read-only fields (pipeliner-api.md §6). */
 export const VALIDATION_LEVEL_OVERRIDE_READONLY = 8;
 
+const NAME_REQUIRED = 'is required for Pipeliner (a non-empty string)';
+const ACTIVE_ONLY = "Pipeliner creates steps active: only 'active' is accepted on create";
+
 /**
- * Pipeliner's rules for a unified create body (create-stages.txt: `name` "Required in Pipeliner";
- * DESIGN.md §2: only `status: active` on create).
- * @throws UnicrmError 400 with `details.failures` naming each field, before anything is sent
+ * The create body Pipeliner accepts: the unified body with `name` required and non-empty
+ * (create-stages.txt: "Required in Pipeliner") and `status` only `active` (DESIGN.md §2: a new Step is active).
+ */
+export const PipelinerStageCreateBodySchema = StageCreateBodySchema.extend({
+  name: z.string({ error: NAME_REQUIRED }).trim().min(1, { error: NAME_REQUIRED }).describe("The stage's name (a Pipeliner Step's name)"),
+  status: z.literal('active', { error: ACTIVE_ONLY }).optional().describe('Pipeliner creates steps active'),
+}).meta({ id: 'PipelinerStageCreateBody' });
+
+/**
+ * Applies {@link PipelinerStageCreateBodySchema} to a unified create body.
+ * @throws UnicrmError 400 with `details.failures` naming each field, before anything is sent; a missing
+ *   name adds `truto_error_insight.missing_required_body_fields`
  */
 export function checkStageCreateBody(body: StageCreateBody): void {
-  const failures: ValidationFailure[] = [];
-  if (body.name === undefined || body.name === '') failures.push({ path: 'name', message: 'is required for Pipeliner (a non-empty string)' });
-  if (body.status !== undefined && body.status !== 'active') {
-    failures.push({ path: 'status', message: "Pipeliner creates steps active: only 'active' is accepted on create" });
-  }
-  if (failures.length === 0) return;
+  const result = PipelinerStageCreateBodySchema.safeParse(body);
+  if (result.success) return;
+  const failures = zodFailures(result.error);
   const error = UnicrmError.validation(failures, `Invalid body for Pipeliner: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
   if (failures.some((f) => f.path === 'name')) {
     error.body.truto_error_insight = {
