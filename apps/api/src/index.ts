@@ -1,1 +1,2 @@
 export * from './lib/app';
+export * from './lib/server';

@@ -1,5 +1,6 @@
 import { createUnicrmCore } from '@unicrm/core';
 import { createApp } from './lib/app';
+import { createHttpServer } from './lib/server';
 
 /**
  * Starts the unicrm HTTP API: `PORT` (default 8000) on `HOST` (default 127.0.0.1), data in
@@ -17,7 +18,7 @@ function main(): void {
   const token = core.tokens.bootstrap();
   const port = Number(process.env.PORT || 8000);
   const host = process.env.HOST || '127.0.0.1';
-  const server = createApp(core).listen(port, host, () => {
+  const server = createHttpServer(createApp(core)).listen(port, host, () => {
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const lines = [`unicrm API listening on ${url}`, `data directory: ${core.config.dataDir}`];
     if (token) {

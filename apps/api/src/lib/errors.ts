@@ -1,13 +1,18 @@
+import { NOT_A_JSON_OBJECT } from '@unicrm/core';
 import { isUnicrmError, UnicrmError } from '@unicrm/model';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 
 /** body-parser error types and the answers DESIGN.md §2 "Body" gives them. */
-function bodyParserError(error: { type?: unknown; message?: unknown; status?: unknown }): UnicrmError | undefined {
+function bodyParserError(error: { type?: unknown; message?: unknown; body?: unknown }): UnicrmError | undefined {
   switch (error.type) {
     case 'entity.too.large':
       return new UnicrmError(413, 'The body is larger than 1 MiB.');
-    case 'entity.parse.failed':
-      return UnicrmError.badRequest(`The body is not valid JSON, or not a JSON object or array: ${String(error.message)}`);
+    case 'entity.parse.failed': {
+      // Strict parsing refuses a top-level string, number, boolean or null before JSON.parse can say why.
+      const first = String(error.body ?? '').trimStart()[0];
+      if (first !== undefined && first !== '{' && first !== '[') return UnicrmError.badRequest(NOT_A_JSON_OBJECT);
+      return UnicrmError.badRequest(`The body is not valid JSON: ${String(error.message)}`);
+    }
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new UnicrmError(415, `Unsupported body encoding: ${String(error.message)}`);

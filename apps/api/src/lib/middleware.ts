@@ -13,8 +13,9 @@ export const jsonBody: RequestHandler = express.json({ limit: BODY_LIMIT, strict
  * (DESIGN.md §2 "Body").
  */
 export const requireJsonBody: RequestHandler = (req, _res, next) => {
-  if (req.body !== undefined) return next();
+  // body-parser turns a zero-length JSON body into {}: that is no body, not an empty object.
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (req.body !== undefined && hasBody) return next();
   if (hasBody && !req.is(['application/json', 'application/*+json'])) {
     return next(new UnicrmError(415, `The body must be application/json, not ${req.headers['content-type'] ?? 'untyped'}.`));
   }

@@ -14,6 +14,9 @@ import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
 import { ConnectorRegistry } from './registry';
 
+/** The answer to a body that is not a JSON object. */
+export const NOT_A_JSON_OBJECT = 'The body must be a JSON object, e.g. {"name": "Qualified"}.';
+
 /** A create request as both front doors hand it over. */
 export interface CreateStageRequest {
   /** Environment of the caller's API token. */
@@ -51,7 +54,7 @@ export class CreateStageUseCase {
    */
   async execute(request: CreateStageRequest): Promise<UnifiedResponse> {
     const query = parseUnifiedQuery(request.query);
-    if (!isJsonObject(request.body)) throw UnicrmError.badRequest('The body must be a JSON object, e.g. {"name": "Qualified"}.');
+    if (!isJsonObject(request.body)) throw UnicrmError.badRequest(NOT_A_JSON_OBJECT);
     const parsed = StageCreateBodySchema.safeParse(request.body);
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error), `Invalid body: ${zodFailures(parsed.error).map((f) => `${f.path} ${f.message}`).join('; ')}`);
 

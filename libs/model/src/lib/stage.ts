@@ -52,21 +52,36 @@ export const STAGE_SHAPE: FieldShape = {
  */
 export const StageCreateBodySchema = z
   .strictObject({
-    name: z.string().trim().optional().describe("The stage's name. Required for Pipeliner."),
+    name: z.string({ error: 'must be a string' }).trim().optional().describe("The stage's name. Required for Pipeliner."),
     pipeline: z
-      .object({
-        id: z.string().trim().min(1, 'must be a non-empty string').describe("The pipeline's unique identifier"),
-        name: z.string().optional().describe('Ignored on create: the pipeline is chosen by id'),
-      })
+      .object(
+        {
+          id: z
+            .string({ error: 'must be a non-empty string' })
+            .trim()
+            .min(1, { error: 'must be a non-empty string' })
+            .describe("The pipeline's unique identifier"),
+          name: z.string({ error: 'must be a string' }).optional().describe('Ignored on create: the pipeline is chosen by id'),
+        },
+        { error: 'must be an object with a string id, e.g. {"id": "..."}' },
+      )
       .optional()
       .describe('The pipeline the new stage joins'),
-    position: z.number().int().min(0).optional().describe('The order of the stage in the pipeline (integer >= 0)'),
-    status: z.enum(['active', 'inactive']).optional().describe('Only `active` is accepted on create for Pipeliner'),
+    position: z
+      .number({ error: 'must be a whole number >= 0' })
+      .int({ error: 'must be a whole number >= 0' })
+      .min(0, { error: 'must be a whole number >= 0' })
+      .optional()
+      .describe('The order of the stage in the pipeline (integer >= 0)'),
+    status: z
+      .enum(['active', 'inactive'], { error: "must be 'active' or 'inactive'" })
+      .optional()
+      .describe('Only `active` is accepted on create for Pipeliner'),
     remote_data: z
-      .record(z.string(), z.unknown())
+      .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
       .optional()
       .describe('Provider fields, deep-merged over the mapped request body (remote_data wins)'),
-  })
+  }, { error: 'must be a JSON object' })
   .meta({ id: 'StageCreateBody' });
 
 /** A validated create body. */

@@ -19,8 +19,8 @@ export const QUERY_LIMITS = {
   arrayLimit: 100,
   /** Number of `key=value` pairs. */
   parameterLimit: 200,
-  /** Length of the whole query string, in characters. */
-  maxLength: 32 * 1024,
+  /** Length of the whole query string, in characters (Node's HTTP server refuses request heads over 16 KiB anyway). */
+  maxLength: 8 * 1024,
 } as const;
 
 /** Key segments that could reach an object's prototype; a query naming one is rejected. */
