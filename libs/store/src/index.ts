@@ -2,3 +2,5 @@ export * from './lib/secret-box';
 export * from './lib/database';
 export * from './lib/account-store';
 export * from './lib/token-store';
+export * from './lib/key-rotation';
+export * from './lib/data-directory';

@@ -18,7 +18,7 @@ let app: Express;
 let dir: string;
 let accountId: string;
 
-async function connect(context: Record<string, unknown> = {}): Promise<string> {
+async function connect(context: Record<string, unknown> = {}, validate = true): Promise<string> {
   const res = await request(app)
     .post('/integrated-account')
     .set(auth)
@@ -26,6 +26,7 @@ async function connect(context: Record<string, unknown> = {}): Promise<string> {
       integration: 'pipeliner',
       tenant_id: 'acme',
       context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password, ...context },
+      validate,
     });
   expect(res.status).toBe(201);
   return res.body.id as string;
@@ -39,7 +40,10 @@ const stepPosts = () => sandbox.requests.filter((r) => r.method === 'POST' && r.
 beforeAll(async () => {
   sandbox = await startSandbox({ port: 0, faults: true });
   dir = mkdtempSync(join(tmpdir(), 'unicrm-api-'));
-  core = createUnicrmCore({ env: {}, config: { dataDir: dir, apiToken: TOKEN, logLevel: 'silent' } });
+  core = createUnicrmCore({
+    env: {},
+    config: { dataDir: dir, apiToken: TOKEN, logLevel: 'silent', rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
+  });
   app = createApp(core);
   accountId = await connect();
 });
@@ -190,7 +194,7 @@ describe('POST /unified/crm/stages', () => {
   });
 
   it('marks the account needs_reauth when Pipeliner rejects its credentials', async () => {
-    const id = await connect({ password: 'wrong' });
+    const id = await connect({ password: 'wrong' }, false);
     const first = await request(app).post(`/unified/crm/stages?integrated_account_id=${id}`).set(auth).send({ name: 'x' });
     expect(first.status).toBe(401);
     expect(first.body.truto_is_remote_error).toBe(true);

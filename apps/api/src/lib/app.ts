@@ -1,16 +1,18 @@
 import { isValidRequestId, runWithRequestContext, type UnicrmCore } from '@unicrm/core';
 import express, { type Express } from 'express';
+import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import { errorHandler, methodNotAllowed, notFound } from './errors';
-import { authenticate, jsonBody, rawQuery, requireJsonBody } from './middleware';
+import { authenticate, jsonBody, rateLimits, rawQuery, requireJsonBody } from './middleware';
 
 /**
  * The Express 5 HTTP front door to the core (DESIGN.md §1): routes call core and render what it
  * returns; no business logic lives here.
  * Routes: `GET /health` (no auth), `GET /openapi.json`, `POST /unified/crm/stages`,
  * `GET /unified/crm/stages/meta/create`,
- * `POST /integrated-account`, `GET|PATCH|DELETE /integrated-account/:id`.
+ * `GET|POST /integrated-account`, `GET|PATCH|DELETE /integrated-account/:id`. Security headers (helmet),
+ * rate limits per token and per integrated account.
  */
 export function createApp(core: UnicrmCore): Express {
   const app = express();
@@ -40,11 +42,20 @@ export function createApp(core: UnicrmCore): Express {
     }),
   );
 
+  app.use(
+    helmet({
+      contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      crossOriginResourcePolicy: { policy: 'same-origin' },
+    }),
+  );
+
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  app.use(authenticate(core));
+  const limits = rateLimits(core.config.rateLimits);
+  app.use(authenticate(core), limits.perToken);
+  app.use('/unified', limits.perAccount);
 
   app.get('/openapi.json', (_req, res) => {
     res.json(core.openApiDocument());
@@ -67,15 +78,18 @@ export function createApp(core: UnicrmCore): Express {
   });
   app.all('/unified/crm/stages', methodNotAllowed(['POST']));
 
-  app.post('/integrated-account', jsonBody, requireJsonBody, (req, res) => {
-    res.status(201).json(core.accounts.create(req.environmentId as string, req.body));
+  app.post('/integrated-account', jsonBody, requireJsonBody, async (req, res) => {
+    res.status(201).json(await core.accounts.create(req.environmentId as string, req.body));
   });
-  app.all('/integrated-account', methodNotAllowed(['POST']));
+  app.get('/integrated-account', (req, res) => {
+    res.json(core.accounts.list(req.environmentId as string, rawQuery(req.originalUrl)));
+  });
+  app.all('/integrated-account', methodNotAllowed(['GET', 'POST']));
   app.get('/integrated-account/:id', (req, res) => {
     res.json(core.accounts.get(req.environmentId as string, req.params.id as string));
   });
-  app.patch('/integrated-account/:id', jsonBody, requireJsonBody, (req, res) => {
-    res.json(core.accounts.update(req.environmentId as string, req.params.id as string, req.body));
+  app.patch('/integrated-account/:id', jsonBody, requireJsonBody, async (req, res) => {
+    res.json(await core.accounts.update(req.environmentId as string, req.params.id as string, req.body));
   });
   app.delete('/integrated-account/:id', (req, res) => {
     res.json(core.accounts.delete(req.environmentId as string, req.params.id as string));

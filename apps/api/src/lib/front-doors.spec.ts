@@ -26,7 +26,10 @@ function stable(body: unknown): unknown {
 beforeAll(async () => {
   sandbox = await startSandbox({ port: 0 });
   dir = mkdtempSync(join(tmpdir(), 'unicrm-doors-'));
-  core = createUnicrmCore({ env: {}, config: { dataDir: dir, apiToken: TOKEN, logLevel: 'silent' } });
+  core = createUnicrmCore({
+    env: {},
+    config: { dataDir: dir, apiToken: TOKEN, logLevel: 'silent', rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
+  });
   app = createApp(core);
   // The SDK opens the same data directory: an account made over HTTP is usable in-process.
   sdk = createUnicrm({ dataDir: dir });

@@ -109,7 +109,7 @@ describe('remote errors on POST /unified/crm/stages', () => {
         server.close(() => resolve(port));
       });
     });
-    const id = await h.connect({ service_url: `http://127.0.0.1:${port}` });
+    const id = await h.connect({ service_url: `http://127.0.0.1:${port}` }, false);
     const res = await create(id);
     expect(res.status).toBe(502);
     expect(res.body).toEqual({
@@ -123,7 +123,7 @@ describe('remote errors on POST /unified/crm/stages', () => {
   });
 
   it('on a remote 401 marks the account needs_reauth, answers 401 until PATCH sets new credentials', async () => {
-    const id = await h.connect({ password: 'wrong-password' });
+    const id = await h.connect({ password: 'wrong-password' }, false);
     const first = await create(id);
     expect(first.status).toBe(401);
     expect(first.body).toMatchObject({ statusCode: 401, truto_is_remote_error: true, raw_response: expect.objectContaining({ http_status: 401 }) });

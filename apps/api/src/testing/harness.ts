@@ -21,8 +21,8 @@ export interface Harness {
   accountId: string;
   /** Every log line written so far, parsed. */
   logs: Array<Record<string, unknown>>;
-  /** Connects one more Pipeliner account (context overrides merged over the sandbox's). */
-  connect(context?: Record<string, unknown>): Promise<string>;
+  /** Connects one more Pipeliner account (context overrides merged over the sandbox's; `validate` as the API's). */
+  connect(context?: Record<string, unknown>, validate?: boolean): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -44,10 +44,16 @@ export async function startHarness(options: { core?: Partial<CreateCoreOptions> 
     env: {},
     logStream,
     ...options.core,
-    config: { dataDir: dir, apiToken: TEST_TOKEN, logLevel: 'debug', ...options.core?.config },
+    config: {
+      dataDir: dir,
+      apiToken: TEST_TOKEN,
+      logLevel: 'debug',
+      rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 },
+      ...options.core?.config,
+    },
   });
   const app = createApp(core);
-  const connect = async (context: Record<string, unknown> = {}) => {
+  const connect = async (context: Record<string, unknown> = {}, validate = true) => {
     const res = await request(app)
       .post('/integrated-account')
       .set(AUTH)
@@ -55,6 +61,7 @@ export async function startHarness(options: { core?: Partial<CreateCoreOptions> 
         integration: 'pipeliner',
         tenant_id: 'acme',
         context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password, ...context },
+        validate,
       });
     if (res.status !== 201) throw new Error(`could not connect an account: ${res.status} ${res.text}`);
     return res.body.id as string;

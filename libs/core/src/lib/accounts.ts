@@ -2,24 +2,23 @@ import 'reflect-metadata';
 import {
   type AccountStore,
   type Clock,
+  type Connector,
   type IntegratedAccount,
   IntegratedAccountCreateBodySchema,
+  type IntegratedAccountList,
+  IntegratedAccountListQuerySchema,
+  IntegratedAccountPatchBodySchema,
   isJsonObject,
+  type Logger,
   type StoredAccount,
   TOKENS,
   UnicrmError,
   zodFailures,
 } from '@unicrm/model';
+import { parseQueryString } from '@unicrm/query';
 import { randomUUID } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
 import { ConnectorRegistry } from './registry';
-
-/** Body of `PATCH /integrated-account/:id`: a shallow `context` merge and/or a new `tenant_id`. */
-const AccountPatchSchema = z.strictObject({
-  tenant_id: z.string().trim().min(1).max(256).optional(),
-  context: z.record(z.string(), z.unknown()).optional(),
-});
 
 function requireObject(body: unknown): Record<string, unknown> {
   if (!isJsonObject(body)) throw UnicrmError.badRequest('The body must be a JSON object.');
@@ -27,28 +26,32 @@ function requireObject(body: unknown): Record<string, unknown> {
 }
 
 /**
- * The admin side of integrated accounts (DESIGN.md §4; truto-contract.md §4.2–4.3): create, get,
+ * The admin side of integrated accounts (DESIGN.md §4; truto-contract.md §4.2–4.3): create, list, get,
  * update, delete, in the Truto shape with secrets stripped. An account belongs to the environment of
- * the token that made it; other environments never see it (404).
+ * the token that made it; other environments never see it (404, so ids do not leak).
  */
 @injectable()
 export class IntegratedAccountService {
   constructor(
     @inject(TOKENS.AccountStore) private readonly store: AccountStore,
     @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly registry: ConnectorRegistry,
   ) {}
 
   /**
-   * Connects an account: `{ integration, tenant_id, context }`, context checked by the integration's connector.
+   * Connects an account: `{ integration, tenant_id, context, validate? }`. The context is checked by the
+   * integration's connector and, unless `validate: false`, its credentials by one cheap provider call.
    * @returns the account, secrets stripped
-   * @throws UnicrmError 400 naming each bad field or an unknown integration
+   * @throws UnicrmError 400 naming each bad field or an unknown integration; 422 when the provider
+   *   rejects the credentials (nothing is stored); 502/504 when it cannot be reached
    */
-  create(environmentId: string, body: unknown): IntegratedAccount {
+  async create(environmentId: string, body: unknown): Promise<IntegratedAccount> {
     const parsed = IntegratedAccountCreateBodySchema.safeParse(requireObject(body));
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
     const connector = this.registry.get(parsed.data.integration);
     const context = connector.parseContext(parsed.data.context);
+    if (parsed.data.validate) await this.verify(connector, context);
     const now = this.clock.now().toISOString();
     const account: StoredAccount = {
       id: randomUUID(),
@@ -57,7 +60,7 @@ export class IntegratedAccountService {
       integration: connector.integration,
       status: 'active',
       context,
-      publicContext: this.publicContext(connector.integration, context),
+      publicContext: this.publicContext(connector, context),
       lastError: null,
       createdAt: now,
       updatedAt: now,
@@ -66,18 +69,38 @@ export class IntegratedAccountService {
     return this.present(account);
   }
 
+  /**
+   * Lists the environment's accounts, oldest first: `{ result, next_cursor, limit }`.
+   * @param query raw query string or object: `tenant_id`, `status`, `integration`, `limit` (1–500, default 100), `next_cursor`
+   * @throws UnicrmError 400 for a bad filter, limit or cursor
+   */
+  list(environmentId: string, query: string | Record<string, unknown>): IntegratedAccountList {
+    const params = typeof query === 'string' ? parseQueryString(query) : query;
+    const parsed = IntegratedAccountListQuerySchema.safeParse(params);
+    if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
+    const { tenant_id, status, integration, limit, next_cursor } = parsed.data;
+    let page;
+    try {
+      page = this.store.list(environmentId, { tenantId: tenant_id, status, integration, limit, cursor: next_cursor });
+    } catch {
+      throw UnicrmError.validation([{ path: 'next_cursor', message: 'is not a cursor this API gave out' }]);
+    }
+    return { result: page.accounts.map((account) => this.present(account)), next_cursor: page.nextCursor, limit };
+  }
+
   /** @throws UnicrmError 404 when the account does not exist in this environment */
   get(environmentId: string, id: string): IntegratedAccount {
     return this.present(this.load(environmentId, id));
   }
 
   /**
-   * Updates `tenant_id` and/or merges `context` shallowly (truto-contract.md §4.2). The merged context
-   * is checked again by the connector; new credentials move a `needs_reauth` account back to `active`.
-   * @throws UnicrmError 400, 404
+   * Updates `tenant_id` and/or merges `context` shallowly (truto-contract.md §4.2). The merged context is
+   * checked again by the connector and, unless `validate: false`, its credentials by the provider; new
+   * credentials move a `needs_reauth` account back to `active`.
+   * @throws UnicrmError 400, 404, 422 (rejected credentials: nothing changes)
    */
-  update(environmentId: string, id: string, body: unknown): IntegratedAccount {
-    const parsed = AccountPatchSchema.safeParse(requireObject(body));
+  async update(environmentId: string, id: string, body: unknown): Promise<IntegratedAccount> {
+    const parsed = IntegratedAccountPatchBodySchema.safeParse(requireObject(body));
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
     const account = this.load(environmentId, id);
     const connector = this.registry.get(account.integration);
@@ -85,7 +108,8 @@ export class IntegratedAccountService {
     if (parsed.data.tenant_id !== undefined) next.tenantId = parsed.data.tenant_id;
     if (parsed.data.context !== undefined) {
       next.context = connector.parseContext({ ...account.context, ...parsed.data.context });
-      next.publicContext = this.publicContext(account.integration, next.context);
+      next.publicContext = this.publicContext(connector, next.context);
+      if (parsed.data.validate) await this.verify(connector, next.context);
       if (account.status !== 'active') {
         next.status = 'active';
         next.lastError = null;
@@ -97,16 +121,27 @@ export class IntegratedAccountService {
 
   /** @returns `{ id }` of the deleted account. @throws UnicrmError 404 */
   delete(environmentId: string, id: string): { id: string } {
-    if (!this.store.delete(environmentId, this.checkId(id))) throw this.notFound(id);
+    if (!this.store.delete(environmentId, id.toLowerCase())) throw this.notFound(id);
     return { id };
   }
 
   /**
    * The stored account, secrets included, for a use case.
-   * @throws UnicrmError 404 when the account does not exist in this environment
+   * @throws UnicrmError 404 when the account does not exist in this environment; 500 when its stored
+   *   secrets cannot be decrypted (altered in the database, or another key)
    */
   load(environmentId: string, id: string): StoredAccount {
-    const account = this.store.get(environmentId, this.checkId(id));
+    let account: StoredAccount | undefined;
+    try {
+      account = this.store.get(environmentId, id.toLowerCase());
+    } catch (error) {
+      this.logger.error({ integrated_account_id: id, err: (error as Error).message }, 'stored credentials failed authentication');
+      throw new UnicrmError(
+        500,
+        `The stored credentials of integrated account ${id} failed their integrity check (altered, or written with another key); ` +
+          'they were not used. Delete the account and connect it again.',
+      );
+    }
     if (!account) throw this.notFound(id);
     return account;
   }
@@ -116,16 +151,29 @@ export class IntegratedAccountService {
     this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString());
   }
 
-  private checkId(id: string): string {
-    return id.toLowerCase();
+  /** Credentials the provider rejects (401/403) become a 422 that keeps the remote error's details. */
+  private async verify(connector: Connector, context: Record<string, unknown>): Promise<void> {
+    if (!connector.verifyCredentials) return;
+    try {
+      await connector.verifyCredentials(context);
+    } catch (error) {
+      if (error instanceof UnicrmError && error.isRemote && (error.statusCode === 401 || error.statusCode === 403)) {
+        throw new UnicrmError(
+          422,
+          `${connector.integration} rejected the credentials (${error.statusCode}: ${error.message}). Nothing was stored.`,
+          { truto_is_remote_error: true, raw_response: error.body.raw_response, truto_error_insight: error.body.truto_error_insight },
+        );
+      }
+      throw error;
+    }
   }
 
   private notFound(id: string): UnicrmError {
     return UnicrmError.notFound(`Integrated account ${id} not found.`);
   }
 
-  private publicContext(integration: string, context: Record<string, unknown>): Record<string, unknown> {
-    const secrets = new Set(this.registry.get(integration).secretContextKeys);
+  private publicContext(connector: Connector, context: Record<string, unknown>): Record<string, unknown> {
+    const secrets = new Set(connector.secretContextKeys);
     return Object.fromEntries(Object.entries(context).filter(([key]) => !secrets.has(key)));
   }
 

@@ -1,17 +1,30 @@
 import 'reflect-metadata';
-import { type ApiTokenStore, type Clock, TOKENS, UnicrmError } from '@unicrm/model';
+import { type ApiTokenRecord, type ApiTokenStore, type Clock, TOKENS, UnicrmError } from '@unicrm/model';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import type { CoreEnvironment } from './config';
 
-/** The one environment of the foundation; tokens and accounts carry it so more can follow. */
+/** The environment of `UNICRM_API_TOKEN` and of the token made on a first start. */
 export const DEFAULT_ENVIRONMENT = 'default';
 
+const ENVIRONMENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const DAY_MS = 86_400_000;
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
+/** The caller behind a valid token. */
+export interface AuthenticatedCaller {
+  environmentId: string;
+  tokenId: string;
+}
+
+/** A token as listed: its record, never the token. */
+export type ApiTokenInfo = ApiTokenRecord & { status: 'active' | 'expired' | 'revoked' };
+
 /**
- * API tokens (DESIGN.md §4): random 256-bit tokens kept only as SHA-256 hashes; the `UNICRM_API_TOKEN`
- * value is accepted too, compared in constant time.
+ * API tokens (DESIGN.md §4; truto-contract.md §4.1): random 256-bit tokens, each of one environment,
+ * kept only as SHA-256 hashes (found by hash, so no comparison depends on the token's bytes), with an
+ * optional expiry and revocation. The `UNICRM_API_TOKEN` value is accepted too (environment `default`),
+ * compared in constant time.
  */
 @injectable()
 export class ApiTokenService {
@@ -31,28 +44,77 @@ export class ApiTokenService {
    */
   bootstrap(): string | undefined {
     if (this.staticHash || this.store.count() > 0) return undefined;
-    return this.issue('bootstrap');
-  }
-
-  /** Makes and stores a new token; returns it (the only time it is visible). */
-  issue(name: string, environmentId = DEFAULT_ENVIRONMENT): string {
-    const token = `ucrm_${randomBytes(32).toString('base64url')}`;
-    this.store.add({ id: randomUUID(), name, environmentId, createdAt: this.clock.now().toISOString() }, sha256(token));
-    return token;
+    return this.issue({ name: 'bootstrap' }).token;
   }
 
   /**
-   * The environment of a bearer token.
-   * @param authorization the `Authorization` header value
-   * @throws UnicrmError 401 when the header is missing, not Bearer, or the token is unknown
+   * Makes and stores a new token.
+   * @param options `name`; `environment` (lower-case letters, digits, `_`, `-`; default `default`);
+   *   `expiresInDays` (a positive number of days; default never)
+   * @returns the token (the only time it is visible) and its record
+   * @throws UnicrmError 400 for a bad name, environment or expiry
    */
-  authenticate(authorization: string | undefined): string {
+  issue(options: { name: string; environment?: string; expiresInDays?: number }): { token: string; record: ApiTokenRecord } {
+    const environment = options.environment ?? DEFAULT_ENVIRONMENT;
+    const name = options.name.trim();
+    if (!name || name.length > 100) throw UnicrmError.validation([{ path: 'name', message: 'must be 1 to 100 characters' }]);
+    if (!ENVIRONMENT_NAME.test(environment)) {
+      throw UnicrmError.validation([{ path: 'environment', message: 'must be lower-case letters, digits, _ or - (up to 63)' }]);
+    }
+    const days = options.expiresInDays;
+    if (days !== undefined && !(Number.isFinite(days) && days > 0)) {
+      throw UnicrmError.validation([{ path: 'expires_in', message: 'must be a positive number of days' }]);
+    }
+    const now = this.clock.now();
+    const record: ApiTokenRecord = {
+      id: randomUUID(),
+      name,
+      environmentId: environment,
+      createdAt: now.toISOString(),
+      expiresAt: days === undefined ? null : new Date(now.getTime() + days * DAY_MS).toISOString(),
+      revokedAt: null,
+    };
+    const token = `ucrm_${randomBytes(32).toString('base64url')}`;
+    this.store.add(record, sha256(token));
+    return { token, record };
+  }
+
+  /** Every stored token with its status, oldest first (the `UNICRM_API_TOKEN` value is not stored, so not listed). */
+  list(): ApiTokenInfo[] {
+    const now = this.clock.now().toISOString();
+    return this.store.list().map((record) => ({ ...record, status: this.statusOf(record, now) }));
+  }
+
+  /**
+   * Revokes a token: it is refused from the next request on.
+   * @throws UnicrmError 404 when there is no such token or it was revoked already
+   */
+  revoke(id: string): void {
+    if (!this.store.revoke(id, this.clock.now().toISOString())) throw UnicrmError.notFound(`No active API token ${id}.`);
+  }
+
+  private statusOf(record: ApiTokenRecord, now: string): ApiTokenInfo['status'] {
+    if (record.revokedAt) return 'revoked';
+    if (record.expiresAt && record.expiresAt <= now) return 'expired';
+    return 'active';
+  }
+
+  /**
+   * Who a bearer token is: its environment and its id (`static` for `UNICRM_API_TOKEN`; the id keys rate limits).
+   * @param authorization the `Authorization` header value
+   * @throws UnicrmError 401 when the header is missing, not Bearer, or the token is unknown, expired or revoked
+   */
+  authenticate(authorization: string | undefined): AuthenticatedCaller {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!match) throw UnicrmError.unauthorized();
     const hash = sha256(match[1] as string);
-    if (this.staticHash && timingSafeEqual(hash, this.staticHash)) return DEFAULT_ENVIRONMENT;
+    if (this.staticHash && timingSafeEqual(hash, this.staticHash)) return { environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' };
     const record = this.store.findByHash(hash);
     if (!record) throw UnicrmError.unauthorized();
-    return record.environmentId;
+    const status = this.statusOf(record, this.clock.now().toISOString());
+    if (status !== 'active') {
+      throw UnicrmError.unauthorized(`The API token ${status === 'expired' ? `expired at ${record.expiresAt}` : 'was revoked'}; use another one.`);
+    }
+    return { environmentId: record.environmentId, tokenId: record.id };
   }
 }

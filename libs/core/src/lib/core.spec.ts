@@ -29,14 +29,19 @@ const context = { service_url: 'https://eu-central.api.pipelinersales.com', spac
 let dir: string;
 let core: UnicrmCore;
 let transport: FakeTransport;
+let now: Date;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'unicrm-core-'));
   transport = new FakeTransport();
+  now = new Date('2026-06-01T12:00:00.000Z');
   core = createUnicrmCore({
     env: {},
     config: { dataDir: dir, logLevel: 'silent' },
-    register: (c) => c.register(TOKENS.HttpTransport, { useValue: transport }),
+    register: (c) => {
+      c.register(TOKENS.HttpTransport, { useValue: transport });
+      c.register(TOKENS.Clock, { useValue: { now: () => now } });
+    },
   });
 });
 afterEach(async () => {
@@ -47,8 +52,8 @@ afterEach(async () => {
 const rejection = (promise: Promise<unknown>) => promise.then(() => { throw new Error('expected a rejection'); }, (e: UnicrmError) => e);
 
 describe('accounts', () => {
-  it('creates an account with secrets stripped and finds it only in its environment', () => {
-    const account = core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context });
+  it('creates an account with secrets stripped and finds it only in its environment', async () => {
+    const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context, validate: false });
     expect(account).toMatchObject({
       tenant_id: 'acme',
       environment_id: DEFAULT_ENVIRONMENT,
@@ -67,20 +72,33 @@ describe('accounts', () => {
     [{ integration: 'pipeliner', tenant_id: 't', context: { ...context, password: undefined } }, 'context.password'],
     [{ integration: 'pipeliner', tenant_id: 't', context: { ...context, service_url: 'http://example.com' } }, 'context.service_url'],
     [{ integration: 'pipeliner', context }, 'tenant_id'],
-  ])('rejects %j naming %s', (body, path) => {
-    try {
-      core.accounts.create(DEFAULT_ENVIRONMENT, body);
-      throw new Error('expected a rejection');
-    } catch (error) {
-      expect((error as UnicrmError).statusCode).toBe(400);
-      expect((error as UnicrmError).body.details?.failures?.map((f) => f.path)).toContain(path);
-    }
+  ])('rejects %j naming %s', async (body, path) => {
+    const error = await rejection(core.accounts.create(DEFAULT_ENVIRONMENT, body));
+    expect(error.statusCode).toBe(400);
+    expect(error.body.details?.failures?.map((f) => f.path)).toContain(path);
+    expect(transport.requests).toHaveLength(0);
+  });
+
+  it('checks the credentials with one cheap call, and stores nothing when Pipeliner rejects them', async () => {
+    transport.answers.push(json(401, { success: false, http_status: 401, message: 'Invalid API credentials.' }));
+    const error = await rejection(core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context }));
+    expect(error.body).toMatchObject({
+      statusCode: 422,
+      message: 'pipeliner rejected the credentials (401: Invalid API credentials.). Nothing was stored.',
+      truto_is_remote_error: true,
+    });
+    expect(transport.requests[0]?.url).toBe(`${context.service_url}/api/v100/rest/spaces/fr_Myself/entities/Pipelines?first=1&load-only=id`);
+    expect(core.accounts.list(DEFAULT_ENVIRONMENT, '').result).toEqual([]);
+
+    transport.answers.push(json(200, { success: true, data: [{ id: PIPELINE }] }));
+    const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context });
+    expect(core.accounts.list(DEFAULT_ENVIRONMENT, 'tenant_id=acme').result.map((a) => a.id)).toEqual([account.id]);
   });
 });
 
 describe('createStage', () => {
   it('creates through the connector and formats the answer', async () => {
-    const account = core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context });
+    const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context, validate: false });
     transport.answers.push(created, json(200, { success: true, data: { id: PIPELINE, name: 'Sales Pipeline' } }));
     const answer = await core.createStage({
       environmentId: DEFAULT_ENVIRONMENT,
@@ -111,7 +129,7 @@ describe('createStage', () => {
   });
 
   it('marks the account needs_reauth on a remote 401 until new credentials arrive', async () => {
-    const account = core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context });
+    const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context, validate: false });
     const request = { environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${account.id}`, body: { name: 'Won' } };
     transport.answers.push(json(401, { success: false, http_status: 401, message: 'Invalid credentials' }));
     const first = await rejection(core.createStage(request));
@@ -123,19 +141,60 @@ describe('createStage', () => {
     expect(second.isRemote).toBe(false);
     expect(transport.requests).toHaveLength(1);
 
-    expect(core.accounts.update(DEFAULT_ENVIRONMENT, account.id, { context: { password: 'new-password' } })).toMatchObject({ status: 'active', last_error: null });
+    expect(await core.accounts.update(DEFAULT_ENVIRONMENT, account.id, { context: { password: 'new-password' }, validate: false })).toMatchObject({ status: 'active', last_error: null });
     transport.answers.push(json(201, { success: true, data: { id: 'x', name: 'Won' } }));
     expect((await core.createStage(request)).statusCode).toBe(201);
     expect(transport.requests[1]?.headers.authorization).toBe(`Basic ${Buffer.from('api-token:new-password').toString('base64')}`);
   });
 });
 
+describe('logging', () => {
+  it('redacts credentials and authorization wherever they are logged', async () => {
+    const lines: string[] = [];
+    const logged = createUnicrmCore({
+      env: {},
+      config: { dataDir: join(dir, 'logs'), logLevel: 'info' },
+      logStream: { write: (line: string) => lines.push(line) },
+    });
+    logged.logger.info({
+      authorization: 'Bearer ucrm_SECRET1',
+      password: 'SECRET2',
+      context: { username: 'SECRET3', password: 'SECRET4', space_id: 'visible' },
+      req: { headers: { authorization: 'Bearer SECRET5', cookie: 'SECRET6' } },
+      nested: { password: 'SECRET7' },
+    }, 'probe');
+    await logged.close();
+    const text = lines.join('');
+    expect(text).toContain('visible');
+    expect(text.match(/SECRET\d/g)).toBeNull();
+    expect(text.match(/\[redacted\]/g)).toHaveLength(7);
+  });
+});
+
 describe('API tokens', () => {
+  it('issues tokens per environment, refuses expired and revoked ones, and lists them without the token', () => {
+    const staging = core.tokens.issue({ name: 'ci', environment: 'staging' });
+    expect(core.tokens.authenticate(`Bearer ${staging.token}`)).toEqual({ environmentId: 'staging', tokenId: staging.record.id });
+    const short = core.tokens.issue({ name: 'short', expiresInDays: 1 });
+    expect(short.record.expiresAt).toBe('2026-06-02T12:00:00.000Z');
+    expect(core.tokens.authenticate(`Bearer ${short.token}`).environmentId).toBe(DEFAULT_ENVIRONMENT);
+    now = new Date('2026-06-02T12:00:00.000Z');
+    expect(() => core.tokens.authenticate(`Bearer ${short.token}`)).toThrow('The API token expired at 2026-06-02T12:00:00.000Z; use another one.');
+    core.tokens.revoke(staging.record.id);
+    expect(() => core.tokens.authenticate(`Bearer ${staging.token}`)).toThrow('was revoked');
+    expect(() => core.tokens.revoke(staging.record.id)).toThrow('No active API token');
+    const listed = core.tokens.list();
+    expect(listed.map((t) => [t.name, t.status])).toEqual([['ci', 'revoked'], ['short', 'expired']]);
+    expect(JSON.stringify(listed)).not.toContain(staging.token);
+    expect(() => core.tokens.issue({ name: 'x', environment: 'Bad Env' })).toThrow(UnicrmError);
+    expect(() => core.tokens.issue({ name: 'x', expiresInDays: -1 })).toThrow(UnicrmError);
+  });
+
   it('bootstraps one token once, and authenticates only it', () => {
     const token = core.tokens.bootstrap();
     expect(token).toMatch(/^ucrm_[A-Za-z0-9_-]{43}$/);
     expect(core.tokens.bootstrap()).toBeUndefined();
-    expect(core.tokens.authenticate(`Bearer ${token}`)).toBe(DEFAULT_ENVIRONMENT);
+    expect(core.tokens.authenticate(`Bearer ${token}`)).toEqual({ environmentId: DEFAULT_ENVIRONMENT, tokenId: expect.any(String) });
     for (const header of [undefined, '', `Basic ${token}`, `Bearer ${token}x`, 'Bearer']) {
       expect(() => core.tokens.authenticate(header)).toThrow(UnicrmError);
     }
@@ -144,7 +203,7 @@ describe('API tokens', () => {
   it('accepts UNICRM_API_TOKEN and then makes none', async () => {
     const other = createUnicrmCore({ env: { UNICRM_API_TOKEN: 'static-token' }, config: { dataDir: join(dir, 'b'), logLevel: 'silent' } });
     expect(other.tokens.bootstrap()).toBeUndefined();
-    expect(other.tokens.authenticate('Bearer static-token')).toBe(DEFAULT_ENVIRONMENT);
+    expect(other.tokens.authenticate('Bearer static-token')).toEqual({ environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' });
     expect(() => other.tokens.authenticate('Bearer static-tokem')).toThrow('API token');
     await other.close();
   });

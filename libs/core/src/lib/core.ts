@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
 import { buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
-import { loadEncryptionKey, openDatabase, SecretBox, SqliteAccountStore, SqliteApiTokenStore } from '@unicrm/store';
+import { openDataDirectory, rotateEncryptionKey, type RotateResult, SqliteAccountStore, SqliteApiTokenStore } from '@unicrm/store';
 import pino from 'pino';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
@@ -42,6 +42,12 @@ export interface UnicrmCore {
   createStage(request: CreateStageRequest): Promise<UnifiedResponse>;
   /** `GET /unified/crm/stages/meta/create`: the schemas of the create for an account's integration. */
   stageCreateMeta(environmentId: string, query: string | Record<string, unknown>): StageCreateMeta;
+  /**
+   * Re-encrypts every stored secret under a new key (`unicrm keys rotate`); with `newKey` (hex or base64 of
+   * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Stop the API first.
+   * @throws Error when the rotation failed (nothing changed) or the new key is malformed
+   */
+  rotateEncryptionKey(newKey?: string): RotateResult;
   /** The OpenAPI 3.1 document of the HTTP API. */
   openApiDocument(): Record<string, unknown>;
   /** Closes the outgoing connection pools and the database. */
@@ -83,8 +89,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
-  const box = new SecretBox(loadEncryptionKey(config.dataDir, config.encryptionKey));
-  const db = openDatabase(config.dataDir, box);
+  const { db, box } = openDataDirectory(config.dataDir, config.encryptionKey);
 
   const container = rootContainer.createChildContainer();
   const clock: Clock = { now: () => new Date() };
@@ -113,6 +118,16 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     createStage: (request) => createStage.execute(request),
     stageCreateMeta: (environmentId, query) => stageMeta.execute(environmentId, query),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION),
+    rotateEncryptionKey(newKey?: string) {
+      let key: Buffer | undefined;
+      if (newKey !== undefined) {
+        key = /^[0-9a-f]{64}$/i.test(newKey.trim()) ? Buffer.from(newKey.trim(), 'hex') : Buffer.from(newKey.trim(), 'base64');
+        if (key.length !== 32) throw new Error('The new key must be 32 bytes, as 64 hex characters or base64 (openssl rand -base64 32).');
+      } else if (config.encryptionKey) {
+        throw new Error('The key comes from UNICRM_ENCRYPTION_KEY: give the new key (--new-key), then set the variable to it.');
+      }
+      return rotateEncryptionKey(config.dataDir, db, box, { newKey: key });
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -29,9 +29,36 @@ export const IntegratedAccountCreateBodySchema = z
     integration: z.string().trim().min(1).describe('Integration name, e.g. `pipeliner`'),
     tenant_id: z.string().trim().min(1).max(256).describe("Your identifier of the end customer"),
     context: z.record(z.string(), z.unknown()).describe('Integration-specific settings and credentials'),
+    validate: z.boolean().default(true).describe('Check the credentials with one cheap provider call first (default true)'),
   })
   .meta({ id: 'IntegratedAccountCreateBody' });
-export type IntegratedAccountCreateBody = z.infer<typeof IntegratedAccountCreateBodySchema>;
+
+/** Body of `PATCH /integrated-account/:id`: a new `tenant_id` and/or a shallow `context` merge. */
+export const IntegratedAccountPatchBodySchema = z
+  .strictObject({
+    tenant_id: z.string().trim().min(1).max(256).optional(),
+    context: z.record(z.string(), z.unknown()).optional().describe('Merged shallowly over the stored context'),
+    validate: z.boolean().default(true).describe('Check changed credentials with one cheap provider call first (default true)'),
+  })
+  .meta({ id: 'IntegratedAccountPatchBody' });
+export type IntegratedAccountPatchBody = z.input<typeof IntegratedAccountPatchBodySchema>;
+
+/** Query of `GET /integrated-account` (truto-contract.md §4.3): filters and cursor. */
+export const IntegratedAccountListQuerySchema = z.strictObject({
+  tenant_id: z.string().min(1).optional(),
+  status: IntegratedAccountStatusSchema.optional(),
+  integration: z.string().min(1).optional(),
+  limit: z.coerce.number({ error: 'must be a whole number from 1 to 500' }).int().min(1).max(500).default(100),
+  next_cursor: z.string().min(1).optional(),
+});
+
+/** One page of `GET /integrated-account`: Truto's admin list envelope. */
+export interface IntegratedAccountList {
+  result: IntegratedAccount[];
+  next_cursor: string | null;
+  limit: number;
+}
+export type IntegratedAccountCreateBody = z.input<typeof IntegratedAccountCreateBodySchema>;
 
 /** Pipeliner's account context (pipeliner-api.md §1: service URL, space id, API token and password). */
 export const PipelinerContextSchema = z

@@ -88,6 +88,11 @@ export interface AccountStore {
   create(account: StoredAccount): void;
   /** The account with this id in this environment, or undefined (other environments' accounts are invisible). */
   get(environmentId: string, id: string): StoredAccount | undefined;
+  /**
+   * A page of the environment's accounts, oldest first.
+   * @throws Error when `cursor` is not one this store made
+   */
+  list(environmentId: string, query: AccountListQuery): AccountPage;
   /** Replaces the stored account (context re-encrypted); false when there was none. */
   update(account: StoredAccount): boolean;
   /** Removes the account; false when there was none. */
@@ -96,21 +101,46 @@ export interface AccountStore {
   setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string): void;
 }
 
-/** An API token's record; the token itself is never stored, only its SHA-256. */
+/** An API token's record; the token itself is never stored, only its SHA-256. Times RFC 3339 UTC. */
 export interface ApiTokenRecord {
   id: string;
   name: string;
   environmentId: string;
   createdAt: string;
+  /** After this instant the token is refused; null = never expires. */
+  expiresAt: string | null;
+  /** When it was revoked; null = not revoked. */
+  revokedAt: string | null;
 }
 
 /** Persistence of API tokens. */
 export interface ApiTokenStore {
-  /** Stores a token by hash; returns its record. */
+  /** Stores a token by hash. */
   add(record: ApiTokenRecord, tokenHash: Buffer): void;
-  /** The record of the token with this SHA-256, or undefined. */
+  /** The record of the token with this SHA-256 (revoked and expired ones included), or undefined. */
   findByHash(tokenHash: Buffer): ApiTokenRecord | undefined;
+  /** Every token, oldest first. */
+  list(): ApiTokenRecord[];
+  /** Marks a token revoked; false when there is no such token or it was revoked already. */
+  revoke(id: string, at: string): boolean;
   count(): number;
+}
+
+/** Filters and page of an account listing (truto-contract.md §4.3). */
+export interface AccountListQuery {
+  tenantId?: string;
+  status?: IntegratedAccountStatus;
+  integration?: string;
+  /** Page size. */
+  limit: number;
+  /** Opaque position after which the page starts (from a previous page's `nextCursor`). */
+  cursor?: string;
+}
+
+/** One page of accounts, oldest first; `nextCursor` null on the last page. */
+export interface AccountPage {
+  accounts: StoredAccount[];
+  nextCursor: string | null;
 }
 
 /** What a connector is handed of an integrated account. */
@@ -171,6 +201,11 @@ export interface Connector {
    * @throws UnicrmError 400 with `details.failures` (paths under `context.`).
    */
   parseContext(context: unknown): Record<string, unknown>;
+  /**
+   * Checks a context's credentials with one cheap call to the provider.
+   * @throws UnicrmError as for any call: remote errors (401/403 for rejected credentials), 502, 504
+   */
+  verifyCredentials?(context: Record<string, unknown>, signal?: AbortSignal): Promise<void>;
   /** Context keys that are secrets: encrypted at rest and never shown. */
   readonly secretContextKeys: readonly string[];
   /** Resources this connector supports; an absent resource answers 501 with the reason. */

@@ -28,9 +28,15 @@ const MIGRATIONS: string[] = [
      token_hash BLOB NOT NULL UNIQUE,
      created_at TEXT NOT NULL
    );`,
+  `ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
+   ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT;
+   CREATE INDEX integrated_accounts_listing ON integrated_accounts (environment_id, created_at, id);`,
 ];
 
-const KEY_CHECK = 'unicrm-key-check';
+/** The known plaintext sealed in `meta.key_check`: opening it proves a key is the data directory's. */
+export const KEY_CHECK = 'unicrm-key-check';
+/** `meta` key of the key check. */
+export const KEY_CHECK_ROW = 'key_check';
 
 /**
  * Opens (creating if needed) the SQLite database in `dataDir` (DESIGN.md §5): WAL journal, a busy
@@ -38,7 +44,7 @@ const KEY_CHECK = 'unicrm-key-check';
  * Verifies that `box` opens what this directory was written with.
  * @throws Error with a clear message when the key does not match the data directory
  */
-export function openDatabase(dataDir: string, box: SecretBox): Database.Database {
+export function openDatabase(dataDir: string, box: SecretBox, options: { verifyKey?: boolean } = {}): Database.Database {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(join(dataDir, DATABASE_FILE));
   try {
@@ -51,7 +57,7 @@ export function openDatabase(dataDir: string, box: SecretBox): Database.Database
       for (let i = version; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i] as string);
       db.pragma(`user_version = ${MIGRATIONS.length}`);
     }).immediate();
-    verifyKey(db, box, dataDir);
+    if (options.verifyKey !== false) verifyKey(db, box, dataDir);
     return db;
   } catch (error) {
     db.close();
@@ -59,19 +65,25 @@ export function openDatabase(dataDir: string, box: SecretBox): Database.Database
   }
 }
 
-function verifyKey(db: Database.Database, box: SecretBox, dataDir: string): void {
-  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get('key_check') as { value: string } | undefined;
+/**
+ * True when `box` opens the data directory's key check (or there is none yet, in which case one is
+ * written with `box`).
+ */
+export function keyFits(db: Database.Database, box: SecretBox): boolean {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(KEY_CHECK_ROW) as { value: string } | undefined;
   if (!row) {
-    db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('key_check', box.seal(KEY_CHECK, 'key_check'));
-    return;
+    db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(KEY_CHECK_ROW, box.seal(KEY_CHECK, KEY_CHECK_ROW));
+    return true;
   }
-  let opened = '';
   try {
-    opened = box.open(row.value, 'key_check');
+    return box.open(row.value, KEY_CHECK_ROW) === KEY_CHECK;
   } catch {
-    // fall through to the error below
+    return false;
   }
-  if (opened !== KEY_CHECK) {
+}
+
+function verifyKey(db: Database.Database, box: SecretBox, dataDir: string): void {
+  if (!keyFits(db, box)) {
     throw new Error(
       `The encryption key does not match the one the data in ${dataDir} was written with. ` +
         'Set UNICRM_ENCRYPTION_KEY to that key, or restore its encryption.key file.',

@@ -120,10 +120,14 @@ describe('SqliteApiTokenStore', () => {
     const tokens = new SqliteApiTokenStore(db);
     const hash = randomBytes(32);
     expect(tokens.count()).toBe(0);
-    tokens.add({ id: 't1', name: 'first', environmentId: 'default', createdAt: '2026-01-01T00:00:00.000Z' }, hash);
-    expect(tokens.findByHash(hash)).toEqual({ id: 't1', name: 'first', environmentId: 'default', createdAt: '2026-01-01T00:00:00.000Z' });
+    const record = { id: 't1', name: 'first', environmentId: 'default', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2027-01-01T00:00:00.000Z', revokedAt: null };
+    tokens.add(record, hash);
+    expect(tokens.findByHash(hash)).toEqual(record);
     expect(tokens.findByHash(randomBytes(32))).toBeUndefined();
     expect(tokens.count()).toBe(1);
+    expect(tokens.revoke('t1', '2026-02-01T00:00:00.000Z')).toBe(true);
+    expect(tokens.revoke('t1', '2026-03-01T00:00:00.000Z')).toBe(false);
+    expect(tokens.list()).toEqual([{ ...record, revokedAt: '2026-02-01T00:00:00.000Z' }]);
     db.close();
   });
 });

@@ -6,29 +6,53 @@ interface TokenRow {
   name: string;
   environment_id: string;
   created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
 }
+
+const toRecord = (row: TokenRow): ApiTokenRecord => ({
+  id: row.id,
+  name: row.name,
+  environmentId: row.environment_id,
+  createdAt: row.created_at,
+  expiresAt: row.expires_at,
+  revokedAt: row.revoked_at,
+});
+const COLUMNS = 'id, name, environment_id, created_at, expires_at, revoked_at';
 
 /** API tokens in SQLite, kept only as SHA-256 hashes (DESIGN.md §4). */
 export class SqliteApiTokenStore implements ApiTokenStore {
   private readonly insertStatement: Database.Statement;
   private readonly findStatement: Database.Statement;
   private readonly countStatement: Database.Statement;
+  private readonly listStatement: Database.Statement;
+  private readonly revokeStatement: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insertStatement = db.prepare(
-      'INSERT INTO api_tokens (id, name, environment_id, token_hash, created_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO api_tokens (id, name, environment_id, token_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    this.findStatement = db.prepare('SELECT id, name, environment_id, created_at FROM api_tokens WHERE token_hash = ?');
+    this.findStatement = db.prepare(`SELECT ${COLUMNS} FROM api_tokens WHERE token_hash = ?`);
+    this.listStatement = db.prepare(`SELECT ${COLUMNS} FROM api_tokens ORDER BY created_at, id`);
+    this.revokeStatement = db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
     this.countStatement = db.prepare('SELECT count(*) AS n FROM api_tokens');
   }
 
   add(record: ApiTokenRecord, tokenHash: Buffer): void {
-    this.insertStatement.run(record.id, record.name, record.environmentId, tokenHash, record.createdAt);
+    this.insertStatement.run(record.id, record.name, record.environmentId, tokenHash, record.createdAt, record.expiresAt, record.revokedAt);
   }
 
   findByHash(tokenHash: Buffer): ApiTokenRecord | undefined {
     const row = this.findStatement.get(tokenHash) as TokenRow | undefined;
-    return row && { id: row.id, name: row.name, environmentId: row.environment_id, createdAt: row.created_at };
+    return row && toRecord(row);
+  }
+
+  list(): ApiTokenRecord[] {
+    return (this.listStatement.all() as TokenRow[]).map(toRecord);
+  }
+
+  revoke(id: string, at: string): boolean {
+    return this.revokeStatement.run(at, id).changes > 0;
   }
 
   count(): number {

@@ -65,10 +65,26 @@ export class PipelinerClient {
     return this.send('GET', this.url(entity, id, query), undefined, signal);
   }
 
-  private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {
+  /**
+   * `GET /entities/{entity}` (a list), checked to be Pipeliner's list envelope.
+   * @throws UnicrmError (remote errors, 502, 504)
+   */
+  async list(entity: PipelinerEntity, query: PipelinerQuery = {}, signal?: AbortSignal): Promise<{ data: unknown[]; response: HttpResponse }> {
+    const response = await this.transport.request({ method: 'GET', url: this.url(entity, undefined, query), headers: this.headers(false), signal });
+    if (response.status < 200 || response.status > 299) throw remoteError(response);
+    const parsed = parseRemoteBody(response.bodyText);
+    if (!isJsonObject(parsed) || !Array.isArray(parsed.data)) throw unusableAnswer(response, 'its body is not a list envelope');
+    return { data: parsed.data, response };
+  }
+
+  private headers(withBody: boolean): Record<string, string> {
     const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await this.transport.request({ method, url, headers, body, signal });
+    if (withBody) headers['content-type'] = 'application/json';
+    return headers;
+  }
+
+  private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {
+    const response = await this.transport.request({ method, url, headers: this.headers(body !== undefined), body, signal });
     if (response.status < 200 || response.status > 299) throw remoteError(response);
     const parsed = parseRemoteBody(response.bodyText);
     if (!isJsonObject(parsed)) throw unusableAnswer(response, 'its body is not a JSON object');

@@ -57,6 +57,16 @@ export class PipelinerConnector implements Connector {
     }
   }
 
+  /**
+   * One cheap authenticated call, `GET /entities/Pipelines?first=1&load-only=id` (pipeliner-api.md §3, §6):
+   * proves the service URL, space id and API token/password work.
+   * @throws UnicrmError: Pipeliner's 401 for rejected credentials, other remote errors, 502, 504
+   */
+  async verifyCredentials(context: Record<string, unknown>, signal?: AbortSignal): Promise<void> {
+    const client = new PipelinerClient(this.transport, context as unknown as PipelinerContext);
+    await client.list('Pipelines', { first: 1, 'load-only': 'id' }, signal);
+  }
+
   private createStage(account: ConnectorAccount, body: StageCreateBody, options: CallOptions): Promise<CreateResult<Stage>> {
     const client = new PipelinerClient(this.transport, account.context as unknown as PipelinerContext);
     return createStage(client, body, options, this.logger);

@@ -1,0 +1,90 @@
+import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KEY_CHECK, KEY_CHECK_ROW, keyFits } from './database';
+import { KEY_FILE, SecretBox } from './secret-box';
+
+/** The key file written before a rotation commits; renamed over `encryption.key` after. */
+export const NEXT_KEY_FILE = `${KEY_FILE}.next`;
+
+/** Options of {@link rotateEncryptionKey}. */
+export interface RotateOptions {
+  /**
+   * The new key, when the key comes from `UNICRM_ENCRYPTION_KEY` (the operator sets the variable to it
+   * afterwards). Without it a random key is made and written to the key file.
+   */
+  newKey?: Buffer;
+  /** Test seam: called before each row is re-encrypted (throwing simulates an interruption). */
+  beforeRow?: (index: number) => void;
+  /** Test seam: called after the transaction committed, before the key file is swapped (a crash there). */
+  beforeSwap?: () => void;
+}
+
+/** What a rotation did. */
+export interface RotateResult {
+  /** Number of integrated accounts re-encrypted. */
+  accounts: number;
+  /** Where the new key now is: the key file's path, or `environment` when the caller supplied it. */
+  keyLocation: string;
+}
+
+/**
+ * Re-encrypts every secret under a new key in one SQLite transaction (DESIGN.md §4). Order, so that an
+ * interruption at any point loses nothing:
+ * 1. key file mode: the new key is written to `encryption.key.next` (0600) first;
+ * 2. one transaction re-seals every account's context and the key check; any failure rolls it all back
+ *    (and `.next` is removed): the old key still opens everything;
+ * 3. `.next` is renamed over `encryption.key` (atomic). A crash between 2 and 3 is finished by
+ *    {@link recoverKeyRotation} on the next start.
+ * The API must be stopped while keys rotate (it holds the old key in memory).
+ * @throws Error when `oldBox` is not the data directory's key, or when the re-encryption fails (nothing changed)
+ */
+export function rotateEncryptionKey(dataDir: string, db: Database.Database, oldBox: SecretBox, options: RotateOptions = {}): RotateResult {
+  if (!keyFits(db, oldBox)) throw new Error('The current key does not open this data directory; nothing was rotated.');
+  const newKey = options.newKey ?? randomBytes(32);
+  const newBox = new SecretBox(newKey);
+  const nextPath = join(dataDir, NEXT_KEY_FILE);
+  if (!options.newKey) writeFileSync(nextPath, `${newKey.toString('base64')}\n`, { mode: 0o600 });
+
+  const rows = db.prepare('SELECT id, sealed_context FROM integrated_accounts ORDER BY id').all() as Array<{ id: string; sealed_context: string }>;
+  const update = db.prepare('UPDATE integrated_accounts SET sealed_context = ? WHERE id = ?');
+  const check = db.prepare('UPDATE meta SET value = ? WHERE key = ?');
+  try {
+    db.transaction(() => {
+      rows.forEach((row, index) => {
+        options.beforeRow?.(index);
+        update.run(newBox.seal(oldBox.open(row.sealed_context, row.id), row.id), row.id);
+      });
+      check.run(newBox.seal(KEY_CHECK, KEY_CHECK_ROW), KEY_CHECK_ROW);
+    }).immediate();
+  } catch (error) {
+    rmSync(nextPath, { force: true });
+    throw error;
+  }
+  if (options.newKey) return { accounts: rows.length, keyLocation: 'environment' };
+  options.beforeSwap?.();
+  renameSync(nextPath, join(dataDir, KEY_FILE));
+  return { accounts: rows.length, keyLocation: join(dataDir, KEY_FILE) };
+}
+
+/**
+ * Finishes or undoes a rotation that was interrupted (run at start-up, before the key is used): if the
+ * current key no longer opens the data but `encryption.key.next` does, the rotation committed and the
+ * next key becomes the key; if the current key still opens it, a leftover `.next` is removed.
+ * @returns the key to use from now on
+ */
+export function recoverKeyRotation(dataDir: string, db: Database.Database, currentKey: Buffer): Buffer {
+  const nextPath = join(dataDir, NEXT_KEY_FILE);
+  if (!existsSync(nextPath)) return currentKey;
+  if (keyFits(db, new SecretBox(currentKey))) {
+    rmSync(nextPath, { force: true });
+    return currentKey;
+  }
+  const nextKey = Buffer.from(readFileSync(nextPath, 'utf8').trim(), 'base64');
+  if (nextKey.length === 32 && keyFits(db, new SecretBox(nextKey))) {
+    renameSync(nextPath, join(dataDir, KEY_FILE));
+    return nextKey;
+  }
+  return currentKey;
+}

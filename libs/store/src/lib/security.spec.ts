@@ -1,0 +1,154 @@
+import type { StoredAccount } from '@unicrm/model';
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteAccountStore } from './account-store';
+import { openDataDirectory } from './data-directory';
+import { DATABASE_FILE } from './database';
+import { NEXT_KEY_FILE, rotateEncryptionKey } from './key-rotation';
+import { KEY_FILE } from './secret-box';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'unicrm-security-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const account = (n: number, extra: Partial<StoredAccount> = {}): StoredAccount => ({
+  id: `00000000-0000-4000-8000-00000000000${n}`,
+  environmentId: 'env-a',
+  tenantId: `tenant-${n % 2}`,
+  integration: 'pipeliner',
+  status: 'active',
+  context: { service_url: 'https://x.example', space_id: 's', username: `user-${n}`, password: `SECRET-${n}` },
+  publicContext: { service_url: 'https://x.example', space_id: 's' },
+  lastError: null,
+  createdAt: `2026-01-0${n}T00:00:00.000Z`,
+  updatedAt: `2026-01-0${n}T00:00:00.000Z`,
+  ...extra,
+});
+
+function seed(count: number): void {
+  const { db, box } = openDataDirectory(dir);
+  const store = new SqliteAccountStore(db, box);
+  for (let n = 1; n <= count; n++) store.create(account(n));
+  db.close();
+}
+
+function readAll(): StoredAccount[] {
+  const { db, box } = openDataDirectory(dir);
+  const store = new SqliteAccountStore(db, box);
+  const all = store.list('env-a', { limit: 100 }).accounts;
+  db.close();
+  return all;
+}
+
+describe('key rotation', () => {
+  it('re-encrypts every account under a new key file', () => {
+    seed(3);
+    const before = readFileSync(join(dir, KEY_FILE), 'utf8');
+    const { db, box } = openDataDirectory(dir);
+    expect(rotateEncryptionKey(dir, db, box)).toEqual({ accounts: 3, keyLocation: join(dir, KEY_FILE) });
+    db.close();
+    expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(before);
+    expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
+    expect(readAll().map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+  });
+
+  it('loses nothing when interrupted between two rows', () => {
+    seed(3);
+    const before = readFileSync(join(dir, KEY_FILE), 'utf8');
+    const { db, box } = openDataDirectory(dir);
+    const sealedBefore = db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').all();
+    expect(() =>
+      rotateEncryptionKey(dir, db, box, {
+        beforeRow: (index) => {
+          if (index === 1) throw new Error('power cut');
+        },
+      }),
+    ).toThrow('power cut');
+    expect(db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').all()).toEqual(sealedBefore);
+    db.close();
+    expect(readFileSync(join(dir, KEY_FILE), 'utf8')).toBe(before);
+    expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
+    expect(readAll().map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+  });
+
+  it('finishes a rotation that crashed after the commit, on the next start', () => {
+    seed(2);
+    const { db, box } = openDataDirectory(dir);
+    expect(() =>
+      rotateEncryptionKey(dir, db, box, {
+        beforeSwap: () => {
+          throw new Error('crash');
+        },
+      }),
+    ).toThrow('crash');
+    db.close();
+    expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(true);
+    expect(readAll().map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2']);
+    expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
+  });
+
+  it('rotates an environment key to the key the operator gives', () => {
+    const oldKey = randomBytes(32);
+    const newKey = randomBytes(32);
+    const opened = openDataDirectory(dir, oldKey.toString('base64'));
+    new SqliteAccountStore(opened.db, opened.box).create(account(1));
+    expect(rotateEncryptionKey(dir, opened.db, opened.box, { newKey }).keyLocation).toBe('environment');
+    opened.db.close();
+    expect(() => openDataDirectory(dir, oldKey.toString('base64'))).toThrow('after `unicrm keys rotate --new-key`, the new one');
+    const reopened = openDataDirectory(dir, newKey.toString('hex'));
+    expect(new SqliteAccountStore(reopened.db, reopened.box).get('env-a', account(1).id)?.context.password).toBe('SECRET-1');
+    reopened.db.close();
+  });
+});
+
+describe('tampering and listing', () => {
+  it('detects a tampered ciphertext instead of decrypting it', () => {
+    seed(1);
+    const raw = new Database(join(dir, DATABASE_FILE));
+    const { sealed_context } = raw.prepare('SELECT sealed_context FROM integrated_accounts').get() as { sealed_context: string };
+    const parts = sealed_context.split(':');
+    const bytes = Buffer.from(parts[3] as string, 'base64');
+    bytes[2] = (bytes[2] as number) ^ 0xff;
+    raw.prepare('UPDATE integrated_accounts SET sealed_context = ?').run([parts[0], parts[1], parts[2], bytes.toString('base64')].join(':'));
+    raw.close();
+    const { db, box } = openDataDirectory(dir);
+    expect(() => new SqliteAccountStore(db, box).get('env-a', account(1).id)).toThrow(/unable to authenticate data|auth/i);
+    db.close();
+  });
+
+  it('pages with a cursor and filters by tenant, status and integration', () => {
+    const { db, box } = openDataDirectory(dir);
+    const store = new SqliteAccountStore(db, box);
+    for (let n = 1; n <= 5; n++) store.create(account(n, n === 5 ? { status: 'needs_reauth' } : {}));
+    store.create({ ...account(6), environmentId: 'env-b' });
+    const first = store.list('env-a', { limit: 2 });
+    expect(first.accounts.map((a) => a.id.slice(-1))).toEqual(['1', '2']);
+    const second = store.list('env-a', { limit: 2, cursor: first.nextCursor ?? undefined });
+    expect(second.accounts.map((a) => a.id.slice(-1))).toEqual(['3', '4']);
+    const third = store.list('env-a', { limit: 2, cursor: second.nextCursor ?? undefined });
+    expect(third).toMatchObject({ nextCursor: null });
+    expect(third.accounts.map((a) => a.id.slice(-1))).toEqual(['5']);
+    expect(store.list('env-a', { limit: 10, tenantId: 'tenant-1' }).accounts.map((a) => a.id.slice(-1))).toEqual(['1', '3', '5']);
+    expect(store.list('env-a', { limit: 10, status: 'needs_reauth' }).accounts).toHaveLength(1);
+    expect(store.list('env-a', { limit: 10, integration: 'hubspot' }).accounts).toHaveLength(0);
+    expect(() => store.list('env-a', { limit: 2, cursor: 'garbage' })).toThrow();
+    db.close();
+  });
+
+  it('sees a change another connection made (the decrypted-context cache follows the ciphertext)', () => {
+    const a = openDataDirectory(dir);
+    const reader = new SqliteAccountStore(a.db, a.box);
+    reader.create(account(1));
+    expect(reader.get('env-a', account(1).id)?.context.password).toBe('SECRET-1');
+    const b = openDataDirectory(dir);
+    new SqliteAccountStore(b.db, b.box).update({ ...account(1), context: { ...account(1).context, password: 'ROTATED' } });
+    b.db.close();
+    expect(reader.get('env-a', account(1).id)?.context.password).toBe('ROTATED');
+    a.db.close();
+  });
+});
