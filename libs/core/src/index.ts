@@ -7,3 +7,4 @@ export * from './lib/registry';
 export * from './lib/undici-transport';
 export * from './lib/request-context';
 export * from './lib/stage-meta';
+export * from './lib/idempotency';

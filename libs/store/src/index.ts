@@ -4,3 +4,4 @@ export * from './lib/account-store';
 export * from './lib/token-store';
 export * from './lib/key-rotation';
 export * from './lib/data-directory';
+export * from './lib/idempotency-store';

@@ -38,7 +38,7 @@ const create = (query: string, body: unknown) =>
 const stepPosts = () => sandbox.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/entities/Steps'));
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ port: 0, faults: true });
+  sandbox = await startSandbox({ port: 0, faults: true, contract: true });
   dir = mkdtempSync(join(tmpdir(), 'unicrm-api-'));
   core = createUnicrmCore({
     env: {},
@@ -57,6 +57,7 @@ afterAll(async () => {
 beforeEach(() => {
   sandbox.reset();
 });
+afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
 describe('POST /unified/crm/stages', () => {
   it('creates a step in the sandbox and answers 201 with all eight unified fields', async () => {

@@ -71,8 +71,10 @@ export function createApp(core: UnicrmCore): Express {
       environmentId: req.environmentId as string,
       query: rawQuery(req.originalUrl),
       body: req.body,
+      idempotencyKey: req.get('idempotency-key'),
     });
     res.status(answer.statusCode);
+    if (answer.headers) res.set(answer.headers);
     if (answer.rawText !== undefined) res.type('application/json').send(answer.rawText);
     else res.json(answer.body);
   });

@@ -44,6 +44,7 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 beforeEach(() => h.sandbox.reset());
+afterEach(() => expect(h.sandbox.takeContractViolations()).toEqual([]));
 
 describe('a second connector registered through DI only', () => {
   it('connects an account and creates a stage through it, secrets stripped', async () => {

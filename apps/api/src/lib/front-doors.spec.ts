@@ -24,7 +24,7 @@ function stable(body: unknown): unknown {
 }
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ port: 0 });
+  sandbox = await startSandbox({ port: 0, contract: true });
   dir = mkdtempSync(join(tmpdir(), 'unicrm-doors-'));
   core = createUnicrmCore({
     env: {},
@@ -44,6 +44,7 @@ beforeAll(async () => {
   accountId = account.body.id;
 });
 
+afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 afterAll(async () => {
   await sdk.close();
   await core.close();

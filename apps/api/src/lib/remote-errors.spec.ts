@@ -12,6 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 beforeEach(() => h.sandbox.reset());
+afterEach(() => expect(h.sandbox.takeContractViolations()).toEqual([]));
 
 const create = (accountId: string, body: object = { name: 'Qualified' }) =>
   request(h.app).post(`/unified/crm/stages?integrated_account_id=${accountId}`).set(AUTH).send(body);

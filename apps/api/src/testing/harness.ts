@@ -31,7 +31,7 @@ export interface Harness {
  * `debug` captured in memory, and connects one account.
  */
 export async function startHarness(options: { core?: Partial<CreateCoreOptions> } = {}): Promise<Harness> {
-  const sandbox = await startSandbox({ port: 0, faults: true });
+  const sandbox = await startSandbox({ port: 0, faults: true, contract: true });
   const dir = mkdtempSync(join(tmpdir(), 'unicrm-harness-'));
   const logs: Array<Record<string, unknown>> = [];
   const logStream = new Writable({

@@ -11,6 +11,8 @@ export interface CoreEnvironment {
   logLevel?: string;
   /** Rate limits of the HTTP API (truto-contract.md §3.4). */
   rateLimits: RateLimits;
+  /** `UNICRM_IDEMPOTENCY_TTL_MS`: how long an idempotent answer is replayed (default 24 h). */
+  idempotencyTtlMs: number;
 }
 
 /** Requests allowed per window; 0 turns a limit off. */
@@ -43,6 +45,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
     dataDir: resolve(env.UNICRM_DATA_DIR || '.unicrm'),
     remoteTimeoutMs: wholeNumber('UNICRM_REMOTE_TIMEOUT_MS', env.UNICRM_REMOTE_TIMEOUT_MS, 30_000, 1),
     connectTimeoutMs: wholeNumber('UNICRM_CONNECT_TIMEOUT_MS', env.UNICRM_CONNECT_TIMEOUT_MS, 10_000, 1),
+    idempotencyTtlMs: wholeNumber('UNICRM_IDEMPOTENCY_TTL_MS', env.UNICRM_IDEMPOTENCY_TTL_MS, 86_400_000, 1),
     rateLimits: {
       perToken: wholeNumber('UNICRM_RATE_LIMIT_PER_TOKEN', env.UNICRM_RATE_LIMIT_PER_TOKEN, 500, 0),
       perAccount: wholeNumber('UNICRM_RATE_LIMIT_PER_ACCOUNT', env.UNICRM_RATE_LIMIT_PER_ACCOUNT, 50, 0),

@@ -1,13 +1,21 @@
 import 'reflect-metadata';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
 import { buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
-import { openDataDirectory, rotateEncryptionKey, type RotateResult, SqliteAccountStore, SqliteApiTokenStore } from '@unicrm/store';
+import {
+  openDataDirectory,
+  rotateEncryptionKey,
+  type RotateResult,
+  SqliteAccountStore,
+  SqliteApiTokenStore,
+  SqliteIdempotencyStore,
+} from '@unicrm/store';
 import pino from 'pino';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
 import { ApiTokenService } from './api-tokens';
 import { configFromEnv, type CoreEnvironment } from './config';
 import { CreateStageUseCase, type CreateStageRequest, type UnifiedResponse } from './create-stage';
+import { IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
 import { currentRequestContext } from './request-context';
 import { type StageCreateMeta, StageMetaUseCase } from './stage-meta';
@@ -98,11 +106,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.Logger, { useValue: logger });
   container.register(TOKENS.AccountStore, { useValue: new SqliteAccountStore(db, box) });
   container.register(TOKENS.ApiTokenStore, { useValue: new SqliteApiTokenStore(db) });
+  container.register(TOKENS.IdempotencyStore, { useValue: new SqliteIdempotencyStore(db) });
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
   container.registerSingleton(ConnectorRegistry);
   container.registerSingleton(IntegratedAccountService);
   container.registerSingleton(ApiTokenService);
+  container.registerSingleton(IdempotencyGuard);
   container.registerSingleton(CreateStageUseCase);
   container.registerSingleton(StageMetaUseCase);
   options.register?.(container);

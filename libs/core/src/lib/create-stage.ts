@@ -4,7 +4,11 @@ import {
   isJsonObject,
   type Logger,
   STAGE_SHAPE,
+  type StageCreateBody,
   StageCreateBodySchema,
+  type StagesResource,
+  type StoredAccount,
+  type UnifiedQuery,
   TOKENS,
   UnicrmError,
   zodFailures,
@@ -12,6 +16,7 @@ import {
 import { parseUnifiedQuery } from '@unicrm/query';
 import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
+import { IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
 
 /** The answer to a body that is not a JSON object. */
@@ -25,12 +30,15 @@ export interface CreateStageRequest {
   query: string | Record<string, unknown>;
   /** The parsed JSON body. */
   body: unknown;
+  /** The `Idempotency-Key` header value, if any. */
+  idempotencyKey?: string;
   signal?: AbortSignal;
 }
 
-/** A successful unified answer: status, JSON body, and for the raw format the provider's exact text. */
+/** A successful unified answer: status, JSON body, for the raw format the provider's exact text, headers to send. */
 export interface UnifiedResponse extends FormattedResponse {
   statusCode: number;
+  headers?: Record<string, string>;
 }
 
 /**
@@ -44,6 +52,7 @@ export class CreateStageUseCase {
   constructor(
     private readonly accounts: IntegratedAccountService,
     private readonly registry: ConnectorRegistry,
+    private readonly idempotency: IdempotencyGuard,
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {}
 
@@ -53,6 +62,7 @@ export class CreateStageUseCase {
    *   501 (integration cannot create stages), remote errors mirrored from the provider, 502, 504
    */
   async execute(request: CreateStageRequest): Promise<UnifiedResponse> {
+    const key = request.idempotencyKey === undefined ? undefined : IdempotencyGuard.parseKey(request.idempotencyKey);
     const query = parseUnifiedQuery(request.query);
     if (!isJsonObject(request.body)) throw UnicrmError.badRequest(NOT_A_JSON_OBJECT);
     const parsed = StageCreateBodySchema.safeParse(request.body);
@@ -67,15 +77,32 @@ export class CreateStageUseCase {
       );
     }
     const connector = this.registry.get(account.integration);
-    if (!connector.stages) {
+    const stages = connector.stages;
+    if (!stages) {
       throw new UnicrmError(501, `The ${account.integration} integration cannot create stages.`);
     }
+    const create = () => this.create(account, stages, parsed.data, query, request.signal);
+    if (key === undefined) return create();
+    return this.idempotency.run(
+      [request.environmentId, account.id, 'POST', '/unified/crm/stages'],
+      key,
+      { query: { ...query, integrated_account_id: account.id }, body: parsed.data },
+      create,
+    );
+  }
 
+  private async create(
+    account: StoredAccount,
+    stages: StagesResource,
+    body: StageCreateBody,
+    query: UnifiedQuery,
+    signal: AbortSignal | undefined,
+  ): Promise<UnifiedResponse> {
     try {
-      const result = await connector.stages.create(
+      const result = await stages.create(
         { id: account.id, integration: account.integration, context: account.context },
-        parsed.data,
-        { remoteQuery: query.remote_query, signal: request.signal },
+        body,
+        { remoteQuery: query.remote_query, signal },
       );
       const formatted = formatRecord(result.unified, result.remote, STAGE_SHAPE, {
         format: query.truto_response_format,

@@ -10,6 +10,7 @@ import type { Stage, StageCreateBody } from './stage';
  */
 export const TOKENS = {
   AccountStore: Symbol.for('unicrm.AccountStore'),
+  IdempotencyStore: Symbol.for('unicrm.IdempotencyStore'),
   ApiTokenStore: Symbol.for('unicrm.ApiTokenStore'),
   Clock: Symbol.for('unicrm.Clock'),
   HttpTransport: Symbol.for('unicrm.HttpTransport'),
@@ -141,6 +142,37 @@ export interface AccountListQuery {
 export interface AccountPage {
   accounts: StoredAccount[];
   nextCursor: string | null;
+}
+
+/** A stored answer for an idempotency key (IETF draft-ietf-httpapi-idempotency-key-header). */
+export interface IdempotencyRecord {
+  /** `in_flight` while the first request runs, `done` once its answer is stored. */
+  state: 'in_flight' | 'done';
+  /** SHA-256 (hex) of the request the key was first used with. */
+  fingerprint: string;
+  statusCode: number | null;
+  /** The answer's JSON body, as text (the error body for an error). */
+  body: string | null;
+  /** The provider's exact text, for the raw format. */
+  rawText: string | null;
+  headers: Record<string, string>;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** Persistence of idempotency records, keyed by a scope hash (environment, account, method, path, key). */
+export interface IdempotencyStore {
+  /**
+   * Claims `scope` for a new request: inserts an `in_flight` record unless one exists.
+   * @returns undefined when claimed, else the existing record
+   */
+  claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string): IdempotencyRecord | undefined;
+  /** Stores the final answer of a claimed scope. */
+  complete(scope: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): void;
+  /** Drops a record (the first request failed in a way that must not be replayed). */
+  release(scope: string): void;
+  /** Deletes records that expired before `now`; returns how many. */
+  prune(now: string): number;
 }
 
 /** What a connector is handed of an integrated account. */

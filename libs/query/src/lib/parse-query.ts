@@ -30,6 +30,47 @@ const FIELD_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
 
+/** The options unicrm parses query strings with (qs), see {@link QUERY_LIMITS}. */
+export const QS_PARSE_OPTIONS = Object.freeze({
+  depth: QUERY_LIMITS.depth,
+  strictDepth: true,
+  arrayLimit: QUERY_LIMITS.arrayLimit,
+  parameterLimit: QUERY_LIMITS.parameterLimit,
+  throwOnLimitExceeded: true,
+  allowPrototypes: false,
+  allowDots: false,
+  comma: false,
+  duplicates: 'combine',
+} as const);
+
+/**
+ * A query string of plain `key=value` pairs: keys and values of unreserved characters only (values may hold
+ * commas), so nothing to decode, no brackets, no dots in keys.
+ */
+const FLAT_QUERY = /^[A-Za-z0-9_~-]+=[A-Za-z0-9._~,-]*(?:&[A-Za-z0-9_~-]+=[A-Za-z0-9._~,-]*)*$/;
+
+/**
+ * The common query (`integrated_account_id=...&truto_response_format=raw`) without qs: what qs answers for it
+ * with {@link QS_PARSE_OPTIONS}, i.e. an object of strings. Returns undefined for anything else (repeated keys,
+ * keys qs drops or unicrm refuses, encoded characters, brackets, too many pairs), which goes through qs.
+ */
+function parseFlatQuery(text: string): Record<string, unknown> | undefined {
+  if (!FLAT_QUERY.test(text)) return undefined;
+  const out: Record<string, unknown> = {};
+  let pairs = 0;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('&', start);
+    if (end < 0) end = text.length;
+    const eq = text.indexOf('=', start);
+    const key = text.slice(start, eq);
+    // qs (allowPrototypes: false) drops keys of Object.prototype; `__proto__` & co. are a 400: both are qs's path.
+    if (++pairs > QUERY_LIMITS.parameterLimit || key in out || key in Object.prototype || FORBIDDEN_SEGMENTS.has(key)) return undefined;
+    out[key] = text.slice(eq + 1, end);
+    start = end + 1;
+  }
+  return out;
+}
+
 function safeDecode(text: string): string {
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
@@ -50,6 +91,8 @@ export function parseQueryString(raw: string): Record<string, unknown> {
   if (text.length > QUERY_LIMITS.maxLength) {
     throw UnicrmError.badRequest(`The query string is longer than ${QUERY_LIMITS.maxLength} characters.`);
   }
+  const flat = parseFlatQuery(text);
+  if (flat) return flat;
   for (const pair of text.split('&')) {
     if (!pair) continue;
     const key = safeDecode(pair.split('=', 1)[0] ?? '');
@@ -59,17 +102,7 @@ export function parseQueryString(raw: string): Record<string, unknown> {
     }
   }
   try {
-    return qs.parse(text, {
-      depth: QUERY_LIMITS.depth,
-      strictDepth: true,
-      arrayLimit: QUERY_LIMITS.arrayLimit,
-      parameterLimit: QUERY_LIMITS.parameterLimit,
-      throwOnLimitExceeded: true,
-      allowPrototypes: false,
-      allowDots: false,
-      comma: false,
-      duplicates: 'combine',
-    }) as Record<string, unknown>;
+    return qs.parse(text, QS_PARSE_OPTIONS) as Record<string, unknown>;
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw UnicrmError.badRequest(

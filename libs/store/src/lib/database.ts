@@ -31,6 +31,18 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
    ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT;
    CREATE INDEX integrated_accounts_listing ON integrated_accounts (environment_id, created_at, id);`,
+  `CREATE TABLE idempotency_records (
+     scope TEXT PRIMARY KEY,
+     state TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     status_code INTEGER,
+     body TEXT,
+     raw_text TEXT,
+     headers TEXT NOT NULL DEFAULT '{}',
+     created_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL
+   );
+   CREATE INDEX idempotency_records_expiry ON idempotency_records (expires_at);`,
 ];
 
 /** The known plaintext sealed in `meta.key_check`: opening it proves a key is the data directory's. */

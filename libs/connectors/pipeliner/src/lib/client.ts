@@ -15,6 +15,15 @@ export interface EntityAnswer {
   body: unknown;
 }
 
+/** The query of a pipeline-name read: only the two fields it needs (pipeliner-api.md §6 `load-only`). */
+export const PIPELINE_NAME_QUERY: PipelinerQuery = Object.freeze({ 'load-only': 'id,name' });
+
+/**
+ * Pipeline-name reads in flight, per transport (so per core: several cores in one process share nothing),
+ * keyed by credentials and URL. An entry lives only while its request is in flight.
+ */
+const pipelineNamesInFlight = new WeakMap<HttpTransport, Map<string, Promise<string | undefined>>>();
+
 // Keys keep their brackets readable (`filter[name]`), everything else is percent-encoded.
 const encodeKey = (text: string) => encodeURIComponent(text).replace(/%5B/gi, '[').replace(/%5D/gi, ']');
 
@@ -23,6 +32,15 @@ const encodeKey = (text: string) => encodeURIComponent(text).replace(/%5B/gi, '[
  * deepObject style Pipeliner documents in pipeliner-api.md §6), arrays as `key[]=x`.
  */
 export function pipelinerQueryString(query: PipelinerQuery): string {
+  // Most calls have no parameters at all; skip qs for them.
+  let empty = true;
+  for (const key in query) {
+    if (Object.prototype.hasOwnProperty.call(query, key)) {
+      empty = false;
+      break;
+    }
+  }
+  if (empty) return '';
   return qs.stringify(query, {
     arrayFormat: 'brackets',
     encoder: (text, defaultEncoder, charset, type) =>
@@ -81,6 +99,36 @@ export class PipelinerClient {
     const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
     if (withBody) headers['content-type'] = 'application/json';
     return headers;
+  }
+
+  /**
+   * The name of a pipeline: `GET /entities/Pipelines/{id}?load-only=id,name`; undefined when it has no string name.
+   * Concurrent reads of the same pipeline with the same credentials share one request while it is in flight
+   * (single flight): under load, creates in one pipeline make one read per round trip instead of one each.
+   * Nothing is kept once the read settles, so the next call reads again (a renamed pipeline is seen at once),
+   * and a failure reaches every caller that shared the read. A call with an abort `signal` reads on its own,
+   * so aborting it never fails another caller.
+   * @throws UnicrmError (remote errors, 502, 504)
+   */
+  pipelineName(id: string, signal?: AbortSignal): Promise<string | undefined> {
+    const url = this.url('Pipelines', id, PIPELINE_NAME_QUERY);
+    const read = async () => {
+      const answer = await this.send('GET', url, undefined, signal);
+      return typeof answer.entity.name === 'string' ? answer.entity.name : undefined;
+    };
+    if (signal) return read();
+    let flights = pipelineNamesInFlight.get(this.transport);
+    if (!flights) {
+      flights = new Map();
+      pipelineNamesInFlight.set(this.transport, flights);
+    }
+    const key = `${this.authorization} ${url}`;
+    const pending = flights.get(key);
+    if (pending) return pending;
+    const inFlight = flights;
+    const flight = read().finally(() => inFlight.delete(key));
+    flights.set(key, flight);
+    return flight;
   }
 
   private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {

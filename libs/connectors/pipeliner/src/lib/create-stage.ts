@@ -27,13 +27,25 @@ export const PipelinerStageCreateBodySchema = StageCreateBodySchema.extend({
   status: z.literal('active', { error: ACTIVE_ONLY }).optional().describe('Pipeliner creates steps active'),
 }).meta({ id: 'PipelinerStageCreateBody' });
 
+const isJsonObjectValue = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
- * Applies {@link PipelinerStageCreateBodySchema} to a unified create body.
+ * What {@link checkStageCreateBody} runs: {@link PipelinerStageCreateBodySchema} with `remote_data` checked to be an
+ * object without walking it. The schema's `z.record` would visit (and copy) every key of `remote_data` only to
+ * accept any value, which for a body near the 1 MiB limit is thousands of keys on every create. Built once.
+ */
+const CHECK_SCHEMA = PipelinerStageCreateBodySchema.extend({
+  remote_data: z.custom<Record<string, unknown>>(isJsonObjectValue, { error: 'must be a JSON object' }).optional(),
+});
+
+/**
+ * Applies {@link PipelinerStageCreateBodySchema} to a unified create body (the same failures; `remote_data`'s
+ * keys are not walked, since any value is accepted there).
  * @throws UnicrmError 400 with `details.failures` naming each field, before anything is sent; a missing
  *   name adds `truto_error_insight.missing_required_body_fields`
  */
 export function checkStageCreateBody(body: StageCreateBody): void {
-  const result = PipelinerStageCreateBodySchema.safeParse(body);
+  const result = CHECK_SCHEMA.safeParse(body);
   if (result.success) return;
   const failures = zodFailures(result.error);
   const error = UnicrmError.validation(failures, `Invalid body for Pipeliner: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
@@ -50,8 +62,9 @@ export function checkStageCreateBody(body: StageCreateBody): void {
  * 1. `POST /entities/Steps` with the desunified body; `validation-level=8` when the body writes the
  *    read-only `pipeline_id` or `sort_order`; `remote_query` keys win over the connector's.
  * 2. Checks the step sits in the requested pipeline (else 502, naming the created step).
- * 3. Learns the pipeline's name from an expanded `pipeline`, else `GET /entities/Pipelines/{id}?load-only=id,name`.
- *    That read failing does not fail the create: the stage is returned with `pipeline.id` only.
+ * 3. Learns the pipeline's name from an expanded `pipeline`, else `GET /entities/Pipelines/{id}?load-only=id,name`
+ *    ({@link PipelinerClient.pipelineName}: concurrent creates share a read in flight). That read failing does not
+ *    fail the create: the stage is returned with `pipeline.id` only.
  * @returns the unified stage and Pipeliner's answer (for the raw format)
  * @throws UnicrmError 400 (Pipeliner's body rules), remote errors mirrored from Pipeliner, 502, 504
  */
@@ -89,8 +102,7 @@ export async function createStage(
   let pipelineName = expandedPipelineName(step);
   if (pipelineId !== undefined && pipelineName === undefined) {
     try {
-      const pipeline = await client.get('Pipelines', pipelineId, { 'load-only': 'id,name' }, options.signal);
-      if (typeof pipeline.entity.name === 'string') pipelineName = pipeline.entity.name;
+      pipelineName = await client.pipelineName(pipelineId, options.signal);
     } catch (error) {
       logger.warn(
         { step_id: step.id, pipeline_id: pipelineId, status: (error as UnicrmError).statusCode },

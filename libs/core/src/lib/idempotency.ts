@@ -1,0 +1,138 @@
+import 'reflect-metadata';
+import { type Clock, type IdempotencyStore, type Logger, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { createHash } from 'node:crypto';
+import { inject, injectable } from 'tsyringe';
+import type { CoreEnvironment } from './config';
+
+/** The header that marks a replayed answer. */
+export const REPLAYED_HEADER = 'idempotent-replayed';
+const KEY = /^[\x20-\x7e]{1,255}$/;
+const PRUNE_EVERY_MS = 60_000;
+/** Remote errors that mean "not done, try again": never stored, so a retry runs again. */
+const RETRYABLE = new Set([408, 409, 425, 429]);
+
+/** An answer a guarded operation produced. */
+export interface IdempotentAnswer {
+  statusCode: number;
+  body: unknown;
+  rawText?: string;
+  headers?: Record<string, string>;
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * `Idempotency-Key` for writes (draft-ietf-httpapi-idempotency-key-header; issue "Reliability"): the key is
+ * scoped to environment + integrated account + method + path; the first answer (a success, or a remote
+ * 4xx other than 408/409/425/429) is stored with a fingerprint of the validated query and body and replayed
+ * for `UNICRM_IDEMPOTENCY_TTL_MS` (24 h) with `Idempotent-Replayed: true`; the same key with another
+ * request answers 422, and while the first is running 409. Any other failure releases the key, so the
+ * request can be retried.
+ */
+@injectable()
+export class IdempotencyGuard {
+  private lastPrune = 0;
+  private readonly ttlMs: number;
+  private readonly staleAfterMs: number;
+
+  constructor(
+    @inject(TOKENS.IdempotencyStore) private readonly store: IdempotencyStore,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Config) config: UnicrmConfig & CoreEnvironment,
+  ) {
+    this.ttlMs = config.idempotencyTtlMs;
+    // A first request that has not finished by then was lost with its process: its key may be taken over.
+    this.staleAfterMs = 2 * config.remoteTimeoutMs + config.connectTimeoutMs + 5_000;
+  }
+
+  /**
+   * Checks an `Idempotency-Key` header value: an RFC 8941 string (quotes optional), 1–255 printable ASCII.
+   * @returns the key without quotes
+   * @throws UnicrmError 400
+   */
+  static parseKey(value: string): string {
+    const key = value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+    if (!KEY.test(key)) {
+      throw UnicrmError.validation([{ path: 'Idempotency-Key', message: 'must be 1 to 255 printable ASCII characters' }]);
+    }
+    return key;
+  }
+
+  /**
+   * Runs `operation` at most once per key and request.
+   * @param scope what the key is scoped to: `[environment, integrated account, method, path]`
+   * @param request the validated request, fingerprinted (key order does not matter)
+   * @throws UnicrmError 422 (key reused with another request), 409 (first request still running), a replayed
+   *   error, or whatever `operation` throws
+   */
+  async run(scope: string[], key: string, request: unknown, operation: () => Promise<IdempotentAnswer>): Promise<IdempotentAnswer> {
+    const id = sha256([...scope, key].join('\n'));
+    const fingerprint = sha256(canonical(request));
+    const now = this.clock.now();
+    this.prune(now);
+
+    const existing = this.store.claim(id, fingerprint, now.toISOString(), new Date(now.getTime() + this.ttlMs).toISOString());
+    if (existing) {
+      const expired = existing.expiresAt <= now.toISOString();
+      const stale = existing.state === 'in_flight' && now.getTime() - Date.parse(existing.createdAt) > this.staleAfterMs;
+      if (expired || stale) {
+        this.store.release(id);
+        return this.run(scope, key, request, operation);
+      }
+      if (existing.fingerprint !== fingerprint) {
+        throw new UnicrmError(422, 'This Idempotency-Key was used with a different request; use a new key for a new request.');
+      }
+      if (existing.state === 'in_flight') {
+        throw new UnicrmError(409, 'A request with this Idempotency-Key is still being processed; retry after it finishes.', {}, { 'retry-after': '1' });
+      }
+      return this.replay(existing.statusCode ?? 500, existing.body ?? 'null', existing.rawText, existing.headers);
+    }
+
+    let answer: IdempotentAnswer;
+    try {
+      answer = await operation();
+    } catch (error) {
+      if (error instanceof UnicrmError && error.isRemote && error.statusCode >= 400 && error.statusCode < 500 && !RETRYABLE.has(error.statusCode)) {
+        this.store.complete(id, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } });
+      } else {
+        this.store.release(id);
+      }
+      throw error;
+    }
+    this.store.complete(id, {
+      statusCode: answer.statusCode,
+      body: JSON.stringify(answer.body),
+      rawText: answer.rawText ?? null,
+      headers: answer.headers ?? {},
+    });
+    return answer;
+  }
+
+  private replay(statusCode: number, body: string, rawText: string | null, headers: Record<string, string>): IdempotentAnswer {
+    const replayHeaders = { ...headers, [REPLAYED_HEADER]: 'true' };
+    if (statusCode >= 400) {
+      const { statusCode: _s, error: _e, message, ...extras } = JSON.parse(body) as { statusCode: number; error: string; message: string };
+      throw new UnicrmError(statusCode, message, extras, replayHeaders);
+    }
+    return { statusCode, body: JSON.parse(body) as unknown, ...(rawText !== null && { rawText }), headers: replayHeaders };
+  }
+
+  private prune(now: Date): void {
+    if (now.getTime() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now.getTime();
+    const removed = this.store.prune(now.toISOString());
+    if (removed > 0) this.logger.debug({ removed }, 'pruned expired idempotency records');
+  }
+}
