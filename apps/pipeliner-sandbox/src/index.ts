@@ -15,3 +15,18 @@ export type {
   Step,
 } from './lib/types';
 export { PIPELINER_DATE_RE, formatPipelinerDate } from './lib/dates';
+export {
+  OpenApiContract,
+  PIPELINER_OPENAPI_RELATIVE_PATH,
+  findPipelinerOpenApi,
+  formatContractViolation,
+  loadPipelinerContract,
+} from './lib/contract/openapi-contract';
+export type {
+  ContractLocation,
+  ContractOptions,
+  ContractRequest,
+  ContractResponse,
+  ContractViolation,
+  OpenApiDocument,
+} from './lib/contract/openapi-contract';

@@ -1,9 +1,10 @@
-import { SANDBOX_SEED_IDS, startSandbox } from './index';
+import { formatContractViolation, SANDBOX_SEED_IDS, startSandbox } from './index';
 
 /**
  * Command-line entry: starts the sandbox from environment variables and prints how to reach it.
  * PIPELINER_SANDBOX_PORT (8100), PIPELINER_SANDBOX_USERNAME, PIPELINER_SANDBOX_PASSWORD,
- * PIPELINER_SANDBOX_SPACE_ID, PIPELINER_SANDBOX_SEED (JSON file), PIPELINER_SANDBOX_FAULTS (1 = on).
+ * PIPELINER_SANDBOX_SPACE_ID, PIPELINER_SANDBOX_SEED (JSON file), PIPELINER_SANDBOX_FAULTS (1 = on),
+ * PIPELINER_SANDBOX_CONTRACT (1 = check every exchange against Pipeliner's OpenAPI document, violations on stderr).
  */
 async function main(): Promise<void> {
   const env = process.env;
@@ -13,12 +14,16 @@ async function main(): Promise<void> {
     throw new Error(`PIPELINER_SANDBOX_PORT must be a port number, got '${portText}'.`);
   }
   const seedPath = env['PIPELINER_SANDBOX_SEED'] || undefined;
+  const flag = (name: string) => ['1', 'true', 'yes', 'on'].includes((env[name] ?? '').trim().toLowerCase());
+  const contract = flag('PIPELINER_SANDBOX_CONTRACT');
   const sandbox = await startSandbox({
     port,
     username: env['PIPELINER_SANDBOX_USERNAME'] || undefined,
     password: env['PIPELINER_SANDBOX_PASSWORD'] || undefined,
     spaceId: env['PIPELINER_SANDBOX_SPACE_ID'] || undefined,
     seed: seedPath,
+    contract,
+    onContractViolation: (violation) => process.stderr.write(`contract violation: ${formatContractViolation(violation)}\n`),
   });
   const sales = sandbox.pipelines().find((pipeline) => pipeline.name === 'Sales Pipeline' && !pipeline.is_deleted);
   const base = `${sandbox.serviceUrl}/api/v100/rest/spaces/${sandbox.spaceId}`;
@@ -31,7 +36,8 @@ async function main(): Promise<void> {
     `  password    : ${sandbox.password}   (API password)`,
     `  "Sales Pipeline" id : ${sales?.id ?? '(not in this seed)'}`,
     `  seed        : ${seedPath ?? 'built-in'}${seedPath ? '' : ` (Sales Pipeline ${SANDBOX_SEED_IDS.salesPipelineId})`}`,
-    `  faults      : ${['1', 'true', 'yes', 'on'].includes((env['PIPELINER_SANDBOX_FAULTS'] ?? '').toLowerCase()) ? 'on (X-Sandbox-Fault header, /__sandbox/faults)' : 'off'}`,
+    `  faults      : ${flag('PIPELINER_SANDBOX_FAULTS') ? 'on (X-Sandbox-Fault header, /__sandbox/faults)' : 'off'}`,
+    `  contract    : ${contract ? "on (violations of Pipeliner's OpenAPI document on stderr)" : 'off'}`,
     '',
     'Try:',
     `  curl -u '${sandbox.username}:${sandbox.password}' '${base}/entities/Steps?filter[pipeline_id]=${sales?.id ?? SANDBOX_SEED_IDS.salesPipelineId}&order-by=sort_order'`,

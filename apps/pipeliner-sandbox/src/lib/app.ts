@@ -7,8 +7,9 @@ import {
   PipelinerError,
   routeNotFoundError,
 } from './errors';
+import type { ContractViolation, OpenApiContract } from './contract/openapi-contract';
 import { FAULT_HEADER, type FaultController, parseFaultRule, ruleMatches } from './faults';
-import { sendJson } from './http';
+import { sendJson, setResponseCheck } from './http';
 import { entitiesRouter, type SpaceConfig } from './routes';
 import type { SandboxStore } from './store';
 import type { FaultRule, RecordedRequest } from './types';
@@ -26,6 +27,14 @@ export interface AppContext {
   /** Recorded requests (mutated in place). */
   requests: RecordedRequest[];
   logRequests: boolean;
+  /** Contract checks against Pipeliner's OpenAPI document (off when absent). */
+  contract?: ContractRecorder;
+}
+
+/** Runs the contract checks on every exchange and hands their violations over. */
+export interface ContractRecorder {
+  contract: OpenApiContract;
+  record(violations: ContractViolation[]): void;
 }
 
 /** Largest accepted request body; larger ones answer 413 in the `Error` shape. */
@@ -46,6 +55,51 @@ function headerFault(req: Request): FaultRule | undefined {
   } catch (error) {
     throw invalidParameterError(`Invalid X-Sandbox-Fault header: ${(error as Error).message}`);
   }
+}
+
+function splitUrl(url: string): { path: string; query: string } {
+  const index = url.indexOf('?');
+  return index === -1 ? { path: url, query: '' } : { path: url.slice(0, index), query: url.slice(index + 1) };
+}
+
+/**
+ * Checks each request against Pipeliner's OpenAPI document on arrival, and registers the check of its answer
+ * (run by `sendJson`, so answers corrupted by a body fault, connection resets and hung requests are not checked).
+ * Admin routes are not part of Pipeliner's API and are skipped. A failing check is itself recorded.
+ */
+function contractMiddleware(recorder: ContractRecorder) {
+  const guarded = (exchange: { method: string; path: string }, run: () => ContractViolation[], direction: ContractViolation['direction']) => {
+    try {
+      recorder.record(run());
+    } catch (error) {
+      recorder.record([{ direction, ...exchange, location: 'operation', instancePath: '', message: `contract check failed: ${(error as Error).message}` }]);
+    }
+  };
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.path.startsWith(ADMIN_PREFIX)) return next();
+    const { path, query } = splitUrl(req.originalUrl);
+    const exchange = { method: req.method, path, query };
+    const where = { method: req.method, path };
+    const contentType = req.headers['content-type'];
+    guarded(
+      where,
+      () =>
+        recorder.contract.checkRequest({
+          ...exchange,
+          body: Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '',
+          contentType,
+        }),
+      'request',
+    );
+    setResponseCheck(res, (status, text) =>
+      guarded(
+        where,
+        () => recorder.contract.checkResponse({ ...exchange, status, body: JSON.parse(text), contentType: 'application/json' }),
+        'response',
+      ),
+    );
+    next();
+  };
 }
 
 function adminRouter(ctx: AppContext): express.Router {
@@ -70,8 +124,8 @@ function adminRouter(ctx: AppContext): express.Router {
 }
 
 /**
- * Builds the Express application: raw body capture, request log, fault injection, admin routes (faults on),
- * Pipeliner's entity routes, the bare 404 (pipeliner-api.md §4), and one error renderer.
+ * Builds the Express application: raw body capture, request log, contract checks (when on), fault injection,
+ * admin routes (faults on), Pipeliner's entity routes, the bare 404 (pipeliner-api.md §4), and one error renderer.
  */
 export function createApp(ctx: AppContext): express.Express {
   const app = express();
@@ -83,18 +137,16 @@ export function createApp(ctx: AppContext): express.Express {
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     if (ctx.logRequests && !req.path.startsWith(ADMIN_PREFIX)) {
-      const url = req.originalUrl;
-      const index = url.indexOf('?');
       ctx.requests.push({
         method: req.method,
-        path: index === -1 ? url : url.slice(0, index),
-        query: index === -1 ? '' : url.slice(index + 1),
+        ...splitUrl(req.originalUrl),
         headers: { ...req.headers },
         body: Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '',
       });
     }
     next();
   });
+  if (ctx.contract) app.use(contractMiddleware(ctx.contract));
 
   // Programmatic rules (injectFault) always apply; the header and the admin route only with faults enabled.
   app.use(async (req: Request, res: Response, next: NextFunction) => {

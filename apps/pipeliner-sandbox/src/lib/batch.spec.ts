@@ -1,5 +1,6 @@
 import { SANDBOX_SEED_IDS, startSandbox, type RunningSandbox } from '../index';
 import { client } from '../testing/client';
+import { expectViolations } from '../testing/contract';
 
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
 const [QUALIFICATION, NEEDS] = SANDBOX_SEED_IDS.salesStepIds;
@@ -10,11 +11,12 @@ describe('Pipeliner sandbox: batch-modify, batch-delete, batch-restore', () => {
   let call: ReturnType<typeof client>;
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ port: 0 });
+    sandbox = await startSandbox({ port: 0, contract: true });
     call = client(sandbox);
   });
   afterAll(() => sandbox.close());
   beforeEach(() => sandbox.reset());
+  afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
   const stepName = (id: string) => sandbox.steps().find((s) => s.id === id)?.name;
 
@@ -58,6 +60,7 @@ describe('Pipeliner sandbox: batch-modify, batch-delete, batch-restore', () => {
       success: false,
     });
     expect(res.json.data[3]).toMatchObject({ code: 117, http_status: 400 });
+    expectViolations(sandbox, [{ location: 'body', instancePath: '/3', message: 'must be object' }]);
     expect(stepName(QUALIFICATION)).toBe('Qualify');
   });
 
@@ -65,6 +68,7 @@ describe('Pipeliner sandbox: batch-modify, batch-delete, batch-restore', () => {
     const denied = await call('POST', 'Steps/batch-modify', { body: [{ name: 'New', pipeline_id: SALES }] });
     expect(denied.status).toBe(422);
     expect(denied.json.field_errors[0].field_name).toBe('pipeline_id');
+    expectViolations(sandbox, [{ location: 'body', instancePath: '/0/pipeline_id', message: expect.stringContaining('is read-only') }]);
     const allowed = await call('POST', 'Steps/batch-modify', { query: 'validation-level=8', body: [{ name: 'New', pipeline_id: SALES }] });
     expect(allowed.status).toBe(200);
     expect(sandbox.steps().find((s) => s.id === allowed.json.data[0])).toMatchObject({ pipeline_id: SALES, sort_order: 5 });
@@ -115,6 +119,11 @@ describe('Pipeliner sandbox: batch-modify, batch-delete, batch-restore', () => {
       [false, 1],
       [false, 2],
     ]);
+    // batch-restore is in the 2026 document only (pipeliner-api.md §2.1), not in the 2024 one the contract uses.
+    expectViolations(sandbox, [
+      { location: 'operation', path: expect.stringMatching(/Steps\/batch-restore$/) },
+      { location: 'operation', path: expect.stringMatching(/Pipelines\/batch-restore$/) },
+    ]);
   });
 
   it('rejects a non-array batch body and an invalid rollback-method with 400', async () => {
@@ -124,5 +133,7 @@ describe('Pipeliner sandbox: batch-modify, batch-delete, batch-restore', () => {
     const badRollback = await call('POST', 'Steps/batch-delete', { query: 'rollback-method=2', body: [QUALIFICATION] });
     expect(badRollback.status).toBe(400);
     expect(badRollback.json.code).toBe(117);
+    // rollback-method=2 is an int32, as the document asks: only Pipeliner's own check rejects it.
+    expectViolations(sandbox, [{ location: 'body', instancePath: '', message: 'must be array' }]);
   });
 });

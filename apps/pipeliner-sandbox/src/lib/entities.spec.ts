@@ -1,5 +1,6 @@
 import { PIPELINER_DATE_RE, SANDBOX_SEED_IDS, startSandbox, type RunningSandbox } from '../index';
 import { client } from '../testing/client';
+import { expectViolations } from '../testing/contract';
 
 const STEP_KEYS = [
   'is_delete_protected', 'id', 'is_deleted', 'modified', 'created', 'lead_process', 'pipeline', 'quote_process',
@@ -16,11 +17,12 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
   let call: ReturnType<typeof client>;
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ port: 0 });
+    sandbox = await startSandbox({ port: 0, contract: true });
     call = client(sandbox);
   });
   afterAll(() => sandbox.close());
   beforeEach(() => sandbox.reset());
+  afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
   const pipelineUri = (id: string) => `${sandbox.serviceUrl}/api/v100/rest/spaces/sandbox_space/entities/Pipelines/${id}`;
 
@@ -111,6 +113,12 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
 
     const level4 = await call('POST', 'Steps', { body: { name: 'Won', pipeline_id: SALES }, query: 'validation-level=4' });
     expect(level4.status).toBe(422);
+    // The contract checks catch the same mistakes, by Pipeliner's document.
+    expectViolations(sandbox, [
+      { direction: 'request', location: 'body', instancePath: '/pipeline_id' },
+      { direction: 'request', location: 'body', instancePath: '/sort_order' },
+      { direction: 'request', location: 'body', instancePath: '/pipeline_id' },
+    ]);
   });
 
   it('accepts pipeline_id with bit 8: appended at the end (0-based), or inserted at sort_order', async () => {
@@ -144,7 +152,14 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
   });
 
   it('answers a missing step name with the captured 422 body', async () => {
-    for (const body of [{}, { name: '' }, { name: null }]) {
+    // What the contract checks say of each body: `{name: ''}` is a string, as the document asks, and only
+    // Pipeliner's own validation rejects it.
+    const contractChecks: Array<[object, Array<{ instancePath: string; message: string }>]> = [
+      [{}, [{ instancePath: '', message: "must have required property 'name'" }]],
+      [{ name: '' }, []],
+      [{ name: null }, [{ instancePath: '/name', message: 'must be string' }]],
+    ];
+    for (const [body, violations] of contractChecks) {
       const res = await call('POST', 'Steps', { body });
       expect(res.status).toBe(422);
       expect(Object.keys(res.json)).toEqual([
@@ -163,6 +178,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
         success: false,
       });
       expect(res.json.entity_id).toMatch(/^[0-9a-f-]{36}$/);
+      expectViolations(sandbox, violations);
       expect(res.json.field_errors).toEqual([
         {
           field_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
@@ -188,6 +204,10 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
     expect(res.status).toBe(422);
     expect(res.json.field_errors.map((f: { field_name: string }) => f.field_name)).toEqual(['percent', 'has_readonly_form']);
     expect(res.json.field_errors[0].errors[0]).toMatchObject({ code: 117, name: 'ERROR_PARAMETER_INVALID' });
+    expectViolations(sandbox, [
+      { instancePath: '/has_readonly_form', message: 'must be boolean' },
+      { instancePath: '/percent', message: 'must be integer' },
+    ]);
   });
 
   it('patches a step partially (200, full entity, new revision and modified)', async () => {
@@ -208,6 +228,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
   it('moves a step with PATCH sort_order only with bit 8', async () => {
     const id = SANDBOX_SEED_IDS.salesStepIds[4];
     expect((await call('PATCH', `Steps/${id}`, { body: { sort_order: 0 } })).status).toBe(422);
+    expectViolations(sandbox, [{ operationId: 'Steps.update', instancePath: '/sort_order' }]);
     const moved = await call('PATCH', `Steps/${id}`, { body: { sort_order: 0 }, query: 'validation-level=8' });
     expect(moved.json.data.sort_order).toBe(0);
     const pipeline = await call('GET', `Pipelines/${SALES}`, { query: 'expand=steps&load-only=steps.name,steps.sort_order' });
@@ -252,6 +273,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
       success: false,
     });
     expect((await call('GET', 'Steps/not-a-uuid')).status).toBe(404);
+    expectViolations(sandbox, [{ location: 'path', instancePath: '/id', message: 'must match format "uuid"' }]);
   });
 
   it('creates a pipeline with steps and requires name, color and steps', async () => {
@@ -271,6 +293,11 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
       "\nNon-null field 'name' is null or empty.\nNon-null field 'color' is null or empty.\nNon-null field 'steps' is null or empty.",
     );
     expect(invalid.json.entity_errors.map((e: { code: number }) => e.code)).toEqual([119, 119, 119]);
+    // An empty `steps` array is valid by the document (Pipeliner's validation rejects it).
+    expectViolations(sandbox, [
+      { operationId: 'Pipelines.create', message: "must have required property 'color'" },
+      { operationId: 'Pipelines.create', message: "must have required property 'name'" },
+    ]);
     const badStep = await call('POST', 'Pipelines', { body: { name: 'P', color: 1, steps: [{ percent: 3 }] } });
     expect(badStep.status).toBe(422);
     expect(badStep.json.field_errors[0].errors[0].message).toBe("[steps][0] Non-null field 'name' is null or empty.");
@@ -325,6 +352,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
   });
 
   it('answers invalid JSON with 400 code 117 exactly', async () => {
+    const contractChecks = ['is not valid JSON', 'is required', 'must be object', 'must be object'];
     for (const body of ['{"name":', '', '[1,2]', '"text"']) {
       const res = await call('POST', 'Steps', { body });
       expect(res.status).toBe(400);
@@ -336,6 +364,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
         http_status: 400,
         success: false,
       });
+      expectViolations(sandbox, [{ location: 'body', instancePath: '', message: contractChecks.shift() }]);
     }
   });
 
@@ -349,6 +378,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
       http_status: 404,
       success: false,
     });
+    expectViolations(sandbox, [{ location: 'operation', message: 'no path of the document matches' }]);
   });
 
   it('answers an unknown route with the bare 404 body, and a wrong method with a bare 405', async () => {
@@ -365,6 +395,10 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
     const put = await call('PUT', `Steps/${SANDBOX_SEED_IDS.salesStepIds[0]}`, { body: {} });
     expect(put.status).toBe(405);
     expect(put.json).toMatchObject({ status: 405, errorcode: null, traceback: null });
+    expectViolations(sandbox, [
+      { location: 'operation', method: 'GET', message: 'no path of the document matches' },
+      { location: 'operation', method: 'PUT', message: expect.stringContaining('no PUT operation') },
+    ]);
   });
 
   it('answers 401 with WWW-Authenticate for missing or wrong credentials and for another space', async () => {
@@ -423,7 +457,7 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
 
 describe('Pipeliner sandbox: round trip of a step body', () => {
   it('accepts a GET body sent back (documents as URIs or {id}), minus read-only fields', async () => {
-    const sandbox = await startSandbox({ port: 0 });
+    const sandbox = await startSandbox({ port: 0, contract: true });
     const call = client(sandbox);
     try {
       const doc = '44444444-4444-4444-8444-444444444444';
@@ -441,6 +475,30 @@ describe('Pipeliner sandbox: round trip of a step body', () => {
       const bad = await call('PATCH', `Steps/${created.json.data.id}`, { body: { documents: ['nope'] } });
       expect(bad.status).toBe(422);
       expect(bad.json.field_errors[0].field_name).toBe('documents');
+      // The sandbox is lenient here; Pipeliner's document is not: input relations are `{id: <uri>}` objects, the
+      // document never says `nullable`, and the GET body carries read-only fields (no validation-level bit 8).
+      const problems = (method: string) =>
+        sandbox
+          .contractViolations()
+          .filter((v) => v.method === method)
+          .map((v) => `${v.instancePath} ${v.message.startsWith('is read-only') ? 'read-only' : v.message}`);
+      expect(problems('POST')).toEqual(['/documents/0/id must match format "uri"', '/step_checklists/0 must be object']);
+      expect(problems('PATCH')).toEqual([
+        '/description must be string',
+        '/lead_process_id must be string',
+        '/percent must be integer',
+        '/quote_process_id must be string',
+        '/timeframe must be integer',
+        '/documents/0 must be object',
+        '/step_checklists/0 must be object',
+        '/is_delete_protected read-only',
+        '/id read-only',
+        '/is_deleted read-only',
+        '/modified read-only',
+        '/created read-only',
+        '/pipeline read-only',
+        '/documents/0 must be object',
+      ]);
     } finally {
       await sandbox.close();
     }

@@ -23,11 +23,12 @@ describe('Pipeliner sandbox: fault injection', () => {
   let call: ReturnType<typeof client>;
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ port: 0, faults: true });
+    sandbox = await startSandbox({ port: 0, faults: true, contract: true });
     call = client(sandbox);
   });
   afterAll(() => sandbox.close());
   beforeEach(() => sandbox.reset());
+  afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
   const stepUrl = () => `${sandbox.serviceUrl}/api/v100/rest/spaces/${sandbox.spaceId}/entities/Steps`;
   const fault = (rule: object) => ({ 'X-Sandbox-Fault': JSON.stringify(rule) });
@@ -105,7 +106,7 @@ describe('Pipeliner sandbox: fault injection', () => {
   it('truncated body: Content-Length larger than the bytes sent, then the socket ends', async () => {
     const res = await request(stepUrl(), {
       method: 'POST',
-      headers: { authorization: basicAuth(sandbox), 'x-sandbox-fault': '{"body":"truncated"}' },
+      headers: { authorization: basicAuth(sandbox), 'content-type': 'application/json', 'x-sandbox-fault': '{"body":"truncated"}' },
       body: JSON.stringify({ name: 'Truncated answer' }),
     });
     expect(res.statusCode).toBe(201);
@@ -186,13 +187,14 @@ describe('Pipeliner sandbox: faults disabled (default)', () => {
 
   beforeAll(async () => {
     delete process.env['PIPELINER_SANDBOX_FAULTS'];
-    sandbox = await startSandbox({ port: 0 });
+    sandbox = await startSandbox({ port: 0, contract: true });
     call = client(sandbox);
   });
   afterAll(async () => {
     if (saved !== undefined) process.env['PIPELINER_SANDBOX_FAULTS'] = saved;
     await sandbox.close();
   });
+  afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
   it('ignores the X-Sandbox-Fault header', async () => {
     const res = await call('GET', 'Steps', { headers: { 'X-Sandbox-Fault': '{"status":500}' } });

@@ -6,6 +6,15 @@ import type { FaultRule } from './types';
 export type BodyFault = NonNullable<FaultRule['body']>;
 
 const BODY_FAULT_KEY = 'sandboxBodyFault';
+const RESPONSE_CHECK_KEY = 'sandboxResponseCheck';
+
+/** Called with every JSON answer as sent (status and body text); used by the contract checks. */
+export type ResponseCheck = (status: number, text: string) => void;
+
+/** Registers a check that {@link sendJson} runs on the answer, unless a body fault corrupts it. */
+export function setResponseCheck(res: Response, check: ResponseCheck): void {
+  res.locals[RESPONSE_CHECK_KEY] = check;
+}
 
 /** Marks the response so that {@link sendJson} corrupts its body. */
 export function setBodyFault(res: Response, kind: BodyFault): void {
@@ -14,7 +23,8 @@ export function setBodyFault(res: Response, kind: BodyFault): void {
 
 /**
  * Sends a JSON answer with `Content-Type: application/json` (no charset, as Pipeliner's Flask stack does).
- * Every answer of the sandbox goes through here, so a pending body fault is applied to it.
+ * Every answer of the sandbox goes through here, so a pending body fault is applied to it, and a registered
+ * response check (contract tests) sees every answer that is not deliberately corrupted.
  */
 export function sendJson(res: Response, status: number, body: JsonObject, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -24,6 +34,7 @@ export function sendJson(res: Response, status: number, body: JsonObject, header
     sendCorrupted(res, status, text, fault);
     return;
   }
+  (res.locals[RESPONSE_CHECK_KEY] as ResponseCheck | undefined)?.(status, text);
   const bytes = Buffer.from(text, 'utf8');
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json');

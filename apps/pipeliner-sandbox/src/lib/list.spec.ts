@@ -1,5 +1,6 @@
 import { SANDBOX_SEED_IDS, startSandbox, type RunningSandbox, type SandboxSeed } from '../index';
 import { client } from '../testing/client';
+import { expectViolations } from '../testing/contract';
 
 /** 45 steps in one pipeline plus 3 outside any pipeline: enough for several pages. */
 function bigSeed(): SandboxSeed {
@@ -33,11 +34,12 @@ describe('Pipeliner sandbox: list queries', () => {
   let call: ReturnType<typeof client>;
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ port: 0, seed: bigSeed() });
+    sandbox = await startSandbox({ port: 0, seed: bigSeed(), contract: true });
     call = client(sandbox);
   });
   afterAll(() => sandbox.close());
   beforeEach(() => sandbox.reset());
+  afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
   /** Names of the big pipeline's steps whose seeded percent passes `test` (sorted by name). */
   const percentNames = (test: (percent: number) => boolean): string[] =>
@@ -113,6 +115,7 @@ describe('Pipeliner sandbox: list queries', () => {
     const bad = await call('GET', 'Steps', { query: 'first=abc' });
     expect(bad.status).toBe(400);
     expect(bad.json).toMatchObject({ code: 117, name: 'ERROR_PARAMETER_INVALID', http_status: 400, success: false });
+    expectViolations(sandbox, [{ location: 'query', instancePath: '/first', message: 'must be integer' }]);
   });
 
   it('serves legacy limit/offset without page_info', async () => {

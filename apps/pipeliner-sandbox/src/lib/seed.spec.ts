@@ -48,7 +48,7 @@ describe('Pipeliner sandbox: seeds', () => {
         ],
       }),
     );
-    const sandbox = await startSandbox({ port: 0, seed: path, spaceId: 'fr_Myself', username: 'u', password: 'p' });
+    const sandbox = await startSandbox({ port: 0, seed: path, spaceId: 'fr_Myself', username: 'u', password: 'p', contract: true });
     const call = client(sandbox);
     try {
       const pipeline = await call('GET', 'Pipelines/98baf008-2c96-0831-cb6d-0fa7a5660225', { query: 'expand=steps' });
@@ -64,6 +64,7 @@ describe('Pipeliner sandbox: seeds', () => {
       sandbox.reset();
       expect(sandbox.steps().map((s) => s.name)).toEqual(['First', 'Gone', 'Second']);
       expect(sandbox.steps().find((s) => s.name === 'Gone')?.is_deleted).toBe(true);
+      expect(sandbox.takeContractViolations()).toEqual([]);
     } finally {
       await sandbox.close();
     }

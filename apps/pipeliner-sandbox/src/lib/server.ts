@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp } from './app';
+import { type ContractRecorder, createApp } from './app';
+import { type ContractViolation, loadPipelinerContract, OpenApiContract } from './contract/openapi-contract';
 import { FaultController } from './faults';
 import { type RenderContext, renderPipeline, renderStep } from './render';
 import { builtInSeed, loadSeedFile, parseSeed } from './seed';
@@ -25,6 +26,14 @@ export interface SandboxOptions {
   faults?: boolean;
   /** Keep a log of received requests in `RunningSandbox.requests`; default true. */
   logRequests?: boolean;
+  /**
+   * Check every request and answer against Pipeliner's OpenAPI document (docs/pipeliner-sandbox.md "Contract
+   * tests"); violations are kept for `contractViolations()`. `true` uses the committed copy of the document (compiled
+   * once per process); a contract from `loadPipelinerContract(...)` is used as given. Default false.
+   */
+  contract?: boolean | OpenApiContract;
+  /** Also called with each contract violation as it happens (e.g. to log it). */
+  onContractViolation?: (violation: ContractViolation) => void;
 }
 
 /** A started sandbox. */
@@ -43,7 +52,14 @@ export interface RunningSandbox {
   /** Adds a fault rule for the following requests (works whatever the `faults` option). Throws on an invalid rule. */
   injectFault(rule: FaultRule): void;
   clearFaults(): void;
-  /** Back to the seed; requests and faults cleared; hung requests ended. */
+  /**
+   * Contract violations seen so far (a copy). Kept across `reset()`, so a test that resets mid-way loses none.
+   * @throws Error when the sandbox was started without `contract`
+   */
+  contractViolations(): ContractViolation[];
+  /** Like `contractViolations()`, and clears them (use in `afterEach`). @throws Error without `contract` */
+  takeContractViolations(): ContractViolation[];
+  /** Back to the seed; requests and faults cleared; hung requests ended. Contract violations are kept. */
   reset(): void;
   /** Stops listening and ends every open connection, hung ones included. */
   close(): Promise<void>;
@@ -76,6 +92,21 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Runnin
   const store = new SandboxStore(resolveSeed(options.seed));
   const faults = new FaultController();
   const requests: RecordedRequest[] = [];
+  const violations: ContractViolation[] = [];
+  let contract: ContractRecorder | undefined;
+  if (options.contract) {
+    const onViolation = options.onContractViolation;
+    contract = {
+      contract: options.contract instanceof OpenApiContract ? options.contract : loadPipelinerContract(),
+      record: (found) => {
+        violations.push(...found);
+        if (onViolation) for (const violation of found) onViolation(violation);
+      },
+    };
+  }
+  const contractOn = () => {
+    if (!contract) throw new Error('Contract checks are off: start the sandbox with { contract: true }.');
+  };
   const app = createApp({
     store,
     config,
@@ -83,6 +114,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Runnin
     faultsEnabled: options.faults ?? envFlag(process.env['PIPELINER_SANDBOX_FAULTS']),
     requests,
     logRequests: options.logRequests ?? true,
+    contract,
   });
 
   const server: Server = createServer(app);
@@ -107,6 +139,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Runnin
     pipelines: () => store.allPipelines().map((pipeline) => renderPipeline(pipeline, renderCtx) as unknown as Pipeline),
     injectFault: (rule) => faults.add(rule),
     clearFaults: () => faults.clear(),
+    contractViolations: () => {
+      contractOn();
+      return [...violations];
+    },
+    takeContractViolations: () => {
+      contractOn();
+      return violations.splice(0, violations.length);
+    },
     reset: () => {
       store.reset();
       faults.clear();
