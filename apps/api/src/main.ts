@@ -1,14 +1,16 @@
-import { createUnicrmCore } from '@unicrm/core';
+import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
+import type { AddressInfo } from 'node:net';
 import { createApp } from './lib/app';
 import { createHttpServer } from './lib/server';
 
 /**
- * Starts the unicrm HTTP API: `PORT` (default 8000) on `HOST` (default 127.0.0.1), data in
- * `UNICRM_DATA_DIR`. Prints a new API token once on a first start without `UNICRM_API_TOKEN`.
- * Stops cleanly on SIGINT/SIGTERM: no new connections, in-flight requests finish, pools and database close.
+ * Starts the unicrm HTTP API: `PORT` (default 8000; 0 = any free port) on `HOST` (default 127.0.0.1),
+ * data in `UNICRM_DATA_DIR`. Prints a new API token once on a first start without `UNICRM_API_TOKEN`.
+ * Stops cleanly on SIGINT/SIGTERM: stops accepting, lets in-flight requests finish (at most
+ * `UNICRM_SHUTDOWN_TIMEOUT_MS`, default 10 000), closes the upstream pools and the database, exits 0.
  */
 function main(): void {
-  let core;
+  let core: UnicrmCore;
   try {
     core = createUnicrmCore();
   } catch (error) {
@@ -16,10 +18,12 @@ function main(): void {
     process.exit(1);
   }
   const token = core.tokens.bootstrap();
-  const port = Number(process.env.PORT || 8000);
+  const port = Number(process.env.PORT ?? 8000);
   const host = process.env.HOST || '127.0.0.1';
+  const shutdownTimeoutMs = Number(process.env.UNICRM_SHUTDOWN_TIMEOUT_MS || 10_000);
   const server = createHttpServer(createApp(core)).listen(port, host, () => {
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const actual = (server.address() as AddressInfo).port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
     const lines = [`unicrm API listening on ${url}`, `data directory: ${core.config.dataDir}`];
     if (token) {
       lines.push(
@@ -42,11 +46,23 @@ function main(): void {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`${signal}: finishing in-flight requests`);
-    const force = setTimeout(() => server.closeAllConnections(), 10_000);
+    console.log(`${signal}: no new connections; finishing in-flight requests (at most ${shutdownTimeoutMs} ms)`);
+    const force = setTimeout(() => {
+      console.log('shutdown timeout: closing the remaining connections');
+      server.closeAllConnections();
+    }, shutdownTimeoutMs);
     force.unref();
     server.close(() => {
-      void core.close().then(() => process.exit(0));
+      core
+        .close()
+        .then(() => {
+          console.log('stopped');
+          process.exit(0);
+        })
+        .catch((error: unknown) => {
+          console.error(`error while stopping: ${(error as Error).message}`);
+          process.exit(1);
+        });
     });
     server.closeIdleConnections();
   };

@@ -143,7 +143,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
       closed = true;
       await container.resolve<HttpTransport>(TOKENS.HttpTransport).close();
       db.close();
-      logger.flush();
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
     },
   };
 }

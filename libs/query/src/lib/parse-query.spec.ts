@@ -1,6 +1,7 @@
 import { UnicrmError } from '@unicrm/model';
+import fc from 'fast-check';
 import qs from 'qs';
-import { parseQueryString, parseUnifiedQuery, QUERY_LIMITS } from './parse-query';
+import { parseQueryString, parseUnifiedQuery, QS_PARSE_OPTIONS, QUERY_LIMITS } from './parse-query';
 
 const ID = '62f44730-dd91-461e-bd6a-aedd9e0ad79d';
 
@@ -151,5 +152,67 @@ describe('parseQueryString limits', () => {
 
   it('accepts a leading question mark', () => {
     expect(parseQueryString('?a=1')).toEqual({ a: '1' });
+  });
+});
+
+describe('parseQueryString: plain key=value queries without qs', () => {
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text.replace(/\+/g, ' '));
+    } catch {
+      return text;
+    }
+  };
+  /** What the parser answered before its plain-query path: qs with unicrm's options after the prototype-key guard. */
+  function viaQs(text: string): unknown {
+    try {
+      const keys = text.split('&').filter(Boolean).map((pair) => decode(pair.split('=', 1)[0] ?? ''));
+      if (keys.some((k) => k.split(/[[\].]+/).some((segment) => ['__proto__', 'constructor', 'prototype'].includes(segment)))) return 400;
+      return qs.parse(text, QS_PARSE_OPTIONS);
+    } catch {
+      return 400;
+    }
+  }
+  function viaParser(text: string): unknown {
+    try {
+      return parseQueryString(text);
+    } catch (error) {
+      return (error as UnicrmError).statusCode;
+    }
+  }
+
+  it.each([
+    `integrated_account_id=${ID}`,
+    `integrated_account_id=${ID}&truto_response_format=raw&truto_ignore_remote_data=TRUE`,
+    'truto_exclude_fields=id,pipeline.name&a=',
+    'a=1&a=2',
+    'toString=1&hasOwnProperty=2&b=3',
+    '__proto__=1',
+    'constructor=1',
+    'a.b=1',
+    'a=1&&b=2',
+    'a=1&',
+    'a',
+    'a=b=c',
+    'a=%41&b=+x',
+  ])('answers %s as qs does', (text) => {
+    expect(viaParser(text)).toStrictEqual(viaQs(text));
+  });
+
+  it('answers as qs does past the parameter limit of plain pairs', () => {
+    const text = Array.from({ length: QUERY_LIMITS.parameterLimit + 1 }, (_, i) => `k${i}=v`).join('&');
+    expect(viaParser(text)).toBe(400);
+    expect(viaParser(text.slice(0, text.lastIndexOf('&')))).toStrictEqual(viaQs(text.slice(0, text.lastIndexOf('&'))));
+  });
+
+  it('answers any query of plain-looking pieces as qs does', () => {
+    const piece = fc.constantFrom('a', 'b', 'id', 'x_y', '-', '~', '.', ',', '=', '&', '[', ']', '[]', '%5B', '+', '%20', 'toString', '__proto__', '1', '');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const text = pieces.join('');
+        expect(viaParser(text)).toStrictEqual(viaQs(text));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -73,9 +73,12 @@ export class PipelinerClient {
     return search ? `${path}?${search}` : path;
   }
 
-  /** `POST /entities/{entity}`: creates a record. @throws UnicrmError (remote errors, 502, 504) */
-  create(entity: PipelinerEntity, body: Record<string, unknown>, query: PipelinerQuery, signal?: AbortSignal): Promise<EntityAnswer> {
-    return this.send('POST', this.url(entity, undefined, query), JSON.stringify(body), signal);
+  /**
+   * `POST /entities/{entity}`: creates a record. `body` is an object, or its JSON text (sent as is).
+   * @throws UnicrmError (remote errors, 502, 504)
+   */
+  create(entity: PipelinerEntity, body: Record<string, unknown> | string, query: PipelinerQuery, signal?: AbortSignal): Promise<EntityAnswer> {
+    return this.send('POST', this.url(entity, undefined, query), typeof body === 'string' ? body : JSON.stringify(body), signal);
   }
 
   /** `GET /entities/{entity}/{id}`. @throws UnicrmError (remote errors, 502, 504) */

@@ -1,6 +1,7 @@
-import { type HttpRequest, type HttpResponse, type HttpTransport, type Logger, UnicrmError } from '@unicrm/model';
+import { type HttpRequest, type HttpResponse, type HttpTransport, type Logger, type StageCreateBody, UnicrmError, zodFailures } from '@unicrm/model';
+import fc from 'fast-check';
 import { PipelinerClient } from './client';
-import { createStage } from './create-stage';
+import { checkStageCreateBody, createStage, PipelinerStageCreateBodySchema } from './create-stage';
 
 /** A transport that records requests and answers from a queue (no network). */
 class FakeTransport implements HttpTransport {
@@ -131,5 +132,49 @@ describe('createStage (Pipeliner)', () => {
     const { result } = await run([ok(201, { success: true })], { name: 'x' });
     expect((result as UnicrmError).statusCode).toBe(502);
     expect((result as UnicrmError).body.raw_response).toEqual({ success: true });
+  });
+});
+
+describe('checkStageCreateBody', () => {
+  /** The failures the whole schema gives, `remote_data` walked with z.record. */
+  function schemaFailures(body: unknown): string[] {
+    const result = PipelinerStageCreateBodySchema.safeParse(body);
+    return result.success ? [] : zodFailures(result.error).map((f) => `${f.path}: ${f.message}`);
+  }
+  function checkFailures(body: unknown): string[] {
+    try {
+      checkStageCreateBody(body as StageCreateBody);
+      return [];
+    } catch (error) {
+      return ((error as UnicrmError).body.details?.failures ?? []).map((f) => `${f.path}: ${f.message}`);
+    }
+  }
+
+  it.each([
+    { name: 'Won', remote_data: { percent: 1, nested: { a: [1, 2] } } },
+    { name: 'Won', remote_data: [] },
+    { name: 'Won', remote_data: null },
+    { name: 'Won', remote_data: 'x' },
+    { name: '', remote_data: 3, status: 'inactive' },
+    { name: 'Won', remote_data: {}, extra: 1 },
+    { remote_data: { name: 'x' } },
+  ])('gives the same failures as the whole schema for %j', (body) => {
+    expect(checkFailures(body)).toEqual(schemaFailures(body));
+  });
+
+  it('gives the same failures as the whole schema for any body', () => {
+    const value = fc.oneof(fc.string(), fc.integer({ min: -2, max: 5 }), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }), fc.dictionary(fc.string(), fc.integer(), { maxKeys: 3 }));
+    const body = fc.record(
+      {
+        name: value,
+        pipeline: fc.oneof(value, fc.record({ id: value }, { requiredKeys: [] })),
+        position: value,
+        status: fc.oneof(fc.constantFrom('active', 'inactive'), value),
+        remote_data: value,
+        other: value,
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(fc.property(body, (b) => expect(checkFailures(b)).toEqual(schemaFailures(b))), { numRuns: 1000 });
   });
 });

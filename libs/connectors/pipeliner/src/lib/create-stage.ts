@@ -10,7 +10,7 @@ import {
 } from '@unicrm/model';
 import { z } from 'zod';
 import type { PipelinerClient, PipelinerQuery } from './client';
-import { desunifyStageCreate, expandedPipelineName, stepPipelineId, unifyStep } from './mappers';
+import { expandedPipelineName, stepCreateRequest, stepPipelineId, unifyStep } from './mappers';
 
 /** Bit of Pipeliner's `validation-level` that allows writing read-only fields (pipeliner-api.md §6). */
 export const VALIDATION_LEVEL_OVERRIDE_READONLY = 8;
@@ -75,14 +75,14 @@ export async function createStage(
   logger: Logger,
 ): Promise<CreateResult<Stage>> {
   checkStageCreateBody(body);
-  const stepBody = desunifyStageCreate(body);
+  const stepBody = stepCreateRequest(body);
   const query: PipelinerQuery = {};
   if (stepBody.pipeline_id !== undefined || stepBody.sort_order !== undefined) {
     query['validation-level'] = VALIDATION_LEVEL_OVERRIDE_READONLY;
   }
   Object.assign(query, options.remoteQuery);
 
-  const created = await client.create('Steps', stepBody, query, options.signal);
+  const created = await client.create('Steps', stepBody.json, query, options.signal);
   const step = created.entity;
   const pipelineId = stepPipelineId(step);
   const requested = typeof stepBody.pipeline_id === 'string' ? stepBody.pipeline_id : undefined;

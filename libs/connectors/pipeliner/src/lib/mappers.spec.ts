@@ -1,4 +1,6 @@
-import { desunifyStageCreate, unifyStep } from './mappers';
+import type { StageCreateBody } from '@unicrm/model';
+import fc from 'fast-check';
+import { desunifyStageCreate, stepCreateRequest, unifyStep } from './mappers';
 
 const step = {
   id: '0190978c-d6d1-de35-3f6d-7cf0a0e264db',
@@ -63,5 +65,62 @@ describe('unifyStep', () => {
 
   it('omits the pipeline name when it is not known', () => {
     expect(unifyStep(step).pipeline).toEqual({ id: step.pipeline_id });
+  });
+});
+
+describe('stepCreateRequest', () => {
+  const merged = (body: StageCreateBody) => desunifyStageCreate(body);
+
+  it.each<[string, StageCreateBody]>([
+    ['no remote_data', { name: 'Won', pipeline: { id: 'p1' }, position: 2 }],
+    ['empty remote_data', { name: 'Won', remote_data: {} }],
+    ['provider-only fields', { name: 'Won', pipeline: { id: 'p1' }, remote_data: { percent: 40, cf_a: { b: [1, 'x'] }, description: 'd' } }],
+    ['a mapped field overridden', { name: 'Won', pipeline: { id: 'p1' }, position: 1, remote_data: { sort_order: 9, name: 'Closed', percent: 1 } }],
+    ['read-only fields only in remote_data', { name: 'Won', remote_data: { pipeline_id: 'p2', sort_order: 4 } }],
+    ['prototype keys', { name: 'Won', remote_data: JSON.parse('{"__proto__":{"x":1},"constructor":1,"percent":2}') }],
+    ['a toJSON key', { name: 'Won', remote_data: { toJSON: () => 'x', percent: 2 } }],
+  ])('sends the JSON of desunifyStageCreate (%s)', (_case, body) => {
+    const request = stepCreateRequest(body);
+    const expected = merged(body);
+    expect(request.json).toBe(JSON.stringify(expected));
+    expect(request.pipeline_id).toBe(expected.pipeline_id);
+    expect(request.sort_order).toBe(expected.sort_order);
+  });
+
+  it('equals the merged body for any body (byte for byte without integer-like keys)', () => {
+    const key = fc.oneof(fc.constantFrom('name', 'pipeline_id', 'sort_order', 'percent', '__proto__', 'constructor', 'toJSON', '7', 'a.b'), fc.string({ maxLength: 4 }));
+    const leaf = fc.oneof(fc.string({ maxLength: 3 }), fc.integer(), fc.boolean(), fc.constant(null));
+    const value = fc.oneof(leaf, fc.dictionary(key, leaf, { maxKeys: 3 }), fc.array(leaf, { maxLength: 2 }));
+    const body = fc.record(
+      {
+        name: fc.string({ maxLength: 5 }),
+        pipeline: fc.record({ id: fc.string({ minLength: 1, maxLength: 5 }) }),
+        position: fc.nat(9),
+        remote_data: fc.dictionary(key, value, { maxKeys: 6 }),
+      },
+      { requiredKeys: ['name'] },
+    );
+    fc.assert(
+      fc.property(body, (b) => {
+        const request = stepCreateRequest(b as StageCreateBody);
+        const expected = merged(b as StageCreateBody);
+        expect(JSON.parse(request.json)).toEqual(JSON.parse(JSON.stringify(expected)));
+        if (!Object.keys(b.remote_data ?? {}).some((k) => /^\d+$/.test(k))) expect(request.json).toBe(JSON.stringify(expected));
+        expect(request.pipeline_id).toEqual(expected.pipeline_id);
+        expect(request.sort_order).toEqual(expected.sort_order);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('does not copy remote_data into a merged body when it shares no key with the mapped fields', () => {
+    const remote = { percent: 40 };
+    const spy = jest.spyOn(Object, 'entries');
+    try {
+      stepCreateRequest({ name: 'Won', pipeline: { id: 'p1' }, remote_data: remote });
+      expect(spy).not.toHaveBeenCalledWith(remote);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

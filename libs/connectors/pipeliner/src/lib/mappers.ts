@@ -18,10 +18,55 @@ export type PipelinerCreateStepInput = Writable<components['schemas']['createSte
  * active) and `pipeline.name` is not written: a pipeline is chosen by id.
  */
 export function desunifyStageCreate(body: StageCreateBody): Record<string, unknown> {
+  return mergeRemoteData(mapStageCreate(body), body.remote_data);
+}
+
+function mapStageCreate(body: StageCreateBody): PipelinerCreateStepInput {
   const mapped: PipelinerCreateStepInput = { name: body.name ?? '' };
   if (body.pipeline?.id !== undefined) mapped.pipeline_id = body.pipeline.id;
   if (body.position !== undefined) mapped.sort_order = body.position;
-  return mergeRemoteData(mapped, body.remote_data);
+  return mapped;
+}
+
+/** The Step create body, serialised, and the two fields of it that decide `validation-level` and the pipeline check. */
+export interface StepCreateRequest {
+  /** JSON of {@link desunifyStageCreate}'s body. */
+  json: string;
+  pipeline_id: unknown;
+  sort_order: unknown;
+}
+
+const own = (record: object, key: string) => Object.prototype.hasOwnProperty.call(record, key);
+/** Keys after which `remote_data` is merged the long way: the ones mergeRemoteData skips, and a custom serialiser. */
+const MERGE_THE_LONG_WAY = ['__proto__', 'constructor', 'prototype', 'toJSON'];
+
+/**
+ * {@link desunifyStageCreate}, serialised: the JSON sent to Pipeliner. When `remote_data` shares no key with the
+ * mapped fields (the usual case: provider-only fields), the merged object is never built: the text is the mapped
+ * fields' JSON followed by `remote_data`'s, which is the merged body's JSON with the same keys and values in the
+ * same order (only integer-like keys, which a JSON object does not order, may sit elsewhere). Building a merged copy
+ * of a large `remote_data` costs as much as serialising it (milliseconds near the 1 MiB body limit). Otherwise
+ * (shared keys, prototype keys, a `toJSON`) the body is merged as {@link desunifyStageCreate} does and serialised.
+ */
+export function stepCreateRequest(body: StageCreateBody): StepCreateRequest {
+  const mapped = mapStageCreate(body);
+  const remote = body.remote_data;
+  const simple =
+    remote !== undefined &&
+    isJsonObject(remote) &&
+    !MERGE_THE_LONG_WAY.some((key) => own(remote, key)) &&
+    !Object.keys(mapped).some((key) => own(remote, key));
+  if (!simple) {
+    const merged = mergeRemoteData(mapped, remote);
+    return { json: JSON.stringify(merged), pipeline_id: merged.pipeline_id, sort_order: merged.sort_order };
+  }
+  const mappedJson = JSON.stringify(mapped);
+  const remoteJson = JSON.stringify(remote);
+  return {
+    json: remoteJson === '{}' ? mappedJson : `${mappedJson.slice(0, -1)},${remoteJson.slice(1)}`,
+    pipeline_id: own(mapped, 'pipeline_id') ? mapped.pipeline_id : remote.pipeline_id,
+    sort_order: own(mapped, 'sort_order') ? mapped.sort_order : remote.sort_order,
+  };
 }
 
 /**
