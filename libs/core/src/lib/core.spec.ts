@@ -175,11 +175,12 @@ describe('API tokens', () => {
   it('issues tokens per environment, refuses expired and revoked ones, and lists them without the token', () => {
     const staging = core.tokens.issue({ name: 'ci', environment: 'staging' });
     expect(core.tokens.authenticate(`Bearer ${staging.token}`)).toEqual({ environmentId: 'staging', tokenId: staging.record.id });
+    now = new Date('2026-06-01T12:00:01.000Z');
     const short = core.tokens.issue({ name: 'short', expiresInDays: 1 });
-    expect(short.record.expiresAt).toBe('2026-06-02T12:00:00.000Z');
+    expect(short.record.expiresAt).toBe('2026-06-02T12:00:01.000Z');
     expect(core.tokens.authenticate(`Bearer ${short.token}`).environmentId).toBe(DEFAULT_ENVIRONMENT);
-    now = new Date('2026-06-02T12:00:00.000Z');
-    expect(() => core.tokens.authenticate(`Bearer ${short.token}`)).toThrow('The API token expired at 2026-06-02T12:00:00.000Z; use another one.');
+    now = new Date('2026-06-02T12:00:01.000Z');
+    expect(() => core.tokens.authenticate(`Bearer ${short.token}`)).toThrow('The API token expired at 2026-06-02T12:00:01.000Z; use another one.');
     core.tokens.revoke(staging.record.id);
     expect(() => core.tokens.authenticate(`Bearer ${staging.token}`)).toThrow('was revoked');
     expect(() => core.tokens.revoke(staging.record.id)).toThrow('No active API token');
