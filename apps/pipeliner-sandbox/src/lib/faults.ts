@@ -61,7 +61,7 @@ interface StoredRule {
 export class FaultController {
   private rules: StoredRule[] = [];
   private readonly hung = new Set<ServerResponse>();
-  private readonly sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly sleeps = new Set<{ timer: NodeJS.Timeout; resolve: (completed: boolean) => void }>();
 
   /** Adds a rule for the following requests (checked in insertion order; the first match applies). */
   add(rule: FaultRule): void {
@@ -95,8 +95,11 @@ export class FaultController {
    * @returns true when the request was answered (or dropped) here; false to continue normal handling.
    */
   async apply(rule: FaultRule, req: Request, res: Response): Promise<boolean> {
-    if (rule.latencyMs) await this.sleep(rule.latencyMs);
-    if (res.destroyed || res.writableEnded) return true;
+    if (rule.latencyMs && !(await this.sleep(rule.latencyMs))) return true;
+    if (res.writableEnded) return true;
+    // A caller that gave up during the latency does not stop the work, as on a real server: a plain slow
+    // request is still carried out (its answer goes nowhere). This is what makes a client timeout ambiguous.
+    if (res.destroyed) return Boolean(rule.reset || rule.hang || rule.status !== undefined);
     if (rule.reset) {
       req.socket.destroy();
       return true;
@@ -127,17 +130,18 @@ export class FaultController {
     this.hung.clear();
     for (const sleep of this.sleeps) {
       clearTimeout(sleep.timer);
-      sleep.resolve();
+      sleep.resolve(false);
     }
     this.sleeps.clear();
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Waits `ms`; resolves true, or false when cut short by {@link releaseAll} (the request is then dropped). */
+  private sleep(ms: number): Promise<boolean> {
     return new Promise((resolve) => {
       const entry = {
         timer: setTimeout(() => {
           this.sleeps.delete(entry);
-          resolve();
+          resolve(true);
         }, ms),
         resolve,
       };

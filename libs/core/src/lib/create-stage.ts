@@ -4,6 +4,8 @@ import {
   isJsonObject,
   type Logger,
   STAGE_SHAPE,
+  type CreateResult,
+  type Stage,
   type StageCreateBody,
   StageCreateBodySchema,
   type StagesResource,
@@ -18,6 +20,17 @@ import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
 import { IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
+
+/** The same error, its message saying how to retry a write that may have happened (its flag kept). */
+function withRetryHint(error: UnicrmError, hasKey: boolean): UnicrmError {
+  const hint = hasKey
+    ? ' The stage may have been created: retry with the same Idempotency-Key and unicrm will look for it before creating it again.'
+    : ' The stage may have been created: check before retrying, or send an Idempotency-Key so that a retry cannot create it twice.';
+  const { statusCode: _s, error: _e, message, ...extras } = error.body;
+  const hinted = new UnicrmError(error.statusCode, `${message}${hint}`, extras, { ...error.headers });
+  hinted.requestMayHaveArrived = true;
+  return hinted;
+}
 
 /** The answer to a body that is not a JSON object. */
 export const NOT_A_JSON_OBJECT = 'The body must be a JSON object, e.g. {"name": "Qualified"}.';
@@ -82,13 +95,35 @@ export class CreateStageUseCase {
       throw new UnicrmError(501, `The ${account.integration} integration cannot create stages.`);
     }
     const create = () => this.create(account, stages, parsed.data, query, request.signal);
-    if (key === undefined) return create();
-    return this.idempotency.run(
-      [request.environmentId, account.id, 'POST', '/unified/crm/stages'],
-      key,
-      { query: { ...query, integrated_account_id: account.id }, body: parsed.data },
-      create,
-    );
+    try {
+      if (key === undefined) return await create();
+      const findCreated = stages.findCreated;
+      return await this.idempotency.run(
+        [request.environmentId, account.id, 'POST', '/unified/crm/stages'],
+        key,
+        { query: { ...query, integrated_account_id: account.id }, body: parsed.data },
+        create,
+        findCreated &&
+          (async (since) => {
+            const found = await findCreated({ id: account.id, integration: account.integration, context: account.context }, parsed.data, since, {
+              remoteQuery: {},
+              signal: request.signal,
+            });
+            return found && this.answer(found, query);
+          }),
+      );
+    } catch (error) {
+      throw error instanceof UnicrmError && error.requestMayHaveArrived ? withRetryHint(error, key !== undefined) : error;
+    }
+  }
+
+  private answer(result: CreateResult<Stage>, query: UnifiedQuery): UnifiedResponse {
+    const formatted = formatRecord(result.unified, result.remote, STAGE_SHAPE, {
+      format: query.truto_response_format,
+      ignoreRemoteData: query.truto_ignore_remote_data,
+      excludeFields: query.truto_exclude_fields,
+    });
+    return { statusCode: 201, ...formatted };
   }
 
   private async create(
@@ -104,12 +139,7 @@ export class CreateStageUseCase {
         body,
         { remoteQuery: query.remote_query, signal },
       );
-      const formatted = formatRecord(result.unified, result.remote, STAGE_SHAPE, {
-        format: query.truto_response_format,
-        ignoreRemoteData: query.truto_ignore_remote_data,
-        excludeFields: query.truto_exclude_fields,
-      });
-      return { statusCode: 201, ...formatted };
+      return this.answer(result, query);
     } catch (error) {
       if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
         this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);

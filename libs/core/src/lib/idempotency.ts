@@ -37,8 +37,10 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * scoped to environment + integrated account + method + path; the first answer (a success, or a remote
  * 4xx other than 408/409/425/429) is stored with a fingerprint of the validated query and body and replayed
  * for `UNICRM_IDEMPOTENCY_TTL_MS` (24 h) with `Idempotent-Replayed: true`; the same key with another
- * request answers 422, and while the first is running 409. Any other failure releases the key, so the
- * request can be retried.
+ * request answers 422, and while the first is running 409. A failure after which the write may have
+ * happened (`requestMayHaveArrived`: a timeout or broken answer after sending) marks the key `ambiguous`:
+ * a retry first asks `reconcile` whether the write exists, and answers it if so, instead of writing twice.
+ * Any other failure releases the key, so the request can be retried.
  */
 @injectable()
 export class IdempotencyGuard {
@@ -77,7 +79,13 @@ export class IdempotencyGuard {
    * @throws UnicrmError 422 (key reused with another request), 409 (first request still running), a replayed
    *   error, or whatever `operation` throws
    */
-  async run(scope: string[], key: string, request: unknown, operation: () => Promise<IdempotentAnswer>): Promise<IdempotentAnswer> {
+  async run(
+    scope: string[],
+    key: string,
+    request: unknown,
+    operation: () => Promise<IdempotentAnswer>,
+    reconcile?: (since: Date) => Promise<IdempotentAnswer | undefined>,
+  ): Promise<IdempotentAnswer> {
     const id = sha256([...scope, key].join('\n'));
     const fingerprint = sha256(canonical(request));
     const now = this.clock.now();
@@ -89,23 +97,43 @@ export class IdempotencyGuard {
       const stale = existing.state === 'in_flight' && now.getTime() - Date.parse(existing.createdAt) > this.staleAfterMs;
       if (expired || stale) {
         this.store.release(id);
-        return this.run(scope, key, request, operation);
+        return this.run(scope, key, request, operation, reconcile);
       }
       if (existing.fingerprint !== fingerprint) {
         throw new UnicrmError(422, 'This Idempotency-Key was used with a different request; use a new key for a new request.');
       }
-      if (existing.state === 'in_flight') {
-        throw new UnicrmError(409, 'A request with this Idempotency-Key is still being processed; retry after it finishes.', {}, { 'retry-after': '1' });
+      if (existing.state === 'done') return this.replay(existing.statusCode ?? 500, existing.body ?? 'null', existing.rawText, existing.headers);
+      if (existing.state === 'in_flight' || !this.store.reclaim(id)) throw this.inFlight();
+      // An earlier attempt may have done the write: look for it before writing again.
+      let found: IdempotentAnswer | undefined;
+      try {
+        found = await reconcile?.(new Date(existing.createdAt));
+      } catch (error) {
+        this.store.markAmbiguous(id);
+        throw error;
       }
-      return this.replay(existing.statusCode ?? 500, existing.body ?? 'null', existing.rawText, existing.headers);
+      if (found) {
+        this.store.complete(id, { statusCode: found.statusCode, body: JSON.stringify(found.body), rawText: found.rawText ?? null, headers: found.headers ?? {} });
+        return found;
+      }
     }
+    return this.execute(id, operation);
+  }
 
+  private inFlight(): UnicrmError {
+    return new UnicrmError(409, 'A request with this Idempotency-Key is still being processed; retry after it finishes.', {}, { 'retry-after': '1' });
+  }
+
+  /** Runs the operation for a claimed scope and records how it ended. */
+  private async execute(id: string, operation: () => Promise<IdempotentAnswer>): Promise<IdempotentAnswer> {
     let answer: IdempotentAnswer;
     try {
       answer = await operation();
     } catch (error) {
       if (error instanceof UnicrmError && error.isRemote && error.statusCode >= 400 && error.statusCode < 500 && !RETRYABLE.has(error.statusCode)) {
         this.store.complete(id, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } });
+      } else if (error instanceof UnicrmError && error.requestMayHaveArrived) {
+        this.store.markAmbiguous(id);
       } else {
         this.store.release(id);
       }

@@ -2,6 +2,20 @@ import { type HttpRequest, type HttpResponse, type HttpTransport, UnicrmError, t
 import { Agent } from 'undici';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Failures that happen before a byte of the request is sent: the provider cannot have acted on it. */
+const BEFORE_SENDING = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+]);
 /** Largest provider answer read, in bytes; a larger one is a 502. */
 export const MAX_REMOTE_RESPONSE_BYTES = 32 * 1024 * 1024;
 
@@ -61,15 +75,19 @@ export class UndiciTransport implements HttpTransport {
       return { status: response.statusCode, headers: response.headers as HttpResponse['headers'], bodyText };
     } catch (error) {
       const code = errorCode(error);
+      let failure: UnicrmError;
       if (TIMEOUT_CODES.has(code)) {
-        throw new UnicrmError(
+        failure = new UnicrmError(
           504,
           `${url.origin} did not answer within ${code === 'UND_ERR_CONNECT_TIMEOUT' ? this.config.connectTimeoutMs : this.config.remoteTimeoutMs} ms (${code}).`,
           remoteInsight('The provider did not answer in time.'),
         );
+      } else {
+        const what = stage === 'connect' ? `Could not reach ${url.origin}` : `The answer from ${url.origin} broke off`;
+        failure = new UnicrmError(502, `${what} (${code}).`, remoteInsight('The provider could not be reached or its answer was incomplete.'));
       }
-      const what = stage === 'connect' ? `Could not reach ${url.origin}` : `The answer from ${url.origin} broke off`;
-      throw new UnicrmError(502, `${what} (${code}).`, remoteInsight('The provider could not be reached or its answer was incomplete.'));
+      failure.requestMayHaveArrived = stage === 'body' || !BEFORE_SENDING.has(code);
+      throw failure;
     }
   }
 

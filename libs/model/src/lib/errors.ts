@@ -42,6 +42,12 @@ export class UnicrmError extends Error {
   readonly body: ErrorBody;
   /** Headers to send with the answer (forwarded `Retry-After`, rate-limit headers). */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * True when a write may have been carried out by the provider although no usable answer came back
+   * (a timeout or a broken connection after the request was sent, an unusable 2xx). Not part of the body:
+   * idempotent retries use it to look for the result before writing again.
+   */
+  requestMayHaveArrived = false;
 
   constructor(statusCode: number, message: string, extras: ErrorExtras = {}, headers: Record<string, string> = {}) {
     super(message);

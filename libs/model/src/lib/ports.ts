@@ -146,8 +146,11 @@ export interface AccountPage {
 
 /** A stored answer for an idempotency key (IETF draft-ietf-httpapi-idempotency-key-header). */
 export interface IdempotencyRecord {
-  /** `in_flight` while the first request runs, `done` once its answer is stored. */
-  state: 'in_flight' | 'done';
+  /**
+   * `in_flight` while the first request runs, `done` once its answer is stored, `ambiguous` when it failed
+   * in a way that may have left the write done at the provider (see `UnicrmError.requestMayHaveArrived`).
+   */
+  state: 'in_flight' | 'done' | 'ambiguous';
   /** SHA-256 (hex) of the request the key was first used with. */
   fingerprint: string;
   statusCode: number | null;
@@ -171,6 +174,10 @@ export interface IdempotencyStore {
   complete(scope: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): void;
   /** Drops a record (the first request failed in a way that must not be replayed). */
   release(scope: string): void;
+  /** Marks a claimed scope `ambiguous`: its write may have happened. */
+  markAmbiguous(scope: string): void;
+  /** Takes an `ambiguous` scope back to `in_flight` for a retry; false when another request took it first. */
+  reclaim(scope: string): boolean;
   /** Deletes records that expired before `now`; returns how many. */
   prune(now: string): number;
 }
@@ -217,6 +224,12 @@ export interface StagesResource {
    * remote UnicrmErrors (DESIGN.md §3).
    */
   create(account: ConnectorAccount, body: StageCreateBody, options: CallOptions): Promise<CreateResult<Stage>>;
+  /**
+   * Looks for a stage that an earlier attempt of the same create may have made (after a timeout or a broken
+   * answer): the newest one matching `body` created at or after `since`.
+   * @returns the stage as `create` would have answered it, or undefined when there is none
+   */
+  findCreated?(account: ConnectorAccount, body: StageCreateBody, since: Date, options: CallOptions): Promise<CreateResult<Stage> | undefined>;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { IdempotencyRecord, IdempotencyStore } from '@unicrm/model';
 import type Database from 'better-sqlite3';
 
 interface Row {
-  state: 'in_flight' | 'done';
+  state: 'in_flight' | 'done' | 'ambiguous';
   fingerprint: string;
   status_code: number | null;
   body: string | null;
@@ -23,6 +23,8 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly completeStatement: Database.Statement;
   private readonly releaseStatement: Database.Statement;
   private readonly pruneStatement: Database.Statement;
+  private readonly ambiguousStatement: Database.Statement;
+  private readonly reclaimStatement: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
@@ -35,6 +37,8 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     );
     this.releaseStatement = db.prepare('DELETE FROM idempotency_records WHERE scope = ?');
     this.pruneStatement = db.prepare('DELETE FROM idempotency_records WHERE expires_at <= ?');
+    this.ambiguousStatement = db.prepare(`UPDATE idempotency_records SET state = 'ambiguous' WHERE scope = ?`);
+    this.reclaimStatement = db.prepare(`UPDATE idempotency_records SET state = 'in_flight' WHERE scope = ? AND state = 'ambiguous'`);
   }
 
   claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string): IdempotencyRecord | undefined {
@@ -59,6 +63,14 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
 
   release(scope: string): void {
     this.releaseStatement.run(scope);
+  }
+
+  markAmbiguous(scope: string): void {
+    this.ambiguousStatement.run(scope);
+  }
+
+  reclaim(scope: string): boolean {
+    return this.reclaimStatement.run(scope).changes > 0;
   }
 
   prune(now: string): number {

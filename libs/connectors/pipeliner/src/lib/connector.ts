@@ -18,6 +18,7 @@ import {
 import { inject, injectable } from 'tsyringe';
 import { PipelinerClient } from './client';
 import { createStage, PipelinerStageCreateBodySchema } from './create-stage';
+import { findCreatedStage } from './find-created';
 import { checkServiceUrl } from './service-url';
 
 /**
@@ -40,6 +41,8 @@ export class PipelinerConnector implements Connector {
     this.stages = {
       createBodySchema: PipelinerStageCreateBodySchema,
       create: (account, body, options) => this.createStage(account, body, options),
+      findCreated: (account, body, since, options) =>
+        findCreatedStage(new PipelinerClient(this.transport, account.context as unknown as PipelinerContext), body, since, options, this.logger),
     };
   }
 

@@ -78,7 +78,7 @@ export function remoteError(response: HttpResponse): UnicrmError {
 
 /** A 2xx answer that cannot be used (not JSON, no entity): 502, still marked as remote. */
 export function unusableAnswer(response: HttpResponse, problem: string): UnicrmError {
-  return new UnicrmError(
+  const error = new UnicrmError(
     502,
     `Pipeliner answered HTTP ${response.status} but ${problem}`,
     {
@@ -88,4 +88,7 @@ export function unusableAnswer(response: HttpResponse, problem: string): UnicrmE
     },
     forwardedHeaders(response),
   );
+  // A 2xx means Pipeliner did the work; only its answer is unusable.
+  error.requestMayHaveArrived = true;
+  return error;
 }
