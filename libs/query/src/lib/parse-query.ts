@@ -28,7 +28,13 @@ const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
 const SEGMENT_SPLIT = /[[\].]+/;
 const FIELD_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
+// A Map, not an object literal: `'__proto__' in {}` is true, and a query value must never reach a prototype.
+const BOOLEANS = new Map<string, boolean>([
+  ['true', true],
+  ['false', false],
+  ['1', true],
+  ['0', false],
+]);
 
 /** The options unicrm parses query strings with (qs), see {@link QUERY_LIMITS}. */
 export const QS_PARSE_OPTIONS = Object.freeze({
@@ -115,7 +121,8 @@ export function parseQueryString(raw: string): Record<string, unknown> {
 function parseBoolean(name: string, value: unknown, failures: ValidationFailure[]): boolean {
   if (value === undefined) return false;
   if (typeof value === 'boolean') return value;
-  if (typeof value === 'string' && value.toLowerCase() in BOOLEANS) return BOOLEANS[value.toLowerCase()] as boolean;
+  const known = typeof value === 'string' ? BOOLEANS.get(value.toLowerCase()) : undefined;
+  if (known !== undefined) return known;
   failures.push({ path: name, message: 'must be a boolean: true, false, 1 or 0 (any case)' });
   return false;
 }
