@@ -1,49 +1,86 @@
+import type { UnicrmCore } from '@unicrm/core';
 import { isUnicrmError, type StageCreateBody } from '@unicrm/model';
 import qs from 'qs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createUnicrm, type StageCreateQuery, type Unicrm } from './embedded';
+import { importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
+import { errorLines, keyValueLines, table } from './cli-output';
+import { createUnicrmClient } from './remote';
+import type { IntegratedAccountListQuery, StageCreateQuery, Unicrm } from './types';
+import { SDK_VERSION } from './version';
 
-/** Where the CLI writes; tests pass their own. */
+/** Where the CLI reads and writes; tests pass their own. */
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** Where import progress goes (default: written through `err`, as plain lines). A TTY gets a progress bar. */
+  progress?: ProgressStream;
 }
 
-/** Exit codes: ok, remote or server error, usage error. */
+/** Exit codes: ok, remote or server error, usage error (including input the API rejects with 400, and unknown ids). */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 class UsageError extends Error {}
 
-export const HELP = `unicrm: the unified CRM API, from the command line (embedded: no server needed)
+export const HELP = `unicrm ${SDK_VERSION}: the unified CRM API from the command line
 
 Usage:
-  unicrm accounts add pipeliner --service-url <url> --space-id <id> --username <api token> [--password <api password>] [--tenant-id <id>]
+  unicrm accounts add pipeliner --service-url <url> --space-id <id> --username <api token> [--password <api password>]
+                                [--tenant-id <id>] [--no-validate]
+  unicrm accounts list [--tenant-id <id>] [--status active|needs_reauth] [--integration <name>] [--limit <n>]
+                       [--cursor <next_cursor>] [--all]
   unicrm accounts get <id>
+  unicrm accounts update <id> [--tenant-id <id>] [--service-url <url>] [--space-id <id>] [--username <api token>]
+                              [--password <api password>] [--no-validate]
   unicrm accounts remove <id>
   unicrm stages create --account <id> --name <name> [--pipeline <id>] [--position <n>] [--status active]
-                       [--remote-data <json>] [--json <whole body as json>]
+                       [--remote-data <json>] [--json <whole body as json, or @file.json>]
                        [--format unified|raw|normalized] [--ignore-remote-data] [--exclude-fields a,b.c]
-                       [--remote-query key=value]...
+                       [--remote-query key=value]... [--idempotency-key <key>]
+  unicrm stages import <file.csv|file.json> --account <id> [--concurrency 4] [--failed-out <file>]
+  unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (data directory only)
+  unicrm tokens list                                                                 (data directory only)
+  unicrm tokens revoke <id>                                                          (data directory only)
+  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; stop the API first)
 
-Options for every command:
-  --data-dir <dir>   where accounts live (default: UNICRM_DATA_DIR or ./.unicrm, shared with the API)
-  -h, --help         this text
+Where it runs (every command):
+  embedded (default)  the core in this process; accounts in --data-dir <dir> (default UNICRM_DATA_DIR or ./.unicrm,
+                      shared with an API started on the same directory)
+  --remote <url>      a unicrm server (or UNICRM_URL); the API token comes from UNICRM_API_TOKEN
+  --timeout <ms>      how long to wait for an answer (remote: the server; embedded: Pipeliner); default 30000
 
-The password may come from PIPELINER_PASSWORD instead of --password (keeps it out of the process list).
-Output is JSON on stdout. Exit codes: 0 ok, 1 remote or server error, 2 usage error.`;
+Output:
+  --output human      key: value lines, tables and short summaries (default)
+  --output json       the API's JSON body on stdout, for scripts; errors as the JSON error body on stderr
+  -h, --help          this text
+
+stages import: one stage per row. CSV columns (JSON keys): name, pipeline (a pipeline id), position, status,
+remote_data (a JSON object; in CSV a quoted JSON text). Each row is sent with an Idempotency-Key made of the account,
+the file, the row number and its content, so running an interrupted import again does not create its rows twice.
+Rows answered 429, 409, 502, 503 or 504 are tried again (same key) after Retry-After or a backoff. Rows that fail
+are written, with an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them
+and import that file again.
+Progress goes to stderr (a bar on a terminal), the summary to stdout.
+
+The Pipeliner password may come from PIPELINER_PASSWORD instead of --password (keeps it out of the process list).
+Exit codes: 0 ok; 1 remote or server error (or some import rows failed); 2 usage error, input the API rejects (400)
+or an unknown id (404). Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 type Values = Record<string, string | boolean | string[] | undefined>;
 
+const GLOBAL_OPTIONS: OptionSpec = {
+  'data-dir': { type: 'string' },
+  remote: { type: 'string' },
+  timeout: { type: 'string' },
+  output: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
 function parse(args: string[], options: OptionSpec): { values: Values; positionals: string[] } {
   try {
-    const parsed = parseArgs({
-      args,
-      options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
+    const parsed = parseArgs({ args, options: { ...options, ...GLOBAL_OPTIONS }, allowPositionals: true, strict: true });
     return { values: parsed.values as Values, positionals: parsed.positionals };
   } catch (error) {
     throw new UsageError((error as Error).message);
@@ -56,10 +93,33 @@ function required(values: Values, name: string): string {
   return value;
 }
 
+function optional(values: Values, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function positiveInt(values: Values, name: string, fallback: number | undefined, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const text = optional(values, name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || value > max) {
+    throw new UsageError(`--${name} must be a whole number from 1${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, not "${text}"`);
+  }
+  return value;
+}
+
 function jsonOption(text: string | undefined, name: string): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
+  let source = text;
+  if (text.startsWith('@')) {
+    try {
+      source = readFileSync(text.slice(1), 'utf8');
+    } catch (error) {
+      throw new UsageError(`--${name} ${text}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
   try {
-    const value = JSON.parse(text) as unknown;
+    const value = JSON.parse(source) as unknown;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
     return value as Record<string, unknown>;
   } catch {
@@ -82,44 +142,211 @@ function remoteQuery(pairs: string[]): Record<string, unknown> | undefined {
   return qs.parse(encoded.join('&')).remote_query as Record<string, unknown>;
 }
 
-async function accounts(unicrm: () => Unicrm, args: string[], io: CliIo): Promise<unknown> {
+/** One CLI run: the chosen transport (opened on first use) and the output mode. */
+class Session {
+  output: 'human' | 'json' = 'human';
+  remote = false;
+  private client?: Unicrm;
+  private adminCore?: UnicrmCore;
+  private open: () => Promise<Unicrm> = () => Promise.reject(new Error('Session.configure was not called'));
+
+  constructor(private readonly io: CliIo) {}
+
+  private configureOutput(values: Values): void {
+    const output = optional(values, 'output') ?? 'human';
+    if (output !== 'human' && output !== 'json') throw new UsageError(`--output must be human or json, not "${output}"`);
+    this.output = output;
+  }
+
+  /** Reads the global options of a parsed command and picks the transport. */
+  configure(values: Values): void {
+    this.configureOutput(values);
+    const explicitRemote = optional(values, 'remote');
+    const dataDir = optional(values, 'data-dir');
+    if (explicitRemote !== undefined && dataDir !== undefined) {
+      throw new UsageError('--remote and --data-dir do not go together: --data-dir is for the embedded mode');
+    }
+    // An explicit --data-dir wins over UNICRM_URL.
+    const url = explicitRemote ?? (dataDir === undefined ? this.io.env.UNICRM_URL || undefined : undefined);
+    const timeoutMs = positiveInt(values, 'timeout', undefined);
+    if (url !== undefined) {
+      const token = this.io.env.UNICRM_API_TOKEN;
+      if (!token) throw new UsageError(`the remote mode (${url}) needs UNICRM_API_TOKEN: the API token of that server`);
+      try {
+        this.client = createUnicrmClient({ baseUrl: url, token, timeoutMs, userAgent: `unicrm-cli/${SDK_VERSION}` });
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      this.remote = true;
+    } else {
+      // Loaded on first use: the remote mode never loads the core (SQLite, connectors).
+      this.open = async () => {
+        const { createUnicrm } = await import('./embedded.js');
+        return createUnicrm({ dataDir, logLevel: this.io.env.UNICRM_LOG_LEVEL || undefined, remoteTimeoutMs: timeoutMs });
+      };
+    }
+  }
+
+  /**
+   * For the commands that work on the data directory itself (tokens, keys): the core, opened on it.
+   * UNICRM_URL is ignored; --remote is a usage error.
+   */
+  async core(values: Values, what: string): Promise<UnicrmCore> {
+    this.configureOutput(values);
+    if (optional(values, 'remote') !== undefined) {
+      throw new UsageError(`${what} works on the data directory, not through the API: use --data-dir (or UNICRM_DATA_DIR) on the server's machine`);
+    }
+    const dataDir = optional(values, 'data-dir');
+    if (dataDir === undefined && this.io.env.UNICRM_URL) {
+      this.io.err(`note: ${what} works on the data directory (${this.io.env.UNICRM_DATA_DIR || './.unicrm'}), not on UNICRM_URL`);
+    }
+    const { openCore } = await import('./embedded.js');
+    this.adminCore = openCore({ dataDir, logLevel: this.io.env.UNICRM_LOG_LEVEL || undefined });
+    return this.adminCore;
+  }
+
+  /** The SDK, embedded or remote (the embedded core is opened on first use). */
+  async unicrm(): Promise<Unicrm> {
+    this.client ??= await this.open();
+    return this.client;
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+    await this.adminCore?.close();
+  }
+}
+
+/** What a command prints: the JSON value for `--output json`, and its human text. */
+interface Result {
+  json: unknown;
+  human: string;
+  code?: number;
+}
+
+function accountContextFlags(values: Values, io: CliIo): Record<string, unknown> {
+  const context: Record<string, unknown> = {};
+  const map: [string, string][] = [
+    ['service-url', 'service_url'],
+    ['space-id', 'space_id'],
+    ['username', 'username'],
+    ['password', 'password'],
+  ];
+  for (const [flag, key] of map) {
+    const value = optional(values, flag);
+    if (value !== undefined) context[key] = value;
+  }
+  if (context.password === undefined && io.env.PIPELINER_PASSWORD && (context.username !== undefined || context.service_url !== undefined)) {
+    context.password = io.env.PIPELINER_PASSWORD;
+  }
+  return context;
+}
+
+const ACCOUNT_FLAGS: OptionSpec = {
+  'service-url': { type: 'string' },
+  'space-id': { type: 'string' },
+  username: { type: 'string' },
+  password: { type: 'string' },
+  'tenant-id': { type: 'string' },
+  'no-validate': { type: 'boolean' },
+};
+
+const ACCOUNT_COLUMNS = ['id', 'tenant_id', 'integration', 'status', 'created_at'];
+const accountRow = (a: { id: string; tenant_id: string; integration: { name: string }; status: string; created_at: string }) => [
+  a.id,
+  a.tenant_id,
+  a.integration.name,
+  a.status,
+  a.created_at,
+];
+
+async function accounts(session: Session, args: string[], io: CliIo): Promise<Result> {
   const [action, ...rest] = args;
   if (action === 'add') {
-    const { values, positionals } = parse(rest, {
-      'service-url': { type: 'string' },
-      'space-id': { type: 'string' },
-      username: { type: 'string' },
-      password: { type: 'string' },
-      'tenant-id': { type: 'string' },
-    });
+    const { values, positionals } = parse(rest, ACCOUNT_FLAGS);
+    session.configure(values);
     const integration = positionals[0];
     if (integration !== 'pipeliner') throw new UsageError('accounts add takes the integration name: unicrm accounts add pipeliner ...');
-    const password = (values.password as string | undefined) ?? io.env.PIPELINER_PASSWORD;
+    const password = optional(values, 'password') ?? io.env.PIPELINER_PASSWORD;
     if (!password) throw new UsageError('--password (or PIPELINER_PASSWORD) is required');
-    return unicrm().accounts.create({
+    const account = await (await session.unicrm()).accounts.create({
       integration,
-      tenant_id: (values['tenant-id'] as string | undefined) ?? 'default',
+      tenant_id: optional(values, 'tenant-id') ?? 'default',
       context: {
         service_url: required(values, 'service-url'),
         space_id: required(values, 'space-id'),
         username: required(values, 'username'),
         password,
       },
+      ...(values['no-validate'] === true && { validate: false }),
     });
+    return {
+      json: account,
+      human: `${keyValueLines(account)}\n\nNext: unicrm stages create --account ${account.id} --name "Qualified"`,
+    };
+  }
+  if (action === 'update') {
+    const { values, positionals } = parse(rest, ACCOUNT_FLAGS);
+    session.configure(values);
+    const id = positionals[0];
+    if (!id) throw new UsageError('accounts update takes an account id');
+    const body: { tenant_id?: string; context?: Record<string, unknown>; validate?: boolean } = {};
+    const tenant = optional(values, 'tenant-id');
+    if (tenant !== undefined) body.tenant_id = tenant;
+    const context = accountContextFlags(values, io);
+    if (Object.keys(context).length > 0) body.context = context;
+    if (Object.keys(body).length === 0) throw new UsageError('accounts update needs something to change: --tenant-id, --service-url, --space-id, --username or --password');
+    if (values['no-validate'] === true) body.validate = false;
+    const account = await (await session.unicrm()).accounts.update(id, body);
+    return { json: account, human: keyValueLines(account) };
   }
   if (action === 'get' || action === 'remove') {
-    const { positionals } = parse(rest, {});
+    const { values, positionals } = parse(rest, {});
+    session.configure(values);
     const id = positionals[0];
     if (!id) throw new UsageError(`accounts ${action} takes an account id`);
-    return action === 'get' ? unicrm().accounts.get(id) : unicrm().accounts.delete(id);
+    if (action === 'get') {
+      const account = await (await session.unicrm()).accounts.get(id);
+      return { json: account, human: keyValueLines(account) };
+    }
+    const removed = await (await session.unicrm()).accounts.delete(id);
+    return { json: removed, human: `Removed integrated account ${removed.id}.` };
   }
-  throw new UsageError(`unknown command "accounts ${action ?? ''}": use add, get or remove`);
+  if (action === 'list') {
+    const { values, positionals } = parse(rest, {
+      'tenant-id': { type: 'string' },
+      status: { type: 'string' },
+      integration: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      all: { type: 'boolean' },
+    });
+    session.configure(values);
+    if (positionals.length > 0) throw new UsageError(`accounts list takes flags only, not "${positionals[0]}"`);
+    const query: IntegratedAccountListQuery = {};
+    if (values['tenant-id'] !== undefined) query.tenant_id = String(values['tenant-id']);
+    if (values.status !== undefined) query.status = values.status as IntegratedAccountListQuery['status'];
+    if (values.integration !== undefined) query.integration = String(values.integration);
+    const limit = positiveInt(values, 'limit', undefined, 500);
+    if (limit !== undefined) query.limit = limit;
+    if (values.cursor !== undefined) query.next_cursor = String(values.cursor);
+    let page = await (await session.unicrm()).accounts.list(query);
+    const accounts = [...page.result];
+    // --all follows next_cursor to the last page.
+    while (values.all === true && page.next_cursor) {
+      page = await (await session.unicrm()).accounts.list({ ...query, next_cursor: page.next_cursor });
+      accounts.push(...page.result);
+    }
+    const json = values.all === true ? { result: accounts, next_cursor: null, limit: page.limit } : page;
+    const lines = [accounts.length === 0 ? 'No integrated accounts.' : table(ACCOUNT_COLUMNS, accounts.map(accountRow))];
+    if (json.next_cursor) lines.push('', `More: unicrm accounts list --cursor ${json.next_cursor} (or --all)`);
+    return { json, human: lines.join('\n') };
+  }
+  throw new UsageError(`unknown command "accounts ${action ?? ''}": use add, list, get, update or remove`);
 }
 
-async function stages(unicrm: () => Unicrm, args: string[]): Promise<unknown> {
-  const [action, ...rest] = args;
-  if (action !== 'create') throw new UsageError(`unknown command "stages ${action ?? ''}": use create`);
-  const { values } = parse(rest, {
+async function createStage(session: Session, rest: string[]): Promise<Result> {
+  const { values, positionals } = parse(rest, {
     account: { type: 'string' },
     name: { type: 'string' },
     pipeline: { type: 'string' },
@@ -131,8 +358,11 @@ async function stages(unicrm: () => Unicrm, args: string[]): Promise<unknown> {
     'ignore-remote-data': { type: 'boolean' },
     'exclude-fields': { type: 'string' },
     'remote-query': { type: 'string', multiple: true },
+    'idempotency-key': { type: 'string' },
   });
-  const body: Record<string, unknown> = jsonOption(values.json as string | undefined, 'json') ?? {};
+  session.configure(values);
+  if (positionals.length > 0) throw new UsageError(`stages create takes flags only, not "${positionals[0]}" (quote a name with spaces)`);
+  const body: Record<string, unknown> = jsonOption(optional(values, 'json'), 'json') ?? {};
   if (values.name !== undefined) body.name = values.name;
   if (values.pipeline !== undefined) body.pipeline = { id: values.pipeline };
   if (values.position !== undefined) {
@@ -141,7 +371,7 @@ async function stages(unicrm: () => Unicrm, args: string[]): Promise<unknown> {
     body.position = position;
   }
   if (values.status !== undefined) body.status = values.status;
-  const remoteData = jsonOption(values['remote-data'] as string | undefined, 'remote-data');
+  const remoteData = jsonOption(optional(values, 'remote-data'), 'remote-data');
   if (remoteData) body.remote_data = remoteData;
 
   const query: StageCreateQuery = { integrated_account_id: required(values, 'account') };
@@ -150,13 +380,148 @@ async function stages(unicrm: () => Unicrm, args: string[]): Promise<unknown> {
   if (values['exclude-fields'] !== undefined) query.truto_exclude_fields = String(values['exclude-fields']).split(',');
   const rq = remoteQuery((values['remote-query'] as string[] | undefined) ?? []);
   if (rq) query.remote_query = rq;
-  return unicrm().crm.stages.create(query, body as StageCreateBody);
+  const key = optional(values, 'idempotency-key');
+  const stage = await (await session.unicrm()).crm.stages.create(query, body as StageCreateBody, key === undefined ? undefined : { idempotencyKey: key });
+  return { json: stage, human: keyValueLines(stage) };
+}
+
+async function importCommand(session: Session, rest: string[], io: CliIo): Promise<Result> {
+  const { values, positionals } = parse(rest, {
+    account: { type: 'string' },
+    concurrency: { type: 'string' },
+    'failed-out': { type: 'string' },
+  });
+  session.configure(values);
+  const file = positionals[0];
+  if (!file) throw new UsageError('stages import takes a file: unicrm stages import stages.csv --account <id>');
+  if (positionals.length > 1) throw new UsageError(`stages import takes one file, not ${positionals.length}`);
+  const account = required(values, 'account');
+  const concurrency = positiveInt(values, 'concurrency', 4, 64) as number;
+
+  // Fail fast, before reading a single row, when the token or the account does not work.
+  const unicrm = await session.unicrm();
+  await unicrm.accounts.get(account);
+  let summary;
+  try {
+    summary = await importStages(unicrm, {
+      file,
+      account,
+      concurrency,
+      failedOut: optional(values, 'failed-out'),
+      progress: progressReporter(io.progress ?? { isTTY: false, write: (chunk) => (io.err(chunk.replace(/\n$/, '')), true) }),
+    });
+  } catch (error) {
+    if (error instanceof ImportFileError) throw new UsageError(error.message);
+    throw error;
+  }
+  const failures = summary.results.filter((r) => !r.ok);
+  const lines = [`Imported ${file} into ${account}: ${summary.created} created, ${summary.failed} failed (${summary.total} rows).`];
+  if (summary.aborted) lines.push(`Stopped early: ${summary.aborted}`);
+  if (failures.length > 0) {
+    const shown = failures.slice(0, 10).map((r) => [String(r.row), r.ok ? '' : r.error]);
+    lines.push('', table(['row', 'error'], shown));
+    if (failures.length > shown.length) lines.push(`... and ${failures.length - shown.length} more`);
+    lines.push('', `Failed rows: ${summary.failed_out}. Fix them, then: unicrm stages import ${summary.failed_out} --account ${account}`);
+  }
+  return {
+    json: {
+      file: summary.file,
+      account: summary.account,
+      total: summary.total,
+      created: summary.created,
+      failed: summary.failed,
+      failed_out: summary.failed_out,
+      aborted: summary.aborted,
+      stages: summary.results.flatMap((r) => (r.ok ? [{ row: r.row, id: r.id }] : [])),
+      errors: summary.results.flatMap((r) => (r.ok ? [] : [{ row: r.row, error: r.error }])),
+    },
+    human: lines.join('\n'),
+    code: summary.failed > 0 ? EXIT.failed : EXIT.ok,
+  };
+}
+
+async function stages(session: Session, args: string[], io: CliIo): Promise<Result> {
+  const [action, ...rest] = args;
+  if (action === 'create') return createStage(session, rest);
+  if (action === 'import') return importCommand(session, rest, io);
+  throw new UsageError(`unknown command "stages ${action ?? ''}": use create or import`);
+}
+
+async function tokens(session: Session, args: string[]): Promise<Result> {
+  const [action, ...rest] = args;
+  if (action === 'create') {
+    const { values } = parse(rest, { name: { type: 'string' }, environment: { type: 'string' }, 'expires-in': { type: 'string' } });
+    const name = required(values, 'name');
+    const expires = optional(values, 'expires-in');
+    const days = expires === undefined ? undefined : Number(expires);
+    if (days !== undefined && (expires === '' || !Number.isFinite(days) || days <= 0)) {
+      throw new UsageError(`--expires-in must be a positive number of days, not "${expires}"`);
+    }
+    const core = await session.core(values, 'tokens create');
+    const { token, record } = core.tokens.issue({ name, environment: optional(values, 'environment'), expiresInDays: days });
+    const json = { token, id: record.id, name: record.name, environment: record.environmentId, created_at: record.createdAt, expires_at: record.expiresAt };
+    const human = [
+      keyValueLines({ ...json, expires_at: record.expiresAt ?? 'never' }),
+      '',
+      'The token is shown only this once: keep it. Send it as Authorization: Bearer <token> (or UNICRM_API_TOKEN for this CLI).',
+    ].join('\n');
+    return { json, human };
+  }
+  if (action === 'list') {
+    const { values } = parse(rest, {});
+    const list = (await session.core(values, 'tokens list')).tokens.list();
+    const json = list.map((t) => ({
+      id: t.id,
+      name: t.name,
+      environment: t.environmentId,
+      status: t.status,
+      created_at: t.createdAt,
+      expires_at: t.expiresAt,
+      revoked_at: t.revokedAt,
+    }));
+    const human =
+      json.length === 0
+        ? 'No stored API tokens (a UNICRM_API_TOKEN value is not stored, so not listed).'
+        : table(
+            ['id', 'name', 'environment', 'status', 'created_at', 'expires_at'],
+            json.map((t) => [t.id, t.name, t.environment, t.status, t.created_at, t.expires_at ?? 'never']),
+          );
+    return { json, human };
+  }
+  if (action === 'revoke') {
+    const { values, positionals } = parse(rest, {});
+    const id = positionals[0];
+    if (!id) throw new UsageError('tokens revoke takes a token id (see unicrm tokens list)');
+    (await session.core(values, 'tokens revoke')).tokens.revoke(id);
+    return { json: { id, revoked: true }, human: `Revoked API token ${id}: it is refused from the next request on.` };
+  }
+  throw new UsageError(`unknown command "tokens ${action ?? ''}": use create, list or revoke`);
+}
+
+async function keys(session: Session, args: string[]): Promise<Result> {
+  const [action, ...rest] = args;
+  if (action !== 'rotate') throw new UsageError(`unknown command "keys ${action ?? ''}": use rotate`);
+  const { values } = parse(rest, { 'new-key': { type: 'string' } });
+  const newKey = optional(values, 'new-key');
+  const core = await session.core(values, 'keys rotate');
+  let result;
+  try {
+    result = core.rotateEncryptionKey(newKey);
+  } catch (error) {
+    if (isUnicrmError(error)) throw error;
+    throw new UsageError((error as Error).message);
+  }
+  const lines = [`Re-encrypted ${result.accounts} integrated account${result.accounts === 1 ? '' : 's'}; the new key is in ${result.keyLocation}.`];
+  if (newKey !== undefined) lines.push('Set UNICRM_ENCRYPTION_KEY to the new key before starting the API again.');
+  return { json: result, human: lines.join('\n') };
 }
 
 /**
- * Runs the `unicrm` CLI on the embedded SDK. Prints JSON results on stdout, errors on stderr
- * (with the provider's own message for remote errors).
- * @returns the exit code: 0 ok, 1 remote or server error, 2 usage error
+ * Runs the `unicrm` CLI on the SDK: embedded by default, remote with `--remote <url>` or `UNICRM_URL` (token from
+ * `UNICRM_API_TOKEN`). Prints human output (or the JSON body with `--output json`) on stdout; errors on stderr with
+ * the message and, for remote errors, the provider's own answer.
+ * @param argv the arguments after `unicrm`
+ * @returns the exit code: 0 ok, 1 remote or server error (or failed import rows), 2 usage error (also 400 and 404 answers)
  */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [group, ...rest] = argv;
@@ -164,34 +529,32 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.out(HELP);
     return group ? EXIT.ok : EXIT.usage;
   }
-  let client: Unicrm | undefined;
-  const dataDirAt = rest.indexOf('--data-dir');
-  const dataDir = dataDirAt >= 0 ? rest[dataDirAt + 1] : undefined;
-  const unicrm = () => (client ??= createUnicrm({ dataDir, logLevel: io.env.UNICRM_LOG_LEVEL }));
-  try {
-    let result: unknown;
-    if (group === 'accounts') result = await accounts(unicrm, rest, io);
-    else if (group === 'stages') result = await stages(unicrm, rest);
-    else throw new UsageError(`unknown command "${group}": use accounts or stages`);
-    io.out(JSON.stringify(result, null, 2));
+  if (group === '--version' || group === 'version') {
+    io.out(SDK_VERSION);
     return EXIT.ok;
+  }
+  const session = new Session(io);
+  try {
+    let result: Result;
+    if (group === 'accounts') result = await accounts(session, rest, io);
+    else if (group === 'stages') result = await stages(session, rest, io);
+    else if (group === 'tokens') result = await tokens(session, rest);
+    else if (group === 'keys') result = await keys(session, rest);
+    else throw new UsageError(`unknown command "${group}": use accounts, stages, tokens or keys`);
+    io.out(session.output === 'json' ? JSON.stringify(result.json, null, 2) : result.human);
+    return result.code ?? EXIT.ok;
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`usage error: ${error.message}\nRun "unicrm --help" for the commands.`);
       return EXIT.usage;
     }
     if (isUnicrmError(error)) {
-      const lines = [`error ${error.statusCode} ${error.body.error}: ${error.message}`];
-      for (const failure of error.body.details?.failures ?? []) lines.push(`  ${failure.path || '(body)'}: ${failure.message}`);
-      if (error.isRemote && error.body.raw_response !== undefined) {
-        lines.push(`remote answer: ${typeof error.body.raw_response === 'string' ? error.body.raw_response : JSON.stringify(error.body.raw_response)}`);
-      }
-      io.err(lines.join('\n'));
+      io.err(session.output === 'json' ? JSON.stringify(error.body) : errorLines(error, session.remote));
       return error.statusCode === 400 || error.statusCode === 404 ? EXIT.usage : EXIT.failed;
     }
     io.err(`error: ${(error as Error).message}`);
     return EXIT.failed;
   } finally {
-    await client?.close();
+    await session.close();
   }
 }

@@ -1,15 +1,17 @@
 import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/core';
-import type { IntegratedAccount, IntegratedAccountCreateBody, ResponseFormat, Stage, StageCreateBody } from '@unicrm/model';
-import qs from 'qs';
+import { encodeQuery } from './query';
+import type { StageCreateResult, Unicrm } from './types';
 
-/** Query options of `crm.stages.create`, as for Truto's SDK (create-stages.txt "Query parameters"). */
-export interface StageCreateQuery {
-  integrated_account_id: string;
-  truto_response_format?: ResponseFormat;
-  truto_ignore_remote_data?: boolean;
-  truto_exclude_fields?: string[];
-  remote_query?: Record<string, unknown>;
-}
+export type {
+  IntegratedAccountListQuery,
+  IntegratedAccountUpdateBody,
+  NormalizedStage,
+  RawProviderBody,
+  StageCreateOptions,
+  StageCreateQuery,
+  StageCreateResult,
+  Unicrm,
+} from './types';
 
 /** Options of {@link createUnicrm}. */
 export interface CreateUnicrmOptions {
@@ -19,39 +21,54 @@ export interface CreateUnicrmOptions {
   encryptionKey?: string;
   /** pino log level, logs on stderr (default `UNICRM_LOG_LEVEL` or `silent`). */
   logLevel?: string;
-  /** Provider call timeout in ms (default 30 000). */
+  /** Provider answer timeout in milliseconds (default `UNICRM_REMOTE_TIMEOUT_MS` or 30 000); then a 504. */
   remoteTimeoutMs?: number;
 }
 
-/** The in-process client: the same core as the HTTP API, without a server (DESIGN.md §1). */
-export interface Unicrm {
-  crm: {
-    stages: {
-      /**
-       * Creates a stage, exactly as `POST /unified/crm/stages` would: the same body for the same query.
-       * @returns the stage (`unified`/`normalized`) or the provider's body (`raw`)
-       * @throws UnicrmError carrying the error body the API would send
-       */
-      create(query: StageCreateQuery, body: StageCreateBody): Promise<Stage | Record<string, unknown>>;
-    };
+/**
+ * Creates the embedded client: the same core as the HTTP API, in your process, no server (DESIGN.md §1).
+ * The query object is encoded with qs like the remote client and Truto's SDK do, and parsed by the same code as
+ * the API's query string, so both front doors answer alike; an idempotency key goes through the same guard as the
+ * API's `Idempotency-Key` header. There are no rate limits in process (the API's are per HTTP token). Accounts live in SQLite in `dataDir`, shared with an
+ * API that uses the same directory (and encryption key).
+ * @throws Error when the configuration is invalid or the data directory's encryption key does not match
+ */
+export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
+  const core = openCore(options);
+  const env = DEFAULT_ENVIRONMENT;
+  return {
+    crm: {
+      stages: {
+        async create(query, body, options) {
+          const answer = await core.createStage({
+            environmentId: env,
+            query: encodeQuery(query),
+            body,
+            ...(options?.idempotencyKey !== undefined && { idempotencyKey: options.idempotencyKey }),
+          });
+          return answer.body as StageCreateResult<(typeof query)['truto_response_format']>;
+        },
+      },
+    },
+    accounts: {
+      create: async (body) => core.accounts.create(env, body),
+      // Encoded like the remote client's query string, so that both are validated alike.
+      list: async (query = {}) => core.accounts.list(env, encodeQuery(query)),
+      get: async (id) => core.accounts.get(env, id),
+      update: async (id, body) => core.accounts.update(env, id, body),
+      delete: async (id) => core.accounts.delete(env, id),
+    },
+    close: () => core.close(),
   };
-  accounts: {
-    create(body: IntegratedAccountCreateBody): Promise<IntegratedAccount>;
-    get(id: string): Promise<IntegratedAccount>;
-    update(id: string, body: { tenant_id?: string; context?: Record<string, unknown> }): Promise<IntegratedAccount>;
-    delete(id: string): Promise<{ id: string }>;
-  };
-  /** Closes connection pools and the database. */
-  close(): Promise<void>;
 }
 
 /**
- * Creates the embedded client. The query object is encoded with qs, as Truto's SDK does, and parsed
- * by the same code as the API's query string, so both front doors behave alike.
- * @throws Error when the data directory's encryption key does not match
+ * The core on a data directory, with the SDK's settings (logs on stderr, silent by default). For the CLI's commands
+ * that work on the data directory itself (`tokens`, `keys`); not part of the SDK's public API.
+ * @throws Error when the configuration is invalid or the encryption key does not match
  */
-export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
-  const core: UnicrmCore = createUnicrmCore({
+export function openCore(options: CreateUnicrmOptions = {}): UnicrmCore {
+  return createUnicrmCore({
     logDestination: 'stderr',
     defaultLogLevel: 'silent',
     config: {
@@ -61,22 +78,4 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
       ...(options.remoteTimeoutMs !== undefined && { remoteTimeoutMs: options.remoteTimeoutMs }),
     },
   });
-  const env = DEFAULT_ENVIRONMENT;
-  return {
-    crm: {
-      stages: {
-        async create(query, body) {
-          const answer = await core.createStage({ environmentId: env, query: qs.stringify(query), body });
-          return answer.body as Stage | Record<string, unknown>;
-        },
-      },
-    },
-    accounts: {
-      create: async (body) => core.accounts.create(env, body),
-      get: async (id) => core.accounts.get(env, id),
-      update: async (id, body) => core.accounts.update(env, id, body),
-      delete: async (id) => core.accounts.delete(env, id),
-    },
-    close: () => core.close(),
-  };
 }

@@ -1,0 +1,465 @@
+import { createApp } from '@unicrm/api';
+import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
+import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createUnicrm } from './embedded';
+
+// The CLI is tested as users run it: the built file, spawned as a real process (the test target builds first),
+// in both modes: embedded (--data-dir) and remote (--remote <url> + UNICRM_API_TOKEN, against the API app).
+// This file holds the suites; cli-embedded.spec.ts and cli-remote.spec.ts run them, in parallel (jest.config.cjs
+// ignores *.shared.spec.ts as a test file).
+const CLI = join(__dirname, '../../../../dist/apps/sdk/src/cli.js');
+const TOKEN = 'cli-suite-token';
+const SALES = SANDBOX_SEED_IDS.salesPipelineId;
+const MISSING_PIPELINE = '99999999-9999-4999-8999-999999999999';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000, cwd }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let sandbox: RunningSandbox;
+let dir: string;
+let core: UnicrmCore;
+let server: Server;
+let baseUrl: string;
+
+/** Starts the sandbox and the API (no rate limits) for the file that calls it, and stops them after. */
+export function useCliWorld(): void {
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx nx run sdk:build\` first (nx test does).`);
+    sandbox = await startSandbox({ port: 0, contract: true });
+    dir = mkdtempSync(join(tmpdir(), 'unicrm-cli-'));
+    // No rate limits on this server (the imports below send hundreds of creates for one account); see the remote-only tests.
+    core = createUnicrmCore({
+      env: {},
+      config: { dataDir: join(dir, 'data'), apiToken: TOKEN, logLevel: 'silent', rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
+    });
+    const app = createApp(core);
+    server = await new Promise<Server>((resolve) => {
+      const s = createServer(app);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await core.close();
+    await sandbox.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+type Mode = { args: string[]; env: NodeJS.ProcessEnv };
+const MODES: Record<'embedded' | 'remote', () => Mode> = {
+  embedded: () => ({ args: ['--data-dir', join(dir, 'data')], env: {} }),
+  remote: () => ({ args: ['--remote', baseUrl], env: { UNICRM_API_TOKEN: TOKEN } }),
+};
+
+/** Every command, in one mode. */
+export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
+  describe(`unicrm CLI, ${modeName} (spawned)`, () => {
+    const modeOf = MODES[modeName];
+    let mode: Mode;
+    let accountId: string;
+    const unicrm = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnCli([...args, ...mode.args], { ...mode.env, ...env }, dir);
+
+    beforeAll(async () => {
+      mode = modeOf();
+      const added = await unicrm(
+        ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--tenant-id', modeName],
+        { PIPELINER_PASSWORD: sandbox.password },
+      );
+      expect(added.stderr).toBe('');
+      expect(added.code).toBe(0);
+      // Human output by default: key: value lines, and what to do next.
+      const id = /^id: +(\S+)$/m.exec(added.stdout)?.[1];
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      accountId = id as string;
+      expect(added.stdout).toMatch(/^status: +active$/m);
+      expect(added.stdout).toMatch(/^tenant_id: +\w+$/m);
+      expect(added.stdout).toContain(`Next: unicrm stages create --account ${accountId} --name "Qualified"`);
+    });
+
+    beforeEach(() => sandbox.reset());
+
+    it('shows an account without its secrets, as lines or as JSON', async () => {
+      const human = await unicrm(['accounts', 'get', accountId]);
+      expect(human.code).toBe(0);
+      expect(human.stdout).toMatch(new RegExp(`^context\\.space_id: +${sandbox.spaceId}$`, 'm'));
+      expect(human.stdout).toMatch(new RegExp(`^tenant_id: +${modeName}$`, 'm'));
+      const json = await unicrm(['accounts', 'get', accountId, '--output', 'json']);
+      expect(JSON.parse(json.stdout)).toMatchObject({ id: accountId, status: 'active', tenant_id: modeName, context: { space_id: sandbox.spaceId } });
+      for (const run of [human, json]) {
+        expect(run.stdout).not.toContain(sandbox.password);
+        expect(run.stdout).not.toContain(sandbox.username);
+      }
+    });
+
+    it('creates a stage with the same body as the SDK', async () => {
+      const args = ['--name', 'CLI stage', '--pipeline', SALES, '--format', 'normalized', '--output', 'json'];
+      const run = await unicrm(['stages', 'create', '--account', accountId, ...args]);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const fromCli = JSON.parse(run.stdout);
+
+      sandbox.reset();
+      const sdk = createUnicrm({ dataDir: join(dir, 'data') });
+      const fromSdk = await sdk.crm.stages.create(
+        { integrated_account_id: accountId, truto_response_format: 'normalized' },
+        { name: 'CLI stage', pipeline: { id: SALES } },
+      );
+      await sdk.close();
+      const vary = (body: Record<string, unknown>) => ({ ...body, id: '-', created_at: '-', updated_at: '-' });
+      expect(vary(fromCli)).toEqual(vary(fromSdk));
+      expect(fromCli).toMatchObject({ name: 'CLI stage', status: 'active', pipeline: { id: SALES, name: 'Sales Pipeline' } });
+    });
+
+    it('prints a created stage as key: value lines by default', async () => {
+      const run = await unicrm(['stages', 'create', '--account', accountId, '--name', 'Proposal Sent', '--pipeline', SALES, '--position', '2']);
+      expect(run.code).toBe(0);
+      const step = sandbox.steps().find((s) => s.name === 'Proposal Sent');
+      expect(run.stdout.split('\n')).toEqual([
+        `id:            ${step?.id}`,
+        'name:          Proposal Sent',
+        'position:      2',
+        'status:        active',
+        `pipeline.id:   ${SALES}`,
+        'pipeline.name: Sales Pipeline',
+        expect.stringMatching(/^created_at: {4}\d{4}-\d\d-\d\dT[\d:.]+Z$/),
+        expect.stringMatching(/^updated_at: {4}\d{4}-\d\d-\d\dT[\d:.]+Z$/),
+        expect.stringMatching(/^remote_data: {3}\{\d+ fields of the provider's record; --output json shows them\}$/),
+        '',
+      ]);
+    });
+
+    it('passes --remote-data and --remote-query to Pipeliner and prints the raw answer', async () => {
+      const run = await unicrm([
+        'stages', 'create', '--account', accountId, '--name', 'Raw CLI', '--remote-data', '{"percent": 35}',
+        '--remote-query', 'expand=pipeline', '--remote-query', 'filter[name]=x', '--format', 'raw', '--output', 'json',
+      ]);
+      expect(run.code).toBe(0);
+      const raw = JSON.parse(run.stdout);
+      expect(raw).toMatchObject({ success: true, data: { name: 'Raw CLI', percent: 35 } });
+      const post = sandbox.requests.find((r) => r.method === 'POST');
+      expect(decodeURIComponent(post?.query ?? '')).toBe('expand=pipeline&filter[name]=x');
+    });
+
+    it('takes a whole body with --json (inline or @file) and the field flags', async () => {
+      writeFileSync(join(dir, 'body.json'), JSON.stringify({ name: 'From file', position: 1, pipeline: { id: SALES } }));
+      const run = await unicrm([
+        'stages', 'create', '--account', accountId, '--json', '@body.json', '--ignore-remote-data',
+        '--exclude-fields', 'created_at,pipeline.name', '--output', 'json',
+      ]);
+      expect(run.stderr).toBe('');
+      const stage = JSON.parse(run.stdout);
+      expect(stage).toEqual({ id: expect.any(String), name: 'From file', position: 1, status: 'active', pipeline: { id: SALES }, updated_at: expect.any(String) });
+      const inline = await unicrm(['stages', 'create', '--account', accountId, '--json', '{"name": "Inline", "status": "active"}', '--name', 'Flag wins', '--output', 'json']);
+      expect(JSON.parse(inline.stdout)).toMatchObject({ name: 'Flag wins', status: 'active' });
+    });
+
+    it('exits 2 with a usage error on stderr', async () => {
+      const run = await unicrm(['stages', 'create', '--name', 'x']);
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toBe('usage error: --account is required\nRun "unicrm --help" for the commands.\n');
+      const rest = await unicrm(['accounts', 'list', 'extra']);
+      expect(rest.code).toBe(2);
+      expect(rest.stderr).toContain('accounts list takes flags only, not "extra"');
+    });
+
+    it('exits 2 for a body the API rejects and names the field', async () => {
+      const run = await unicrm(['stages', 'create', '--account', accountId, '--position=-1', '--name', 'x']);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^error 400 Bad Request: /);
+      expect(run.stderr).toContain('\n  position: ');
+      const json = await unicrm(['stages', 'create', '--account', accountId, '--position=-1', '--name', 'x', '--output', 'json']);
+      expect(json.code).toBe(2);
+      expect(json.stdout).toBe('');
+      expect(JSON.parse(json.stderr)).toMatchObject({ statusCode: 400, error: 'Bad Request', details: { failures: [{ path: 'position' }] } });
+    });
+
+    it("exits 1 on a remote error and shows Pipeliner's own message", async () => {
+      const run = await unicrm(['stages', 'create', '--account', accountId, '--name', 'x', '--pipeline', MISSING_PIPELINE]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(
+        new RegExp(`^error 422 Unprocessable Entity: \\[pipeline_id\\] Relation Step.pipeline_id=${MISSING_PIPELINE} to Pipeline doesn't exist!\n`),
+      );
+      expect(run.stderr).toContain('remote answer: {');
+      expect(run.stderr).toContain('"success":false');
+    });
+
+    it('lists accounts as a table, or as JSON', async () => {
+      const human = await unicrm(['accounts', 'list', '--tenant-id', modeName]);
+      expect(human.code).toBe(0);
+      const lines = human.stdout.split('\n');
+      expect(lines[0]).toMatch(/^id {36}tenant_id +integration +status +created_at$/);
+      expect(lines[1]).toMatch(new RegExp(`^${accountId}  ${modeName} +pipeliner +active +\\d{4}-\\d\\d-\\d\\dT`));
+      expect(lines).toHaveLength(3);
+      const json = await unicrm(['accounts', 'list', '--tenant-id', modeName, '--output', 'json']);
+      expect(JSON.parse(json.stdout)).toEqual({ result: [expect.objectContaining({ id: accountId, tenant_id: modeName })], next_cursor: null, limit: 100 });
+      const none = await unicrm(['accounts', 'list', '--tenant-id', 'nobody']);
+      expect(none.stdout).toBe('No integrated accounts.\n');
+    });
+
+    it('updates an account', async () => {
+      const run = await unicrm(['accounts', 'update', accountId, '--tenant-id', `${modeName}-2`]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^tenant_id: +${modeName}-2$`, 'm'));
+    });
+
+    it('imports a CSV, reports the failed rows in a file that can be fed back in', async () => {
+      const csv = [
+        'name,pipeline,position,remote_data',
+        `Discovery,${SALES},1,"{""percent"": 15}"`,
+        `,${SALES},,`,
+        `Orphan,${MISSING_PIPELINE},,`,
+        'Loose,,,',
+        'Bad data,,,{oops',
+      ].join('\n');
+      writeFileSync(join(dir, `${modeName}.csv`), `${csv}\n`);
+      const run = await unicrm(['stages', 'import', `${modeName}.csv`, '--account', accountId, '--concurrency', '2']);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain(`Imported ${modeName}.csv into ${accountId}: 2 created, 3 failed (5 rows).`);
+      expect(run.stdout).toContain(`Failed rows: ${modeName}.failed.csv. Fix them, then: unicrm stages import ${modeName}.failed.csv --account ${accountId}`);
+      expect(run.stderr).toContain('imported 5/5 rows: 2 created, 3 failed');
+      expect(sandbox.steps().find((s) => s.name === 'Discovery')).toMatchObject({ pipeline_id: SALES, sort_order: 1, percent: 15 });
+      expect(sandbox.steps().find((s) => s.name === 'Loose')).toMatchObject({ pipeline_id: null });
+
+      // Running the same file again creates nothing twice: every row carries the same Idempotency-Key as before.
+      const posts = sandbox.requests.filter((r) => r.method === 'POST').length;
+      const rerun = await unicrm(['stages', 'import', `${modeName}.csv`, '--account', accountId, '--output', 'json']);
+      const replayed = JSON.parse(rerun.stdout);
+      expect(replayed).toMatchObject({ total: 5, created: 2, failed: 3 });
+      expect(sandbox.requests.filter((r) => r.method === 'POST').length).toBe(posts);
+      expect(sandbox.steps().filter((s) => s.name === 'Discovery')).toHaveLength(1);
+      expect(replayed.stages.map((x: { id: string }) => x.id)).toEqual(
+        ['Discovery', 'Loose'].map((name) => sandbox.steps().find((s) => s.name === name)?.id),
+      );
+
+      const failed = readFileSync(join(dir, `${modeName}.failed.csv`), 'utf8').split('\n');
+      expect(failed[0]).toBe('name,pipeline,position,remote_data,error');
+      expect(failed[1]).toMatch(new RegExp(`^,${SALES},,,400 Bad Request: .*name`));
+      expect(failed[2]).toMatch(new RegExp(`^Orphan,${MISSING_PIPELINE},,,422 Unprocessable Entity: \\[pipeline_id\\] Relation`));
+      expect(failed[3]).toBe('Bad data,,,{oops,"invalid row: remote_data must be a JSON object, e.g. {""percent"": 40}, not ""{oops"""');
+      expect(failed).toHaveLength(5);
+
+      // Fix the rows in the failed file and import it again: the error column is ignored.
+      const fixed = failed
+        .join('\n')
+        .replace(/^,/m, 'Named,')
+        .replace(MISSING_PIPELINE, SALES)
+        .replace('{oops', '"{""percent"": 5}"');
+      writeFileSync(join(dir, `${modeName}.failed.csv`), fixed);
+      sandbox.reset();
+      const again = await unicrm(['stages', 'import', `${modeName}.failed.csv`, '--account', accountId, '--output', 'json']);
+      expect(again.stderr).toContain('imported 3/3 rows: 3 created, 0 failed');
+      expect(again.code).toBe(0);
+      const summary = JSON.parse(again.stdout);
+      expect(summary).toMatchObject({ total: 3, created: 3, failed: 0, failed_out: null, aborted: null, errors: [] });
+      expect(summary.stages.map((s: { row: number }) => s.row)).toEqual([1, 2, 3]);
+      expect(sandbox.steps().filter((s) => ['Named', 'Orphan', 'Bad data'].includes(s.name ?? '')).map((s) => s.id).sort()).toEqual(
+        summary.stages.map((s: { id: string }) => s.id).sort(),
+      );
+    });
+
+    it('imports a JSON file and writes its failed rows as JSON with an error key', async () => {
+      const rows = [{ name: 'J1', pipeline: SALES, remote_data: { percent: 20 } }, { name: 'J2', colour: 'red' }, { name: 'J3', position: 4, pipeline: { id: SALES } }];
+      writeFileSync(join(dir, `${modeName}.json`), JSON.stringify(rows));
+      const run = await unicrm(['stages', 'import', `${modeName}.json`, '--account', accountId, '--failed-out', `${modeName}-bad.json`]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain('2 created, 1 failed (3 rows)');
+      const failed = JSON.parse(readFileSync(join(dir, `${modeName}-bad.json`), 'utf8'));
+      expect(failed).toEqual([{ name: 'J2', colour: 'red', error: expect.stringMatching(/^400 Bad Request: .*colour/) }]);
+      expect(sandbox.steps().find((s) => s.name === 'J3')).toMatchObject({ sort_order: 4, pipeline_id: SALES });
+    });
+
+    it('tries a row again, with the same Idempotency-Key, after Pipeliner answered 503', async () => {
+      writeFileSync(join(dir, `${modeName}-retry.csv`), 'name\nRetried\n');
+      sandbox.injectFault({ method: 'POST', path: '/entities/Steps', status: 503, times: 1 });
+      const run = await unicrm(['stages', 'import', `${modeName}-retry.csv`, '--account', accountId]);
+      expect(run.stdout).toContain('1 created, 0 failed (1 rows).');
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(/^row 1: 503 Service Unavailable: .*; trying again in 1 s$/m);
+      expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
+      expect(sandbox.steps().filter((s) => s.name === 'Retried')).toHaveLength(1);
+    });
+
+    it('refuses an import file with unknown columns, or an unknown account, before creating anything', async () => {
+      writeFileSync(join(dir, 'typo.csv'), 'name,pipline\nx,y\n');
+      const typo = await unicrm(['stages', 'import', 'typo.csv', '--account', accountId]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toContain('typo.csv: unknown column "pipline"; the columns are name, pipeline, position, status, remote_data.');
+      const missing = await unicrm(['stages', 'import', 'typo.csv', '--account', '6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b']);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('error 404 Not Found: Integrated account 6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b not found.');
+      expect(sandbox.requests).toHaveLength(0);
+    });
+
+    it('imports 500 rows from a CSV with progress, and the counts match the sandbox', async () => {
+      const lines = ['name,pipeline,remote_data'];
+      for (let i = 1; i <= 500; i++) lines.push(i === 250 ? `,${SALES},` : `Bulk ${i},${SALES},"{""percent"": ${i % 100}}"`);
+      writeFileSync(join(dir, 'bulk.csv'), `${lines.join('\n')}\n`);
+      const before = sandbox.steps().length;
+      const run = await unicrm(['stages', 'import', 'bulk.csv', '--account', accountId, '--concurrency', '8', '--output', 'json', '--failed-out', `${modeName}-bulk-failed.csv`]);
+      const summary = JSON.parse(run.stdout);
+      expect(summary).toMatchObject({ total: 500, created: 499, failed: 1, errors: [{ row: 250 }] });
+      expect(run.code).toBe(1);
+      expect(sandbox.steps().length - before).toBe(499);
+      expect(new Set(summary.stages.map((s: { id: string }) => s.id)).size).toBe(499);
+      const progress = run.stderr.split('\n').filter((l) => l.startsWith('imported '));
+      expect(progress).toHaveLength(10);
+      expect(progress.at(-1)).toBe('imported 500/500 rows: 499 created, 1 failed');
+    }, 30_000);
+
+    it('prints help and removes an account', async () => {
+      const help = await unicrm(['--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain('unicrm stages import <file.csv|file.json> --account <id>');
+      const removed = await unicrm(['accounts', 'remove', accountId]);
+      expect(removed.stdout).toBe(`Removed integrated account ${accountId}.\n`);
+      const gone = await unicrm(['accounts', 'get', accountId]);
+      expect(gone.code).toBe(2);
+      expect(gone.stderr).toBe(`error 404 Not Found: Integrated account ${accountId} not found.\n`);
+    });
+  });
+}
+
+/** What only the remote mode has: UNICRM_URL, tokens, unreachable servers, rate limits. */
+export function defineRemoteOnlySuite(): void {
+  describe('unicrm CLI, remote mode only (spawned)', () => {
+    it('switches to the remote mode with UNICRM_URL and needs UNICRM_API_TOKEN', async () => {
+      const noToken = await spawnCli(['accounts', 'get', '6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b'], { UNICRM_URL: baseUrl });
+      expect(noToken.code).toBe(2);
+      expect(noToken.stderr).toContain(`usage error: the remote mode (${baseUrl}) needs UNICRM_API_TOKEN`);
+      const viaEnv = await spawnCli(['accounts', 'get', '6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b'], { UNICRM_URL: baseUrl, UNICRM_API_TOKEN: TOKEN });
+      expect(viaEnv.code).toBe(2);
+      expect(viaEnv.stderr).toBe('error 404 Not Found: Integrated account 6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b not found.\n');
+    });
+
+    it('exits 1 for a bad token, with a hint', async () => {
+      const run = await spawnCli(['accounts', 'get', '6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b', '--remote', baseUrl], { UNICRM_API_TOKEN: 'wrong' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(
+        'error 401 Unauthorized: Missing or invalid API token. Send Authorization: Bearer <token>.\n' +
+          'hint: set UNICRM_API_TOKEN to an API token of that server\n',
+      );
+    });
+
+    it('exits 1 when the server cannot be reached', async () => {
+      const closed = await new Promise<Server>((resolve) => {
+        const s = createServer();
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+      await new Promise((resolve) => closed.close(resolve));
+      const run = await spawnCli(['stages', 'create', '--account', '6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b', '--name', 'x', '--remote', url], { UNICRM_API_TOKEN: TOKEN });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(`error 502 Bad Gateway: Could not reach unicrm at ${url} for POST /unified/crm/stages (ECONNREFUSED). Is the server running?\n`);
+    });
+
+    it('imports through a rate limit: waits for Retry-After and tries the rows again', async () => {
+      const limited = createUnicrmCore({
+        env: {},
+        config: { dataDir: join(dir, 'data'), apiToken: TOKEN, logLevel: 'silent', rateLimits: { perToken: 0, perAccount: 4, windowMs: 1000 } },
+      });
+      const limitedServer = await new Promise<Server>((resolve) => {
+        const s = createServer(createApp(limited));
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      try {
+        const account = await limited.accounts.create('default', {
+          integration: 'pipeliner',
+          tenant_id: 'limited',
+          context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password },
+          validate: false,
+        });
+        const rows = ['name', ...Array.from({ length: 10 }, (_, i) => `Limited ${i + 1}`)];
+        writeFileSync(join(dir, 'limited.csv'), `${rows.join('\n')}\n`);
+        const url = `http://127.0.0.1:${(limitedServer.address() as AddressInfo).port}`;
+        const run = await spawnCli(['stages', 'import', 'limited.csv', '--account', account.id, '--remote', url, '--concurrency', '4'], { UNICRM_API_TOKEN: TOKEN }, dir);
+        expect(run.stdout).toContain(`Imported limited.csv into ${account.id}: 10 created, 0 failed (10 rows).`);
+        expect(run.code).toBe(0);
+        expect(run.stderr).toMatch(/^row \d+: 429 Too Many Requests: Rate limit exceeded: 4 requests per 1 s per integrated account\..*; trying again in 1 s$/m);
+        expect(sandbox.steps().filter((s) => s.name?.startsWith('Limited '))).toHaveLength(10);
+      } finally {
+        limitedServer.closeAllConnections();
+        await new Promise((resolve) => limitedServer.close(resolve));
+        await limited.close();
+      }
+    }, 30_000);
+
+    it('refuses --remote together with --data-dir', async () => {
+      const run = await spawnCli(['accounts', 'get', 'x', '--remote', baseUrl, '--data-dir', dir], { UNICRM_API_TOKEN: TOKEN });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('--remote and --data-dir do not go together');
+    });
+  });
+}
+
+/** The commands that work on the data directory itself: tokens and keys. */
+export function defineDataDirectorySuite(): void {
+  describe('unicrm CLI, data directory commands (spawned)', () => {
+    it('creates, lists and revokes API tokens that the API then accepts and refuses', async () => {
+      const data = ['--data-dir', join(dir, 'data')];
+      const created = await spawnCli(['tokens', 'create', '--name', 'ci', '--expires-in', '30', '--output', 'json', ...data]);
+      expect(created.code).toBe(0);
+      const token = JSON.parse(created.stdout);
+      expect(token).toMatchObject({ token: expect.stringMatching(/^ucrm_/), name: 'ci', environment: 'default', expires_at: expect.any(String) });
+
+      const viaApi = await spawnCli(['accounts', 'list', '--remote', baseUrl, '--output', 'json'], { UNICRM_API_TOKEN: token.token });
+      expect(viaApi.code).toBe(0);
+
+      const listed = await spawnCli(['tokens', 'list', ...data]);
+      expect(listed.stdout).toMatch(new RegExp(`^${token.id} +ci +default +active +`, 'm'));
+      expect(listed.stdout).not.toContain(token.token);
+
+      const revoked = await spawnCli(['tokens', 'revoke', token.id, ...data]);
+      expect(revoked.stdout).toBe(`Revoked API token ${token.id}: it is refused from the next request on.\n`);
+      const refused = await spawnCli(['accounts', 'list', '--remote', baseUrl], { UNICRM_API_TOKEN: token.token });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('error 401 Unauthorized: The API token was revoked; use another one.');
+
+      const remote = await spawnCli(['tokens', 'list', '--remote', baseUrl], { UNICRM_API_TOKEN: TOKEN });
+      expect(remote.code).toBe(2);
+      expect(remote.stderr).toContain('tokens list works on the data directory, not through the API');
+    });
+
+    it('rotates the encryption key of a data directory, and the accounts still open', async () => {
+      const data = ['--data-dir', join(dir, 'rotate')];
+      const added = await spawnCli(
+        ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--no-validate', '--output', 'json', ...data],
+        { PIPELINER_PASSWORD: sandbox.password },
+      );
+      const id = JSON.parse(added.stdout).id;
+      const keyFile = join(dir, 'rotate', 'encryption.key');
+      const before = readFileSync(keyFile, 'utf8');
+      const rotated = await spawnCli(['keys', 'rotate', ...data]);
+      expect(rotated.stderr).toBe('');
+      expect(rotated.stdout).toBe(`Re-encrypted 1 integrated account; the new key is in ${keyFile}.\n`);
+      expect(readFileSync(keyFile, 'utf8')).not.toBe(before);
+      sandbox.reset();
+      const stage = await spawnCli(['stages', 'create', '--account', id, '--name', 'After rotation', '--output', 'json', ...data]);
+      expect(stage.code).toBe(0);
+      expect(JSON.parse(stage.stdout)).toMatchObject({ name: 'After rotation' });
+    });
+  });
+}

@@ -1,0 +1,254 @@
+import {
+  type ErrorBody,
+  type ErrorExtras,
+  type IntegratedAccount,
+  type IntegratedAccountList,
+  type Stage,
+  type StageCreateBody,
+  UnicrmError,
+} from '@unicrm/model';
+import createClient from 'openapi-fetch';
+import { STATUS_CODES } from 'node:http';
+import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
+import type { components, paths } from './generated/unicrm-api';
+import { encodeQuery } from './query';
+import type { IntegratedAccountListQuery, IntegratedAccountUpdateBody, StageCreateResult, Unicrm } from './types';
+import { SDK_VERSION } from './version';
+
+/** Options of {@link createUnicrmClient}. */
+export interface CreateUnicrmClientOptions {
+  /**
+   * Where unicrm (or another Truto-compatible unified API) answers, e.g. `http://127.0.0.1:8000`; a path prefix is
+   * kept (`https://example.com/crm-api`). Use `https` beyond loopback: the token travels in every request.
+   */
+  baseUrl: string;
+  /** An API token of the server, sent as `Authorization: Bearer <token>`. */
+  token: string;
+  /**
+   * Longest wait for a whole answer (connect, headers and body), in milliseconds; default 30 000. Then the call
+   * rejects with a UnicrmError 504. A create that timed out may still have been carried out by the server.
+   */
+  timeoutMs?: number;
+  /** Your product token, put in front of the SDK's: `User-Agent: <userAgent> unicrm-sdk/<version>`. */
+  userAgent?: string;
+}
+
+/** Default of {@link CreateUnicrmClientOptions.timeoutMs}, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Headers the API forwards from the provider on an error (docs/contract.md "Errors"); kept on `UnicrmError.headers`. */
+const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+)$/;
+
+/**
+ * `GET /integrated-account` and `PATCH /integrated-account/{id}` are served by the API but missing from its OpenAPI
+ * document (libs/model `buildOpenApiDocument`), so the generated `paths` lack them. Until the document describes
+ * them, they are added here by hand, with the generated schemas.
+ */
+type JsonResponse<T> = { headers: { [name: string]: unknown }; content: { 'application/json': T } };
+type ErrorResponse = JsonResponse<components['schemas']['Error']>;
+type AccountListOperation = {
+  parameters: { query?: IntegratedAccountListQuery; header?: never; path?: never; cookie?: never };
+  requestBody?: never;
+  responses: { 200: JsonResponse<IntegratedAccountList>; 400: ErrorResponse; 401: ErrorResponse };
+};
+type AccountPatchOperation = {
+  parameters: { query?: never; header?: never; path: { id: string }; cookie?: never };
+  requestBody: { content: { 'application/json': IntegratedAccountUpdateBody } };
+  responses: { 200: JsonResponse<components['schemas']['IntegratedAccount']>; 400: ErrorResponse; 404: ErrorResponse; 422: ErrorResponse };
+};
+type ClientPaths = Omit<paths, '/integrated-account' | '/integrated-account/{id}'> & {
+  '/integrated-account': Omit<paths['/integrated-account'], 'get'> & { get: AccountListOperation };
+  '/integrated-account/{id}': Omit<paths['/integrated-account/{id}'], 'patch'> & { patch: AccountPatchOperation };
+};
+
+/**
+ * The SDK's public types come from the model's zod schemas, the remote client's from the generated file: both must
+ * describe the same shapes, or the build fails here (then run `npm run codegen:sdk`).
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Check<T extends true> = T;
+type _GeneratedTypesMatchTheModel = [
+  Check<Same<Stage, components['schemas']['Stage']>>,
+  Check<Same<StageCreateBody, components['schemas']['StageCreateBody']>>,
+  Check<Same<IntegratedAccount, components['schemas']['IntegratedAccount']>>,
+  Check<Same<ErrorBody, components['schemas']['Error']>>,
+];
+
+/** What openapi-fetch resolves to (with `parseAs: 'text'`). */
+interface FetchResult {
+  data?: unknown;
+  error?: unknown;
+  response: Response;
+}
+
+function errorCode(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return (error as Error)?.message || (error as Error)?.name || 'unknown error';
+}
+
+function withCause(error: UnicrmError, cause: unknown): UnicrmError {
+  Object.defineProperty(error, 'cause', { value: cause, enumerable: false, configurable: true, writable: true });
+  return error;
+}
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}...` : flat || '(empty)';
+}
+
+function isErrorBody(value: unknown): value is ErrorBody {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as ErrorBody).statusCode === 'number' &&
+    typeof (value as ErrorBody).message === 'string'
+  );
+}
+
+function forwardedHeaders(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    const key = name.toLowerCase();
+    if (FORWARDED_HEADER.test(key)) out[key] = value;
+  });
+  return out;
+}
+
+/**
+ * The UnicrmError for an error answer: the server's own error body when it sent one (statusCode, message and
+ * every other field kept, `error` included), else a UnicrmError with the HTTP status and a message quoting the body.
+ */
+function errorFromAnswer(response: Response, error: unknown, what: string, origin: string): UnicrmError {
+  const headers = forwardedHeaders(response.headers);
+  if (isErrorBody(error)) {
+    const { statusCode, message, ...rest } = error;
+    // `rest` keeps the server's `error` phrase: it overrides the one UnicrmError derives from the status.
+    return new UnicrmError(statusCode, message, rest as ErrorExtras, headers);
+  }
+  const text = typeof error === 'string' ? error : JSON.stringify(error ?? '');
+  return new UnicrmError(
+    response.status,
+    `${origin} answered ${what} with ${response.status} ${response.statusText || STATUS_CODES[response.status] || ''} ` +
+      `and a body that is not a unicrm error: ${snippet(text)}`.replace(/ {2,}/g, ' '),
+    {},
+    headers,
+  );
+}
+
+/**
+ * Creates the remote client: the {@link Unicrm} interface over HTTP, against a unicrm server (or anything that
+ * speaks Truto's unified API). Built on openapi-fetch with the types generated from the API's OpenAPI document
+ * (`GET /openapi.json`; `generated/unicrm-api.ts`), over its own undici connection pool.
+ *
+ * Every request carries `Authorization: Bearer <token>`, `User-Agent: unicrm-sdk/<version>` and
+ * `Accept: application/json` (and `Idempotency-Key` when a create is given one); query objects are encoded with qs in
+ * the indices format, as Truto's TS SDK does and the API parses it. Nothing is retried: a create is sent at most once
+ * (give it an idempotency key to retry it safely yourself).
+ *
+ * Errors: every failure rejects with a UnicrmError. An error answer becomes the UnicrmError the server described
+ * (`statusCode`, `message`, `body` as sent, `headers` = the forwarded `Retry-After` / rate-limit headers). No
+ * connection, or an answer that breaks off: 502. No whole answer within `timeoutMs`: 504. A success whose body is
+ * not JSON: 502. The original failure is on `error.cause`.
+ * @throws TypeError when `baseUrl` is not an http(s) URL, `token` is empty or `timeoutMs` is not a positive number
+ */
+export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
+  let base: URL;
+  try {
+    base = new URL(options.baseUrl);
+  } catch {
+    throw new TypeError(`baseUrl must be an http(s) URL such as http://127.0.0.1:8000, not "${options.baseUrl}".`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new TypeError(`baseUrl must be an http(s) URL such as http://127.0.0.1:8000, not "${options.baseUrl}".`);
+  }
+  if (typeof options.token !== 'string' || options.token.trim() === '') throw new TypeError('token must be a non-empty API token.');
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}.`);
+
+  const origin = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
+  const userAgent = options.userAgent ? `${options.userAgent} unicrm-sdk/${SDK_VERSION}` : `unicrm-sdk/${SDK_VERSION}`;
+  const agent = new Agent({ keepAliveTimeout: 10_000, connections: 64, pipelining: 1 });
+  let closed = false;
+
+  const client = createClient<ClientPaths>({
+    baseUrl: origin,
+    // undici's own fetch and Request (one copy of undici, so its Agent can be used and closed).
+    fetch: undiciFetch as unknown as typeof globalThis.fetch,
+    Request: UndiciRequest as unknown as typeof globalThis.Request,
+    requestInitExt: { dispatcher: agent },
+    headers: { Authorization: `Bearer ${options.token}`, 'User-Agent': userAgent, Accept: 'application/json' },
+    querySerializer: (query) => encodeQuery(query),
+  });
+
+  /** Runs one call with the timeout and turns every failure into a UnicrmError; resolves to the parsed JSON body. */
+  async function call<T>(what: string, run: (signal: AbortSignal) => Promise<FetchResult>): Promise<T> {
+    if (closed) throw new Error('This unicrm client is closed.');
+    const signal = AbortSignal.timeout(timeoutMs);
+    let result: FetchResult;
+    try {
+      result = await run(signal);
+    } catch (error) {
+      if (signal.aborted) {
+        throw withCause(
+          new UnicrmError(504, `unicrm at ${origin} did not answer ${what} within ${timeoutMs} ms. A create may still have been carried out.`),
+          error,
+        );
+      }
+      const code = errorCode(error);
+      throw withCause(new UnicrmError(502, `Could not reach unicrm at ${origin} for ${what} (${code}). Is the server running?`), error);
+    }
+    const { response } = result;
+    if (!response.ok) throw errorFromAnswer(response, result.error, what, origin);
+    const text = typeof result.data === 'string' ? result.data : '';
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw withCause(
+        new UnicrmError(502, `unicrm at ${origin} answered ${what} with ${response.status} and a body that is not JSON: ${snippet(text)}`),
+        error,
+      );
+    }
+  }
+
+  return {
+    crm: {
+      stages: {
+        create(query, body, options) {
+          const headers = options?.idempotencyKey === undefined ? undefined : { 'Idempotency-Key': options.idempotencyKey };
+          return call<StageCreateResult<(typeof query)['truto_response_format']>>('POST /unified/crm/stages', (signal) =>
+            client.POST('/unified/crm/stages', { params: { query }, body, headers, parseAs: 'text', signal }),
+          );
+        },
+      },
+    },
+    accounts: {
+      create: (body) =>
+        call('POST /integrated-account', (signal) => client.POST('/integrated-account', { body, parseAs: 'text', signal })),
+      list: (query = {}) =>
+        call('GET /integrated-account', (signal) => client.GET('/integrated-account', { params: { query }, parseAs: 'text', signal })),
+      get: (id) =>
+        call('GET /integrated-account/:id', (signal) =>
+          client.GET('/integrated-account/{id}', { params: { path: { id } }, parseAs: 'text', signal }),
+        ),
+      update: (id, body) =>
+        call('PATCH /integrated-account/:id', (signal) =>
+          client.PATCH('/integrated-account/{id}', { params: { path: { id } }, body, parseAs: 'text', signal }),
+        ),
+      delete: (id) =>
+        call('DELETE /integrated-account/:id', (signal) =>
+          client.DELETE('/integrated-account/{id}', { params: { path: { id } }, parseAs: 'text', signal }),
+        ),
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await agent.close();
+    },
+  };
+}
