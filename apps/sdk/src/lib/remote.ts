@@ -2,7 +2,6 @@ import {
   type ErrorBody,
   type ErrorExtras,
   type IntegratedAccount,
-  type IntegratedAccountList,
   type Stage,
   type StageCreateBody,
   UnicrmError,
@@ -12,7 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
 import type { components, paths } from './generated/unicrm-api';
 import { encodeQuery } from './query';
-import type { IntegratedAccountListQuery, IntegratedAccountUpdateBody, StageCreateResult, Unicrm } from './types';
+import type { StageCreateResult, Unicrm } from './types';
 import { SDK_VERSION } from './version';
 
 /** Options of {@link createUnicrmClient}. */
@@ -38,28 +37,6 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** Headers the API forwards from the provider on an error (docs/contract.md "Errors"); kept on `UnicrmError.headers`. */
 const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+)$/;
-
-/**
- * `GET /integrated-account` and `PATCH /integrated-account/{id}` are served by the API but missing from its OpenAPI
- * document (libs/model `buildOpenApiDocument`), so the generated `paths` lack them. Until the document describes
- * them, they are added here by hand, with the generated schemas.
- */
-type JsonResponse<T> = { headers: { [name: string]: unknown }; content: { 'application/json': T } };
-type ErrorResponse = JsonResponse<components['schemas']['Error']>;
-type AccountListOperation = {
-  parameters: { query?: IntegratedAccountListQuery; header?: never; path?: never; cookie?: never };
-  requestBody?: never;
-  responses: { 200: JsonResponse<IntegratedAccountList>; 400: ErrorResponse; 401: ErrorResponse };
-};
-type AccountPatchOperation = {
-  parameters: { query?: never; header?: never; path: { id: string }; cookie?: never };
-  requestBody: { content: { 'application/json': IntegratedAccountUpdateBody } };
-  responses: { 200: JsonResponse<components['schemas']['IntegratedAccount']>; 400: ErrorResponse; 404: ErrorResponse; 422: ErrorResponse };
-};
-type ClientPaths = Omit<paths, '/integrated-account' | '/integrated-account/{id}'> & {
-  '/integrated-account': Omit<paths['/integrated-account'], 'get'> & { get: AccountListOperation };
-  '/integrated-account/{id}': Omit<paths['/integrated-account/{id}'], 'patch'> & { patch: AccountPatchOperation };
-};
 
 /**
  * The SDK's public types come from the model's zod schemas, the remote client's from the generated file: both must
@@ -176,7 +153,7 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
   const agent = new Agent({ keepAliveTimeout: 10_000, connections: 64, pipelining: 1 });
   let closed = false;
 
-  const client = createClient<ClientPaths>({
+  const client = createClient<paths>({
     baseUrl: origin,
     // undici's own fetch and Request (one copy of undici, so its Agent can be used and closed).
     fetch: undiciFetch as unknown as typeof globalThis.fetch,

@@ -8,7 +8,7 @@ describe('buildOpenApiDocument', () => {
     components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
   };
 
-  it('is OpenAPI 3.1 with the create operation and its five query parameters', () => {
+  it('is OpenAPI 3.1 with the create operation, its five query parameters and Idempotency-Key', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.info.version).toBe('1.2.3');
     const params = doc.paths['/unified/crm/stages']?.post?.parameters ?? [];
@@ -18,8 +18,26 @@ describe('buildOpenApiDocument', () => {
       'truto_ignore_remote_data',
       'truto_exclude_fields',
       'remote_query',
+      'Idempotency-Key',
     ]);
     expect(params[0]?.required).toBe(true);
+  });
+
+  it('describes every route the API serves', () => {
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item).filter((k) => k !== 'parameters').map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(operations.sort()).toEqual([
+      'DELETE /integrated-account/{id}',
+      'GET /health',
+      'GET /integrated-account',
+      'GET /integrated-account/{id}',
+      'GET /openapi.json',
+      'GET /unified/crm/stages/meta/create',
+      'PATCH /integrated-account/{id}',
+      'POST /integrated-account',
+      'POST /unified/crm/stages',
+    ]);
   });
 
   it('derives the Stage and error schemas from the zod schemas', () => {

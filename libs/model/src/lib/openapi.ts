@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { ErrorBodySchema } from './errors';
 import { UnifiedQueryParametersSchema } from './query';
-import { IntegratedAccountCreateBodySchema, IntegratedAccountSchema, PipelinerContextSchema } from './integrated-account';
+import {
+  IntegratedAccountCreateBodySchema,
+  IntegratedAccountPatchBodySchema,
+  IntegratedAccountSchema,
+  PipelinerContextSchema,
+} from './integrated-account';
 import { StageCreateBodySchema, StageSchema } from './stage';
 
 type JsonSchema = Record<string, unknown>;
@@ -79,11 +84,43 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
         post: {
           operationId: 'createStage',
           summary: 'Create a stage (Pipeliner: a Step)',
-          parameters: unifiedQueryParameters(),
+          parameters: [
+            ...unifiedQueryParameters(),
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              schema: { type: 'string', minLength: 1, maxLength: 255 },
+              description:
+                'Makes the create safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h ' +
+                'with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409.',
+            },
+          ],
           requestBody: { required: true, content: { 'application/json': { schema: ref('StageCreateBody') } } },
           responses: {
-            '201': { description: 'The created stage', content: { 'application/json': { schema: ref('Stage') } } },
+            '201': {
+              description: 'The created stage (`raw`: the provider body; `normalized`: every field, nulls)',
+              headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] }, description: 'Set on a replayed answer' } },
+              content: { 'application/json': { schema: ref('Stage') } },
+            },
             ...commonErrors,
+            '409': errorResponse('A request with the same Idempotency-Key is still being processed'),
+            '422': errorResponse('The Idempotency-Key was used with another request, or the provider refused the stage'),
+            '429': errorResponse("Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After)"),
+            '501': errorResponse('The integration cannot create stages'),
+            default: errorResponse("Any other error of the provider, its status mirrored (truto_is_remote_error: true)"),
+          },
+        },
+      },
+      '/unified/crm/stages/meta/create': {
+        get: {
+          operationId: 'getStageCreateMeta',
+          summary: "The JSON Schemas of the create for an account's integration",
+          parameters: [unifiedQueryParameters()[0]],
+          responses: {
+            '200': { description: 'The schemas', content: { 'application/json': { schema: ref('StageCreateMeta') } } },
+            '400': commonErrors['400'],
+            '401': commonErrors['401'],
+            '404': commonErrors['404'],
           },
         },
       },
@@ -94,6 +131,25 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
           requestBody: { required: true, content: { 'application/json': { schema: ref('IntegratedAccountCreateBody') } } },
           responses: {
             '201': { description: 'The account, secrets stripped', content: { 'application/json': { schema: ref('IntegratedAccount') } } },
+            '400': commonErrors['400'],
+            '401': commonErrors['401'],
+            '422': errorResponse('The provider rejected the credentials; nothing was stored'),
+            '502': commonErrors['502'],
+            '504': commonErrors['504'],
+          },
+        },
+        get: {
+          operationId: 'listIntegratedAccounts',
+          summary: "The environment's accounts, oldest first",
+          parameters: [
+            { name: 'tenant_id', in: 'query', schema: { type: 'string' } },
+            { name: 'status', in: 'query', schema: { type: 'string', enum: ['active', 'needs_reauth', 'validation_error'] } },
+            { name: 'integration', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+            { name: 'next_cursor', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: {
+            '200': { description: 'One page', content: { 'application/json': { schema: ref('IntegratedAccountList') } } },
             '400': commonErrors['400'],
             '401': commonErrors['401'],
           },
@@ -109,6 +165,18 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
             '404': commonErrors['404'],
           },
         },
+        patch: {
+          operationId: 'updateIntegratedAccount',
+          summary: 'Change tenant_id and/or merge context shallowly (new credentials are checked first)',
+          requestBody: { required: true, content: { 'application/json': { schema: ref('IntegratedAccountPatchBody') } } },
+          responses: {
+            '200': { description: 'The account, secrets stripped', content: { 'application/json': { schema: ref('IntegratedAccount') } } },
+            '400': commonErrors['400'],
+            '401': commonErrors['401'],
+            '404': commonErrors['404'],
+            '422': errorResponse('The provider rejected the new credentials; nothing changed'),
+          },
+        },
         delete: {
           operationId: 'deleteIntegratedAccount',
           responses: {
@@ -121,11 +189,27 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
           },
         },
       },
+      '/openapi.json': {
+        get: {
+          operationId: 'getOpenApiDocument',
+          summary: 'This document',
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, '401': commonErrors['401'] },
+        },
+      },
       '/health': {
         get: {
           operationId: 'health',
           security: [],
-          responses: { '200': { description: 'The service is up', content: { 'application/json': { schema: { type: 'object' } } } } },
+          responses: {
+            '200': {
+              description: 'The service is up',
+              content: {
+                'application/json': {
+                  schema: { type: 'object', properties: { status: { type: 'string', const: 'ok' } }, required: ['status'] },
+                },
+              },
+            },
+          },
         },
       },
     },
@@ -137,6 +221,30 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
         Error: toJsonSchema(ErrorBodySchema, 'output'),
         IntegratedAccount: toJsonSchema(IntegratedAccountSchema, 'output'),
         IntegratedAccountCreateBody: toJsonSchema(IntegratedAccountCreateBodySchema, 'input'),
+        IntegratedAccountPatchBody: toJsonSchema(IntegratedAccountPatchBodySchema, 'input'),
+        IntegratedAccountList: {
+          type: 'object',
+          properties: {
+            result: { type: 'array', items: ref('IntegratedAccount') },
+            next_cursor: { type: ['string', 'null'] },
+            limit: { type: 'integer' },
+          },
+          required: ['result', 'next_cursor', 'limit'],
+        },
+        StageCreateMeta: {
+          type: 'object',
+          properties: {
+            unified_model: { const: 'crm' },
+            resource: { const: 'stages' },
+            method: { const: 'create' },
+            integration: { type: 'string' },
+            documentation_link: { type: 'string' },
+            schema: { type: 'object', description: 'JSON Schema of the Stage answered' },
+            query_schema: { type: 'object', description: 'JSON Schema of the query parameters' },
+            request_body_schema: { type: 'object', description: "JSON Schema of the body the account's integration accepts" },
+          },
+          required: ['unified_model', 'resource', 'method', 'integration', 'documentation_link', 'schema', 'query_schema', 'request_body_schema'],
+        },
         PipelinerContext: toJsonSchema(PipelinerContextSchema, 'input'),
       },
     },

@@ -19,6 +19,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/unified/crm/stages/meta/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The JSON Schemas of the create for an account's integration */
+        get: operations["getStageCreateMeta"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/integrated-account": {
         parameters: {
             query?: never;
@@ -26,7 +43,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The environment's accounts, oldest first */
+        get: operations["listIntegratedAccounts"];
         put?: never;
         /** Connect an account of an integration */
         post: operations["createIntegratedAccount"];
@@ -49,6 +67,24 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["deleteIntegratedAccount"];
+        options?: never;
+        head?: never;
+        /** Change tenant_id and/or merge context shallowly (new credentials are checked first) */
+        patch: operations["updateIntegratedAccount"];
+        trace?: never;
+    };
+    "/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document */
+        get: operations["getOpenApiDocument"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -186,6 +222,39 @@ export interface components {
              */
             validate?: boolean;
         };
+        IntegratedAccountPatchBody: {
+            tenant_id?: string;
+            /** @description Merged shallowly over the stored context */
+            context?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description Check changed credentials with one cheap provider call first (default true)
+             * @default true
+             */
+            validate?: boolean;
+        };
+        IntegratedAccountList: {
+            result: components["schemas"]["IntegratedAccount"][];
+            next_cursor: string | null;
+            limit: number;
+        };
+        StageCreateMeta: {
+            /** @constant */
+            unified_model: "crm";
+            /** @constant */
+            resource: "stages";
+            /** @constant */
+            method: "create";
+            integration: string;
+            documentation_link: string;
+            /** @description JSON Schema of the Stage answered */
+            schema: Record<string, never>;
+            /** @description JSON Schema of the query parameters */
+            query_schema: Record<string, never>;
+            /** @description JSON Schema of the body the account's integration accepts */
+            request_body_schema: Record<string, never>;
+        };
         PipelinerContext: {
             /**
              * Format: uri
@@ -224,7 +293,10 @@ export interface operations {
                     [key: string]: unknown;
                 };
             };
-            header?: never;
+            header?: {
+                /** @description Makes the create safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -234,9 +306,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The created stage */
+            /** @description The created stage (`raw`: the provider body; `normalized`: every field, nulls) */
             201: {
                 headers: {
+                    /** @description Set on a replayed answer */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -270,6 +344,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description A request with the same Idempotency-Key is still being processed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Body larger than 1 MiB */
             413: {
                 headers: {
@@ -288,6 +371,33 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The Idempotency-Key was used with another request, or the provider refused the stage */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration cannot create stages */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The provider could not be reached or answered something unusable */
             502: {
                 headers: {
@@ -299,6 +409,109 @@ export interface operations {
             };
             /** @description The provider did not answer within the timeout */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStageCreateMeta: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schemas */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StageCreateMeta"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listIntegratedAccounts: {
+        parameters: {
+            query?: {
+                tenant_id?: string;
+                status?: "active" | "needs_reauth" | "validation_error";
+                integration?: string;
+                limit?: number;
+                next_cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegratedAccountList"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -341,6 +554,33 @@ export interface operations {
             };
             /** @description Missing or invalid API token, or the integrated account needs re-authentication */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider rejected the credentials; nothing was stored */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -432,6 +672,97 @@ export interface operations {
             };
         };
     };
+    updateIntegratedAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IntegratedAccountPatchBody"];
+            };
+        };
+        responses: {
+            /** @description The account, secrets stripped */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegratedAccount"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider rejected the new credentials; nothing changed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getOpenApiDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OpenAPI 3.1 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -447,7 +778,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        /** @constant */
+                        status: "ok";
+                    };
                 };
             };
         };
