@@ -23,6 +23,8 @@ async function main(): Promise<void> {
     spaceId: env['PIPELINER_SANDBOX_SPACE_ID'] || undefined,
     seed: seedPath,
     contract,
+    // The request log is for tests that inspect what arrived; a long-running sandbox would only grow with it.
+    logRequests: flag('PIPELINER_SANDBOX_LOG_REQUESTS'),
     onContractViolation: (violation) => process.stderr.write(`contract violation: ${formatContractViolation(violation)}\n`),
   });
   const sales = sandbox.pipelines().find((pipeline) => pipeline.name === 'Sales Pipeline' && !pipeline.is_deleted);

@@ -17,6 +17,8 @@ const create = (key: string, name: string) =>
 const posts = () => h.sandbox.requests.filter((r) => r.method === 'POST').length;
 const named = (name: string) => h.sandbox.steps().filter((s) => s.name === name);
 const HINT = 'The stage may have been created: retry with the same Idempotency-Key and unicrm will look for it before creating it again.';
+/** The remote timeout is 300 ms: a retry is held off (409) until 600 ms after the first attempt. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 650));
 
 describe('retrying an ambiguous create with the same Idempotency-Key', () => {
   it('finds the step an answer-less attempt made (body cut off), instead of creating it again', async () => {
@@ -26,6 +28,13 @@ describe('retrying an ambiguous create with the same Idempotency-Key', () => {
     expect(first.body.message).toContain(HINT);
     expect(named('Cut off')).toHaveLength(1);
 
+    const early = await create('amb-1', 'Cut off');
+    expect(early.status).toBe(409);
+    expect(early.headers['retry-after']).toBe('1');
+    expect(early.body.message).toBe(
+      'The first request with this Idempotency-Key may still be carried out by the provider; retry in 1 s, then unicrm looks for its result before creating again.',
+    );
+    await settle();
     const retry = await create('amb-1', 'Cut off');
     expect(retry.status).toBe(201);
     expect(retry.body).toMatchObject({ id: named('Cut off')[0]?.id, name: 'Cut off', pipeline: { id: SALES, name: 'Sales Pipeline' } });
@@ -55,6 +64,7 @@ describe('retrying an ambiguous create with the same Idempotency-Key', () => {
     h.sandbox.injectFault({ method: 'POST', path: '/entities/Steps', reset: true, times: 1 });
     expect((await create('amb-3', 'Reset')).status).toBe(502);
     expect(named('Reset')).toHaveLength(0);
+    await settle();
     const retry = await create('amb-3', 'Reset');
     expect(retry.status).toBe(201);
     expect(named('Reset')).toHaveLength(1);
@@ -64,6 +74,7 @@ describe('retrying an ambiguous create with the same Idempotency-Key', () => {
   it('keeps the key ambiguous when the lookup itself fails, and succeeds on the next retry', async () => {
     h.sandbox.injectFault({ method: 'POST', path: '/entities/Steps', body: 'truncated', times: 1 });
     expect((await create('amb-4', 'Twice')).status).toBe(502);
+    await settle();
     h.sandbox.injectFault({ method: 'GET', path: '/entities/Steps', status: 503, times: 1 });
     expect((await create('amb-4', 'Twice')).status).toBe(503);
     const retry = await create('amb-4', 'Twice');

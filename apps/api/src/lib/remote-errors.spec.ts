@@ -64,17 +64,17 @@ const cases: Array<[string, Case]> = [
     fault: onCreate({ status: 503, body: 'empty' }), status: 503, message: 'Pipeliner answered HTTP 503 without an error message', raw: '', insight: ['remote_error'],
   }],
   ['a 201 whose body is not JSON', {
-    fault: onCreate({ body: 'malformed' }), status: 502, message: `Pipeliner answered HTTP 201 but its body is not a JSON object${MAYBE}`,
+    fault: onCreate({ body: 'malformed' }), status: 502, message: `Pipeliner answered HTTP 201 but its body is not a JSON object.${MAYBE}`,
     raw: expect.stringContaining('<<malformed'), insight: ['remote_error'],
   }],
   ['a 201 with an empty body', {
-    fault: onCreate({ body: 'empty' }), status: 502, message: `Pipeliner answered HTTP 201 but its body is not a JSON object${MAYBE}`, raw: '', insight: ['remote_error'],
+    fault: onCreate({ body: 'empty' }), status: 502, message: `Pipeliner answered HTTP 201 but its body is not a JSON object.${MAYBE}`, raw: '', insight: ['remote_error'],
   }],
   ['a body cut off mid-stream', {
     fault: onCreate({ body: 'truncated' }), status: 502, message: /^The answer from http:\/\/127\.0\.0\.1:\d+ broke off \(\w+\)\. The stage may have been created: check before retrying/, raw: null, insight: ['remote_error'],
   }],
   ['a connection reset without an answer', {
-    fault: onCreate({ reset: true }), status: 502, message: /^(Could not reach|The answer from) http:\/\/127\.0\.0\.1:\d+/, raw: null, insight: ['remote_error'],
+    fault: onCreate({ reset: true }), status: 502, message: /^The connection to http:\/\/127\.0\.0\.1:\d+ broke before an answer came \(\w+\)\. The stage may have been created/, raw: null, insight: ['remote_error'],
   }],
   ['no answer within the timeout', {
     fault: onCreate({ hang: true }), status: 504, message: /^http:\/\/127\.0\.0\.1:\d+ did not answer within 400 ms \(UND_ERR_HEADERS_TIMEOUT\)\. The stage may have been created: check before retrying, or send an Idempotency-Key so that a retry cannot create it twice\.$/, raw: null, insight: ['remote_error'],

@@ -27,7 +27,8 @@ function withRetryHint(error: UnicrmError, hasKey: boolean): UnicrmError {
     ? ' The stage may have been created: retry with the same Idempotency-Key and unicrm will look for it before creating it again.'
     : ' The stage may have been created: check before retrying, or send an Idempotency-Key so that a retry cannot create it twice.';
   const { statusCode: _s, error: _e, message, ...extras } = error.body;
-  const hinted = new UnicrmError(error.statusCode, `${message}${hint}`, extras, { ...error.headers });
+  const sentence = /[.!?]$/.test(message) ? message : `${message}.`;
+  const hinted = new UnicrmError(error.statusCode, `${sentence}${hint}`, extras, { ...error.headers });
   hinted.requestMayHaveArrived = true;
   return hinted;
 }

@@ -39,7 +39,9 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * for `UNICRM_IDEMPOTENCY_TTL_MS` (24 h) with `Idempotent-Replayed: true`; the same key with another
  * request answers 422, and while the first is running 409. A failure after which the write may have
  * happened (`requestMayHaveArrived`: a timeout or broken answer after sending) marks the key `ambiguous`:
- * a retry first asks `reconcile` whether the write exists, and answers it if so, instead of writing twice.
+ * until twice the remote timeout has passed since the first attempt (a slow write may still land) a retry
+ * answers 409 with `Retry-After`; after that it first asks `reconcile` whether the write exists, and answers
+ * it if so, instead of writing twice.
  * Any other failure releases the key, so the request can be retried.
  */
 @injectable()
@@ -47,6 +49,7 @@ export class IdempotencyGuard {
   private lastPrune = 0;
   private readonly ttlMs: number;
   private readonly staleAfterMs: number;
+  private readonly settleMs: number;
 
   constructor(
     @inject(TOKENS.IdempotencyStore) private readonly store: IdempotencyStore,
@@ -57,6 +60,8 @@ export class IdempotencyGuard {
     this.ttlMs = config.idempotencyTtlMs;
     // A first request that has not finished by then was lost with its process: its key may be taken over.
     this.staleAfterMs = 2 * config.remoteTimeoutMs + config.connectTimeoutMs + 5_000;
+    // A write that timed out may still land at the provider for a while; only look for it once it had the time to.
+    this.settleMs = 2 * config.remoteTimeoutMs;
   }
 
   /**
@@ -103,7 +108,10 @@ export class IdempotencyGuard {
         throw new UnicrmError(422, 'This Idempotency-Key was used with a different request; use a new key for a new request.');
       }
       if (existing.state === 'done') return this.replay(existing.statusCode ?? 500, existing.body ?? 'null', existing.rawText, existing.headers);
-      if (existing.state === 'in_flight' || !this.store.reclaim(id)) throw this.inFlight();
+      if (existing.state === 'in_flight') throw this.inFlight();
+      const settled = Date.parse(existing.createdAt) + this.settleMs - now.getTime();
+      if (settled > 0) throw this.unsettled(settled);
+      if (!this.store.reclaim(id)) throw this.inFlight();
       // An earlier attempt may have done the write: look for it before writing again.
       let found: IdempotentAnswer | undefined;
       try {
@@ -118,6 +126,16 @@ export class IdempotencyGuard {
       }
     }
     return this.execute(id, operation);
+  }
+
+  private unsettled(remainingMs: number): UnicrmError {
+    const seconds = Math.max(1, Math.ceil(remainingMs / 1000));
+    return new UnicrmError(
+      409,
+      `The first request with this Idempotency-Key may still be carried out by the provider; retry in ${seconds} s, then unicrm looks for its result before creating again.`,
+      {},
+      { 'retry-after': String(seconds) },
+    );
   }
 
   private inFlight(): UnicrmError {

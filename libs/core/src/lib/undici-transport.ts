@@ -83,7 +83,12 @@ export class UndiciTransport implements HttpTransport {
           remoteInsight('The provider did not answer in time.'),
         );
       } else {
-        const what = stage === 'connect' ? `Could not reach ${url.origin}` : `The answer from ${url.origin} broke off`;
+        const what =
+          stage === 'body'
+            ? `The answer from ${url.origin} broke off`
+            : BEFORE_SENDING.has(code)
+              ? `Could not reach ${url.origin}`
+              : `The connection to ${url.origin} broke before an answer came`;
         failure = new UnicrmError(502, `${what} (${code}).`, remoteInsight('The provider could not be reached or its answer was incomplete.'));
       }
       failure.requestMayHaveArrived = stage === 'body' || !BEFORE_SENDING.has(code);
