@@ -38,7 +38,8 @@ function main(): void {
     console.log(lines.join('\n'));
   });
   server.on('error', (error) => {
-    console.error(`unicrm cannot listen on ${host}:${port}: ${error.message}`);
+    const hint = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' Set PORT to a free port (PORT=8001 npm start).' : '';
+    console.error(`unicrm cannot listen on ${host}:${port}: ${error.message}.${hint}`);
     process.exit(1);
   });
 

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     `  contract    : ${contract ? "on (violations of Pipeliner's OpenAPI document on stderr)" : 'off'}`,
     '',
     'Try:',
-    `  curl -u '${sandbox.username}:${sandbox.password}' '${base}/entities/Steps?filter[pipeline_id]=${sales?.id ?? SANDBOX_SEED_IDS.salesPipelineId}&order-by=sort_order'`,
+    `  curl -g -u '${sandbox.username}:${sandbox.password}' '${base}/entities/Steps?filter[pipeline_id]=${sales?.id ?? SANDBOX_SEED_IDS.salesPipelineId}&order-by=sort_order'`,
     '',
     'Stop with Ctrl-C.',
   ];

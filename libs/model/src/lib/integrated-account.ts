@@ -63,10 +63,22 @@ export type IntegratedAccountCreateBody = z.input<typeof IntegratedAccountCreate
 /** Pipeliner's account context (pipeliner-api.md §1: service URL, space id, API token and password). */
 export const PipelinerContextSchema = z
   .strictObject({
-    service_url: z.url({ protocol: /^https?$/ }).describe('Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com'),
-    space_id: z.string().trim().min(1).describe('Pipeliner space id, e.g. fr_Myself'),
-    username: z.string().min(1).describe('Pipeliner "API token" (HTTP Basic username); secret'),
-    password: z.string().min(1).describe('Pipeliner "API password" (HTTP Basic password); secret'),
+    service_url: z
+      .url({ protocol: /^https?$/, error: 'is required: the Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com' })
+      .describe('Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com'),
+    space_id: z
+      .string({ error: 'is required: the Pipeliner space id (a string), e.g. fr_Myself' })
+      .trim()
+      .min(1, { error: 'is required: the Pipeliner space id (a string), e.g. fr_Myself' })
+      .describe('Pipeliner space id, e.g. fr_Myself'),
+    username: z
+      .string({ error: 'is required: the Pipeliner API token (a string)' })
+      .min(1, { error: 'is required: the Pipeliner API token (a string)' })
+      .describe('Pipeliner "API token" (HTTP Basic username); secret'),
+    password: z
+      .string({ error: 'is required: the Pipeliner API password (a string)' })
+      .min(1, { error: 'is required: the Pipeliner API password (a string)' })
+      .describe('Pipeliner "API password" (HTTP Basic password); secret'),
   })
   .meta({ id: 'PipelinerContext' });
 export type PipelinerContext = z.infer<typeof PipelinerContextSchema>;

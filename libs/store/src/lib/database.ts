@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecretBox } from './secret-box';
 
@@ -57,10 +57,13 @@ export const KEY_CHECK_ROW = 'key_check';
  * @throws Error with a clear message when the key does not match the data directory
  */
 export function openDatabase(dataDir: string, box: SecretBox, options: { verifyKey?: boolean } = {}): Database.Database {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, DATABASE_FILE));
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, DATABASE_FILE);
+  const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
+    // Only the owner may read the database (sealed secrets, token hashes) and its WAL files.
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');

@@ -59,7 +59,7 @@ export function loadEncryptionKey(dataDir: string, envValue?: string): Buffer {
     }
     return key;
   }
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, KEY_FILE);
   try {
     writeFileSync(path, randomBytes(32).toString('base64') + '\n', { flag: 'wx', mode: 0o600 });

@@ -69,9 +69,17 @@ describe('loadEncryptionKey', () => {
 });
 
 describe('openDatabase', () => {
+  it('creates a data directory only its owner can enter', () => {
+    const fresh = join(dir, 'new-data-dir');
+    openDatabase(fresh, new SecretBox(randomBytes(32))).close();
+    expect(statSync(fresh).mode & 0o777).toBe(0o700);
+  });
+
   it('uses WAL and refuses a different key with a clear message', () => {
     const db = openDatabase(dir, new SecretBox(randomBytes(32)));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(statSync(join(dir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, `${DATABASE_FILE}-wal`)).mode & 0o777).toBe(0o600);
     db.close();
     expect(() => openDatabase(dir, new SecretBox(randomBytes(32)))).toThrow('encryption key does not match');
   });
