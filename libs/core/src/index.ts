@@ -8,3 +8,4 @@ export * from './lib/undici-transport';
 export * from './lib/request-context';
 export * from './lib/stage-meta';
 export * from './lib/idempotency';
+export * from './lib/query-keys';

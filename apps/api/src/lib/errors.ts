@@ -25,6 +25,16 @@ function bodyParserError(error: { type?: unknown; message?: unknown; body?: unkn
   }
 }
 
+/** Other client errors Express or body-parser raise (a bad gzip body, a path that is not valid percent-encoding). */
+function clientError(error: { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown }): UnicrmError | undefined {
+  if (error instanceof URIError) return UnicrmError.badRequest('The URL path is not valid percent-encoding.');
+  const status = typeof error.status === 'number' ? error.status : error.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new UnicrmError(status, 'The request could not be read; check its Content-Encoding and that the body matches it.');
+  }
+  return undefined;
+}
+
 /**
  * The one error middleware (DESIGN.md §3): renders every failure as `{ statusCode, error, message, ... }`
  * with its headers; anything unexpected becomes a 500 without details (logged with its stack).
@@ -32,7 +42,7 @@ function bodyParserError(error: { type?: unknown; message?: unknown; body?: unkn
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   let error: UnicrmError;
   if (isUnicrmError(err)) error = err;
-  else error = bodyParserError(err ?? {}) ?? new UnicrmError(500, 'Something went wrong inside unicrm; the error was logged.');
+  else error = bodyParserError(err ?? {}) ?? clientError(err ?? {}) ?? new UnicrmError(500, 'Something went wrong inside unicrm; the error was logged.');
   if (error.statusCode === 500) req.log?.error({ err }, 'unexpected error');
   res.locals.errorMessage = error.message;
   if (res.headersSent) {

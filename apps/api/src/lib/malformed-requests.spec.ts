@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import request from 'supertest';
 import { AUTH, type Harness, startHarness, TEST_TOKEN } from '../testing/harness';
+import { connect } from 'node:net';
 import { createHttpServer } from './server';
 
 // Malformed requests, as real clients get them wrong: each with its exact status and error body
@@ -134,6 +135,8 @@ const cases: Array<[string, Malformed]> = [
   ['an array of stages', { query: 'integrated_account_id={id}', json: [{ name: 'x' }], status: 400, message: 'The body must be a JSON object, e.g. {"name": "Qualified"}.' }],
   ['an empty body', { query: 'integrated_account_id={id}', headers: { 'content-type': 'application/json' }, raw: '', status: 400, message: 'A JSON body is required, e.g. {"name": "Qualified"} with Content-Type: application/json.' }],
   ['a body of blanks', { query: 'integrated_account_id={id}', headers: { 'content-type': 'application/json' }, raw: '   ', status: 400, message: 'The body is not valid JSON: Unexpected end of JSON input' }],
+  ['remote_data nested 5000 deep', { query: 'integrated_account_id={id}', headers: { 'content-type': 'application/json' }, raw: `{"name":"d","remote_data":{"a":${'['.repeat(5000)}${']'.repeat(5000)}}}`, status: 400, message: 'The body nests objects or arrays deeper than 64 levels.' }],
+  ['a gzip body that is not gzip', { query: 'integrated_account_id={id}', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, raw: 'not gzip', status: 400, message: 'The request could not be read; check its Content-Encoding and that the body matches it.' }],
   ['a body over 1 MiB', { query: 'integrated_account_id={id}', json: { name: 'x', remote_data: { d: 'x'.repeat(1024 * 1024) } }, status: 413, message: 'The body is larger than 1 MiB.' }],
   // --- body: fields
   ['an empty object', { query: 'integrated_account_id={id}', ...pipelinerBody({}, [['name', NAME_REQUIRED]], NAME_INSIGHT) }],
@@ -177,6 +180,30 @@ describe('malformed requests to POST /unified/crm/stages', () => {
   it('has at least 60 distinct cases', () => {
     expect(new Set(cases.map(([name]) => name)).size).toBe(cases.length);
     expect(cases.length).toBeGreaterThanOrEqual(60);
+  });
+
+  it('answers a path that is not valid percent-encoding with 400', async () => {
+    const res = await request(h.app).get('/integrated-account/%ZZ').set(AUTH);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ statusCode: 400, error: 'Bad Request', message: 'The URL path is not valid percent-encoding.' });
+  });
+
+  it.each([
+    ['no Host header', 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n', 200, '{"status":"ok"}'],
+    ['an unsupported Expect', 'GET /health HTTP/1.1\r\nHost: x\r\nExpect: 999-nope\r\nConnection: close\r\n\r\n', 417, '{"statusCode":417,"error":"Expectation Failed","message":"Only \\"Expect: 100-continue\\" is supported."}'],
+  ])('answers a raw request with %s in JSON', async (_name, raw, status, body) => {
+    const server = createHttpServer(h.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect((server.address() as { port: number }).port, '127.0.0.1', () => socket.end(raw));
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+    });
+    server.close();
+    expect(answer.split('\r\n')[0]).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    expect(answer).toMatch(/content-type: application\/json/i);
+    expect(answer.endsWith(body)).toBe(true);
   });
 
   it.each(cases)('%s', async (_name, c) => {

@@ -1,4 +1,4 @@
-import type { RateLimits, UnicrmCore } from '@unicrm/core';
+import { integratedAccountIdOf, type RateLimits, type UnicrmCore } from '@unicrm/core';
 import { UnicrmError } from '@unicrm/model';
 import express, { type Request, type RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
@@ -75,8 +75,8 @@ export function rateLimits(limits: RateLimits): { perToken: RequestHandler; perA
   return {
     perToken: make(limits.perToken, 'API token', (req) => req.tokenId),
     perAccount: make(limits.perAccount, 'integrated account', (req) => {
-      const id = new URLSearchParams(rawQuery(req.originalUrl)).get('integrated_account_id');
-      return id ? `${req.environmentId}:${id.toLowerCase()}` : undefined;
+      const id = integratedAccountIdOf(rawQuery(req.originalUrl));
+      return id ? `${req.environmentId}:${id}` : undefined;
     }),
   };
 }

@@ -27,6 +27,15 @@ describe('rate limits', () => {
     expect(h.sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(3);
   });
 
+  it('counts every spelling of integrated_account_id the query parser accepts', async () => {
+    // The account is over its limit after the test above; found by the adversarial session.
+    const spellings = [`[integrated_account_id]=${h.accountId}`, `%5Bintegrated_account_id%5D=${h.accountId}`, `integrated_account_id=${h.accountId.toUpperCase()}`];
+    for (const query of spellings) {
+      const res = await request(h.app).get(`/unified/crm/stages/meta/create?${query}`).set('authorization', `Bearer ${h.core.tokens.issue({ name: query }).token}`);
+      expect([query, res.status]).toEqual([query, 429]);
+    }
+  });
+
   it('limits one token across routes', async () => {
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await request(h.app).get('/integrated-account').set(AUTH)).status);

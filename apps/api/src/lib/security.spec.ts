@@ -205,6 +205,55 @@ describe('hostile input', () => {
   });
 });
 
+describe('findings of the adversarial session', () => {
+  beforeEach(() => h.sandbox.reset());
+
+  it('refuses to move stored credentials to another service_url unless they are sent again', async () => {
+    const id = await h.connect();
+    h.sandbox.reset();
+    const moved = remember(await request(h.app).patch(`/integrated-account/${id}`).set(AUTH).send({ context: { service_url: 'https://attacker.example' } }));
+    expect(moved.status).toBe(400);
+    expect(moved.body.details.failures).toEqual([
+      { path: 'context.username', message: 'is required when service_url changes (the stored one is not sent to a new address)' },
+      { path: 'context.password', message: 'is required when service_url changes (the stored one is not sent to a new address)' },
+    ]);
+    expect(h.sandbox.requests).toHaveLength(0);
+    const withSecrets = remember(
+      await request(h.app)
+        .patch(`/integrated-account/${id}`)
+        .set(AUTH)
+        .send({ context: { service_url: h.sandbox.serviceUrl.replace('127.0.0.1', 'localhost'), username: h.sandbox.username, password: h.sandbox.password } }),
+    );
+    expect(withSecrets.status).toBe(200);
+  });
+
+  it('keeps an account active when new credentials arrive while a call with the old ones is being rejected', async () => {
+    const id = await h.connect({ password: 'OLD-WRONG-789' }, false);
+    issued.push('OLD-WRONG-789');
+    h.sandbox.injectFault({ method: 'POST', path: '/entities/Steps', latencyMs: 500, times: 1 });
+    // .then() sends it now (supertest waits for a then otherwise).
+    const pending = request(h.app).post(`/unified/crm/stages?integrated_account_id=${id}`).set(AUTH).send({ name: 'late' }).then((res) => res);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const patched = remember(await request(h.app).patch(`/integrated-account/${id}`).set(AUTH).send({ context: { password: h.sandbox.password } }));
+    expect(patched.body.status).toBe('active');
+    expect(remember(await pending).status).toBe(401);
+    const after = remember(await request(h.app).get(`/integrated-account/${id}`).set(AUTH));
+    expect(after.body).toMatchObject({ status: 'active', last_error: null });
+  });
+
+  it('refuses the space ids . and ..', async () => {
+    for (const space of ['.', '..']) {
+      const res = remember(
+        await request(h.app)
+          .post('/integrated-account')
+          .set(AUTH)
+          .send({ integration: 'pipeliner', tenant_id: 't', context: { service_url: h.sandbox.serviceUrl, space_id: space, username: 'u', password: 'p' } }),
+      );
+      expect(res.body.details.failures).toEqual([{ path: 'context.space_id', message: 'is not a space id' }]);
+    }
+  });
+});
+
 describe('hardening', () => {
   it('sends security headers and no x-powered-by', async () => {
     const res = remember(await request(h.app).get('/health'));

@@ -7,17 +7,28 @@ import type { Duplex } from 'node:stream';
  * Node's 16 KiB limit, a malformed request line) still get an answer in the error shape of DESIGN.md §3.
  */
 export function createHttpServer(app: Express): Server {
-  const server = createServer(app);
+  // Hosts are not routed on, so a missing Host header is Express's to answer (in the error shape), not Node's bare 400.
+  const server = createServer({ requireHostHeader: false }, app);
+  // A slow client may not hold a connection for long: the head within 15 s, the whole request within 60 s (then 408).
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 60_000;
+  server.on('checkExpectation', (_req, res) => {
+    const body = JSON.stringify({ statusCode: 417, error: STATUS_CODES[417], message: 'Only "Expect: 100-continue" is supported.' });
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable || error.code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const message =
       status === 431
         ? 'The request head (URL and headers) is larger than 16 KiB; shorten the query string.'
-        : 'The request could not be parsed as HTTP.';
+        : status === 408
+          ? 'The request did not arrive in time.'
+          : 'The request could not be parsed as HTTP.';
     const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message });
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +

@@ -8,8 +8,10 @@ import {
   type IntegratedAccountList,
   IntegratedAccountListQuerySchema,
   IntegratedAccountPatchBodySchema,
+  exceedsJsonDepth,
   isJsonObject,
   type Logger,
+  MAX_JSON_DEPTH,
   type StoredAccount,
   TOKENS,
   UnicrmError,
@@ -22,6 +24,7 @@ import { ConnectorRegistry } from './registry';
 
 function requireObject(body: unknown): Record<string, unknown> {
   if (!isJsonObject(body)) throw UnicrmError.badRequest('The body must be a JSON object.');
+  if (exceedsJsonDepth(body)) throw UnicrmError.badRequest(`The body nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels.`);
   return body;
 }
 
@@ -107,6 +110,7 @@ export class IntegratedAccountService {
     const next: StoredAccount = { ...account, updatedAt: this.clock.now().toISOString() };
     if (parsed.data.tenant_id !== undefined) next.tenantId = parsed.data.tenant_id;
     if (parsed.data.context !== undefined) {
+      this.checkCredentialBinding(connector, account.context, parsed.data.context);
       next.context = connector.parseContext({ ...account.context, ...parsed.data.context });
       next.publicContext = this.publicContext(connector, next.context);
       if (parsed.data.validate) await this.verify(connector, next.context);
@@ -146,9 +150,27 @@ export class IntegratedAccountService {
     return account;
   }
 
-  /** Records that the provider rejected the account's credentials (DESIGN.md §3). */
+  /**
+   * Records that the provider rejected the account's credentials (DESIGN.md §3), unless the account changed
+   * since `account` was read (new credentials arrived while the rejected call was under way).
+   */
   markNeedsReauth(account: StoredAccount, reason: string): void {
-    this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString());
+    this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString(), account.updatedAt);
+  }
+
+  /**
+   * Refuses a change of where the secrets are sent (e.g. Pipeliner's `service_url`) unless the secrets come
+   * along: otherwise anyone allowed to edit an account could send its stored credentials to a host of theirs.
+   * @throws UnicrmError 400 naming the secrets to send
+   */
+  private checkCredentialBinding(connector: Connector, current: Record<string, unknown>, patch: Record<string, unknown>): void {
+    const moved = (connector.credentialBoundContextKeys ?? []).filter((key) => key in patch && patch[key] !== current[key]);
+    if (moved.length === 0) return;
+    const missing = connector.secretContextKeys.filter((key) => !(key in patch));
+    if (missing.length === 0) return;
+    throw UnicrmError.validation(
+      missing.map((key) => ({ path: `context.${key}`, message: `is required when ${moved.join(', ')} changes (the stored one is not sent to a new address)` })),
+    );
   }
 
   /** Credentials the provider rejects (401/403) become a 422 that keeps the remote error's details. */

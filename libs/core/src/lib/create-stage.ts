@@ -1,8 +1,10 @@
 import 'reflect-metadata';
 import { formatRecord, type FormattedResponse } from '@unicrm/formatters';
 import {
+  exceedsJsonDepth,
   isJsonObject,
   type Logger,
+  MAX_JSON_DEPTH,
   STAGE_SHAPE,
   type CreateResult,
   type Stage,
@@ -79,6 +81,7 @@ export class CreateStageUseCase {
     const key = request.idempotencyKey === undefined ? undefined : IdempotencyGuard.parseKey(request.idempotencyKey);
     const query = parseUnifiedQuery(request.query);
     if (!isJsonObject(request.body)) throw UnicrmError.badRequest(NOT_A_JSON_OBJECT);
+    if (exceedsJsonDepth(request.body)) throw UnicrmError.badRequest(`The body nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels.`);
     const parsed = StageCreateBodySchema.safeParse(request.body);
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error), `Invalid body: ${zodFailures(parsed.error).map((f) => `${f.path} ${f.message}`).join('; ')}`);
 

@@ -70,6 +70,7 @@ export const PipelinerContextSchema = z
       .string({ error: 'is required: the Pipeliner space id (a string), e.g. fr_Myself' })
       .trim()
       .min(1, { error: 'is required: the Pipeliner space id (a string), e.g. fr_Myself' })
+      .refine((id) => id !== '.' && id !== '..', { error: 'is not a space id' })
       .describe('Pipeliner space id, e.g. fr_Myself'),
     username: z
       .string({ error: 'is required: the Pipeliner API token (a string)' })

@@ -98,8 +98,11 @@ export interface AccountStore {
   update(account: StoredAccount): boolean;
   /** Removes the account; false when there was none. */
   delete(environmentId: string, id: string): boolean;
-  /** Sets the status (and last error); no-op when the account is gone. */
-  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string): void;
+  /**
+   * Sets the status (and last error); no-op when the account is gone, or when `ifUpdatedAt` is given and the
+   * account was updated since.
+   */
+  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void;
 }
 
 /** An API token's record; the token itself is never stored, only its SHA-256. Times RFC 3339 UTC. */
@@ -253,6 +256,11 @@ export interface Connector {
   verifyCredentials?(context: Record<string, unknown>, signal?: AbortSignal): Promise<void>;
   /** Context keys that are secrets: encrypted at rest and never shown. */
   readonly secretContextKeys: readonly string[];
+  /**
+   * Context keys that decide where the secrets are sent (Pipeliner: `service_url`). Changing one requires
+   * sending every secret again, so a caller who can edit an account cannot redirect its stored credentials.
+   */
+  readonly credentialBoundContextKeys?: readonly string[];
   /** Resources this connector supports; an absent resource answers 501 with the reason. */
   readonly stages?: StagesResource;
 }

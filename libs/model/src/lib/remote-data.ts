@@ -28,3 +28,22 @@ export function mergeRemoteData(mapped: JsonObject, remoteData: JsonObject | und
   }
   return out;
 }
+
+/** Deepest nesting of objects and arrays a request body may have (a deeper one is a 400, not a stack overflow). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * True when `value` nests objects or arrays deeper than `max` levels. Iterative, so any input is safe to check.
+ */
+export function exceedsJsonDepth(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

@@ -59,7 +59,8 @@ export class SqliteAccountStore implements AccountStore {
        WHERE id = @id AND environment_id = @environment_id`,
     );
     this.statusStatement = db.prepare(
-      'UPDATE integrated_accounts SET status = ?, last_error = ?, updated_at = ? WHERE id = ? AND environment_id = ?',
+      `UPDATE integrated_accounts SET status = ?, last_error = ?, updated_at = ?
+       WHERE id = ? AND environment_id = ? AND (? IS NULL OR updated_at = ?)`,
     );
   }
 
@@ -154,7 +155,7 @@ export class SqliteAccountStore implements AccountStore {
     return this.deleteStatement.run(id, environmentId).changes > 0;
   }
 
-  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string): void {
-    this.statusStatement.run(status, lastError, at, id, environmentId);
+  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void {
+    this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null);
   }
 }

@@ -32,6 +32,7 @@ export class PipelinerConnector implements Connector {
   readonly integration = 'pipeliner';
   readonly category = 'crm';
   readonly secretContextKeys = ['username', 'password'] as const;
+  readonly credentialBoundContextKeys = ['service_url'] as const;
   readonly stages: StagesResource;
 
   constructor(
