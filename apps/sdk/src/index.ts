@@ -22,3 +22,4 @@ export {
   type IntegratedAccountCreateBody,
   type IntegratedAccountList,
 } from '@unicrm/model';
+export { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './lib/retry';

@@ -44,7 +44,7 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
             environmentId: env,
             query: encodeQuery(query),
             body,
-            ...(options?.idempotencyKey !== undefined && { idempotencyKey: options.idempotencyKey }),
+            ...(typeof options?.idempotencyKey === 'string' && { idempotencyKey: options.idempotencyKey }),
           });
           return answer.body as StageCreateResult<(typeof query)['truto_response_format']>;
         },

@@ -4,13 +4,16 @@ import {
   type IntegratedAccount,
   type Stage,
   type StageCreateBody,
+  isUnicrmError,
   UnicrmError,
 } from '@unicrm/model';
 import createClient from 'openapi-fetch';
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
 import type { components, paths } from './generated/unicrm-api';
 import { encodeQuery } from './query';
+import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './retry';
 import type { StageCreateResult, Unicrm } from './types';
 import { SDK_VERSION } from './version';
 
@@ -30,7 +33,16 @@ export interface CreateUnicrmClientOptions {
   timeoutMs?: number;
   /** Your product token, put in front of the SDK's: `User-Agent: <userAgent> unicrm-sdk/<version>`. */
   userAgent?: string;
+  /**
+   * Retries of calls that are safe to repeat (reads, and creates with an Idempotency-Key, which the client adds by
+   * itself): on 429 (after `Retry-After`), 409 (the key's first request still running), 502, 503, 504 and network
+   * failures, with capped exponential backoff and jitter, within a time budget. Defaults {@link DEFAULT_RETRY};
+   * `false` turns retries off.
+   */
+  retry?: Partial<RetryPolicy> | false;
 }
+
+const SAFE = { safe: true, idempotencyKey: false } as const;
 
 /** Default of {@link CreateUnicrmClientOptions.timeoutMs}, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -125,8 +137,9 @@ function errorFromAnswer(response: Response, error: unknown, what: string, origi
  *
  * Every request carries `Authorization: Bearer <token>`, `User-Agent: unicrm-sdk/<version>` and
  * `Accept: application/json` (and `Idempotency-Key` when a create is given one); query objects are encoded with qs in
- * the indices format, as Truto's TS SDK does and the API parses it. Nothing is retried: a create is sent at most once
- * (give it an idempotency key to retry it safely yourself).
+ * the indices format, as Truto's TS SDK does and the API parses it. Creates carry an `Idempotency-Key` (one of
+ * their own unless given one, or `false`), so they and reads are retried per `options.retry`; other writes are
+ * sent once.
  *
  * Errors: every failure rejects with a UnicrmError. An error answer becomes the UnicrmError the server described
  * (`statusCode`, `message`, `body` as sent, `headers` = the forwarded `Retry-After` / rate-limit headers). No
@@ -163,8 +176,31 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     querySerializer: (query) => encodeQuery(query),
   });
 
-  /** Runs one call with the timeout and turns every failure into a UnicrmError; resolves to the parsed JSON body. */
-  async function call<T>(what: string, run: (signal: AbortSignal) => Promise<FetchResult>): Promise<T> {
+  const policy: RetryPolicy | undefined = options.retry === false ? undefined : { ...DEFAULT_RETRY, ...options.retry };
+
+  /**
+   * Runs a call, retrying it per {@link retryDelay} when `repeatable` says it is safe to repeat; each attempt has
+   * its own timeout. Rejects with the last failure.
+   */
+  async function call<T>(
+    what: string,
+    run: (signal: AbortSignal) => Promise<FetchResult>,
+    repeatable: { safe: boolean; idempotencyKey: boolean } = { safe: false, idempotencyKey: false },
+  ): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await once<T>(what, run);
+      } catch (error) {
+        const wait = policy && isUnicrmError(error) ? retryDelay(error, attempt, Date.now() - started, repeatable, policy) : undefined;
+        if (wait === undefined || closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  /** Runs one attempt with the timeout and turns every failure into a UnicrmError; resolves to the parsed JSON body. */
+  async function once<T>(what: string, run: (signal: AbortSignal) => Promise<FetchResult>): Promise<T> {
     if (closed) throw new Error('This unicrm client is closed.');
     const signal = AbortSignal.timeout(timeoutMs);
     let result: FetchResult;
@@ -197,9 +233,13 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     crm: {
       stages: {
         create(query, body, options) {
-          const headers = options?.idempotencyKey === undefined ? undefined : { 'Idempotency-Key': options.idempotencyKey };
-          return call<StageCreateResult<(typeof query)['truto_response_format']>>('POST /unified/crm/stages', (signal) =>
-            client.POST('/unified/crm/stages', { params: { query }, body, headers, parseAs: 'text', signal }),
+          // A key of its own unless told otherwise, so that the client's retries can never create a stage twice.
+          const key = options?.idempotencyKey === false ? undefined : (options?.idempotencyKey ?? `unicrm-sdk-${randomUUID()}`);
+          const headers = key === undefined ? undefined : { 'Idempotency-Key': key };
+          return call<StageCreateResult<(typeof query)['truto_response_format']>>(
+            'POST /unified/crm/stages',
+            (signal) => client.POST('/unified/crm/stages', { params: { query }, body, headers, parseAs: 'text', signal }),
+            { safe: false, idempotencyKey: key !== undefined },
           );
         },
       },
@@ -208,10 +248,12 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
       create: (body) =>
         call('POST /integrated-account', (signal) => client.POST('/integrated-account', { body, parseAs: 'text', signal })),
       list: (query = {}) =>
-        call('GET /integrated-account', (signal) => client.GET('/integrated-account', { params: { query }, parseAs: 'text', signal })),
+        call('GET /integrated-account', (signal) => client.GET('/integrated-account', { params: { query }, parseAs: 'text', signal }), SAFE),
       get: (id) =>
-        call('GET /integrated-account/:id', (signal) =>
-          client.GET('/integrated-account/{id}', { params: { path: { id } }, parseAs: 'text', signal }),
+        call(
+          'GET /integrated-account/:id',
+          (signal) => client.GET('/integrated-account/{id}', { params: { path: { id } }, parseAs: 'text', signal }),
+          SAFE,
         ),
       update: (id, body) =>
         call('PATCH /integrated-account/:id', (signal) =>

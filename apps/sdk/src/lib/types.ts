@@ -60,9 +60,10 @@ export interface StageCreateOptions {
    * the key is marked ambiguous and the retry first looks for the stage in the provider before creating it again.
    * The same key with another request is a UnicrmError 422; while the first is still running, 409
    * (`headers['retry-after']`). Remote: sent as the `Idempotency-Key` header; embedded: handed to the core, which
-   * applies the same rules (docs/reliability.md).
+   * applies the same rules (docs/reliability.md). The remote client makes one up for every create unless given
+   * one (so its retries are safe); `false` sends none and turns its retries of this create off.
    */
-  idempotencyKey?: string;
+  idempotencyKey?: string | false;
 }
 
 /** Body of `accounts.update` (`PATCH /integrated-account/:id`): a new `tenant_id` and/or a shallow merge into `context`; `validate: false` skips the credential check. */

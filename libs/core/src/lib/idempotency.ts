@@ -39,7 +39,7 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * for `UNICRM_IDEMPOTENCY_TTL_MS` (24 h) with `Idempotent-Replayed: true`; the same key with another
  * request answers 422, and while the first is running 409. A failure after which the write may have
  * happened (`requestMayHaveArrived`: a timeout or broken answer after sending) marks the key `ambiguous`:
- * until twice the remote timeout has passed since the first attempt (a slow write may still land) a retry
+ * until twice the remote timeout has passed since that failure (a slow write may still land) a retry
  * answers 409 with `Retry-After`; after that it first asks `reconcile` whether the write exists, and answers
  * it if so, instead of writing twice.
  * Any other failure releases the key, so the request can be retried.
@@ -60,7 +60,8 @@ export class IdempotencyGuard {
     this.ttlMs = config.idempotencyTtlMs;
     // A first request that has not finished by then was lost with its process: its key may be taken over.
     this.staleAfterMs = 2 * config.remoteTimeoutMs + config.connectTimeoutMs + 5_000;
-    // A write that timed out may still land at the provider for a while; only look for it once it had the time to.
+    // A write that timed out may still land at the provider for a while: look for it only once it had the time to,
+    // counted from the failure (a timeout fires late: undici checks on a coarse clock).
     this.settleMs = 2 * config.remoteTimeoutMs;
   }
 
@@ -117,7 +118,8 @@ export class IdempotencyGuard {
       try {
         found = await reconcile?.(new Date(existing.createdAt));
       } catch (error) {
-        this.store.markAmbiguous(id);
+        // The lookup failed: still ambiguous, and still counted from the first failure.
+        this.store.markAmbiguous(id, existing.createdAt);
         throw error;
       }
       if (found) {
@@ -151,7 +153,7 @@ export class IdempotencyGuard {
       if (error instanceof UnicrmError && error.isRemote && error.statusCode >= 400 && error.statusCode < 500 && !RETRYABLE.has(error.statusCode)) {
         this.store.complete(id, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } });
       } else if (error instanceof UnicrmError && error.requestMayHaveArrived) {
-        this.store.markAmbiguous(id);
+        this.store.markAmbiguous(id, this.clock.now().toISOString());
       } else {
         this.store.release(id);
       }

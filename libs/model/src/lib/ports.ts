@@ -177,8 +177,8 @@ export interface IdempotencyStore {
   complete(scope: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): void;
   /** Drops a record (the first request failed in a way that must not be replayed). */
   release(scope: string): void;
-  /** Marks a claimed scope `ambiguous`: its write may have happened. */
-  markAmbiguous(scope: string): void;
+  /** Marks a claimed scope `ambiguous` at `at` (its `createdAt` becomes the failure time): its write may have happened. */
+  markAmbiguous(scope: string, at: string): void;
   /** Takes an `ambiguous` scope back to `in_flight` for a retry; false when another request took it first. */
   reclaim(scope: string): boolean;
   /** Deletes records that expired before `now`; returns how many. */

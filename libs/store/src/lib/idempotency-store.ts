@@ -37,7 +37,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     );
     this.releaseStatement = db.prepare('DELETE FROM idempotency_records WHERE scope = ?');
     this.pruneStatement = db.prepare('DELETE FROM idempotency_records WHERE expires_at <= ?');
-    this.ambiguousStatement = db.prepare(`UPDATE idempotency_records SET state = 'ambiguous' WHERE scope = ?`);
+    this.ambiguousStatement = db.prepare(`UPDATE idempotency_records SET state = 'ambiguous', created_at = ? WHERE scope = ?`);
     this.reclaimStatement = db.prepare(`UPDATE idempotency_records SET state = 'in_flight' WHERE scope = ? AND state = 'ambiguous'`);
   }
 
@@ -65,8 +65,8 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.releaseStatement.run(scope);
   }
 
-  markAmbiguous(scope: string): void {
-    this.ambiguousStatement.run(scope);
+  markAmbiguous(scope: string, at: string): void {
+    this.ambiguousStatement.run(at, scope);
   }
 
   reclaim(scope: string): boolean {

@@ -1,0 +1,54 @@
+import type { UnicrmError } from '@unicrm/model';
+
+/** How the remote client retries (issue "Reliability" item 3). Durations in milliseconds. */
+export interface RetryPolicy {
+  /** Retries after the first attempt (default 3; 0 = never). */
+  maxRetries: number;
+  /** First backoff step (default 500). */
+  baseDelayMs: number;
+  /** Cap of one backoff step (default 10 000). */
+  maxDelayMs: number;
+  /** Total time a call may spend, waits included; no retry starts past it (default 60 000). */
+  budgetMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 3, baseDelayMs: 500, maxDelayMs: 10_000, budgetMs: 60_000 };
+
+/** Statuses worth another try: rate limited, the key's first request still running, a gateway failing or timing out. */
+const RETRYABLE = new Set([409, 429, 502, 503, 504]);
+
+/**
+ * `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable.
+ */
+export function retryAfterMs(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * Whether and after how long to try a failed call again. Only calls that are safe to repeat are retried: reads,
+ * and creates that carry an Idempotency-Key (the server then runs them once). 409 is retried only with a key (it is
+ * the key's first request still running). The wait honours `Retry-After`, else capped exponential backoff with full
+ * jitter (`random` in [0, 1)); no retry is planned past the attempt limit or the time budget.
+ * @param attempt the number of the attempt that failed (1 = the first)
+ * @param elapsedMs time spent on the call so far
+ * @returns the wait in ms, or undefined for no retry
+ */
+export function retryDelay(
+  error: Pick<UnicrmError, 'statusCode' | 'headers'>,
+  attempt: number,
+  elapsedMs: number,
+  repeatable: { safe: boolean; idempotencyKey: boolean },
+  policy: RetryPolicy = DEFAULT_RETRY,
+  random: () => number = Math.random,
+): number | undefined {
+  if (attempt > policy.maxRetries) return undefined;
+  if (!repeatable.safe && !repeatable.idempotencyKey) return undefined;
+  if (!RETRYABLE.has(error.statusCode)) return undefined;
+  if (error.statusCode === 409 && !repeatable.idempotencyKey) return undefined;
+  const backoff = Math.floor(random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
+  const wait = retryAfterMs(error.headers['retry-after']) ?? backoff;
+  return elapsedMs + wait > policy.budgetMs ? undefined : wait;
+}
