@@ -173,7 +173,8 @@ class Session {
       const token = this.io.env.UNICRM_API_TOKEN;
       if (!token) throw new UsageError(`the remote mode (${url}) needs UNICRM_API_TOKEN: the API token of that server`);
       try {
-        this.client = createUnicrmClient({ baseUrl: url, token, timeoutMs, userAgent: `unicrm-cli/${SDK_VERSION}` });
+        // The CLI retries import rows itself (same key, with a line per retry), so the client's own retries are off.
+        this.client = createUnicrmClient({ baseUrl: url, token, timeoutMs, userAgent: `unicrm-cli/${SDK_VERSION}`, retry: false });
       } catch (error) {
         throw new UsageError((error as Error).message);
       }

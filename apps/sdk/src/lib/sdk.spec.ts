@@ -10,6 +10,8 @@ import { createUnicrm, createUnicrmClient, isUnicrmError, SDK_VERSION, type Unic
 
 // One suite, two transports: every test below runs against the embedded client (the core in this process) and the
 // remote client (HTTP to the API app on 127.0.0.1), with one data directory, one account and one Pipeliner sandbox.
+// The remote client runs with `retry: false` here, so that each failure is seen as the server sent it; its
+// retries are tested in remote-retry.spec.ts.
 
 const TOKEN = 'sdk-suite-token';
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
@@ -89,7 +91,7 @@ beforeEach(() => {
 
 const transports: [string, () => Unicrm][] = [
   ['embedded', () => createUnicrm({ dataDir: dir })],
-  ['remote', () => createUnicrmClient({ baseUrl, token: TOKEN })],
+  ['remote', () => createUnicrmClient({ baseUrl, token: TOKEN, retry: false })],
 ];
 
 describe.each(transports)('the %s SDK', (_name, make) => {
@@ -305,7 +307,7 @@ describe('both transports', () => {
   let remote: Unicrm;
   beforeAll(() => {
     embedded = createUnicrm({ dataDir: dir });
-    remote = createUnicrmClient({ baseUrl, token: TOKEN });
+    remote = createUnicrmClient({ baseUrl, token: TOKEN, retry: false });
   });
   afterAll(async () => {
     await embedded.close();
@@ -338,7 +340,7 @@ describe('both transports', () => {
 
 describe('the remote SDK only', () => {
   it('sends Bearer auth, its User-Agent and the query in the qs indices format', async () => {
-    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, userAgent: 'acme-app/2.1' });
+    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, userAgent: 'acme-app/2.1', retry: false });
     await sdk.crm.stages.create(
       {
         integrated_account_id: accountId,
@@ -366,7 +368,7 @@ describe('the remote SDK only', () => {
   });
 
   it('rejects a bad token with a 401 that is not a remote error', async () => {
-    const sdk = createUnicrmClient({ baseUrl, token: 'wrong-token' });
+    const sdk = createUnicrmClient({ baseUrl, token: 'wrong-token', retry: false });
     const error = await failure(sdk.accounts.get(accountId));
     await sdk.close();
     expect(error.statusCode).toBe(401);
@@ -376,7 +378,7 @@ describe('the remote SDK only', () => {
 
   it('gives up after timeoutMs with a 504', async () => {
     sandbox.injectFault({ method: 'POST', path: '/entities/Steps', hang: true, times: 1 });
-    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, timeoutMs: 300 });
+    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, timeoutMs: 300, retry: false });
     const started = Date.now();
     const error = await failure(sdk.crm.stages.create({ integrated_account_id: accountId }, { name: 'Slow' }));
     await sdk.close();
@@ -393,7 +395,7 @@ describe('the remote SDK only', () => {
     const gone = await listen(() => undefined);
     const url = urlOf(gone);
     await close(gone);
-    const sdk = createUnicrmClient({ baseUrl: url, token: TOKEN });
+    const sdk = createUnicrmClient({ baseUrl: url, token: TOKEN, retry: false });
     const error = await failure(sdk.accounts.get(accountId));
     await sdk.close();
     expect(error.statusCode).toBe(502);
@@ -409,7 +411,7 @@ describe('the remote SDK only', () => {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
       }
     });
-    const sdk = createUnicrmClient({ baseUrl: `${urlOf(proxy)}/`, token: TOKEN });
+    const sdk = createUnicrmClient({ baseUrl: `${urlOf(proxy)}/`, token: TOKEN, retry: false });
     const html = await failure(sdk.accounts.get('html'));
     expect(html.statusCode).toBe(503);
     expect(html.message).toBe(
@@ -426,11 +428,11 @@ describe('the remote SDK only', () => {
   });
 
   it('checks its options and refuses calls once closed', async () => {
-    expect(() => createUnicrmClient({ baseUrl: 'ftp://x', token: TOKEN })).toThrow(TypeError);
-    expect(() => createUnicrmClient({ baseUrl: 'not a url', token: TOKEN })).toThrow('baseUrl must be an http(s) URL');
-    expect(() => createUnicrmClient({ baseUrl, token: ' ' })).toThrow('token must be a non-empty API token.');
-    expect(() => createUnicrmClient({ baseUrl, token: TOKEN, timeoutMs: 0 })).toThrow('timeoutMs must be a positive number');
-    const sdk = createUnicrmClient({ baseUrl, token: TOKEN });
+    expect(() => createUnicrmClient({ baseUrl: 'ftp://x', token: TOKEN, retry: false })).toThrow(TypeError);
+    expect(() => createUnicrmClient({ baseUrl: 'not a url', token: TOKEN, retry: false })).toThrow('baseUrl must be an http(s) URL');
+    expect(() => createUnicrmClient({ baseUrl, token: ' ', retry: false })).toThrow('token must be a non-empty API token.');
+    expect(() => createUnicrmClient({ baseUrl, token: TOKEN, timeoutMs: 0, retry: false })).toThrow('timeoutMs must be a positive number');
+    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, retry: false });
     await sdk.close();
     await sdk.close();
     await expect(sdk.accounts.get(accountId)).rejects.toThrow('This unicrm client is closed.');

@@ -1,0 +1,576 @@
+// unicrm benchmark: what unicrm adds over the cheapest Node gateway, on the same machine, in one run.
+// Method, process layout and figures: docs/benchmarks.md. Usage: tools/bench/README.md (or --help).
+//
+// Runs against the BUILT code in dist/ (`npm run bench` builds first). Everything listens on 127.0.0.1 and every
+// load loop is bounded by time (autocannon's duration) and by count.
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { bodiesFor, cpuMsOf, LatencyRecorder, median, MiB, rssOf, SHAPES, SIZES } from './lib.mjs';
+import { printSummary, summarise } from './prof-top.mjs';
+import { PASSWORD, PIPELINE_ID, SPACE, USERNAME } from './upstream.mjs';
+
+const ROOT = resolve(new URL('../../', import.meta.url).pathname);
+const HERE = join(ROOT, 'tools/bench');
+const API_TOKEN = 'bench-api-token-0123456789';
+const TARGETS = ['direct', 'floor', 'unicrm'];
+/** Requests per rate-limit window (10 s) the benchmark's API allows per token and per account: more than any run sends. */
+const RATE_LIMIT = 1_000_000_000;
+const BASIC_AUTH = `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`;
+
+const HELP = `usage: node tools/bench/bench.mjs [options]     (npm run bench -- [options] builds first)
+
+  --quick                 smoke run: 1 s measurements, 0.3 s warm-ups (still 3 alternating repeats)
+  --duration <s>          seconds per measurement (default 5)
+  --warmup <s>            seconds of warm-up per target and configuration (default 1)
+  --repeats <n>           alternating repeats per configuration, medians reported (default 3)
+  --concurrency <list>    concurrency sweep at 1 KiB remote_data (default 1,16,64,256)
+  --sizes <list>          remote_data sweep at concurrency 64: 1k,64k,1m (default all)
+  --full-matrix           every size at every concurrency (about twice as long)
+  --shape <fields|wide>   how remote_data is made up: 16 custom fields growing with the size (default), or
+                          100-character fields, as many as the size takes (8 728 keys at ~1 MiB; the worst case)
+  --no-sdk                skip the SDK in-process comparison
+  --soak-minutes <n>      also run unicrm alone at c=64, 1 KiB for n minutes and report RSS start/end
+  --soak-only             only the soak (with --soak-minutes, default 5): no sweeps, no SDK comparison
+  --profile [seconds]     only profile: API under node --cpu-prof at c=64, 1 KiB (default 15 s); prints the top items
+  --profile-size <size>   remote_data size of the profile run (default 1k)
+  --api-log <path>        where the API's logs go (default: api.log in the run's temporary directory)
+  --api-root <dir>        run the API of another checkout or build (its dist/apps/api/src/main.js); default this one
+  --json <file>           write every figure to a JSON file
+  --keep                  keep the temporary directory (data, logs)`;
+
+function parseArgs(argv) {
+  const o = {
+    quick: false, duration: 5, warmup: 1, repeats: 3, concurrency: [1, 16, 64, 256], sizes: ['1k', '64k', '1m'],
+    fullMatrix: false, shape: 'fields', sdk: true, soakOnly: false, apiRoot: ROOT, soakMinutes: 0, profile: 0, profileSize: '1k', apiLog: undefined, json: undefined, keep: false,
+  };
+  const set = new Set();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    switch (arg) {
+      case '--help': case '-h': console.log(HELP); process.exit(0); break;
+      case '--quick': o.quick = true; break;
+      case '--duration': o.duration = Number(value()); set.add('duration'); break;
+      case '--warmup': o.warmup = Number(value()); set.add('warmup'); break;
+      case '--repeats': o.repeats = Number(value()); break;
+      case '--concurrency': o.concurrency = value().split(',').map(Number); break;
+      case '--sizes': o.sizes = value().split(','); break;
+      case '--full-matrix': o.fullMatrix = true; break;
+      case '--shape': o.shape = value(); break;
+      case '--no-sdk': o.sdk = false; break;
+      case '--soak-minutes': o.soakMinutes = Number(value()); break;
+      case '--soak-only': o.soakOnly = true; break;
+      case '--profile': o.profile = /^\d+$/.test(argv[i + 1] ?? '') ? Number(argv[++i]) : 15; break;
+      case '--profile-size': o.profileSize = value(); break;
+      case '--api-log': o.apiLog = resolve(value()); break;
+      case '--api-root': o.apiRoot = resolve(value()); break;
+      case '--json': o.json = resolve(value()); break;
+      case '--keep': o.keep = true; break;
+      default: throw new Error(`unknown option ${arg}\n\n${HELP}`);
+    }
+  }
+  if (o.quick) {
+    if (!set.has('duration')) o.duration = 1;
+    if (!set.has('warmup')) o.warmup = 0.3;
+  }
+  if (!SHAPES.includes(o.shape)) throw new Error(`--shape must be one of ${SHAPES.join(', ')}`);
+  for (const size of [...o.sizes, o.profileSize]) if (!SIZES[size]) throw new Error(`unknown size ${size}; known: ${Object.keys(SIZES).join(', ')}`);
+  if (!(o.duration > 0 && o.duration <= 600) || !(o.warmup >= 0 && o.warmup <= 60)) throw new Error('--duration must be in (0, 600], --warmup in [0, 60]');
+  if (!Number.isInteger(o.repeats) || o.repeats < 1 || o.repeats > 20) throw new Error('--repeats must be 1..20');
+  if (o.concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) throw new Error('--concurrency values must be 1..1024');
+  if (o.soakOnly) {
+    o.sdk = false;
+    o.soakMinutes ||= 5;
+  }
+  if (!(o.soakMinutes >= 0 && o.soakMinutes <= 60)) throw new Error('--soak-minutes must be 0..60');
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// processes
+
+const children = new Set();
+
+/** Starts `node <script> ...args` and waits for its first stdout line, JSON with the port. */
+export async function startChild(name, script, args, nodeFlags = []) {
+  const child = spawn(process.execPath, [...nodeFlags, join(HERE, script), ...args.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  const line = await new Promise((resolveLine, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 10 s`)), 10_000);
+    child.stdout.on('data', (chunk) => {
+      text += chunk;
+      const end = text.indexOf('\n');
+      if (end >= 0) {
+        clearTimeout(timer);
+        resolveLine(text.slice(0, end));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before starting`)));
+  });
+  child.stdout.resume();
+  return { child, pid: child.pid, port: JSON.parse(line).port };
+}
+
+/** A free loopback port (bound and released; the API's main.js prints the configured port, not the bound one). */
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Starts the API as production does (`node dist/apps/api/src/main.js`), logs to `logPath`, and waits for /health. */
+export async function startApi({ dataDir, logPath, nodeFlags = [], root = ROOT }) {
+  const port = await freePort();
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('UNICRM_') && k !== 'PORT' && k !== 'HOST'));
+  Object.assign(env, {
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    UNICRM_DATA_DIR: dataDir,
+    UNICRM_API_TOKEN: API_TOKEN,
+    UNICRM_LOG_LEVEL: 'info',
+    // The rate limiters stay on (their cost is part of every request) with limits no run reaches.
+    UNICRM_RATE_LIMIT_PER_TOKEN: String(RATE_LIMIT),
+    UNICRM_RATE_LIMIT_PER_ACCOUNT: String(RATE_LIMIT),
+  });
+  const fd = openSync(logPath, 'a');
+  const child = spawn(process.execPath, [...nodeFlags, join(root, 'dist/apps/api/src/main.js')], { env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  const deadline = Date.now() + 15_000;
+  let healthy = false;
+  while (Date.now() < deadline && !healthy) {
+    if (child.exitCode !== null) throw new Error(`the API exited with ${child.exitCode}; see ${logPath}`);
+    healthy = await fetch(`http://127.0.0.1:${port}/health`).then((res) => res.status === 200, () => false);
+    if (!healthy) await sleep(50);
+  }
+  if (!healthy) throw new Error(`the API did not answer GET /health within 15 s; see ${logPath}`);
+  return { child, pid: child.pid, port };
+}
+
+export async function stop(proc) {
+  if (!proc || proc.child.exitCode !== null) return;
+  const exited = new Promise((r) => proc.child.once('exit', r));
+  proc.child.kill('SIGTERM');
+  await Promise.race([exited, sleep(15_000)]);
+  if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+}
+
+export function killAll() {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// measurement
+
+/** The HTTP request of one target for one body size. */
+export function requestFor(target, env, bodies) {
+  if (target === 'unicrm') {
+    return {
+      url: `http://127.0.0.1:${env.api.port}/unified/crm/stages?integrated_account_id=${env.accountId}`,
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: bodies.unifiedText,
+      pid: env.api.pid,
+    };
+  }
+  const port = target === 'direct' ? env.upstream.port : env.floor.port;
+  return {
+    url: `http://127.0.0.1:${port}/api/v100/rest/spaces/${SPACE}/entities/Steps?validation-level=8`,
+    headers: { authorization: env.basicAuth, 'content-type': 'application/json' },
+    body: bodies.stepText,
+    pid: target === 'direct' ? env.upstream.pid : env.floor.pid,
+  };
+}
+
+/** One autocannon run; latencies recorded at full resolution (autocannon's own histogram has 1 ms steps). */
+export async function measure(env, target, bodies, concurrency, seconds) {
+  const req = requestFor(target, env, bodies);
+  const recorder = new LatencyRecorder();
+  let non2xx = 0;
+  let rssPeak = rssOf(req.pid);
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssOf(req.pid))), 100);
+  const cpu0 = { server: cpuMsOf(req.pid), upstream: cpuMsOf(env.upstream.pid), loadgen: process.cpuUsage() };
+  const started = performance.now();
+  const result = await new Promise((resolveRun, reject) => {
+    const instance = autocannon(
+      {
+        url: req.url, method: 'POST', headers: req.headers, body: req.body,
+        connections: concurrency, pipelining: 1, duration: seconds, timeout: 30,
+      },
+      (error, res) => (error ? reject(error) : resolveRun(res)),
+    );
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status >= 200 && status < 300) recorder.add(ms);
+      else non2xx++;
+    });
+  });
+  const elapsed = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  rssPeak = Math.max(rssPeak, rssOf(req.pid));
+  const loadgen = process.cpuUsage(cpu0.loadgen);
+  const ok = recorder.count;
+  if (ok === 0) console.log(`  warning: ${target} answered no 2xx in ${elapsed.toFixed(1)} s (c=${concurrency}, ${bodies.label}; errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${non2xx})`);
+  const cpuPerReq = (ms) => (ok > 0 ? (ms * 1000) / ok : NaN);
+  await sleep(200); // let closed connections settle before the next run
+  return {
+    target, concurrency, size: bodies.size, seconds: elapsed, ok, non2xx, errors: result.errors, timeouts: result.timeouts,
+    rps: ok / elapsed,
+    ...recorder.stats(),
+    rssPeakMiB: rssPeak / MiB,
+    cpuUsPerReq: {
+      server: cpuPerReq(cpuMsOf(req.pid) - cpu0.server),
+      upstream: target === 'direct' ? NaN : cpuPerReq(cpuMsOf(env.upstream.pid) - cpu0.upstream),
+      loadgen: cpuPerReq((loadgen.user + loadgen.system) / 1000),
+    },
+  };
+}
+
+const METRICS = ['rps', 'p50', 'p99', 'p999', 'max'];
+export function medians(runs) {
+  const out = { runs: runs.length };
+  for (const m of METRICS) out[m] = median(runs.map((r) => r[m]));
+  out.rssPeakMiB = Math.max(...runs.map((r) => r.rssPeakMiB));
+  out.cpuUsPerReq = {
+    server: median(runs.map((r) => r.cpuUsPerReq.server)),
+    upstream: median(runs.map((r) => r.cpuUsPerReq.upstream)),
+    loadgen: median(runs.map((r) => r.cpuUsPerReq.loadgen)),
+  };
+  out.failed = runs.reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
+  return out;
+}
+
+function ratiosOf(m) {
+  return {
+    unicrmOverFloorRps: m.unicrm.rps / m.floor.rps,
+    floorOverDirectRps: m.floor.rps / m.direct.rps,
+    unicrmMinusDirect: { p50: m.unicrm.p50 - m.direct.p50, p99: m.unicrm.p99 - m.direct.p99, p999: m.unicrm.p999 - m.direct.p999 },
+    floorMinusDirect: { p50: m.floor.p50 - m.direct.p50, p99: m.floor.p99 - m.direct.p99, p999: m.floor.p999 - m.direct.p999 },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// output
+
+const f = (v, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+const pad = (cells, widths) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+
+function printConfig(config) {
+  const { concurrency, label, bodyBytes, medians: m, ratios: r } = config;
+  console.log(`\nconcurrency ${concurrency}, remote_data ${label} (${config.remoteDataKeys} keys; unified body ${bodyBytes} B), medians of ${m.unicrm.runs}`);
+  const widths = [8, 9, 8, 8, 9, 9, 13, 15, 8];
+  console.log(pad(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'RSS MiB', 'server µs/req', 'upstream µs/req', 'failed'], widths));
+  for (const t of TARGETS) {
+    const x = m[t];
+    console.log(pad([t, f(x.rps, 0), f(x.p50), f(x.p99), f(x.p999), f(x.rssPeakMiB, 1), f(x.cpuUsPerReq.server, 0), f(x.cpuUsPerReq.upstream, 0), x.failed], widths));
+  }
+  console.log(
+    `unicrm/floor throughput ${f(r.unicrmOverFloorRps)}; unicrm − direct: p50 +${f(r.unicrmMinusDirect.p50)} ms, p99 +${f(r.unicrmMinusDirect.p99)} ms` +
+      `  (floor/direct ${f(r.floorOverDirectRps)}; floor − direct: p50 +${f(r.floorMinusDirect.p50)} ms, p99 +${f(r.floorMinusDirect.p99)} ms)`,
+  );
+}
+
+function markdownTable(configs) {
+  const lines = [
+    '| c | remote_data | target | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | server CPU µs/req | unicrm/floor | unicrm − direct p50 / p99 ms |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const c of configs) {
+    for (const t of TARGETS) {
+      const x = c.medians[t];
+      const ratio = t === 'unicrm' ? f(c.ratios.unicrmOverFloorRps) : '';
+      const added = t === 'unicrm' ? `+${f(c.ratios.unicrmMinusDirect.p50)} / +${f(c.ratios.unicrmMinusDirect.p99)}` : t === 'floor' ? `(floor: +${f(c.ratios.floorMinusDirect.p50)} / +${f(c.ratios.floorMinusDirect.p99)})` : '';
+      lines.push(`| ${c.concurrency} | ${c.label} | ${t} | ${f(x.rps, 0)} | ${f(x.p50)} | ${f(x.p99)} | ${f(x.p999)} | ${f(x.rssPeakMiB, 1)} | ${f(x.cpuUsPerReq.server, 0)} | ${ratio} | ${added} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function evaluateTargets(configs, soak) {
+  const at = (c, size) => configs.find((x) => x.concurrency === c && x.size === size);
+  const out = [];
+  const c64 = at(64, '1k');
+  if (c64) {
+    const r = c64.ratios;
+    out.push({ target: 'unicrm/floor throughput at c=64, 1 KiB', want: '>= 0.85', got: f(r.unicrmOverFloorRps), met: r.unicrmOverFloorRps >= 0.85 });
+    out.push({ target: 'added p50 over direct at c=64, 1 KiB', want: '<= 0.5 ms', got: `${f(r.unicrmMinusDirect.p50)} ms`, met: r.unicrmMinusDirect.p50 <= 0.5 });
+    out.push({ target: 'added p99 over direct at c=64, 1 KiB', want: '<= 3 ms', got: `${f(r.unicrmMinusDirect.p99)} ms`, met: r.unicrmMinusDirect.p99 <= 3 });
+    out.push({ target: 'unicrm peak RSS at c=64, 1 KiB', want: '<= 150 MiB', got: `${f(c64.medians.unicrm.rssPeakMiB, 1)} MiB`, met: c64.medians.unicrm.rssPeakMiB <= 150 });
+  }
+  const big = at(64, '1m');
+  if (big) {
+    out.push({ target: 'unicrm/floor throughput at c=64, ~1 MiB', want: '>= 0.6', got: f(big.ratios.unicrmOverFloorRps), met: big.ratios.unicrmOverFloorRps >= 0.6 });
+  }
+  if (soak) {
+    out.push({
+      target: `no RSS growth over ${soak.minutes} min (c=64, 1 KiB)`,
+      want: 'end <= after minute 1 + 10 %',
+      got: `after warm-up ${f(soak.startMiB, 1)} MiB, after minute 1 ${f(soak.firstMinuteMiB, 1)} MiB, end ${f(soak.endMiB, 1)} MiB, max ${f(soak.maxMiB, 1)} MiB`,
+      met: soak.endMiB <= soak.firstMinuteMiB * 1.1,
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SDK in-process
+
+function runSdkClient(options) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [join(HERE, 'sdk-client.mjs'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    let text = '';
+    child.stdout.on('data', (chunk) => (text += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (options.durationMs + options.warmupMs) + 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      if (code !== 0) return reject(new Error(`sdk-client (${options.mode}) exited with ${code}`));
+      resolveRun(JSON.parse(text.trim().split('\n').at(-1)));
+    });
+  });
+}
+
+async function sdkComparison(env, o, bodies) {
+  const results = [];
+  for (const concurrency of [1, 64]) {
+    const runs = { undici: [], sdk: [] };
+    for (let r = 0; r < o.repeats; r++) {
+      for (const mode of ['undici', 'sdk']) {
+        const run = await runSdkClient({
+          mode, concurrency, durationMs: o.duration * 1000, warmupMs: o.warmup * 1000, root: ROOT,
+          dataDir: env.dataDir, accountId: env.accountId, upstreamUrl: `http://127.0.0.1:${env.upstream.port}`,
+          space: SPACE, basicAuth: env.basicAuth, stepBody: bodies.step, unifiedBody: bodies.unified,
+        });
+        if (run.errors > 0) console.log(`  ${mode} c=${concurrency}: ${run.errors} errors (${run.firstError})`);
+        runs[mode].push(run);
+      }
+    }
+    const m = {};
+    for (const mode of ['undici', 'sdk']) {
+      m[mode] = {};
+      for (const k of ['rps', 'p50', 'p99', 'p999']) m[mode][k] = median(runs[mode].map((x) => x[k]));
+      m[mode].rssPeakMiB = Math.max(...runs[mode].map((x) => x.rssPeak)) / MiB;
+      m[mode].errors = runs[mode].reduce((n, x) => n + x.errors, 0);
+    }
+    const entry = {
+      concurrency, size: bodies.size, runs, medians: m,
+      ratios: { sdkOverUndiciRps: m.sdk.rps / m.undici.rps, sdkMinusUndici: { p50: m.sdk.p50 - m.undici.p50, p99: m.sdk.p99 - m.undici.p99 } },
+    };
+    results.push(entry);
+    console.log(`\nSDK in-process create vs undici straight to the upstream: concurrency ${concurrency}, remote_data ${bodies.label}, medians of ${o.repeats}`);
+    const widths = [8, 9, 8, 8, 9, 9, 7];
+    console.log(pad(['caller', 'calls/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'RSS MiB', 'errors'], widths));
+    for (const mode of ['undici', 'sdk']) {
+      const x = m[mode];
+      console.log(pad([mode, f(x.rps, 0), f(x.p50, 3), f(x.p99, 3), f(x.p999, 3), f(x.rssPeakMiB, 1), x.errors], widths));
+    }
+    console.log(`sdk/undici throughput ${f(entry.ratios.sdkOverUndiciRps)}; sdk − undici: p50 +${f(entry.ratios.sdkMinusUndici.p50, 3)} ms, p99 +${f(entry.ratios.sdkMinusUndici.p99, 3)} ms`);
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export async function setUp(o, dir, nodeFlags = []) {
+  const upstream = await startChild('upstream', 'upstream.mjs', [0]);
+  const floor = await startChild('floor', 'floor.mjs', [upstream.port]);
+  const dataDir = join(dir, 'data');
+  const logPath = o.apiLog ?? join(dir, 'api.log');
+  const api = await startApi({ dataDir, logPath, nodeFlags, root: o.apiRoot });
+  const accountId = await connectAccount(api, upstream);
+  const env = { upstream, floor, api, dataDir, logPath, accountId, basicAuth: BASIC_AUTH };
+  await sanityCheck(env);
+  return env;
+}
+
+/** Connects the upstream as a Pipeliner account through the API; returns its id. */
+export async function connectAccount(api, upstream) {
+  const res = await fetch(`http://127.0.0.1:${api.port}/integrated-account`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      integration: 'pipeliner',
+      tenant_id: 'bench',
+      context: { service_url: `http://127.0.0.1:${upstream.port}`, space_id: SPACE, username: USERNAME, password: PASSWORD },
+    }),
+  });
+  const account = await res.json();
+  if (res.status !== 201) throw new Error(`could not connect the account: ${res.status} ${JSON.stringify(account)}`);
+  return account.id;
+}
+
+/** One request through each target; unicrm's answer must be the unified stage with the pipeline's name. */
+export async function sanityCheck(env, targets = TARGETS) {
+  const bodies = bodiesFor('1k');
+  for (const target of targets) {
+    const req = requestFor(target, env, bodies);
+    const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
+    const body = await res.json();
+    if (res.status !== 201) throw new Error(`${target}: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+    if (target === 'unicrm') {
+      if (body.pipeline?.name !== 'Sales Pipeline' || body.remote_data?.cf_bench_00001 === undefined || body.created_at === undefined) {
+        throw new Error(`unicrm answered an unexpected body: ${JSON.stringify(body).slice(0, 500)}`);
+      }
+    } else if (typeof body.data?.id !== 'string') {
+      throw new Error(`${target}: no Step in the answer`);
+    }
+  }
+}
+
+function machine() {
+  const cpu = cpus();
+  return {
+    nproc: cpu.length, cpuModel: cpu[0]?.model, totalMemMiB: Math.round(totalmem() / MiB), freeMemMiB: Math.round(freemem() / MiB),
+    node: process.version, loadavgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
+  };
+}
+
+async function profileRun(o, dir) {
+  const profDir = join(ROOT, 'tmp/bench-profile');
+  mkdirSync(profDir, { recursive: true });
+  const before = new Set(readdirSync(profDir));
+  const env = await setUp(o, dir, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  const bodies = bodiesFor(o.profileSize, o.shape);
+  console.log(`profiling the API (pid ${env.api.pid}) at c=64, remote_data ${bodies.label} for ${o.profile} s (after a ${o.warmup} s warm-up)`);
+  await measure(env, 'unicrm', bodies, 64, o.warmup || 1);
+  const run = await measure(env, 'unicrm', bodies, 64, o.profile);
+  console.log(`  ${f(run.rps, 0)} req/s, p50 ${f(run.p50)} ms, p99 ${f(run.p99)} ms (under the profiler)`);
+  await stop(env.api);
+  await stop(env.floor);
+  await stop(env.upstream);
+  const file = readdirSync(profDir).filter((name) => name.endsWith('.cpuprofile') && !before.has(name)).map((name) => join(profDir, name)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  if (!file) throw new Error(`no .cpuprofile was written in ${profDir}`);
+  console.log(`profile: ${file}\n`);
+  const summary = summarise(JSON.parse(readFileSync(file, 'utf8')), 25);
+  printSummary(summary);
+  if (o.json) writeFileSync(o.json, JSON.stringify({ machine: machine(), profile: { file, run, summary } }, null, 2));
+}
+
+async function soakRun(env, o, dir) {
+  const bodies = bodiesFor('1k');
+  const minutes = o.soakMinutes;
+  // A fresh API process, so that what earlier runs (1 MiB bodies) left in its heap does not count.
+  await stop(env.api);
+  env.api = await startApi({ dataDir: join(dir, 'soak-data'), logPath: env.logPath, root: o.apiRoot });
+  env.accountId = await connectAccount(env.api, env.upstream);
+  console.log(`\nsoak: unicrm alone (a fresh API process, pid ${env.api.pid}) at c=64, 1 KiB for ${minutes} min (RSS sampled at the end of every minute)`);
+  await measure(env, 'unicrm', bodies, 64, Math.max(o.warmup, 1));
+  const startMiB = rssOf(env.api.pid) / MiB;
+  const perMinute = [];
+  for (let i = 0; i < Math.ceil(minutes); i++) {
+    const seconds = Math.min(60, minutes * 60 - i * 60);
+    const run = await measure(env, 'unicrm', bodies, 64, seconds);
+    perMinute.push({ minute: i + 1, rps: run.rps, p50: run.p50, p99: run.p99, rssEndMiB: rssOf(env.api.pid) / MiB, rssPeakMiB: run.rssPeakMiB });
+    console.log(`  minute ${i + 1}: ${f(run.rps, 0)} req/s, p50 ${f(run.p50)} ms, p99 ${f(run.p99)} ms, RSS now ${f(perMinute.at(-1).rssEndMiB, 1)} MiB, peak ${f(run.rssPeakMiB, 1)} MiB`);
+  }
+  // Growth is judged from the end of the first minute (heap sized for the load) to the end of the last.
+  const soak = {
+    minutes, startMiB, firstMinuteMiB: perMinute[0].rssEndMiB, endMiB: perMinute.at(-1).rssEndMiB,
+    maxMiB: Math.max(...perMinute.map((m) => m.rssPeakMiB)), perMinute,
+  };
+  console.log(`soak RSS: after warm-up ${f(soak.startMiB, 1)} MiB, after minute 1 ${f(soak.firstMinuteMiB, 1)} MiB, end ${f(soak.endMiB, 1)} MiB, max ${f(soak.maxMiB, 1)} MiB`);
+  return soak;
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  for (const file of ['dist/apps/api/src/main.js', 'dist/apps/sdk/src/index.js']) {
+    if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run \`npm run bench\` (it builds first).`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'unicrm-bench-'));
+  const cleanUp = () => {
+    killAll();
+    if (!o.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('SIGINT', () => {
+    cleanUp();
+    process.exit(130);
+  });
+  try {
+    const info = machine();
+    console.log(`unicrm benchmark: node ${info.node}, ${info.nproc} × ${info.cpuModel}, ${info.totalMemMiB} MiB RAM, load average ${info.loadavgAtStart.join(' ')}`);
+    if (o.profile) return await profileRun(o, dir);
+
+    const env = await setUp(o, dir);
+    console.log(
+      `processes: load generator (autocannon) pid ${process.pid}; upstream pid ${env.upstream.pid} :${env.upstream.port}; ` +
+        `floor pid ${env.floor.pid} :${env.floor.port}; unicrm API pid ${env.api.pid} :${env.api.port}, logs (info) -> ${env.logPath}` +
+        (o.apiRoot === ROOT ? '' : `; API of ${o.apiRoot}`),
+    );
+    const plan = [];
+    if (o.soakOnly) o.sizes = [];
+    const sizes = o.sizes.filter((s) => s !== '1k');
+    if (o.fullMatrix) {
+      for (const size of o.sizes) for (const c of o.concurrency) plan.push({ concurrency: c, size });
+    } else {
+      if (o.sizes.includes('1k')) for (const c of o.concurrency) plan.push({ concurrency: c, size: '1k' });
+      for (const size of sizes) plan.push({ concurrency: 64, size });
+    }
+    const perRun = o.warmup * TARGETS.length + o.duration * TARGETS.length * o.repeats;
+    console.log(
+      `plan: ${plan.length} configurations × ${TARGETS.length} targets × ${o.repeats} alternating repeats of ${o.duration} s ` +
+        `(+${o.warmup} s warm-up each): about ${Math.ceil((plan.length * perRun + (o.sdk ? 4 * o.repeats * (o.duration + o.warmup + 0.7) : 0) + o.soakMinutes * 60) / 60)} min`,
+    );
+
+    const configs = [];
+    for (const { concurrency, size } of plan) {
+      const bodies = bodiesFor(size, o.shape);
+      for (const target of TARGETS) await measure(env, target, bodies, concurrency, o.warmup || 0.1);
+      const runs = { direct: [], floor: [], unicrm: [] };
+      for (let r = 0; r < o.repeats; r++) {
+        // Alternate the order too, so no target always runs right after another.
+        const order = r % 2 === 0 ? TARGETS : [...TARGETS].reverse();
+        for (const target of order) runs[target].push(await measure(env, target, bodies, concurrency, o.duration));
+      }
+      const m = Object.fromEntries(TARGETS.map((t) => [t, medians(runs[t])]));
+      const config = { concurrency, size, label: bodies.label, bodyBytes: Buffer.byteLength(bodies.unifiedText), stepBodyBytes: Buffer.byteLength(bodies.stepText), remoteDataBytes: bodies.remoteDataBytes, remoteDataKeys: bodies.remoteDataKeys, shape: bodies.shape, runs, medians: m, ratios: ratiosOf(m) };
+      configs.push(config);
+      printConfig(config);
+    }
+
+    const sdk = o.sdk ? await sdkComparison(env, o, bodiesFor('1k')) : undefined;
+    const soak = o.soakMinutes > 0 ? await soakRun(env, o, dir) : undefined;
+    const apiRssEndMiB = rssOf(env.api.pid) / MiB;
+    await stop(env.api);
+    await stop(env.floor);
+    await stop(env.upstream);
+    const logBytes = existsSync(env.logPath) ? statSync(env.logPath).size : 0;
+
+    if (configs.length > 0) console.log('\n' + markdownTable(configs));
+    const targets = evaluateTargets(configs, soak);
+    console.log('\ntargets of issue 8:');
+    for (const t of targets) console.log(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.target}: ${t.got} (want ${t.want})`);
+    console.log(`\nAPI RSS at the end: ${f(apiRssEndMiB, 1)} MiB; API log: ${(logBytes / MiB).toFixed(1)} MiB written to ${env.logPath}`);
+    if (o.json) {
+      writeFileSync(o.json, JSON.stringify({ machine: machine(), startedWith: info, options: o, configs, sdk, soak, targets, apiRssEndMiB, logBytes }, null, 2));
+      console.log(`figures written to ${o.json}`);
+    }
+  } finally {
+    cleanUp();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error) => {
+    console.error(error?.stack ?? error);
+    killAll();
+    process.exit(1);
+  });
+}
