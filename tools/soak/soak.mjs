@@ -497,7 +497,7 @@ async function run(o, dir) {
   line("unicrm's own 5xx (no truto_is_remote_error)", s.own5xx, Object.keys(s.own5xxByStatus).length ? JSON.stringify(s.own5xxByStatus) : '');
   console.log(`API RSS (MiB): start ${mib(rss.start)} (idle), warm ${mib(rss.warm)} (at ${clock(warmAt)}), middle ${mib(rss.middle)}, end ${mib(rss.end)}, max ${mib(rss.max)}; ` +
     `growth warm -> end ${fmt((rss.end - rss.warm) / MiB)} MiB`);
-  console.log(`sandbox RSS (MiB): start ${mib(sandboxRss.start)}, end ${mib(sandboxRss.end)}, max ${mib(sandboxRss.max)} (it keeps every request in memory)`);
+  console.log(`sandbox RSS (MiB): start ${mib(sandboxRss.start)}, end ${mib(sandboxRss.end)}, max ${mib(sandboxRss.max)} (it keeps every step in memory)`);
   console.log(`shutdown: API ${apiStop.killed ? 'KILLED after' : 'exited'} ${apiStop.signal ?? `code ${apiStop.code}`} ${fmt(apiStop.ms, 0)} ms after SIGTERM; ` +
     `sandbox ${sandboxStop.killed ? 'KILLED, ' : ''}${sandboxStop.signal ?? `code ${sandboxStop.code}`}`);
   const samples = { duplicates: recon.samples.duplicates, lost: recon.samples.lost, unreported: recon.samples.unreported, wrongPipeline: recon.samples.wrongPipeline, strangers: recon.samples.strangers, unicrm5xx: s.own5xxSamples, otherAnswers: s.otherSamples };
