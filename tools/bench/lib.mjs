@@ -1,6 +1,8 @@
 // Shared helpers of the benchmark: request bodies of a given size, latency statistics, /proc readings.
-import { readFileSync } from 'node:fs';
 import { PIPELINE_ID } from './upstream.mjs';
+import { cpuMsOf, percentile, rssOf } from '../lib/measure.mjs';
+
+export { cpuMsOf, percentile, rssOf };
 
 /** The API's body limit (apps/api BODY_LIMIT '1mb' = 1 048 576 bytes, else 413). */
 export const API_BODY_LIMIT = 1024 * 1024;
@@ -84,13 +86,6 @@ export function bodiesFor(size, shape = 'fields') {
   };
 }
 
-/** Percentile (nearest rank) of a sorted array. */
-export function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length - 1e-9); // 99.9 % of 1000 is 999, not 999.0000000000001
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
 /** p50/p99/p99.9 of latencies in ms. */
 export function latencyStats(latencies) {
   const sorted = Float64Array.from(latencies).sort();
@@ -122,29 +117,6 @@ export class LatencyRecorder {
   }
   stats() {
     return latencyStats(this.values.subarray(0, this.count));
-  }
-}
-
-/** Resident set size of a process, in bytes (VmRSS), or NaN when it is gone. */
-export function rssOf(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /VmRSS:\s+(\d+) kB/.exec(status);
-    return match ? Number(match[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** CPU time (user + system) a process has used, in ms (10 ms resolution on Linux). */
-export function cpuMsOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[11] = utime, fields[12] = stime (man 5 proc: fields 14 and 15), in clock ticks (USER_HZ = 100).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return NaN;
   }
 }
 

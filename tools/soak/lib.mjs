@@ -1,6 +1,8 @@
 // Pure helpers of the soak (tools/soak/soak.mjs): options, the fault scheduler, the client's retry policy,
 // reconciliation against the sandbox's Steps, and /proc readings. No I/O except rssOf; tested by lib.test.mjs.
-import { readFileSync } from 'node:fs';
+import { cpuMsOf, percentile, rssOf } from '../lib/measure.mjs';
+
+export { cpuMsOf, percentile, rssOf };
 
 /** Pipeliner sandbox defaults (docs/pipeliner-sandbox.md). */
 export const SANDBOX = {
@@ -338,38 +340,4 @@ export function reconcile(creates, steps, prefix, pipelineId) {
     }
   }
   return r;
-}
-
-/**
- * Resident set size of a process from `/proc/<pid>/status` (VmRSS).
- * @returns {number} bytes, or NaN when the process is gone
- */
-export function rssOf(pid) {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/**
- * CPU time (user + system) a process has used, from `/proc/<pid>/stat` (clock ticks of 10 ms).
- * @returns {number} milliseconds, or NaN when the process is gone
- */
-export function cpuMsOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Percentile (nearest rank) of an ascending array; NaN when empty. */
-export function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
