@@ -2,17 +2,6 @@ import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/
 import { encodeQuery } from './query';
 import type { StageCreateResult, Unicrm } from './types';
 
-export type {
-  IntegratedAccountListQuery,
-  IntegratedAccountUpdateBody,
-  NormalizedStage,
-  RawProviderBody,
-  StageCreateOptions,
-  StageCreateQuery,
-  StageCreateResult,
-  Unicrm,
-} from './types';
-
 /** Options of {@link createUnicrm}. */
 export interface CreateUnicrmOptions {
   /** Where accounts live (default `UNICRM_DATA_DIR` or `./.unicrm`): the same directory the API uses shares its accounts. */

@@ -83,7 +83,7 @@ export class CreateStageUseCase {
     if (!isJsonObject(request.body)) throw UnicrmError.badRequest(NOT_A_JSON_OBJECT);
     if (exceedsJsonDepth(request.body)) throw UnicrmError.badRequest(`The body nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels.`);
     const parsed = StageCreateBodySchema.safeParse(request.body);
-    if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error), `Invalid body: ${zodFailures(parsed.error).map((f) => `${f.path} ${f.message}`).join('; ')}`);
+    if (!parsed.success) throw UnicrmError.invalid('Invalid body', zodFailures(parsed.error));
 
     const account = this.accounts.load(request.environmentId, query.integrated_account_id);
     if (account.status === 'needs_reauth') {

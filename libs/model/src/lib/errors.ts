@@ -62,6 +62,13 @@ export class UnicrmError extends Error {
     return this.body.truto_is_remote_error === true;
   }
 
+  /**
+   * 400 with `details.failures` and the message `<what>: <path> <message>; ...` (`Invalid query`, `Invalid body`).
+   */
+  static invalid(what: string, failures: ValidationFailure[]): UnicrmError {
+    return UnicrmError.validation(failures, `${what}: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
+  }
+
   /** 400 with `details.failures`; `message` joins the failures when not given. */
   static validation(failures: ValidationFailure[], message?: string): UnicrmError {
     const text = message ?? failures.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join('; ');

@@ -208,7 +208,7 @@ export function parseUnifiedQuery(input: string | Record<string, unknown>): Unif
 
   if (failures.length > 0) {
     const missing = failures.filter((f) => f.path === 'integrated_account_id' && f.message === 'is required');
-    const error = UnicrmError.validation(failures, `Invalid query: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
+    const error = UnicrmError.invalid('Invalid query', failures);
     if (missing.length > 0) {
       error.body.truto_error_insight = {
         missing_required_query_parameters: {

@@ -48,7 +48,7 @@ export function checkStageCreateBody(body: StageCreateBody): void {
   const result = CHECK_SCHEMA.safeParse(body);
   if (result.success) return;
   const failures = zodFailures(result.error);
-  const error = UnicrmError.validation(failures, `Invalid body for Pipeliner: ${failures.map((f) => `${f.path} ${f.message}`).join('; ')}`);
+  const error = UnicrmError.invalid('Invalid body for Pipeliner', failures);
   if (failures.some((f) => f.path === 'name')) {
     error.body.truto_error_insight = {
       missing_required_body_fields: { description: 'Pipeliner requires these fields', value: ['name'] },
