@@ -21,7 +21,8 @@ function main(): void {
   const port = Number(process.env.PORT ?? 8000);
   const host = process.env.HOST || '127.0.0.1';
   const shutdownTimeoutMs = Number(process.env.UNICRM_SHUTDOWN_TIMEOUT_MS || 10_000);
-  const server = createHttpServer(createApp(core)).listen(port, host, () => {
+  const app = createApp(core);
+  const server = createHttpServer(app).listen(port, host, () => {
     const actual = (server.address() as AddressInfo).port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
     const lines = [`unicrm API listening on ${url}`, `data directory: ${core.config.dataDir}`];
@@ -54,6 +55,7 @@ function main(): void {
     }, shutdownTimeoutMs);
     force.unref();
     server.close(() => {
+      app.close();
       core
         .close()
         .then(() => {

@@ -1,11 +1,10 @@
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
-import type { Express } from 'express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { createApp } from './app';
+import { createApp, type UnicrmApp } from './app';
 
 const TOKEN = 'test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -14,7 +13,7 @@ const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 let sandbox: RunningSandbox;
 let core: UnicrmCore;
-let app: Express;
+let app: UnicrmApp;
 let dir: string;
 let accountId: string;
 

@@ -1,61 +1,89 @@
-import { isValidRequestId, runWithRequestContext, type UnicrmCore } from '@unicrm/core';
+import { runWithRequestContext, type UnicrmCore, type UnifiedResponse } from '@unicrm/core';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
-import { randomUUID } from 'node:crypto';
-import { errorHandler, methodNotAllowed, notFound } from './errors';
-import { authenticate, jsonBody, rateLimits, rawQuery, requireJsonBody } from './middleware';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { errorHandler, methodNotAllowed, notFound, sendError } from './errors';
+import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, sendJsonText } from './front-door';
+import { accountLimitKey, authenticate, bodyRule, countRequest, jsonBody, rateLimit, requireJsonBody } from './middleware';
+
+/** The unicrm API as a node:http request listener, with what it holds that must be let go. */
+export type UnicrmApp = RequestListener & {
+  /** Stops the rate limiters' timers (the core is closed by its owner). */
+  close(): void;
+};
 
 /**
- * The Express 5 HTTP front door to the core (DESIGN.md §1): routes call core and render what it
- * returns; no business logic lives here.
+ * The HTTP front door to the core (DESIGN.md §1): routes call core and render what it returns; no business
+ * logic lives here. Every request first gets its id, helmet's headers and its log line (`front-door.ts`).
+ * `POST /unified/crm/stages`, the hot path, is then served by {@link createStageHandler} on node:http;
+ * every other request by an Express 5 app. Both use the same authentication, rate limits, body parser and
+ * error rendering, so answers are the same whichever serves them (docs/benchmarks.md says why there are two).
  * Routes: `GET /health` (no auth), `GET /openapi.json`, `POST /unified/crm/stages`,
- * `GET /unified/crm/stages/meta/create`,
- * `GET|POST /integrated-account`, `GET|PATCH|DELETE /integrated-account/:id`. Security headers (helmet),
- * rate limits per token and per integrated account.
+ * `GET /unified/crm/stages/meta/create`, `GET|POST /integrated-account`, `GET|PATCH|DELETE /integrated-account/:id`.
  */
-export function createApp(core: UnicrmCore): Express {
+export function createApp(core: UnicrmCore): UnicrmApp {
+  const limits = createRateLimiters(core.config.rateLimits);
+  const expressApp = createExpressApp(core, limits);
+  const createStage = createStageHandler(core, limits);
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = beginRequest(req, res, core.logger);
+    const url = req.url ?? '';
+    const hot = req.method === 'POST' && url.startsWith('/unified/crm/stages') && (url.length === 19 || url.charCodeAt(19) === 63 /* ? */);
+    runWithRequestContext({ requestId }, () => (hot ? createStage(req, res) : expressApp(req, res)));
+  };
+  return Object.assign(listener, {
+    close() {
+      limits.perToken?.close();
+      limits.perAccount?.close();
+    },
+  });
+}
+
+/** Writes what `core.createStage` answered: its status, headers and body (stored bytes when replayed). */
+function sendStageAnswer(res: ServerResponse, answer: UnifiedResponse): void {
+  sendJsonText(res, answer.statusCode, answer.rawText ?? JSON.stringify(answer.body), answer.headers);
+}
+
+/**
+ * `POST /unified/crm/stages` on node:http, in the order the Express routes apply the same rules: auth (401),
+ * rate limits per token and per account (429), the body (body-parser: 413, 415, 400), then the core's create.
+ */
+function createStageHandler(core: UnicrmCore, limits: RateLimitPair): (req: IncomingMessage, res: ServerResponse) => void {
+  const readBody = (req: IncomingMessage, res: ServerResponse) =>
+    new Promise<void>((resolve, reject) => jsonBody(req as express.Request, res as express.Response, (error?: unknown) => (error ? reject(error) : resolve())));
+  return (req, res) => {
+    const serve = async () => {
+      const caller = core.tokens.authenticate(req.headers.authorization);
+      const url = req.url as string;
+      await countRequest(limits, res, caller.tokenId, accountLimitKey(caller.environmentId, url));
+      await readBody(req, res);
+      const request = req as IncomingMessage & { body?: unknown };
+      const bodyError = bodyRule(request);
+      if (bodyError) throw bodyError;
+      const answer = await core.createStage({
+        environmentId: caller.environmentId,
+        query: rawQuery(url),
+        body: request.body,
+        // Node joins repeated headers of this kind with ", ", as Express's req.get shows them.
+        idempotencyKey: req.headers['idempotency-key'] as string | undefined,
+      });
+      sendStageAnswer(res, answer);
+    };
+    serve().catch((error: unknown) => sendError(res, error, core.logger));
+  };
+}
+
+/** Every route but the create: Express 5. */
+function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', false);
   app.set('etag', false);
 
-  // Request id first: echoed when the caller sent a valid one, else new; every log line of the request carries it.
-  app.use((req, res, next) => {
-    const incoming = req.headers['x-request-id'];
-    const id = isValidRequestId(incoming) ? incoming : randomUUID();
-    res.setHeader('x-request-id', id);
-    runWithRequestContext({ requestId: id }, next);
-  });
-  app.use(
-    pinoHttp({
-      logger: core.logger,
-      genReqId: (_req, res) => res.getHeader('x-request-id') as string,
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      // Error answers carry their own message (set by the error handler); no synthetic stack for a 5xx.
-      customErrorObject: (_req, res, _err, value: Record<string, unknown>) => ({ ...value, err: undefined, error: res.locals.errorMessage }),
-      customProps: (_req, res) => (res.locals?.errorMessage ? { error: res.locals.errorMessage } : {}),
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
-
-  app.use(
-    helmet({
-      contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-      crossOriginResourcePolicy: { policy: 'same-origin' },
-    }),
-  );
-
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  const limits = rateLimits(core.config.rateLimits);
-  app.use(authenticate(core), limits.perToken);
-  app.use('/unified', limits.perAccount);
+  app.use(authenticate(core), rateLimit(limits));
 
   app.get('/openapi.json', (_req, res) => {
     res.json(core.openApiDocument());
@@ -66,17 +94,17 @@ export function createApp(core: UnicrmCore): Express {
   });
   app.all('/unified/crm/stages/meta/create', methodNotAllowed(['GET']));
 
+  // Spellings of the path the node:http handler does not take (`/unified/crm/stages/`, other letter cases).
   app.post('/unified/crm/stages', jsonBody, requireJsonBody, async (req, res) => {
-    const answer = await core.createStage({
-      environmentId: req.environmentId as string,
-      query: rawQuery(req.originalUrl),
-      body: req.body,
-      idempotencyKey: req.get('idempotency-key'),
-    });
-    res.status(answer.statusCode);
-    if (answer.headers) res.set(answer.headers);
-    if (answer.rawText !== undefined) res.type('application/json').send(answer.rawText);
-    else res.json(answer.body);
+    sendStageAnswer(
+      res,
+      await core.createStage({
+        environmentId: req.environmentId as string,
+        query: rawQuery(req.originalUrl),
+        body: req.body,
+        idempotencyKey: req.get('idempotency-key'),
+      }),
+    );
   });
   app.all('/unified/crm/stages', methodNotAllowed(['POST']));
 
@@ -99,6 +127,6 @@ export function createApp(core: UnicrmCore): Express {
   app.all('/integrated-account/:id', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
 
   app.use(notFound);
-  app.use(errorHandler);
+  app.use(errorHandler(core.logger));
   return app;
 }

@@ -1,6 +1,9 @@
 import { NOT_A_JSON_OBJECT } from '@unicrm/core';
 import { isUnicrmError, UnicrmError } from '@unicrm/model';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { noteErrorMessage, sendJsonText } from './front-door';
 
 /** body-parser error types and the answers DESIGN.md §2 "Body" gives them. */
 function bodyParserError(error: { type?: unknown; message?: unknown; body?: unknown }): UnicrmError | undefined {
@@ -36,21 +39,35 @@ function clientError(error: { status?: unknown; statusCode?: unknown; expose?: u
 }
 
 /**
- * The one error middleware (DESIGN.md §3): renders every failure as `{ statusCode, error, message, ... }`
- * with its headers; anything unexpected becomes a 500 without details (logged with its stack).
+ * What any failure becomes in an answer (DESIGN.md §3): a `UnicrmError` as it is, body-parser's and Express's
+ * client errors as their 4xx, anything else a 500 without details (logged with its stack as `unexpected error`).
  */
-export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  let error: UnicrmError;
-  if (isUnicrmError(err)) error = err;
-  else error = bodyParserError(err ?? {}) ?? clientError(err ?? {}) ?? new UnicrmError(500, 'Something went wrong inside unicrm; the error was logged.');
-  if (error.statusCode === 500) req.log?.error({ err }, 'unexpected error');
-  res.locals.errorMessage = error.message;
+export function toUnicrmError(err: unknown, logger: Logger): UnicrmError {
+  if (isUnicrmError(err)) return err;
+  const known = bodyParserError((err ?? {}) as object) ?? clientError((err ?? {}) as object);
+  if (known) return known;
+  logger.error({ err }, 'unexpected error');
+  return new UnicrmError(500, 'Something went wrong inside unicrm; the error was logged.');
+}
+
+/**
+ * Renders a failure as `{ statusCode, error, message, ... }` with its headers; when the answer had started
+ * already, the connection is closed instead (the client sees a cut answer, not a wrong one).
+ */
+export function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
+  const error = toUnicrmError(err, logger);
+  noteErrorMessage(res, error.message);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.status(error.statusCode).set(error.headers).json(error.body);
-};
+  sendJsonText(res, error.statusCode, JSON.stringify(error.body), error.headers as Record<string, string>);
+}
+
+/** The one Express error middleware: {@link sendError}. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, _req, res, _next) => sendError(res, err, logger);
+}
 
 /** Unknown routes: a 404 in the error shape, pointing at the API description. */
 export const notFound: RequestHandler = (req, _res, next) => {

@@ -1,18 +1,17 @@
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
 import { createUnicrm, type Unicrm, UnicrmError } from '@unicrm/sdk';
-import type { Express } from 'express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { createApp } from './app';
+import { createApp, type UnicrmApp } from './app';
 
 const TOKEN = 'front-doors-token';
 let sandbox: RunningSandbox;
 let core: UnicrmCore;
 let sdk: Unicrm;
-let app: Express;
+let app: UnicrmApp;
 let dir: string;
 let accountId: string;
 

@@ -1,27 +1,35 @@
-import { integratedAccountIdOf, type RateLimits, type UnicrmCore } from '@unicrm/core';
+import { integratedAccountIdOf, type UnicrmCore } from '@unicrm/core';
 import { UnicrmError } from '@unicrm/model';
-import express, { type Request, type RequestHandler } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import express, { type RequestHandler } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type RateLimitPair, rawQuery } from './front-door';
 
 /** Largest accepted body (DESIGN.md §2: 1 MiB, else 413). */
 export const BODY_LIMIT = '1mb';
 
-/** JSON body parsing: strict JSON, 1 MiB; see `requireJsonBody` for missing and non-JSON bodies. */
+/**
+ * JSON body parsing (body-parser): strict JSON, 1 MiB, `application/json` and `application/*+json`, any charset
+ * and Content-Encoding body-parser reads; see {@link bodyRule} for missing and non-JSON bodies. Works on a plain
+ * node:http request too (the create route's own handler uses it).
+ */
 export const jsonBody: RequestHandler = express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] });
 
 /**
- * For routes that take a body: 415 when a body came with another content type, 400 when none came
- * (DESIGN.md §2 "Body").
+ * For routes that take a body, after {@link jsonBody}: 415 when a body came with another content type, 400 when
+ * none came (DESIGN.md §2 "Body").
+ * @returns the error to answer with, or undefined when the request has a parsed JSON body
  */
-export const requireJsonBody: RequestHandler = (req, _res, next) => {
+export function bodyRule(req: IncomingMessage & { body?: unknown }): UnicrmError | undefined {
   // body-parser turns a zero-length JSON body into {}: that is no body, not an empty object.
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (req.body !== undefined && hasBody) return next();
-  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
-    return next(new UnicrmError(415, `The body must be application/json, not ${req.headers['content-type'] ?? 'untyped'}.`));
-  }
-  next(UnicrmError.badRequest('A JSON body is required, e.g. {"name": "Qualified"} with Content-Type: application/json.'));
-};
+  if (req.body !== undefined && hasBody) return undefined;
+  // body-parser leaves `body` undefined only when the content type is not one it parses.
+  if (hasBody) return new UnicrmError(415, `The body must be application/json, not ${req.headers['content-type'] ?? 'untyped'}.`);
+  return UnicrmError.badRequest('A JSON body is required, e.g. {"name": "Qualified"} with Content-Type: application/json.');
+}
+
+/** {@link bodyRule} as Express middleware. */
+export const requireJsonBody: RequestHandler = (req, _res, next) => next(bodyRule(req));
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -43,46 +51,32 @@ export function authenticate(core: UnicrmCore): RequestHandler {
 }
 
 /**
- * Rate limits as Truto documents them (truto-contract.md §3.4): per API token on every authenticated
- * route, and per integrated account (the `integrated_account_id` query parameter) on unified routes.
- * express-rate-limit with the IETF draft headers (`RateLimit-Limit`, `RateLimit-Remaining`,
- * `RateLimit-Reset`) and `Retry-After` on a 429. Counters are in memory, per process.
- * @returns the two middlewares; a limit of 0 is a pass-through
+ * The per-account rate-limit key of a unified request: `environment:account id` as `@unicrm/query` reads the
+ * `integrated_account_id` (every spelling it accepts counts for the same account), or undefined without one.
  */
-export function rateLimits(limits: RateLimits): { perToken: RequestHandler; perAccount: RequestHandler } {
-  const make = (limit: number, what: string, key: (req: Request) => string | undefined): RequestHandler => {
-    if (limit <= 0) return (_req, _res, next) => next();
-    return rateLimit({
-      windowMs: limits.windowMs,
-      limit,
-      standardHeaders: 'draft-6',
-      legacyHeaders: false,
-      validate: false,
-      skip: (req) => key(req) === undefined,
-      keyGenerator: (req) => key(req) as string,
-      handler: (req, res, next) => {
-        const retryAfter = res.getHeader('retry-after') ?? Math.ceil(limits.windowMs / 1000);
-        next(
-          new UnicrmError(
-            429,
-            `Rate limit exceeded: ${limit} requests per ${limits.windowMs / 1000} s per ${what}. Retry after ${String(retryAfter)} s.`,
-            { truto_error_insight: { rate_limit_error: { description: `unicrm's own limit per ${what}` } } },
-          ),
-        );
-      },
-    });
-  };
-  return {
-    perToken: make(limits.perToken, 'API token', (req) => req.tokenId),
-    perAccount: make(limits.perAccount, 'integrated account', (req) => {
-      const id = integratedAccountIdOf(rawQuery(req.originalUrl));
-      return id ? `${req.environmentId}:${id}` : undefined;
-    }),
-  };
+export function accountLimitKey(environmentId: string, url: string): string | undefined {
+  const id = integratedAccountIdOf(rawQuery(url));
+  return id ? `${environmentId}:${id}` : undefined;
 }
 
-/** The query string exactly as the client sent it (without `?`), for `@unicrm/query`. */
-export function rawQuery(url: string): string {
-  const at = url.indexOf('?');
-  return at < 0 ? '' : url.slice(at + 1);
+/**
+ * Counts a request against the caller's token and, on unified routes, its integrated account
+ * (truto-contract.md §3.4), setting the RateLimit headers.
+ * @param accountKey from {@link accountLimitKey}; undefined outside unified routes or without an account
+ * @throws UnicrmError 429 over either limit
+ */
+export async function countRequest(limits: RateLimitPair, res: ServerResponse, tokenId: string, accountKey: string | undefined): Promise<void> {
+  if (limits.perToken) await limits.perToken.hit(tokenId, res);
+  if (limits.perAccount && accountKey !== undefined) await limits.perAccount.hit(accountKey, res);
+}
+
+/** {@link countRequest} as Express middleware (after `authenticate`). */
+export function rateLimit(limits: RateLimitPair): RequestHandler {
+  return (req, res, next) => {
+    // Express matches paths case-insensitively, so the check does too.
+    const path = req.path.toLowerCase();
+    const unified = path === '/unified' || path.startsWith('/unified/');
+    const accountKey = unified ? accountLimitKey(req.environmentId as string, req.originalUrl) : undefined;
+    countRequest(limits, res, req.tokenId as string, accountKey).then(() => next(), next);
+  };
 }

@@ -1,13 +1,12 @@
-import type { Express } from 'express';
-import { createServer, type Server, STATUS_CODES } from 'node:http';
+import { createServer, type RequestListener, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /**
- * The HTTP server of the API. Requests Node rejects before Express sees them (a request head over
+ * The HTTP server of the API. Requests Node rejects before the app sees them (a request head over
  * Node's 16 KiB limit, a malformed request line) still get an answer in the error shape of DESIGN.md §3.
  */
-export function createHttpServer(app: Express): Server {
-  // Hosts are not routed on, so a missing Host header is Express's to answer (in the error shape), not Node's bare 400.
+export function createHttpServer(app: RequestListener): Server {
+  // Hosts are not routed on, so a missing Host header is the app's to answer (in the error shape), not Node's bare 400.
   const server = createServer({ requireHostHeader: false }, app);
   // A slow client may not hold a connection for long: the head within 15 s, the whole request within 60 s (then 408).
   server.headersTimeout = 15_000;

@@ -1,12 +1,11 @@
 import { type CreateCoreOptions, createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import { type RunningSandbox, startSandbox } from '@unicrm/pipeliner-sandbox';
-import type { Express } from 'express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import request from 'supertest';
-import { createApp } from '../lib/app';
+import { createApp, type UnicrmApp } from '../lib/app';
 
 /** The API token every harness accepts. */
 export const TEST_TOKEN = 'conformance-token-0123456789';
@@ -14,7 +13,7 @@ export const AUTH = { authorization: `Bearer ${TEST_TOKEN}` } as const;
 
 /** A running API (core on a temporary data directory) in front of a sandbox, with captured logs. */
 export interface Harness {
-  app: Express;
+  app: UnicrmApp;
   core: UnicrmCore;
   sandbox: RunningSandbox;
   /** An account connected to the sandbox with the right credentials. */
@@ -75,6 +74,7 @@ export async function startHarness(options: { core?: Partial<CreateCoreOptions> 
     logs,
     connect,
     async close() {
+      app.close();
       await core.close();
       await sandbox.close();
       rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,171 @@
+import { isValidRequestId, type RateLimits } from '@unicrm/core';
+import { UnicrmError } from '@unicrm/model';
+import { MemoryStore } from 'express-rate-limit';
+import helmet from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+
+/*
+ * The parts of the HTTP front door that every request goes through, written against node:http so that both
+ * the Express app and the create route's own handler (app.ts) use the same code: request id, security
+ * headers, the one log line per request, rate limits and JSON answers. Performance matters here (issue 8,
+ * docs/benchmarks.md): nothing in this file allocates more than a few objects per request.
+ */
+
+/** The security headers helmet sets, as one list computed once at start (DESIGN.md §4; docs/security.md). */
+export const SECURITY_HEADERS: ReadonlyArray<readonly [string, string]> = captureHelmetHeaders();
+
+function captureHelmetHeaders(): Array<[string, string]> {
+  const headers: Array<[string, string]> = [];
+  const recorder = {
+    setHeader: (name: string, value: unknown) => headers.push([name, String(value)]),
+    removeHeader: () => undefined,
+  };
+  const middleware = helmet({
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+  });
+  let done = false;
+  // helmet's headers do not depend on the request (no CSP nonces here), so one run gives them all.
+  middleware({} as IncomingMessage, recorder as unknown as ServerResponse, () => {
+    done = true;
+  });
+  if (!done || headers.length === 0) throw new Error('helmet did not set its headers synchronously');
+  return headers;
+}
+
+/** What the log line of a request needs to know that only the handler knows. */
+const errorMessages = new WeakMap<ServerResponse, string>();
+
+/** Records the message of an error answer, for the request's log line (`error`). */
+export function noteErrorMessage(res: ServerResponse, message: string): void {
+  errorMessages.set(res, message);
+}
+
+/**
+ * Starts a request: its id (the caller's `x-request-id` when valid, else a new UUID; echoed), helmet's headers,
+ * and one log line when the answer is sent (`request completed`, level info < 400 ≤ warn < 500 ≤ error) or the
+ * connection closes first (`request aborted`, warn). The line holds `req_id`, `req` {id, method, path (no query
+ * string: it can name accounts)}, `res` {statusCode}, `responseTime` (ms) and `error` (the answer's message) on
+ * error answers; the same fields pino-http wrote before (docs/benchmarks.md).
+ * @returns the request id
+ */
+export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: Logger): string {
+  const incoming = req.headers['x-request-id'];
+  const id = isValidRequestId(incoming) ? incoming : randomUUID();
+  res.setHeader('x-request-id', id);
+  for (const [name, value] of SECURITY_HEADERS) res.setHeader(name, value);
+  const started = performance.now();
+  let logged = false;
+  const log = (aborted: boolean) => {
+    if (logged) return;
+    logged = true;
+    const statusCode = res.statusCode;
+    const url = req.url ?? '';
+    const at = url.indexOf('?');
+    const line: Record<string, unknown> = {
+      req_id: id,
+      req: { id, method: req.method, path: at < 0 ? url : url.slice(0, at) },
+      res: { statusCode },
+      responseTime: Math.round((performance.now() - started) * 1000) / 1000,
+    };
+    const error = errorMessages.get(res);
+    if (error !== undefined) line.error = error;
+    if (aborted) logger.warn(line, 'request aborted');
+    else if (statusCode >= 500) logger.error(line, 'request completed');
+    else if (statusCode >= 400) logger.warn(line, 'request completed');
+    else logger.info(line, 'request completed');
+  };
+  res.once('finish', () => log(false));
+  res.once('close', () => {
+    if (!res.writableFinished) log(true);
+  });
+  return id;
+}
+
+/**
+ * A fixed-window request counter per key (express-rate-limit's `MemoryStore`), with the IETF draft-6 headers
+ * express-rate-limit sets (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in
+ * seconds) and `Retry-After` on a 429 (truto-contract.md §3.4). Counters are in memory, per process.
+ */
+export class RateLimiter {
+  private readonly store = new MemoryStore();
+  private readonly policy: string;
+
+  /**
+   * @param limit requests per window per key (> 0)
+   * @param windowMs the window, in ms
+   * @param what what a key is, for the 429 message ("API token", "integrated account")
+   */
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+    private readonly what: string,
+  ) {
+    this.store.init({ windowMs } as Parameters<MemoryStore['init']>[0]);
+    this.policy = `${limit};w=${Math.ceil(windowMs / 1000)}`;
+  }
+
+  /**
+   * Counts one request of `key` and sets the headers on `res`.
+   * @throws UnicrmError 429 (with `Retry-After`) when the key is over its limit in this window
+   */
+  async hit(key: string, res: ServerResponse): Promise<void> {
+    const { totalHits, resetTime } = await this.store.increment(key);
+    const resetSeconds = resetTime ? Math.max(0, Math.ceil((resetTime.getTime() - Date.now()) / 1000)) : Math.ceil(this.windowMs / 1000);
+    if (!res.headersSent) {
+      res.setHeader('RateLimit-Policy', this.policy);
+      res.setHeader('RateLimit-Limit', String(this.limit));
+      res.setHeader('RateLimit-Remaining', String(Math.max(0, this.limit - totalHits)));
+      res.setHeader('RateLimit-Reset', String(resetSeconds));
+    }
+    if (totalHits <= this.limit) return;
+    throw new UnicrmError(
+      429,
+      `Rate limit exceeded: ${this.limit} requests per ${this.windowMs / 1000} s per ${this.what}. Retry after ${resetSeconds} s.`,
+      { truto_error_insight: { rate_limit_error: { description: `unicrm's own limit per ${this.what}` } } },
+      { 'Retry-After': String(resetSeconds) },
+    );
+  }
+
+  /** Stops the store's expiry timer. */
+  close(): void {
+    this.store.shutdown();
+  }
+}
+
+/** unicrm's two limits (truto-contract.md §3.4); a limit of 0 is none. */
+export interface RateLimitPair {
+  /** Per API token, on every authenticated route. */
+  perToken?: RateLimiter;
+  /** Per integrated account (`environment:account id`), on unified routes. */
+  perAccount?: RateLimiter;
+}
+
+/** The limiters of a configuration (`UNICRM_RATE_LIMIT_*`). */
+export function createRateLimiters(limits: RateLimits): RateLimitPair {
+  return {
+    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token') : undefined,
+    perAccount: limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account') : undefined,
+  };
+}
+
+/**
+ * Sends a JSON answer: `Content-Type: application/json; charset=utf-8`, its length, the body text. Headers set
+ * on `res` before (request id, security, rate limits) go out with it.
+ * @param headers extra headers of this answer (e.g. `Retry-After`, `Idempotent-Replayed`)
+ */
+export function sendJsonText(res: ServerResponse, statusCode: number, text: string, headers?: Record<string, string>): void {
+  if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text, 'utf8'));
+  res.statusCode = statusCode;
+  res.end(text);
+}
+
+/** The query string exactly as the client sent it (without `?`), for `@unicrm/query`. */
+export function rawQuery(url: string): string {
+  const at = url.indexOf('?');
+  return at < 0 ? '' : url.slice(at + 1);
+}
