@@ -44,6 +44,53 @@ export const STAGE_SHAPE: FieldShape = {
   updated_at: true,
 };
 
+const NOT_A_JSON_OBJECT = 'must be a JSON object';
+
+/**
+ * The record schema `remote_data` had: its parse copies every key of the object (skipping an own `__proto__`
+ * key and non-enumerable keys, refusing symbol keys) only to accept any value. {@link RemoteDataSchema} runs it
+ * for the objects it does not take as they are.
+ */
+const RemoteDataRecordSchema = z.record(z.string(), z.unknown(), { error: NOT_A_JSON_OBJECT });
+
+/** What `z.toJSONSchema` makes of {@link RemoteDataRecordSchema} (draft 2020-12, either direction): an object of any values. */
+const REMOTE_DATA_JSON_SCHEMA = { type: 'object', propertyNames: { type: 'string' }, additionalProperties: {} } as const;
+
+/**
+ * True for an object the record parse would copy key for key, without an issue: an object whose prototype is
+ * `Object.prototype` (JSON.parse makes only these), no own `__proto__` key (which the record drops) and no symbol
+ * keys (which it refuses). Checks the object, not its keys' values; cost independent of the number of keys but
+ * for the symbol list (tens of µs for thousands of keys).
+ */
+function takenAsIs(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.getPrototypeOf(value) === Object.prototype &&
+    !Object.prototype.hasOwnProperty.call(value, '__proto__') &&
+    Object.getOwnPropertySymbols(value).length === 0
+  );
+}
+
+/**
+ * `remote_data`: any JSON object (not an array, not null), its values not looked at. The same verdicts, failures
+ * (`must be a JSON object` at `remote_data`, as `invalid_type`/`record` issues) and JSON Schema as
+ * `z.record(z.string(), z.unknown())`, without visiting every key of a large object on each create: an object
+ * {@link takenAsIs} is the result itself (not a copy); anything else goes through {@link RemoteDataRecordSchema}.
+ * What differs from the record only shows in JavaScript, not in JSON: the result is the caller's object, so
+ * non-enumerable own keys stay on it and getters are not read at validation time.
+ */
+export const RemoteDataSchema = z
+  .custom<Record<string, unknown>>()
+  .transform((value, ctx) => {
+    if (takenAsIs(value)) return value;
+    const result = RemoteDataRecordSchema.safeParse(value);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) ctx.issues.push(issue as (typeof ctx.issues)[number]);
+    return z.NEVER;
+  })
+  .meta(REMOTE_DATA_JSON_SCHEMA);
+
 /**
  * Body of `POST /unified/crm/stages` (create-stages.txt "Request Body"; DESIGN.md §2 "Body").
  * Integration-specific rules (which fields are required or honoured) are the connector's to apply;
@@ -77,9 +124,7 @@ export const StageCreateBodySchema = z
       .enum(['active', 'inactive'], { error: "must be 'active' or 'inactive'" })
       .optional()
       .describe('Only `active` is accepted on create for Pipeliner'),
-    remote_data: z
-      .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
-      .optional()
+    remote_data: RemoteDataSchema.optional()
       .describe('Provider fields, deep-merged over the mapped request body (remote_data wins)'),
   }, { error: 'must be a JSON object' })
   .meta({ id: 'StageCreateBody' });
