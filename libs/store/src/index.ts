@@ -5,3 +5,4 @@ export * from './lib/token-store';
 export * from './lib/key-rotation';
 export * from './lib/data-directory';
 export * from './lib/idempotency-store';
+export * from './lib/change-stamp';

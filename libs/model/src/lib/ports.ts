@@ -103,6 +103,15 @@ export interface AccountStore {
    * account was updated since.
    */
   setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void;
+  /**
+   * A number that changes whenever what this store returns may have changed: after a write through this store
+   * (`create`, and `update`, `delete`, `setStatus` when they changed a row), and after anything else, in this
+   * process or another one sharing the storage (the CLI on the same data directory: `accounts update|remove`,
+   * `keys rotate`), committed a change. Equal stamps from two calls mean nothing changed in between, so an account
+   * read after the first call may be used instead of reading it again. It may change without a relevant change
+   * (that only costs a re-read); it never stays equal across one. Cheap enough to call on every request.
+   */
+  changeStamp(): number;
 }
 
 /** An API token's record; the token itself is never stored, only its SHA-256. Times RFC 3339 UTC. */
@@ -128,6 +137,14 @@ export interface ApiTokenStore {
   /** Marks a token revoked; false when there is no such token or it was revoked already. */
   revoke(id: string, at: string): boolean;
   count(): number;
+  /**
+   * A number that changes whenever what this store returns may have changed: after `add` or a successful
+   * `revoke` here, and after anything else, in this process or another one sharing the storage (`unicrm tokens
+   * revoke` on the same data directory), committed a change. Equal stamps from two calls mean nothing changed in
+   * between, so a record read after the first call may be used instead of reading it again. It may change
+   * without a relevant change; it never stays equal across one. Cheap enough to call on every request.
+   */
+  changeStamp(): number;
 }
 
 /** Filters and page of an account listing (truto-contract.md §4.3). */

@@ -1,5 +1,6 @@
 import type { AccountListQuery, AccountPage, AccountStore, IntegratedAccountStatus, StoredAccount } from '@unicrm/model';
 import type Database from 'better-sqlite3';
+import { databaseChangeStamp, noteDatabaseWrite } from './change-stamp';
 import type { SecretBox } from './secret-box';
 
 interface AccountRow {
@@ -33,6 +34,8 @@ function decodeCursor(cursor: string): [string, string] {
  * as AAD); only `publicContext`, which the caller computed without secrets, is stored in clear.
  * Decrypted contexts are cached by their ciphertext: a changed row (a new seal has a new IV, so a new
  * ciphertext) is decrypted again, whichever process changed it; an unchanged one costs no AES or JSON work.
+ * {@link changeStamp} tells a cache in front of it when to read again (writes here, and commits of other
+ * connections or processes).
  */
 export class SqliteAccountStore implements AccountStore {
   private readonly insertStatement: Database.Statement;
@@ -66,10 +69,18 @@ export class SqliteAccountStore implements AccountStore {
 
   create(account: StoredAccount): void {
     this.insertStatement.run(this.toRow(account));
+    noteDatabaseWrite(this.db);
   }
 
   update(account: StoredAccount): boolean {
-    return this.updateStatement.run(this.toRow(account)).changes > 0;
+    const changed = this.updateStatement.run(this.toRow(account)).changes > 0;
+    if (changed) noteDatabaseWrite(this.db);
+    return changed;
+  }
+
+  /** See `AccountStore.changeStamp`: {@link databaseChangeStamp} of this store's connection. */
+  changeStamp(): number {
+    return databaseChangeStamp(this.db);
   }
 
   private toRow(account: StoredAccount): AccountRow {
@@ -152,10 +163,13 @@ export class SqliteAccountStore implements AccountStore {
 
   delete(environmentId: string, id: string): boolean {
     this.decrypted.delete(id);
-    return this.deleteStatement.run(id, environmentId).changes > 0;
+    const deleted = this.deleteStatement.run(id, environmentId).changes > 0;
+    if (deleted) noteDatabaseWrite(this.db);
+    return deleted;
   }
 
   setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void {
-    this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null);
+    const changes = this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes;
+    if (changes > 0) noteDatabaseWrite(this.db);
   }
 }

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { noteDatabaseWrite } from './change-stamp';
 import { KEY_CHECK, KEY_CHECK_ROW, keyFits } from './database';
 import { KEY_FILE, SecretBox } from './secret-box';
 
@@ -37,7 +38,8 @@ export interface RotateResult {
  *    (and `.next` is removed): the old key still opens everything;
  * 3. `.next` is renamed over `encryption.key` (atomic). A crash between 2 and 3 is finished by
  *    {@link recoverKeyRotation} on the next start.
- * The API must be stopped while keys rotate (it holds the old key in memory).
+ * The API must be stopped while keys rotate (it holds the old key in memory). Caches in front of the stores see
+ * the rotation: other connections through `PRAGMA data_version`, this one through {@link noteDatabaseWrite}.
  * @throws Error when `oldBox` is not the data directory's key, or when the re-encryption fails (nothing changed)
  */
 export function rotateEncryptionKey(dataDir: string, db: Database.Database, oldBox: SecretBox, options: RotateOptions = {}): RotateResult {
@@ -61,6 +63,9 @@ export function rotateEncryptionKey(dataDir: string, db: Database.Database, oldB
   } catch (error) {
     rmSync(nextPath, { force: true });
     throw error;
+  } finally {
+    // Every sealed context changed (or, after a rollback, may have been touched): caches read the rows again.
+    noteDatabaseWrite(db);
   }
   if (options.newKey) return { accounts: rows.length, keyLocation: 'environment' };
   options.beforeSwap?.();

@@ -1,5 +1,6 @@
 import type { ApiTokenRecord, ApiTokenStore } from '@unicrm/model';
 import type Database from 'better-sqlite3';
+import { databaseChangeStamp, noteDatabaseWrite } from './change-stamp';
 
 interface TokenRow {
   id: string;
@@ -20,7 +21,10 @@ const toRecord = (row: TokenRow): ApiTokenRecord => ({
 });
 const COLUMNS = 'id, name, environment_id, created_at, expires_at, revoked_at';
 
-/** API tokens in SQLite, kept only as SHA-256 hashes (DESIGN.md §4). */
+/**
+ * API tokens in SQLite, kept only as SHA-256 hashes (DESIGN.md §4). {@link changeStamp} tells a cache in front of
+ * it when to read again (writes here, and commits of other connections or processes, e.g. `unicrm tokens revoke`).
+ */
 export class SqliteApiTokenStore implements ApiTokenStore {
   private readonly insertStatement: Database.Statement;
   private readonly findStatement: Database.Statement;
@@ -28,7 +32,7 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   private readonly listStatement: Database.Statement;
   private readonly revokeStatement: Database.Statement;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     this.insertStatement = db.prepare(
       'INSERT INTO api_tokens (id, name, environment_id, token_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
@@ -40,6 +44,12 @@ export class SqliteApiTokenStore implements ApiTokenStore {
 
   add(record: ApiTokenRecord, tokenHash: Buffer): void {
     this.insertStatement.run(record.id, record.name, record.environmentId, tokenHash, record.createdAt, record.expiresAt, record.revokedAt);
+    noteDatabaseWrite(this.db);
+  }
+
+  /** See `ApiTokenStore.changeStamp`: {@link databaseChangeStamp} of this store's connection. */
+  changeStamp(): number {
+    return databaseChangeStamp(this.db);
   }
 
   findByHash(tokenHash: Buffer): ApiTokenRecord | undefined {
@@ -52,7 +62,9 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   }
 
   revoke(id: string, at: string): boolean {
-    return this.revokeStatement.run(at, id).changes > 0;
+    const revoked = this.revokeStatement.run(at, id).changes > 0;
+    if (revoked) noteDatabaseWrite(this.db);
+    return revoked;
   }
 
   count(): number {
