@@ -22,6 +22,12 @@ import { randomUUID } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import { ConnectorRegistry } from './registry';
 
+/** How many accounts {@link IntegratedAccountService.load} keeps in memory; past it the oldest one read is dropped. */
+export const ACCOUNT_CACHE_SIZE = 10_000;
+
+/** Cache key of an account: unambiguous for any environment and id (the environment's length leads). */
+const cacheKey = (environmentId: string, id: string) => `${environmentId.length}:${environmentId}:${id}`;
+
 function requireObject(body: unknown): Record<string, unknown> {
   if (!isJsonObject(body)) throw UnicrmError.badRequest('The body must be a JSON object.');
   if (exceedsJsonDepth(body)) throw UnicrmError.badRequest(`The body nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels.`);
@@ -32,9 +38,19 @@ function requireObject(body: unknown): Record<string, unknown> {
  * The admin side of integrated accounts (DESIGN.md §4; truto-contract.md §4.2–4.3): create, list, get,
  * update, delete, in the Truto shape with secrets stripped. An account belongs to the environment of
  * the token that made it; other environments never see it (404, so ids do not leak).
+ *
+ * {@link load} (every unified call) keeps the accounts it read in memory, up to {@link ACCOUNT_CACHE_SIZE}, for as
+ * long as the store's `changeStamp()` stays the same: any write through the store (create, update, delete, a
+ * status change) or commit by another process on the same database (the CLI's `accounts update|remove`,
+ * `keys rotate`) empties the cache before the next read, so an account changed or deleted anywhere is read again.
  */
 @injectable()
 export class IntegratedAccountService {
+  /** Accounts read by {@link load} under {@link cacheStamp}, oldest first. Missing accounts are not kept. */
+  private readonly cache = new Map<string, StoredAccount>();
+  /** The store's change stamp the cached accounts were read under. */
+  private cacheStamp: number | undefined;
+
   constructor(
     @inject(TOKENS.AccountStore) private readonly store: AccountStore,
     @inject(TOKENS.Clock) private readonly clock: Clock,
@@ -93,7 +109,9 @@ export class IntegratedAccountService {
 
   /** @throws UnicrmError 404 when the account does not exist in this environment */
   get(environmentId: string, id: string): IntegratedAccount {
-    return this.present(this.load(environmentId, id));
+    const account = this.load(environmentId, id);
+    // The loaded account is shared: the caller gets its own copy of the context it may change.
+    return this.present({ ...account, publicContext: structuredClone(account.publicContext) });
   }
 
   /**
@@ -119,25 +137,43 @@ export class IntegratedAccountService {
         next.lastError = null;
       }
     }
-    if (!this.store.update(next)) throw this.notFound(id);
+    const updated = this.store.update(next);
+    this.forget(environmentId, account.id);
+    if (!updated) throw this.notFound(id);
     return this.present(next);
   }
 
   /** @returns `{ id }` of the deleted account. @throws UnicrmError 404 */
   delete(environmentId: string, id: string): { id: string } {
-    if (!this.store.delete(environmentId, id.toLowerCase())) throw this.notFound(id);
+    const deleted = this.store.delete(environmentId, id.toLowerCase());
+    this.forget(environmentId, id.toLowerCase());
+    if (!deleted) throw this.notFound(id);
     return { id };
   }
 
   /**
-   * The stored account, secrets included, for a use case.
+   * The stored account, secrets included, for a use case. Served from memory while the store's change stamp is
+   * unchanged (see the class); otherwise, or the first time, read from the store (one read per call: a missing
+   * account is not remembered). The returned object is shared by every caller until the account changes, and
+   * frozen: copy it to change it (its `context` objects are shared too, and must not be modified).
    * @throws UnicrmError 404 when the account does not exist in this environment; 500 when its stored
-   *   secrets cannot be decrypted (altered in the database, or another key)
+   *   secrets cannot be decrypted (altered in the database, or another key), or the store cannot be read
    */
   load(environmentId: string, id: string): StoredAccount {
+    const lowerId = id.toLowerCase();
+    const key = cacheKey(environmentId, lowerId);
     let account: StoredAccount | undefined;
     try {
-      account = this.store.get(environmentId, id.toLowerCase());
+      // The stamp is read before the account: a change committed in between gives the next call a new stamp.
+      const stamp = this.store.changeStamp();
+      if (stamp !== this.cacheStamp) {
+        this.cache.clear();
+        this.cacheStamp = stamp;
+      } else {
+        const cached = this.cache.get(key);
+        if (cached) return cached;
+      }
+      account = this.store.get(environmentId, lowerId);
     } catch (error) {
       this.logger.error({ integrated_account_id: id, err: (error as Error).message }, 'stored credentials failed authentication');
       throw new UnicrmError(
@@ -147,15 +183,28 @@ export class IntegratedAccountService {
       );
     }
     if (!account) throw this.notFound(id);
+    Object.freeze(account);
+    if (this.cache.size >= ACCOUNT_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(key, account);
     return account;
   }
 
   /**
    * Records that the provider rejected the account's credentials (DESIGN.md §3), unless the account changed
-   * since `account` was read (new credentials arrived while the rejected call was under way).
+   * since `account` was read (new credentials arrived while the rejected call was under way). The next
+   * {@link load} reads the account again (and sees `needs_reauth`).
    */
   markNeedsReauth(account: StoredAccount, reason: string): void {
     this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString(), account.updatedAt);
+    this.forget(account.environmentId, account.id);
+  }
+
+  /**
+   * Drops an account from {@link load}'s memory after this service changed it. The store's change stamp moves
+   * too, which empties the whole cache; this keeps the entry from outliving the change whatever the store does.
+   */
+  private forget(environmentId: string, id: string): void {
+    this.cache.delete(cacheKey(environmentId, id));
   }
 
   /**

@@ -1,0 +1,259 @@
+import { type AccountStore, type HttpRequest, type HttpResponse, type HttpTransport, type StoredAccount, TOKENS, UnicrmError } from '@unicrm/model';
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ACCOUNT_CACHE_SIZE } from './accounts';
+import { DEFAULT_ENVIRONMENT } from './api-tokens';
+import { createUnicrmCore, type UnicrmCore } from './core';
+
+/** Answers from a queue and records what was sent. */
+class FakeTransport implements HttpTransport {
+  readonly requests: HttpRequest[] = [];
+  readonly answers: HttpResponse[] = [];
+  async request(request: HttpRequest): Promise<HttpResponse> {
+    this.requests.push(request);
+    const answer = this.answers.shift();
+    if (!answer) throw new Error('no answer queued');
+    return answer;
+  }
+  async close(): Promise<void> {}
+}
+
+/** The same object, counting the calls of each method. */
+function counting<T extends object>(target: T, counts: Record<string, number>): T {
+  return new Proxy(target, {
+    get(object, property) {
+      const value = Reflect.get(object, property, object) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        counts[String(property)] = (counts[String(property)] ?? 0) + 1;
+        return (value as (...a: unknown[]) => unknown).apply(object, args);
+      };
+    },
+  });
+}
+
+const PIPELINE = '11111111-1111-4111-8111-111111111111';
+const json = (status: number, body: unknown): HttpResponse => ({ status, headers: {}, bodyText: JSON.stringify(body) });
+const context = { service_url: 'https://eu-central.api.pipelinersales.com', space_id: 'fr_Myself', username: 'api-token', password: 'api-password' };
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+let dir: string;
+/** The API's core: its account store counts its calls. */
+let api: UnicrmCore;
+let reads: Record<string, number>;
+let transport: FakeTransport;
+let now: Date;
+const others: UnicrmCore[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'unicrm-accounts-'));
+  transport = new FakeTransport();
+  now = new Date('2026-06-01T12:00:00.000Z');
+  reads = {};
+  api = createUnicrmCore({
+    env: {},
+    config: { dataDir: dir, logLevel: 'silent' },
+    register: (c) => {
+      c.register(TOKENS.HttpTransport, { useValue: transport });
+      c.register(TOKENS.Clock, { useValue: { now: () => now } });
+      c.register(TOKENS.AccountStore, { useValue: counting(c.resolve<AccountStore>(TOKENS.AccountStore), reads) });
+    },
+  });
+});
+afterEach(async () => {
+  for (const core of others.splice(0)) await core.close();
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Another process on the same data directory (the CLI in embedded mode): its own connection. */
+function otherProcess(): UnicrmCore {
+  const core = createUnicrmCore({ env: {}, config: { dataDir: dir, logLevel: 'silent' }, register: (c) => c.register(TOKENS.HttpTransport, { useValue: transport }) });
+  others.push(core);
+  return core;
+}
+
+async function connect(tenant = 'acme'): Promise<string> {
+  return (await api.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: tenant, context, validate: false })).id;
+}
+
+const storeReads = () => reads.get ?? 0;
+const caught = (fn: () => unknown): UnicrmError => {
+  try {
+    fn();
+  } catch (error) {
+    return error as UnicrmError;
+  }
+  throw new Error('expected a throw');
+};
+
+describe('IntegratedAccountService.load: served from memory', () => {
+  it('reads an account once while nothing changes and hands out one frozen object', async () => {
+    const id = await connect();
+    const first = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const second = api.accounts.load(DEFAULT_ENVIRONMENT, id.toUpperCase());
+    expect(storeReads()).toBe(1);
+    expect(second).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(first).toMatchObject({ id, environmentId: DEFAULT_ENVIRONMENT, tenantId: 'acme', status: 'active', context });
+
+    for (let i = 0; i < 2; i++) {
+      transport.answers.push(
+        json(201, { success: true, data: { id: `step-${i}`, name: 'Won', pipeline_id: PIPELINE } }),
+        json(200, { success: true, data: { id: PIPELINE, name: 'Sales' } }),
+      );
+      const answer = await api.createStage({ environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 'Won' } });
+      expect(answer.statusCode).toBe(201);
+    }
+    expect(storeReads()).toBe(1);
+    expect(transport.requests.map((r) => r.headers.authorization)).toEqual(Array(4).fill(basic('api-token', 'api-password')));
+  });
+
+  it('gives each get() caller its own context to change', async () => {
+    const id = await connect();
+    const shown = api.accounts.get(DEFAULT_ENVIRONMENT, id);
+    (shown.context as Record<string, unknown>).space_id = 'changed by a caller';
+    expect(api.accounts.get(DEFAULT_ENVIRONMENT, id).context).toEqual({ service_url: context.service_url, space_id: 'fr_Myself' });
+    expect(storeReads()).toBe(1);
+  });
+
+  it('does not remember a missing account, nor serve an account to another environment', async () => {
+    const id = await connect();
+    const missing = '33333333-3333-4333-8333-333333333333';
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, missing)).statusCode).toBe(404);
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, missing)).statusCode).toBe(404);
+    expect(storeReads()).toBe(2);
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    expect(caught(() => api.accounts.load('staging', id)).message).toBe(`Integrated account ${id} not found.`);
+    expect(storeReads()).toBe(4);
+  });
+
+  it('keeps at most ACCOUNT_CACHE_SIZE accounts, dropping the one read first', async () => {
+    const ids: string[] = [];
+    for (let n = 0; n <= ACCOUNT_CACHE_SIZE; n++) ids.push(await connect(`tenant-${n}`));
+    for (const id of ids) api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    expect(storeReads()).toBe(ACCOUNT_CACHE_SIZE + 1);
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, ids[ACCOUNT_CACHE_SIZE] as string).tenantId).toBe(`tenant-${ACCOUNT_CACHE_SIZE}`);
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, ids[1] as string).tenantId).toBe('tenant-1');
+    expect(storeReads()).toBe(ACCOUNT_CACHE_SIZE + 1);
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, ids[0] as string).tenantId).toBe('tenant-0');
+    expect(storeReads()).toBe(ACCOUNT_CACHE_SIZE + 2);
+  }, 60_000);
+});
+
+describe('IntegratedAccountService.load: changes in this process', () => {
+  it('reads again after an update (tenant, credentials)', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    now = new Date('2026-06-01T12:00:05.000Z');
+    await api.accounts.update(DEFAULT_ENVIRONMENT, id, { tenant_id: 'globex', context: { password: 'new-password' }, validate: false });
+    const loaded = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    expect(loaded).toMatchObject({ tenantId: 'globex', updatedAt: '2026-06-01T12:00:05.000Z', context: { ...context, password: 'new-password' } });
+    expect(storeReads()).toBe(2); // the first load (the update's load is served from memory), the load after the update
+  });
+
+  it('refuses a deleted account', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    expect(api.accounts.delete(DEFAULT_ENVIRONMENT, id)).toEqual({ id });
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
+  });
+
+  it('sees markNeedsReauth, and a create after a remote 401 answers 401 without calling Pipeliner', async () => {
+    const id = await connect();
+    const request = { environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 'Won' } };
+    transport.answers.push(json(401, { success: false, http_status: 401, message: 'Invalid credentials' }));
+    await expect(api.createStage(request)).rejects.toMatchObject({ statusCode: 401, isRemote: true });
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'pipeliner answered 401: Invalid credentials' });
+    await expect(api.createStage(request)).rejects.toMatchObject({
+      statusCode: 401,
+      isRemote: false,
+      message: `Integrated account ${id} needs re-authentication: pipeliner rejected its credentials. Update them with PATCH /integrated-account/:id.`,
+    });
+    expect(transport.requests).toHaveLength(1);
+  });
+
+  it('keeps an update made while a rejected call was under way (markNeedsReauth with the old account changes nothing)', async () => {
+    const id = await connect();
+    const before = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    now = new Date('2026-06-01T12:00:05.000Z');
+    await api.accounts.update(DEFAULT_ENVIRONMENT, id, { context: { password: 'new-password' }, validate: false });
+    api.accounts.markNeedsReauth(before, 'late 401');
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'active', lastError: null, context: { password: 'new-password' } });
+  });
+});
+
+describe('IntegratedAccountService.load: changes by another process on the same data directory', () => {
+  it('sees new credentials and a new service URL', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const cli = otherProcess();
+    await cli.accounts.update(DEFAULT_ENVIRONMENT, id, {
+      context: { service_url: 'https://us-east.api.pipelinersales.com', username: 'other-token', password: 'other-password' },
+      validate: false,
+    });
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id).context).toEqual({
+      service_url: 'https://us-east.api.pipelinersales.com',
+      space_id: 'fr_Myself',
+      username: 'other-token',
+      password: 'other-password',
+    });
+  });
+
+  it('sees a status change', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const cli = otherProcess();
+    cli.accounts.markNeedsReauth(cli.accounts.load(DEFAULT_ENVIRONMENT, id), 'rejected elsewhere');
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'rejected elsewhere' });
+  });
+
+  it('refuses an account another process removed', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    otherProcess().accounts.delete(DEFAULT_ENVIRONMENT, id);
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
+  });
+
+  it('sees a plain SQL change made on another connection', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const raw = new Database(join(dir, 'unicrm.sqlite'));
+    raw.prepare("UPDATE integrated_accounts SET tenant_id = 'renamed', status = 'validation_error' WHERE id = ?").run(id);
+    raw.close();
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ tenantId: 'renamed', status: 'validation_error' });
+  });
+
+  it('does not keep serving credentials after a key rotation elsewhere: they are read again (500 until restarted with the new key)', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const readsBefore = storeReads();
+    expect(otherProcess().rotateEncryptionKey().accounts).toBe(1);
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(500);
+    expect(storeReads()).toBe(readsBefore + 1);
+    expect(otherProcess().accounts.load(DEFAULT_ENVIRONMENT, id).context).toEqual(context);
+  });
+
+  it('reads again after a key rotation through its own connection', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const readsBefore = storeReads();
+    api.rotateEncryptionKey();
+    // As before the cache: this process still holds the old key (the API must be stopped to rotate).
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(500);
+    expect(storeReads()).toBe(readsBefore + 1);
+  });
+
+  it('serves from memory again once the change is read', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await otherProcess().accounts.update(DEFAULT_ENVIRONMENT, id, { tenant_id: 'globex', validate: false });
+    const first: StoredAccount = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const readsAfter = storeReads();
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toBe(first);
+    expect(first.tenantId).toBe('globex');
+    expect(storeReads()).toBe(readsAfter);
+  });
+});
