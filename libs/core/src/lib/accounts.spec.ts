@@ -89,6 +89,9 @@ const caught = (fn: () => unknown): UnicrmError => {
   throw new Error('expected a throw');
 };
 
+/** Lets the event loop turn, as between a request and another process's commit. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 describe('IntegratedAccountService.load: served from memory', () => {
   it('reads an account once while nothing changes and hands out one frozen object', async () => {
     const id = await connect();
@@ -194,6 +197,7 @@ describe('IntegratedAccountService.load: changes by another process on the same 
       context: { service_url: 'https://us-east.api.pipelinersales.com', username: 'other-token', password: 'other-password' },
       validate: false,
     });
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(api.accounts.load(DEFAULT_ENVIRONMENT, id).context).toEqual({
       service_url: 'https://us-east.api.pipelinersales.com',
       space_id: 'fr_Myself',
@@ -207,6 +211,7 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const cli = otherProcess();
     cli.accounts.markNeedsReauth(cli.accounts.load(DEFAULT_ENVIRONMENT, id), 'rejected elsewhere');
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'rejected elsewhere' });
   });
 
@@ -214,6 +219,7 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     const id = await connect();
     api.accounts.load(DEFAULT_ENVIRONMENT, id);
     otherProcess().accounts.delete(DEFAULT_ENVIRONMENT, id);
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
   });
 
@@ -223,6 +229,7 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     const raw = new Database(join(dir, 'unicrm.sqlite'));
     raw.prepare("UPDATE integrated_accounts SET tenant_id = 'renamed', status = 'validation_error' WHERE id = ?").run(id);
     raw.close();
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ tenantId: 'renamed', status: 'validation_error' });
   });
 
@@ -231,6 +238,7 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsBefore = storeReads();
     expect(otherProcess().rotateEncryptionKey().accounts).toBe(1);
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(500);
     expect(storeReads()).toBe(readsBefore + 1);
     expect(otherProcess().accounts.load(DEFAULT_ENVIRONMENT, id).context).toEqual(context);
@@ -242,6 +250,7 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     const readsBefore = storeReads();
     api.rotateEncryptionKey();
     // As before the cache: this process still holds the old key (the API must be stopped to rotate).
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(500);
     expect(storeReads()).toBe(readsBefore + 1);
   });
@@ -250,8 +259,10 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     const id = await connect();
     api.accounts.load(DEFAULT_ENVIRONMENT, id);
     await otherProcess().accounts.update(DEFAULT_ENVIRONMENT, id, { tenant_id: 'globex', validate: false });
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     const first: StoredAccount = api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsAfter = storeReads();
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toBe(first);
     expect(first.tenantId).toBe('globex');
     expect(storeReads()).toBe(readsAfter);

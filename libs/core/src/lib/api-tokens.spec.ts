@@ -67,6 +67,9 @@ const refusal = (header: string | undefined): UnicrmError => {
   throw new Error('expected a 401');
 };
 
+/** Lets the event loop turn, as between two requests. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 describe('ApiTokenService.authenticate: served from memory', () => {
   it('hashes and looks a token up once while nothing changes, and answers a new object each time', () => {
     const { token, record } = api.tokens.issue({ name: 'ci', environment: 'staging' });
@@ -142,22 +145,24 @@ describe('ApiTokenService.authenticate: revocation', () => {
     expect(refusal(`Bearer ${token}`).message).toBe('The API token was revoked; use another one.');
   });
 
-  it('refuses a token another process revoked (unicrm tokens revoke) on the very next request', () => {
+  it('refuses a token another process revoked (unicrm tokens revoke) on the very next request', async () => {
     const { token, record } = api.tokens.issue({ name: 'ci' });
     const other = api.tokens.issue({ name: 'other' });
     expect(api.tokens.authenticate(`Bearer ${token}`).tokenId).toBe(record.id);
     expect(api.tokens.authenticate(`Bearer ${other.token}`).tokenId).toBe(other.record.id);
     otherProcess().tokens.revoke(record.id);
+    await nextTurn(); // a request after the revocation: another process's commit is seen from the next event-loop turn on
     expect(refusal(`Bearer ${token}`).message).toBe('The API token was revoked; use another one.');
     expect(api.tokens.authenticate(`Bearer ${other.token}`).tokenId).toBe(other.record.id);
   });
 
-  it('refuses a token revoked by plain SQL on another connection', () => {
+  it('refuses a token revoked by plain SQL on another connection', async () => {
     const { token, record } = api.tokens.issue({ name: 'ci' });
     api.tokens.authenticate(`Bearer ${token}`);
     const raw = new Database(join(dir, 'unicrm.sqlite'));
     raw.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run('2026-06-01T12:00:00.000Z', record.id);
     raw.close();
+    await nextTurn();
     expect(refusal(`Bearer ${token}`).message).toBe('The API token was revoked; use another one.');
   });
 });

@@ -42,6 +42,9 @@ const account = (extra: Partial<StoredAccount> = {}): StoredAccount => ({
   updatedAt: '2026-01-01T00:00:00.000Z',
   ...extra,
 });
+/** Lets the event loop turn: a commit by another process is seen from the next turn on (databaseChangeStamp). */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const tokenRecord = { id: 't1', name: 'ci', environmentId: 'default', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: null, revokedAt: null };
 
 describe('databaseChangeStamp', () => {
@@ -103,23 +106,25 @@ describe('databaseChangeStamp', () => {
     expect(tokens.changeStamp()).toBeGreaterThan(revoked);
   });
 
-  it("moves after another process's store committed, once, then stays", () => {
+  it("moves after another process's store committed, once, then stays", async () => {
     const a = connect();
     const reader = new SqliteAccountStore(a.db, a.box);
     reader.create(account());
     const stamp = reader.changeStamp();
     const b = connect();
     new SqliteAccountStore(b.db, b.box).update(account({ context: { ...account().context, password: 'ROTATED' }, updatedAt: '2026-03-01T00:00:00.000Z' }));
+    await nextTurn();
     const after = reader.changeStamp();
     expect(after).toBeGreaterThan(stamp);
     expect(reader.changeStamp()).toBe(after);
     expect(reader.get('env-a', ID)?.context.password).toBe('ROTATED');
 
     new SqliteApiTokenStore(b.db).add(tokenRecord, Buffer.alloc(32, 2));
+    await nextTurn();
     expect(new SqliteApiTokenStore(a.db).changeStamp()).toBeGreaterThan(after);
   });
 
-  it('moves after a plain SQL write on another connection (not through a store)', () => {
+  it('moves after a plain SQL write on another connection (not through a store)', async () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
     store.create(account());
@@ -127,11 +132,12 @@ describe('databaseChangeStamp', () => {
     const raw = new Database(join(dir, DATABASE_FILE));
     raw.prepare("UPDATE integrated_accounts SET status = 'needs_reauth' WHERE id = ?").run(ID);
     raw.close();
+    await nextTurn();
     expect(store.changeStamp()).toBeGreaterThan(stamp);
     expect(store.get('env-a', ID)?.status).toBe('needs_reauth');
   });
 
-  it('moves after a key rotation, on the rotating connection and on another one; a rolled-back one moves only its own', () => {
+  it('moves after a key rotation, on the rotating connection and on another one; a rolled-back one moves only its own', async () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
     store.create(account());
@@ -149,12 +155,14 @@ describe('databaseChangeStamp', () => {
         },
       }),
     ).toThrow('interrupted');
+    await nextTurn();
     expect(databaseChangeStamp(b.db)).toBeGreaterThan(bStamp); // the rotating connection's caches read again
     expect(store.changeStamp()).toBe(stamp); // nothing committed: other connections see no change
     expect(otherStore.changeStamp()).toBe(otherStamp);
     expect(store.get('env-a', ID)?.context.password).toBe('SECRET');
 
     expect(rotateEncryptionKey(dir, a.db, a.box).accounts).toBe(1);
+    await nextTurn();
     expect(store.changeStamp()).toBeGreaterThan(stamp);
     expect(otherStore.changeStamp()).toBeGreaterThan(otherStamp);
     const raw = new Database(join(dir, DATABASE_FILE), { readonly: true });
@@ -163,12 +171,27 @@ describe('databaseChangeStamp', () => {
     expect(() => a.box.open(sealed as string, ID)).toThrow(); // re-sealed under the new key: a cache must not outlive it
   });
 
-  it('moves after noteDatabaseWrite, and throws once the connection is closed', () => {
+  it('moves after noteDatabaseWrite at once, and throws once the connection is closed', async () => {
     const { db } = connect();
     const stamp = databaseChangeStamp(db);
     noteDatabaseWrite(db);
     expect(databaseChangeStamp(db)).toBe(stamp + 1);
     db.close();
+    await nextTurn();
     expect(() => databaseChangeStamp(db)).toThrow('The database connection is not open');
+  });
+
+  it("reads the pragma once per event-loop turn: another connection's commit is seen from the next turn on", async () => {
+    const a = connect();
+    const store = new SqliteAccountStore(a.db, a.box);
+    store.create(account());
+    const b = connect();
+    await nextTurn();
+    const stamp = store.changeStamp();
+    new SqliteAccountStore(b.db, b.box).delete('env-a', ID);
+    expect(store.changeStamp()).toBe(stamp); // same turn: the reading of this turn holds
+    await nextTurn();
+    expect(store.changeStamp()).toBe(stamp + 1);
+    expect(store.get('env-a', ID)).toBeUndefined();
   });
 });
