@@ -3,7 +3,7 @@ import express, { type Express } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { errorHandler, methodNotAllowed, notFound, sendError } from './errors';
 import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, sendJsonText } from './front-door';
-import { accountLimitKey, authenticate, bodyRule, countRequest, jsonBody, rateLimit, requireJsonBody } from './middleware';
+import { accountLimitKey, authenticate, bodyRule, countRequest, jsonBody, rateLimit, readJsonBody, requireJsonBody } from './middleware';
 
 /** The unicrm API as a node:http request listener, with what it holds that must be let go. */
 export type UnicrmApp = RequestListener & {
@@ -45,17 +45,15 @@ function sendStageAnswer(res: ServerResponse, answer: UnifiedResponse): void {
 
 /**
  * `POST /unified/crm/stages` on node:http, in the order the Express routes apply the same rules: auth (401),
- * rate limits per token and per account (429), the body (body-parser: 413, 415, 400), then the core's create.
+ * rate limits per token and per account (429), the body (`readJsonBody`: 413, 415, 400), then the core's create.
  */
 function createStageHandler(core: UnicrmCore, limits: RateLimitPair): (req: IncomingMessage, res: ServerResponse) => void {
-  const readBody = (req: IncomingMessage, res: ServerResponse) =>
-    new Promise<void>((resolve, reject) => jsonBody(req as express.Request, res as express.Response, (error?: unknown) => (error ? reject(error) : resolve())));
   return (req, res) => {
     const serve = async () => {
       const caller = core.tokens.authenticate(req.headers.authorization);
       const url = req.url as string;
       await countRequest(limits, res, caller.tokenId, accountLimitKey(caller.environmentId, url));
-      await readBody(req, res);
+      await readJsonBody(req, res);
       const request = req as IncomingMessage & { body?: unknown };
       const bodyError = bodyRule(request);
       if (bodyError) throw bodyError;

@@ -1,7 +1,7 @@
 import express from 'express';
 import helmet from 'helmet';
 import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { AUTH, type Harness, startHarness } from '../testing/harness';
@@ -101,6 +101,25 @@ describe('POST /unified/crm/stages: the node:http handler and the Express route 
     expect(lines.map((line) => line.msg)).toEqual(['request aborted']);
     expect(lines[0]).toMatchObject({ level: 40, req: { path: '/unified/crm/stages' } });
     expect(h.sandbox.requests.filter((r) => r.method === 'POST').length).toBe(before + 1);
+  });
+
+  it('logs "request aborted", and no unexpected error, when the caller leaves in the middle of the body', async () => {
+    const server = createServer(h.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(
+      `POST /unified/crm/stages?integrated_account_id=${h.accountId} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 100\r\nx-request-id: fd-cut\r\n\r\n{"name":"Cut',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    server.close();
+    const lines = h.logs.filter((line) => line.req_id === 'fd-cut');
+    expect(lines.map((line) => line.msg)).toEqual(['request aborted']);
+    expect(h.logs.filter((line) => line.msg === 'unexpected error')).toEqual([]);
   });
 });
 

@@ -2,24 +2,95 @@ import { integratedAccountIdOf, type UnicrmCore } from '@unicrm/core';
 import { UnicrmError } from '@unicrm/model';
 import express, { type RequestHandler } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { type RateLimitPair, rawQuery } from './front-door';
 
 /** Largest accepted body (DESIGN.md §2: 1 MiB, else 413). */
 export const BODY_LIMIT = '1mb';
+const BODY_LIMIT_BYTES = 1_048_576;
+
+/** body-parser's JSON parser: strict JSON, 1 MiB, `application/json` and `application/*+json`, any charset and Content-Encoding it reads. */
+const bodyParserJson = express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] });
+
+type BodyRequest = IncomingMessage & { body?: unknown };
+
+/** Runs body-parser's JSON parser on `req`; resolves once `req.body` is set (or left undefined), rejects with its error. */
+function parseWithBodyParser(req: BodyRequest, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) =>
+    bodyParserJson(req as express.Request, res as express.Response, (error?: unknown) => (error ? reject(error) : resolve())),
+  );
+}
 
 /**
- * JSON body parsing (body-parser): strict JSON, 1 MiB, `application/json` and `application/*+json`, any charset
- * and Content-Encoding body-parser reads; see {@link bodyRule} for missing and non-JSON bodies. Works on a plain
- * node:http request too (the create route's own handler uses it).
+ * True for the request almost every client sends, which body-parser would read as plain UTF-8: `Content-Type`
+ * exactly `application/json` (optionally `; charset=utf-8`), no `Content-Encoding` or `Transfer-Encoding`, a
+ * `Content-Length` from 1 byte to the limit.
  */
-export const jsonBody: RequestHandler = express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] });
+function isPlainJsonRequest(req: IncomingMessage): boolean {
+  const headers = req.headers;
+  const type = headers['content-type'];
+  if (type !== 'application/json') {
+    const lower = type?.toLowerCase();
+    if (lower !== 'application/json' && lower !== 'application/json; charset=utf-8' && lower !== 'application/json;charset=utf-8') return false;
+  }
+  if (headers['content-encoding'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
+  const length = headers['content-length'];
+  if (length === undefined || !/^[0-9]{1,7}$/.test(length)) return false;
+  const bytes = Number(length);
+  return bytes > 0 && bytes <= BODY_LIMIT_BYTES;
+}
+
+/**
+ * Reads a JSON body into `req.body`, exactly as body-parser would (DESIGN.md §2 "Body": 413 over 1 MiB, 415 for
+ * an unsupported charset or encoding, 400 for malformed or non-object-or-array JSON; see {@link bodyRule} for
+ * missing and non-JSON bodies), for both routers. A {@link isPlainJsonRequest plain request} is read and parsed
+ * here, without body-parser's per-request work (issue 8); if that parse fails, the same bytes go through
+ * body-parser, so every error is body-parser's own. Every other request goes to body-parser as it comes.
+ * @throws (rejects with) body-parser's error for the request; `errors.ts` turns it into the answer
+ */
+export function readJsonBody(req: BodyRequest, res: ServerResponse): Promise<void> {
+  if (!isPlainJsonRequest(req)) return parseWithBodyParser(req, res);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // As raw-body reports a request the client gave up on (an 'error' and/or 'aborted' event, depending on when).
+    const aborted = () => reject(Object.assign(new Error('request aborted'), { type: 'request.aborted' }));
+    req.once('error', aborted);
+    req.once('aborted', aborted);
+    req.once('end', () => {
+      const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      // body-parser's decoder (iconv-lite) drops a byte order mark.
+      const text = bytes.toString('utf8', bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0);
+      const first = text.charCodeAt(0);
+      if (first === 0x7b /* { */ || first === 0x5b /* [ */) {
+        try {
+          req.body = JSON.parse(text);
+          resolve();
+          return;
+        } catch {
+          // body-parser gives the error below
+        }
+      }
+      const replay = Object.assign(Readable.from([bytes]), { headers: req.headers, method: req.method, url: req.url });
+      parseWithBodyParser(replay as unknown as BodyRequest, res).then(() => {
+        req.body = (replay as unknown as BodyRequest).body;
+        resolve();
+      }, reject);
+    });
+  });
+}
+
+/** {@link readJsonBody} as Express middleware. */
+export const jsonBody: RequestHandler = (req, res, next) => {
+  readJsonBody(req, res).then(() => next(), next);
+};
 
 /**
  * For routes that take a body, after {@link jsonBody}: 415 when a body came with another content type, 400 when
  * none came (DESIGN.md §2 "Body").
  * @returns the error to answer with, or undefined when the request has a parsed JSON body
  */
-export function bodyRule(req: IncomingMessage & { body?: unknown }): UnicrmError | undefined {
+export function bodyRule(req: BodyRequest): UnicrmError | undefined {
   // body-parser turns a zero-length JSON body into {}: that is no body, not an empty object.
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
   if (req.body !== undefined && hasBody) return undefined;
