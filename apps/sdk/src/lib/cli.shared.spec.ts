@@ -100,6 +100,13 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
 
     beforeEach(() => sandbox.reset());
 
+    it('takes the global options before the command too', async () => {
+      const before = await spawnCli([...mode.args, '--output', 'json', 'accounts', 'get', accountId], mode.env, dir);
+      expect(before.stderr).toBe('');
+      expect(before.code).toBe(0);
+      expect(JSON.parse(before.stdout)).toMatchObject({ id: accountId, tenant_id: modeName });
+    });
+
     it('shows an account without its secrets, as lines or as JSON', async () => {
       const human = await unicrm(['accounts', 'get', accountId]);
       expect(human.code).toBe(0);

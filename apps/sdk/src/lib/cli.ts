@@ -524,8 +524,24 @@ async function keys(session: Session, args: string[]): Promise<Result> {
  * @param argv the arguments after `unicrm`
  * @returns the exit code: 0 ok, 1 remote or server error (or failed import rows), 2 usage error (also 400 and 404 answers)
  */
+/**
+ * The global options (`--remote URL`, `--data-dir DIR`, `--timeout MS`, `--output FORMAT`) may come before the
+ * command too (`unicrm --remote URL accounts list`), as the help says they apply to every command: moved after it.
+ */
+function globalOptionsLast(argv: string[]): string[] {
+  let at = 0;
+  while (at < argv.length) {
+    const arg = argv[at] as string;
+    const name = arg.startsWith('--') ? arg.slice(2).split('=')[0] : undefined;
+    const spec = name && name !== 'help' ? GLOBAL_OPTIONS[name] : undefined;
+    if (!spec) break;
+    at += spec.type === 'string' && !arg.includes('=') ? 2 : 1;
+  }
+  return [...argv.slice(at), ...argv.slice(0, at)];
+}
+
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [group, ...rest] = argv;
+  const [group, ...rest] = globalOptionsLast(argv);
   if (!group || group === '-h' || group === '--help' || group === 'help' || rest.includes('--help') || rest.includes('-h')) {
     io.out(HELP);
     return group ? EXIT.ok : EXIT.usage;
