@@ -555,9 +555,10 @@ async function main() {
 
     if (configs.length > 0) console.log('\n' + markdownTable(configs));
     const targets = evaluateTargets(configs, soak);
-    console.log('\ntargets of issue 8:');
+    console.log('\ntargets (issue 8; docs/benchmarks.md "Targets"):');
     for (const t of targets) console.log(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.target}: ${t.got} (want ${t.want})`);
-    console.log(`\nAPI RSS at the end: ${f(apiRssEndMiB, 1)} MiB; API log: ${(logBytes / MiB).toFixed(1)} MiB written to ${env.logPath}`);
+    const kept = o.apiLog || o.keep ? `written to ${env.logPath}` : 'written to the run\'s temporary directory, removed now (keep it with --keep or --api-log <path>)';
+    console.log(`\nAPI RSS at the end: ${f(apiRssEndMiB, 1)} MiB; API log: ${(logBytes / MiB).toFixed(1)} MiB ${kept}`);
     if (o.json) {
       writeFileSync(o.json, JSON.stringify({ machine: machine(), startedWith: info, options: o, configs, sdk, soak, targets, apiRssEndMiB, logBytes }, null, 2));
       console.log(`figures written to ${o.json}`);
