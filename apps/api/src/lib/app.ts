@@ -1,8 +1,8 @@
-import { runWithRequestContext, type UnicrmCore, type UnifiedResponse } from '@unicrm/core';
+import type { UnicrmCore, UnifiedResponse } from '@unicrm/core';
 import express, { type Express } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { errorHandler, methodNotAllowed, notFound, sendError } from './errors';
-import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, sendJsonText } from './front-door';
+import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, requestIdOf, sendJsonText } from './front-door';
 import { accountLimitKey, authenticate, bodyRule, countRequest, jsonBody, rateLimit, readJsonBody, requireJsonBody } from './middleware';
 
 /** The unicrm API as a node:http request listener, with what it holds that must be let go. */
@@ -28,7 +28,8 @@ export function createApp(core: UnicrmCore): UnicrmApp {
     const requestId = beginRequest(req, res, core.logger);
     const url = req.url ?? '';
     const hot = req.method === 'POST' && url.startsWith('/unified/crm/stages') && (url.length === 19 || url.charCodeAt(19) === 63 /* ? */);
-    runWithRequestContext({ requestId }, () => (hot ? createStage(req, res) : expressApp(req, res)));
+    if (hot) createStage(req, res, requestId);
+    else expressApp(req, res);
   };
   return Object.assign(listener, {
     close() {
@@ -47,8 +48,8 @@ function sendStageAnswer(res: ServerResponse, answer: UnifiedResponse): void {
  * `POST /unified/crm/stages` on node:http, in the order the Express routes apply the same rules: auth (401),
  * rate limits per token and per account (429), the body (`readJsonBody`: 413, 415, 400), then the core's create.
  */
-function createStageHandler(core: UnicrmCore, limits: RateLimitPair): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
+function createStageHandler(core: UnicrmCore, limits: RateLimitPair): (req: IncomingMessage, res: ServerResponse, requestId: string) => void {
+  return (req, res, requestId) => {
     const serve = async () => {
       const caller = core.tokens.authenticate(req.headers.authorization);
       const url = req.url as string;
@@ -63,6 +64,7 @@ function createStageHandler(core: UnicrmCore, limits: RateLimitPair): (req: Inco
         body: request.body,
         // Node joins repeated headers of this kind with ", ", as Express's req.get shows them.
         idempotencyKey: req.headers['idempotency-key'] as string | undefined,
+        requestId,
       });
       sendStageAnswer(res, answer);
     };
@@ -88,7 +90,7 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
   });
 
   app.get('/unified/crm/stages/meta/create', (req, res) => {
-    res.json(core.stageCreateMeta(req.environmentId as string, rawQuery(req.originalUrl)));
+    res.json(core.stageCreateMeta(req.environmentId as string, rawQuery(req.originalUrl), requestIdOf(res)));
   });
   app.all('/unified/crm/stages/meta/create', methodNotAllowed(['GET']));
 
@@ -101,6 +103,7 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
         query: rawQuery(req.originalUrl),
         body: req.body,
         idempotencyKey: req.get('idempotency-key'),
+        requestId: requestIdOf(res),
       }),
     );
   });
@@ -114,10 +117,10 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
   });
   app.all('/integrated-account', methodNotAllowed(['GET', 'POST']));
   app.get('/integrated-account/:id', (req, res) => {
-    res.json(core.accounts.get(req.environmentId as string, req.params.id as string));
+    res.json(core.accounts.get(req.environmentId as string, req.params.id as string, requestIdOf(res)));
   });
   app.patch('/integrated-account/:id', jsonBody, requireJsonBody, async (req, res) => {
-    res.json(await core.accounts.update(req.environmentId as string, req.params.id as string, req.body));
+    res.json(await core.accounts.update(req.environmentId as string, req.params.id as string, req.body, requestIdOf(res)));
   });
   app.delete('/integrated-account/:id', (req, res) => {
     res.json(core.accounts.delete(req.environmentId as string, req.params.id as string));

@@ -3,7 +3,7 @@ import { isUnicrmError, UnicrmError } from '@unicrm/model';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { noteErrorMessage, sendJsonText } from './front-door';
+import { noteErrorMessage, requestIdOf, sendJsonText } from './front-door';
 
 /** body-parser error types and the answers DESIGN.md §2 "Body" gives them. */
 function bodyParserError(error: { type?: unknown; message?: unknown; body?: unknown }): UnicrmError | undefined {
@@ -42,11 +42,11 @@ function clientError(error: { status?: unknown; statusCode?: unknown; expose?: u
  * What any failure becomes in an answer (DESIGN.md §3): a `UnicrmError` as it is, body-parser's and Express's
  * client errors as their 4xx, anything else a 500 without details (logged with its stack as `unexpected error`).
  */
-export function toUnicrmError(err: unknown, logger: Logger): UnicrmError {
+export function toUnicrmError(err: unknown, logger: Logger, requestId?: string): UnicrmError {
   if (isUnicrmError(err)) return err;
   const known = bodyParserError((err ?? {}) as object) ?? clientError((err ?? {}) as object);
   if (known) return known;
-  logger.error({ err }, 'unexpected error');
+  logger.error({ req_id: requestId, err }, 'unexpected error');
   return new UnicrmError(500, 'Something went wrong inside unicrm; the error was logged.');
 }
 
@@ -55,7 +55,7 @@ export function toUnicrmError(err: unknown, logger: Logger): UnicrmError {
  * already, the connection is closed instead (the client sees a cut answer, not a wrong one).
  */
 export function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
-  const error = toUnicrmError(err, logger);
+  const error = toUnicrmError(err, logger, requestIdOf(res));
   noteErrorMessage(res, error.message);
   if (res.headersSent) {
     res.destroy();

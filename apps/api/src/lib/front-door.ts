@@ -84,6 +84,12 @@ export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: 
   return id;
 }
 
+/** The id {@link beginRequest} gave the request, from its answer's `x-request-id` header. */
+export function requestIdOf(res: ServerResponse): string | undefined {
+  const id = res.getHeader('x-request-id');
+  return typeof id === 'string' ? id : undefined;
+}
+
 /**
  * A fixed-window request counter per key (express-rate-limit's `MemoryStore`), with the IETF draft-6 headers
  * express-rate-limit sets (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in

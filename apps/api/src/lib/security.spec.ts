@@ -196,12 +196,18 @@ describe('hostile input', () => {
     db.prepare('UPDATE integrated_accounts SET sealed_context = ? WHERE id = ?').run([v, iv, tag, bytes.toString('base64')].join(':'), id);
     db.close();
     h.sandbox.reset();
-    const res = remember(await request(h.app).post(`/unified/crm/stages?integrated_account_id=${id}`).set(AUTH).send({ name: 'x' }));
+    const res = remember(await request(h.app).post(`/unified/crm/stages?integrated_account_id=${id}`).set(AUTH).set('x-request-id', 'tampered-1').send({ name: 'x' }));
     expect(res.status).toBe(500);
     expect(res.body.message).toBe(
       `The stored credentials of integrated account ${id} failed their integrity check (altered, or written with another key); they were not used. Delete the account and connect it again.`,
     );
     expect(h.sandbox.requests).toHaveLength(0);
+    // Both the core's line and the request's line carry the request id, on either router.
+    const admin = remember(await request(h.app).get(`/integrated-account/${id}`).set(AUTH).set('x-request-id', 'tampered-2'));
+    expect(admin.status).toBe(500);
+    for (const requestId of ['tampered-1', 'tampered-2']) {
+      expect(h.logs.filter((line) => line.req_id === requestId).map((line) => line.msg)).toEqual(['stored credentials failed authentication', 'request completed']);
+    }
   });
 });
 

@@ -107,9 +107,12 @@ export class IntegratedAccountService {
     return { result: page.accounts.map((account) => this.present(account)), next_cursor: page.nextCursor, limit };
   }
 
-  /** @throws UnicrmError 404 when the account does not exist in this environment */
-  get(environmentId: string, id: string): IntegratedAccount {
-    const account = this.load(environmentId, id);
+  /**
+   * @param requestId the request's id, for log lines (`req_id`)
+   * @throws UnicrmError 404 when the account does not exist in this environment
+   */
+  get(environmentId: string, id: string, requestId?: string): IntegratedAccount {
+    const account = this.load(environmentId, id, requestId);
     // The loaded account is shared: the caller gets its own copy of the context it may change.
     return this.present({ ...account, publicContext: structuredClone(account.publicContext) });
   }
@@ -118,12 +121,13 @@ export class IntegratedAccountService {
    * Updates `tenant_id` and/or merges `context` shallowly (truto-contract.md §4.2). The merged context is
    * checked again by the connector and, unless `validate: false`, its credentials by the provider; new
    * credentials move a `needs_reauth` account back to `active`.
+   * @param requestId the request's id, for log lines (`req_id`)
    * @throws UnicrmError 400, 404, 422 (rejected credentials: nothing changes)
    */
-  async update(environmentId: string, id: string, body: unknown): Promise<IntegratedAccount> {
+  async update(environmentId: string, id: string, body: unknown, requestId?: string): Promise<IntegratedAccount> {
     const parsed = IntegratedAccountPatchBodySchema.safeParse(requireObject(body));
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
-    const account = this.load(environmentId, id);
+    const account = this.load(environmentId, id, requestId);
     const connector = this.registry.get(account.integration);
     const next: StoredAccount = { ...account, updatedAt: this.clock.now().toISOString() };
     if (parsed.data.tenant_id !== undefined) next.tenantId = parsed.data.tenant_id;
@@ -156,10 +160,11 @@ export class IntegratedAccountService {
    * unchanged (see the class); otherwise, or the first time, read from the store (one read per call: a missing
    * account is not remembered). The returned object is shared by every caller until the account changes, and
    * frozen: copy it to change it (its `context` objects are shared too, and must not be modified).
+   * @param requestId the id of the request being served, for the `req_id` of the line logged on a 500
    * @throws UnicrmError 404 when the account does not exist in this environment; 500 when its stored
    *   secrets cannot be decrypted (altered in the database, or another key), or the store cannot be read
    */
-  load(environmentId: string, id: string): StoredAccount {
+  load(environmentId: string, id: string, requestId?: string): StoredAccount {
     const lowerId = id.toLowerCase();
     const key = cacheKey(environmentId, lowerId);
     let account: StoredAccount | undefined;
@@ -175,7 +180,7 @@ export class IntegratedAccountService {
       }
       account = this.store.get(environmentId, lowerId);
     } catch (error) {
-      this.logger.error({ integrated_account_id: id, err: (error as Error).message }, 'stored credentials failed authentication');
+      this.logger.error({ req_id: requestId, integrated_account_id: id, err: (error as Error).message }, 'stored credentials failed authentication');
       throw new UnicrmError(
         500,
         `The stored credentials of integrated account ${id} failed their integrity check (altered, or written with another key); ` +

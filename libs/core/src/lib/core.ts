@@ -17,7 +17,6 @@ import { configFromEnv, type CoreEnvironment } from './config';
 import { CreateStageUseCase, type CreateStageRequest, type UnifiedResponse } from './create-stage';
 import { IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
-import { currentRequestContext } from './request-context';
 import { type StageCreateMeta, StageMetaUseCase } from './stage-meta';
 import { UndiciTransport } from './undici-transport';
 
@@ -48,8 +47,8 @@ export interface UnicrmCore {
   readonly tokens: ApiTokenService;
   /** `POST /unified/crm/stages`. */
   createStage(request: CreateStageRequest): Promise<UnifiedResponse>;
-  /** `GET /unified/crm/stages/meta/create`: the schemas of the create for an account's integration. */
-  stageCreateMeta(environmentId: string, query: string | Record<string, unknown>): StageCreateMeta;
+  /** `GET /unified/crm/stages/meta/create`: the schemas of the create for an account's integration (`requestId` for log lines). */
+  stageCreateMeta(environmentId: string, query: string | Record<string, unknown>, requestId?: string): StageCreateMeta;
   /**
    * Re-encrypts every stored secret under a new key (`unicrm keys rotate`); with `newKey` (hex or base64 of
    * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Stop the API first.
@@ -89,11 +88,6 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
       level: config.logLevel ?? options.defaultLogLevel ?? 'info',
       base: { service: 'unicrm' },
       redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
-      // Every line written while serving a request carries its id (runWithRequestContext).
-      mixin: () => {
-        const context = currentRequestContext();
-        return context ? { req_id: context.requestId } : {};
-      },
     },
     options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
@@ -126,7 +120,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
     createStage: (request) => createStage.execute(request),
-    stageCreateMeta: (environmentId, query) => stageMeta.execute(environmentId, query),
+    stageCreateMeta: (environmentId, query, requestId) => stageMeta.execute(environmentId, query, requestId),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION),
     rotateEncryptionKey(newKey?: string) {
       let key: Buffer | undefined;

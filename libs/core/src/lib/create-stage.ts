@@ -49,6 +49,8 @@ export interface CreateStageRequest {
   /** The `Idempotency-Key` header value, if any. */
   idempotencyKey?: string;
   signal?: AbortSignal;
+  /** Id of the request (`x-request-id`): every log line written for it carries it as `req_id`. */
+  requestId?: string;
 }
 
 /** A successful unified answer: status, JSON body, for the raw format the provider's exact text, headers to send. */
@@ -85,7 +87,7 @@ export class CreateStageUseCase {
     const parsed = StageCreateBodySchema.safeParse(request.body);
     if (!parsed.success) throw UnicrmError.invalid('Invalid body', zodFailures(parsed.error));
 
-    const account = this.accounts.load(request.environmentId, query.integrated_account_id);
+    const account = this.accounts.load(request.environmentId, query.integrated_account_id, request.requestId);
     if (account.status === 'needs_reauth') {
       throw new UnicrmError(
         401,
@@ -98,7 +100,7 @@ export class CreateStageUseCase {
     if (!stages) {
       throw new UnicrmError(501, `The ${account.integration} integration cannot create stages.`);
     }
-    const create = () => this.create(account, stages, parsed.data, query, request.signal);
+    const create = () => this.create(account, stages, parsed.data, query, request);
     try {
       if (key === undefined) return await create();
       const findCreated = stages.findCreated;
@@ -112,6 +114,7 @@ export class CreateStageUseCase {
             const found = await findCreated({ id: account.id, integration: account.integration, context: account.context }, parsed.data, since, {
               remoteQuery: {},
               signal: request.signal,
+              requestId: request.requestId,
             });
             return found && this.answer(found, query);
           }),
@@ -135,19 +138,19 @@ export class CreateStageUseCase {
     stages: StagesResource,
     body: StageCreateBody,
     query: UnifiedQuery,
-    signal: AbortSignal | undefined,
+    request: CreateStageRequest,
   ): Promise<UnifiedResponse> {
     try {
       const result = await stages.create(
         { id: account.id, integration: account.integration, context: account.context },
         body,
-        { remoteQuery: query.remote_query, signal },
+        { remoteQuery: query.remote_query, signal: request.signal, requestId: request.requestId },
       );
       return this.answer(result, query);
     } catch (error) {
       if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
         this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
-        this.logger.warn({ integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+        this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
       }
       throw error;
     }

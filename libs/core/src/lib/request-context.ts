@@ -1,25 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-
-/** What is known about the request being served, for every log line written while serving it. */
-export interface RequestContext {
-  /** The request id (`x-request-id`). */
-  requestId: string;
-}
-
-const storage = new AsyncLocalStorage<RequestContext>();
-
-/**
- * Runs `fn` with a request context, so that every log line written inside it (also by the core and the
- * connectors, across awaits) carries `req_id`. Front doors call this once per request.
+/*
+ * Request ids (`x-request-id`). A request's id reaches the log lines written for it explicitly: front doors pass it
+ * to the core (`CreateStageRequest.requestId`, the `requestId` parameters), the core to the connector
+ * (`CallOptions.requestId`), and every log call sets `req_id`. (An AsyncLocalStorage did this before; on Node 20 it
+ * costs every promise of the process an async hook, about 5 % of the API's CPU per create: docs/benchmarks.md.)
  */
-export function runWithRequestContext<T>(context: RequestContext, fn: () => T): T {
-  return storage.run(context, fn);
-}
-
-/** The context of the request being served, if any. */
-export function currentRequestContext(): RequestContext | undefined {
-  return storage.getStore();
-}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

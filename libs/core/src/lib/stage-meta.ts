@@ -34,11 +34,12 @@ export class StageMetaUseCase {
 
   /**
    * @param query the raw query string (needs `integrated_account_id`)
+   * @param requestId the request's id, for log lines (`req_id`)
    * @throws UnicrmError 400 (query), 404 (account), 501 (the integration cannot create stages)
    */
-  execute(environmentId: string, query: string | Record<string, unknown>): StageCreateMeta {
+  execute(environmentId: string, query: string | Record<string, unknown>, requestId?: string): StageCreateMeta {
     const { integrated_account_id } = parseUnifiedQuery(query);
-    const account = this.accounts.load(environmentId, integrated_account_id);
+    const account = this.accounts.load(environmentId, integrated_account_id, requestId);
     const stages = this.registry.get(account.integration).stages;
     if (!stages) throw new UnicrmError(501, `The ${account.integration} integration cannot create stages.`);
     return {

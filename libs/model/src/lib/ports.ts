@@ -229,6 +229,8 @@ export interface CallOptions {
   /** Provider query parameters from `remote_query`; they win over ones the connector sets. */
   remoteQuery: RemoteQuery;
   signal?: AbortSignal;
+  /** Id of the request being served (`x-request-id`), for the `req_id` field of every log line written for it. */
+  requestId?: string;
 }
 
 /** The stages resource of a CRM connector. */

@@ -105,7 +105,7 @@ export async function createStage(
       pipelineName = await client.pipelineName(pipelineId, options.signal);
     } catch (error) {
       logger.warn(
-        { step_id: step.id, pipeline_id: pipelineId, status: (error as UnicrmError).statusCode },
+        { req_id: options.requestId, step_id: step.id, pipeline_id: pipelineId, status: (error as UnicrmError).statusCode },
         'step created, but its pipeline name could not be read',
       );
     }

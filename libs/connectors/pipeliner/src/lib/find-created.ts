@@ -39,11 +39,11 @@ export async function findCreatedStage(
   let pipelineName = expandedPipelineName(step);
   if (foundPipeline !== undefined && pipelineName === undefined) {
     pipelineName = await client.pipelineName(foundPipeline, options.signal).catch((error: UnicrmError) => {
-      logger.warn({ step_id: step.id, status: error.statusCode }, 'found the step, but not its pipeline name');
+      logger.warn({ req_id: options.requestId, step_id: step.id, status: error.statusCode }, 'found the step, but not its pipeline name');
       return undefined;
     });
   }
-  logger.info({ step_id: step.id }, 'idempotent retry: the earlier attempt had created the step');
+  logger.info({ req_id: options.requestId, step_id: step.id }, 'idempotent retry: the earlier attempt had created the step');
   const envelope = { success: true, data: step };
   return { unified: unifyStep(step, pipelineName), remote: { status: 201, bodyText: JSON.stringify(envelope), body: envelope } };
 }
