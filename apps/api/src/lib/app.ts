@@ -2,7 +2,7 @@ import type { UnicrmCore, UnifiedResponse } from '@unicrm/core';
 import express, { type Express } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { errorHandler, methodNotAllowed, notFound, sendError } from './errors';
-import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, requestIdOf, sendJsonText } from './front-door';
+import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, requestIdOf, requestLogger, sendJsonText } from './front-door';
 import { accountLimitKey, authenticate, bodyRule, countRequest, jsonBody, rateLimit, readJsonBody, requireJsonBody } from './middleware';
 
 /** The unicrm API as a node:http request listener, with what it holds that must be let go. */
@@ -24,8 +24,9 @@ export function createApp(core: UnicrmCore): UnicrmApp {
   const limits = createRateLimiters(core.config.rateLimits);
   const expressApp = createExpressApp(core, limits);
   const createStage = createStageHandler(core, limits);
+  const accessLog = requestLogger(core.logger);
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = beginRequest(req, res, core.logger);
+    const requestId = beginRequest(req, res, accessLog);
     const url = req.url ?? '';
     const hot = req.method === 'POST' && url.startsWith('/unified/crm/stages') && (url.length === 19 || url.charCodeAt(19) === 63 /* ? */);
     if (hot) createStage(req, res, requestId);

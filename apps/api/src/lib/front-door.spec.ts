@@ -103,24 +103,44 @@ describe('POST /unified/crm/stages: the node:http handler and the Express route 
     expect(h.sandbox.requests.filter((r) => r.method === 'POST').length).toBe(before + 1);
   });
 
-  it('logs "request aborted", and no unexpected error, when the caller leaves in the middle of the body', async () => {
+  // A plain JSON body is read by readJsonBody, a chunked one by body-parser: they report the abort at different times.
+  const PLAIN = 'Content-Length: 100\r\n';
+  const CHUNKED = 'Transfer-Encoding: chunked\r\n';
+  it.each([
+    ['POST', '/unified/crm/stages?integrated_account_id=ID', PLAIN, 'the node:http handler, plain body'],
+    ['POST', '/unified/crm/stages?integrated_account_id=ID', CHUNKED, 'the node:http handler, chunked body'],
+    ['POST', '/unified/crm/stages/?integrated_account_id=ID', PLAIN, 'the Express route, plain body'],
+    ['POST', '/unified/crm/stages/?integrated_account_id=ID', CHUNKED, 'the Express route, chunked body'],
+    ['PATCH', '/integrated-account/ID', CHUNKED, 'an Express admin route, chunked body'],
+    ['PATCH', '/integrated-account/ID', PLAIN, 'an Express admin route, plain body'],
+  ])('logs one "request aborted" line, and no unexpected error, when the caller leaves in the middle of a body (%s %s: %s)', async (method, path, framing) => {
+    for (const leave of ['destroy', 'end'] as const) await leaveMidBody(method, path, framing, leave);
+  });
+
+  async function leaveMidBody(method: string, path: string, framing: string, leave: 'destroy' | 'end'): Promise<void> {
     const server = createServer(h.app).listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     const { port } = server.address() as AddressInfo;
     const socket = connect(port, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
+    const requestId = `fd-cut-${method}-${path.length}-${framing.length}-${leave}`;
+    const part = '{"name":"Cut';
     socket.write(
-      `POST /unified/crm/stages?integrated_account_id=${h.accountId} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\n` +
-        'Content-Type: application/json\r\nContent-Length: 100\r\nx-request-id: fd-cut\r\n\r\n{"name":"Cut',
+      `${method} ${path.replace('ID', h.accountId)} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\n` +
+        `Content-Type: application/json\r\n${framing}x-request-id: ${requestId}\r\n\r\n` +
+        (framing === CHUNKED ? `${part.length.toString(16)}\r\n${part}\r\n` : part),
     );
     await new Promise((resolve) => setTimeout(resolve, 100));
-    socket.destroy();
+    socket.on('error', () => undefined);
+    if (leave === 'destroy') socket.destroy();
+    else socket.end();
     await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.destroy();
     server.close();
-    const lines = h.logs.filter((line) => line.req_id === 'fd-cut');
-    expect(lines.map((line) => line.msg)).toEqual(['request aborted']);
+    const lines = h.logs.filter((line) => line.req_id === requestId);
+    expect([leave, lines.map((line) => line.msg)]).toEqual([leave, ['request aborted']]);
     expect(h.logs.filter((line) => line.msg === 'unexpected error')).toEqual([]);
-  });
+  }
 });
 
 describe('security headers', () => {
