@@ -268,3 +268,15 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     expect(storeReads()).toBe(readsAfter);
   });
 });
+
+describe('IntegratedAccountService.load: another client in this process on the same data directory', () => {
+  it('refuses an account the other client removed, and sees its new credentials, with no turn in between', async () => {
+    const id = await connect();
+    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const sdk = otherProcess(); // a second core in this process (two createUnicrm() on one data directory)
+    await sdk.accounts.update(DEFAULT_ENVIRONMENT, id, { context: { password: 'changed-password' }, validate: false });
+    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id).context.password).toBe('changed-password');
+    sdk.accounts.delete(DEFAULT_ENVIRONMENT, id);
+    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
+  });
+});

@@ -156,6 +156,13 @@ describe('ApiTokenService.authenticate: revocation', () => {
     expect(api.tokens.authenticate(`Bearer ${other.token}`).tokenId).toBe(other.record.id);
   });
 
+  it('refuses a token another client in this process revoked, with no turn in between', () => {
+    const { token, record } = api.tokens.issue({ name: 'ci' });
+    expect(api.tokens.authenticate(`Bearer ${token}`).tokenId).toBe(record.id);
+    otherProcess().tokens.revoke(record.id); // a second core on the same data directory, in this process
+    expect(refusal(`Bearer ${token}`).message).toBe('The API token was revoked; use another one.');
+  });
+
   it('refuses a token revoked by plain SQL on another connection', async () => {
     const { token, record } = api.tokens.issue({ name: 'ci' });
     api.tokens.authenticate(`Bearer ${token}`);

@@ -2,7 +2,7 @@
  * Request ids (`x-request-id`). A request's id reaches the log lines written for it explicitly: front doors pass it
  * to the core (`CreateStageRequest.requestId`, the `requestId` parameters), the core to the connector
  * (`CallOptions.requestId`), and every log call sets `req_id`. (An AsyncLocalStorage did this before; on Node 20 it
- * costs every promise of the process an async hook, about 5 % of the API's CPU per create: docs/benchmarks.md.)
+ * costs every promise of the process an async hook: 6 % of the API's CPU per create, docs/benchmarks.md.)
  */
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

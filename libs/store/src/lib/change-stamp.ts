@@ -1,5 +1,15 @@
 import type Database from 'better-sqlite3';
 
+import { realpathSync } from 'node:fs';
+
+/** How long one `PRAGMA data_version` reading may be reused, within one event-loop turn. */
+export const STAMP_REUSE_MS = 1;
+
+/** Writes recorded through any connection of this process to one database file. */
+interface FileWrites {
+  count: number;
+}
+
 interface StampState {
   /** `PRAGMA data_version`, plucked: changes when another connection (any process) committed to the database. */
   readonly dataVersion: Database.Statement;
@@ -7,17 +17,48 @@ interface StampState {
   lastDataVersion: unknown;
   /** The stamp handed out; only ever goes up. */
   stamp: number;
-  /** True from a pragma read until the event loop's next check phase (`setImmediate`): the read holds for that turn. */
+  /** The process-wide write count of this connection's database file, and the value the stamp last took in. */
+  readonly file: FileWrites;
+  seenFileWrites: number;
+  /** When the pragma was last read (`performance.now()`, ms). */
+  readAt: number;
+  /** True from a pragma read until the event loop's next check phase (`setImmediate`). */
   readThisTurn: boolean;
 }
 
 /** Per connection, so that every store on one connection (and the key rotation) shares one stamp. */
 const states = new WeakMap<Database.Database, StampState>();
+/** Per database file (real path), shared by every connection of this process to it. */
+const files = new Map<string, FileWrites>();
+
+function fileWritesOf(db: Database.Database): FileWrites {
+  let path: string;
+  try {
+    path = realpathSync(db.name);
+  } catch {
+    return { count: 0 }; // an in-memory database: no other connection sees it
+  }
+  let file = files.get(path);
+  if (!file) {
+    file = { count: 0 };
+    files.set(path, file);
+  }
+  return file;
+}
 
 function stateOf(db: Database.Database): StampState {
   let state = states.get(db);
   if (!state) {
-    state = { dataVersion: db.prepare('PRAGMA data_version').pluck(), lastDataVersion: undefined, stamp: 0, readThisTurn: false };
+    const file = fileWritesOf(db);
+    state = {
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      lastDataVersion: undefined,
+      stamp: 0,
+      file,
+      seenFileWrites: file.count,
+      readAt: 0,
+      readThisTurn: false,
+    };
     states.set(db, state);
   }
   return state;
@@ -25,29 +66,37 @@ function stateOf(db: Database.Database): StampState {
 
 /**
  * A number that changes whenever the database's contents may have changed, for caches in front of the stores
- * (`AccountStore.changeStamp`, `ApiTokenStore.changeStamp`). It goes up when another connection, in this process
- * or another one (the CLI on the same data directory), committed since the previous call (SQLite's
- * `PRAGMA data_version`, which does not see this connection's own commits), and when {@link noteDatabaseWrite}
- * recorded a write through this connection. Equal stamps from two calls mean nothing committed in between, so what
- * was read after the first call is still what the database holds. A stamp may also go up without a relevant change
- * (any table, a checkpoint): that only costs a re-read.
+ * (`AccountStore.changeStamp`, `ApiTokenStore.changeStamp`). It goes up
+ * - at once after {@link noteDatabaseWrite} recorded a write through any connection of this process to the same
+ *   database file (the stores and the key rotation record theirs), and
+ * - when another process (the CLI on the same data directory), or a connection of this process writing without
+ *   the stores, committed (SQLite's `PRAGMA data_version`).
+ * Equal stamps from two calls mean nothing committed in between, so what was read after the first call is still
+ * what the database holds. A stamp may also go up without a relevant change (any table, a checkpoint): that only
+ * costs a re-read.
  *
- * Reads the pragma at most once per event-loop turn: every call until the loop's next check phase
- * (`setImmediate`) reuses that reading, so the requests one turn serves pay for one read (about 2 µs on a WAL
- * database, a tenth of a microsecond reused; issue 8). A commit by another process is therefore seen from the next
- * turn on: a request that arrived while the other process was committing may still see the state before it, as it
- * could have if it had been served a moment earlier. This connection's own writes ({@link noteDatabaseWrite}) are
- * seen at once.
+ * The pragma (about 2 µs on a WAL database) is read again unless it was read less than {@link STAMP_REUSE_MS} ago in
+ * the same event-loop turn, so the requests one turn serves share a reading (issue 8). A commit by another process
+ * can therefore be missed only if it happened within that millisecond and this process could not have heard of it:
+ * no I/O completes within a turn, and a synchronous child process takes longer than that.
  * @throws TypeError when the connection is closed (as any statement on it)
  */
 export function databaseChangeStamp(db: Database.Database): number {
   const state = stateOf(db);
-  if (state.readThisTurn) return state.stamp;
+  if (state.file.count !== state.seenFileWrites) {
+    state.seenFileWrites = state.file.count;
+    state.stamp++;
+  }
+  const now = performance.now();
+  if (state.readThisTurn && now - state.readAt < STAMP_REUSE_MS) return state.stamp;
   const version = state.dataVersion.get();
-  state.readThisTurn = true;
-  setImmediate(() => {
-    state.readThisTurn = false;
-  });
+  state.readAt = now;
+  if (!state.readThisTurn) {
+    state.readThisTurn = true;
+    setImmediate(() => {
+      state.readThisTurn = false;
+    });
+  }
   if (version !== state.lastDataVersion) {
     state.lastDataVersion = version;
     state.stamp++;
@@ -56,10 +105,11 @@ export function databaseChangeStamp(db: Database.Database): number {
 }
 
 /**
- * Records a write made through `db` (this connection), which `PRAGMA data_version` does not report: the next
- * {@link databaseChangeStamp} is a new number. Every writing method of the account and token stores calls it after
- * writing, and so does the key rotation; a write through this connection that bypasses them is not seen.
+ * Records a write made through `db`: the next {@link databaseChangeStamp} of every connection of this process to the
+ * same file is a new number (`PRAGMA data_version` does not report a connection's own commits, and another
+ * connection's only from its next reading). Every writing method of the account and token stores calls it after
+ * writing, and so does the key rotation.
  */
 export function noteDatabaseWrite(db: Database.Database): void {
-  stateOf(db).stamp++;
+  stateOf(db).file.count++;
 }
