@@ -1,4 +1,5 @@
 import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/core';
+import { UnicrmError } from '@unicrm/model';
 import { encodeQuery } from './query';
 import type { StageCreateResult, Unicrm } from './types';
 
@@ -12,6 +13,23 @@ export interface CreateUnicrmOptions {
   logLevel?: string;
   /** Provider answer timeout in milliseconds (default `UNICRM_REMOTE_TIMEOUT_MS` or 30 000); then a 504. */
   remoteTimeoutMs?: number;
+}
+
+/**
+ * A body as the remote client sends it: its JSON text, parsed again (getters read once, `toJSON` applied,
+ * `undefined` members dropped). The embedded and remote SDK then validate and send the same thing, and the core
+ * works on a copy the caller cannot change during the call.
+ * @throws UnicrmError 400 when the body cannot be written as JSON (a cycle, a BigInt)
+ */
+function asJson(body: unknown): unknown {
+  if (body === undefined) return undefined;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(body);
+  } catch (error) {
+    throw UnicrmError.badRequest(`The body cannot be written as JSON: ${(error as Error).message}`);
+  }
+  return text === undefined ? undefined : JSON.parse(text);
 }
 
 /**
@@ -32,7 +50,7 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
           const answer = await core.createStage({
             environmentId: env,
             query: encodeQuery(query),
-            body,
+            body: asJson(body),
             ...(typeof options?.idempotencyKey === 'string' && { idempotencyKey: options.idempotencyKey }),
           });
           return answer.body as StageCreateResult<(typeof query)['truto_response_format']>;
@@ -40,11 +58,11 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
       },
     },
     accounts: {
-      create: async (body) => core.accounts.create(env, body),
+      create: async (body) => core.accounts.create(env, asJson(body)),
       // Encoded like the remote client's query string, so that both are validated alike.
       list: async (query = {}) => core.accounts.list(env, encodeQuery(query)),
       get: async (id) => core.accounts.get(env, id),
-      update: async (id, body) => core.accounts.update(env, id, body),
+      update: async (id, body) => core.accounts.update(env, id, asJson(body)),
       delete: async (id) => core.accounts.delete(env, id),
     },
     close: () => core.close(),

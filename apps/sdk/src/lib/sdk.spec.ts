@@ -324,6 +324,36 @@ describe('both transports', () => {
     expect(stable(b)).toEqual(stable(a));
   });
 
+  it('send the JSON of the body: a getter is read once, and the idempotency fingerprint is what Pipeliner got', async () => {
+    for (const [name, sdk] of [['embedded', embedded], ['remote', remote]] as const) {
+      sandbox.reset();
+      let reads = 0;
+      const remoteData = {
+        get percent() {
+          reads += 1;
+          return 10 * reads;
+        },
+      };
+      const key = `getter-${name}-${Math.random().toString(36).slice(2)}`;
+      const query = { integrated_account_id: accountId };
+      await sdk.crm.stages.create(query, { name: `Getter ${name}`, remote_data: remoteData }, { idempotencyKey: key });
+      expect([name, reads]).toEqual([name, 1]);
+      expect(sandbox.steps().find((step) => step.name === `Getter ${name}`)?.percent).toBe(10);
+      // The same JSON again is a replay, not a 422: the fingerprint was taken of what was sent.
+      await sdk.crm.stages.create(query, { name: `Getter ${name}`, remote_data: { percent: 10 } }, { idempotencyKey: key });
+      expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+    }
+  });
+
+  it('refuse a body that cannot be JSON (embedded: a 400 naming why)', async () => {
+    const body: Record<string, unknown> = { name: 'Cycle' };
+    body.remote_data = { self: body };
+    const error = await failure(embedded.crm.stages.create({ integrated_account_id: accountId }, body as { name: string }));
+    expect(error.statusCode).toBe(400);
+    expect(error.message).toMatch(/^The body cannot be written as JSON: .*circular/i);
+    expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+  });
+
   it.each([
     ['a validation error', { integrated_account_id: accountId, truto_exclude_fields: ['a..b'] }, { name: 'x' }],
     ['a remote error', { integrated_account_id: accountId }, { name: 'x', pipeline: { id: MISSING_PIPELINE } }],
