@@ -5,6 +5,9 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { noteErrorMessage, requestIdOf, sendJsonText } from './front-door';
 
+/** Errors whose message quotes the request body (JSON.parse's): answered as they are, but not logged. */
+const QUOTES_THE_BODY = new WeakSet<UnicrmError>();
+
 /** body-parser error types and the answers DESIGN.md §2 "Body" gives them. */
 function bodyParserError(error: { type?: unknown; message?: unknown; body?: unknown }): UnicrmError | undefined {
   switch (error.type) {
@@ -14,7 +17,9 @@ function bodyParserError(error: { type?: unknown; message?: unknown; body?: unkn
       // Strict parsing refuses a top-level string, number, boolean or null before JSON.parse can say why.
       const first = String(error.body ?? '').trimStart()[0];
       if (first !== undefined && first !== '{' && first !== '[') return UnicrmError.badRequest(NOT_A_JSON_OBJECT);
-      return UnicrmError.badRequest(`The body is not valid JSON: ${String(error.message)}`);
+      const invalid = UnicrmError.badRequest(`The body is not valid JSON: ${String(error.message)}`);
+      QUOTES_THE_BODY.add(invalid);
+      return invalid;
     }
     case 'encoding.unsupported':
     case 'charset.unsupported':
@@ -56,7 +61,8 @@ export function toUnicrmError(err: unknown, logger: Logger, requestId?: string):
  */
 export function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
   const error = toUnicrmError(err, logger, requestIdOf(res));
-  noteErrorMessage(res, error.message);
+  // JSON.parse's message quotes a piece of the body, which may hold credentials: the caller sees it, the log does not.
+  noteErrorMessage(res, QUOTES_THE_BODY.has(error) ? 'The body is not valid JSON (the details quote the body; not logged).' : error.message);
   if (res.headersSent) {
     res.destroy();
     return;

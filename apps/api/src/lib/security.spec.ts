@@ -186,6 +186,16 @@ describe('hostile input', () => {
     expect(big.status).toBe(413);
   });
 
+  it('answers a malformed body with the parser\'s words, but keeps the quoted body out of the log', async () => {
+    const body = '{"integration":"pipeliner","context":{"password":hunter2-LEAKED}}';
+    const res = remember(await request(h.app).post('/integrated-account').set(AUTH).set('content-type', 'application/json').set('x-request-id', 'leak-1').send(body));
+    expect(res.status).toBe(400);
+    expect(res.body.message).toContain('hunter2');
+    const lines = h.logs.filter((line) => line.req_id === 'leak-1');
+    expect(lines).toEqual([expect.objectContaining({ msg: 'request completed', error: 'The body is not valid JSON (the details quote the body; not logged).' })]);
+    expect(JSON.stringify(h.logs)).not.toContain('hunter2');
+  });
+
   it('detects a tampered ciphertext in the database instead of using it', async () => {
     const id = await h.connect();
     const db = new Database(join(h.core.config.dataDir, 'unicrm.sqlite'));
