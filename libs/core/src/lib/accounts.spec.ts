@@ -1,4 +1,4 @@
-import { type AccountStore, type HttpRequest, type HttpResponse, type HttpTransport, type StoredAccount, TOKENS, UnicrmError } from '@unicrm/model';
+import { type AccountStore, type HttpResponse, type StoredAccount, TOKENS, UnicrmError } from '@unicrm/model';
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,33 +6,7 @@ import { join } from 'node:path';
 import { ACCOUNT_CACHE_SIZE } from './accounts';
 import { DEFAULT_ENVIRONMENT } from './api-tokens';
 import { createUnicrmCore, type UnicrmCore } from './core';
-
-/** Answers from a queue and records what was sent. */
-class FakeTransport implements HttpTransport {
-  readonly requests: HttpRequest[] = [];
-  readonly answers: HttpResponse[] = [];
-  async request(request: HttpRequest): Promise<HttpResponse> {
-    this.requests.push(request);
-    const answer = this.answers.shift();
-    if (!answer) throw new Error('no answer queued');
-    return answer;
-  }
-  async close(): Promise<void> {}
-}
-
-/** The same object, counting the calls of each method. */
-function counting<T extends object>(target: T, counts: Record<string, number>): T {
-  return new Proxy(target, {
-    get(object, property) {
-      const value = Reflect.get(object, property, object) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts[String(property)] = (counts[String(property)] ?? 0) + 1;
-        return (value as (...a: unknown[]) => unknown).apply(object, args);
-      };
-    },
-  });
-}
+import { FakeTransport, counting } from '../testing/fakes';
 
 const PIPELINE = '11111111-1111-4111-8111-111111111111';
 const json = (status: number, body: unknown): HttpResponse => ({ status, headers: {}, bodyText: JSON.stringify(body) });

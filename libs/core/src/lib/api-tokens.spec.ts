@@ -5,20 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ENVIRONMENT, TOKEN_CACHE_SIZE } from './api-tokens';
 import { createUnicrmCore, type UnicrmCore } from './core';
-
-/** The same object, counting the calls of each method. */
-function counting<T extends object>(target: T, counts: Record<string, number>): T {
-  return new Proxy(target, {
-    get(object, property) {
-      const value = Reflect.get(object, property, object) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts[String(property)] = (counts[String(property)] ?? 0) + 1;
-        return (value as (...a: unknown[]) => unknown).apply(object, args);
-      };
-    },
-  });
-}
+import { counting } from '../testing/fakes';
 
 let dir: string;
 /** The API's core: its token store counts its calls. */

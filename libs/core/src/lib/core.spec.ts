@@ -1,22 +1,10 @@
-import { type HttpRequest, type HttpResponse, type HttpTransport, TOKENS, UnicrmError } from '@unicrm/model';
+import { type HttpResponse, TOKENS, UnicrmError } from '@unicrm/model';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ENVIRONMENT } from './api-tokens';
 import { createUnicrmCore, type UnicrmCore } from './core';
-
-/** Answers from a queue and records what was sent: the core's only outside world in these tests. */
-class FakeTransport implements HttpTransport {
-  readonly requests: HttpRequest[] = [];
-  readonly answers: HttpResponse[] = [];
-  async request(request: HttpRequest): Promise<HttpResponse> {
-    this.requests.push(request);
-    const answer = this.answers.shift();
-    if (!answer) throw new Error('no answer queued');
-    return answer;
-  }
-  async close(): Promise<void> {}
-}
+import { FakeTransport } from '../testing/fakes';
 
 const PIPELINE = '11111111-1111-4111-8111-111111111111';
 const json = (status: number, body: unknown): HttpResponse => ({ status, headers: {}, bodyText: JSON.stringify(body) });
