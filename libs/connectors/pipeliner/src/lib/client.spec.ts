@@ -1,4 +1,6 @@
 import { type HttpRequest, type HttpResponse, type HttpTransport, type Logger, UnicrmError } from '@unicrm/model';
+import fc from 'fast-check';
+import qs from 'qs';
 import { PipelinerClient, pipelinerQueryString } from './client';
 import { createStage } from './create-stage';
 
@@ -151,6 +153,35 @@ describe('pipelinerQueryString', () => {
     expect(pipelinerQueryString(Object.create({ inherited: 'x' }))).toBe('');
     expect(pipelinerQueryString({ 'load-only': 'id,name', filter: { name: 'a b' }, ids: ['1', '2'] })).toBe(
       'load-only=id%2Cname&filter[name]=a%20b&ids[]=1&ids[]=2',
+    );
+  });
+
+  it('writes plain parameters without qs, to the same text qs writes', () => {
+    const viaQs = (query: Record<string, unknown>) =>
+      qs.stringify(query, {
+        arrayFormat: 'brackets',
+        encoder: (text, defaultEncoder, charset, type) =>
+          type === 'key' ? encodeURIComponent(String(text)).replace(/%5B/gi, '[').replace(/%5D/gi, ']') : defaultEncoder(text, defaultEncoder, charset),
+      });
+    expect(pipelinerQueryString({ 'validation-level': 8 })).toBe('validation-level=8');
+    const key = fc.oneof(fc.constantFrom('validation-level', 'first', 'a.b', 'x~y', '', 'filter[name]', 'é', 'a b'), fc.string({ maxLength: 6 }));
+    const value = fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.constantFrom('id,name', 'a b', '~._-', '', 'é'),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }),
+      fc.dictionary(fc.string({ maxLength: 3 }), fc.string({ maxLength: 3 }), { maxKeys: 2 }),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(key, value, { maxKeys: 4 }), (query) => {
+        expect(pipelinerQueryString(query)).toBe(viaQs(query));
+        expect(pipelinerQueryString(Object.freeze({ ...query }))).toBe(viaQs(query));
+      }),
+      { numRuns: 2000 },
     );
   });
 });

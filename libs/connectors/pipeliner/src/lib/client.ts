@@ -32,15 +32,37 @@ const encodeKey = (text: string) => encodeURIComponent(text).replace(/%5B/gi, '[
  * deepObject style Pipeliner documents in pipeliner-api.md §6), arrays as `key[]=x`.
  */
 export function pipelinerQueryString(query: PipelinerQuery): string {
-  // Most calls have no parameters at all; skip qs for them.
-  let empty = true;
-  for (const key in query) {
-    if (Object.prototype.hasOwnProperty.call(query, key)) {
-      empty = false;
-      break;
-    }
+  if (Object.isFrozen(query)) {
+    const known = frozenQueryStrings.get(query);
+    if (known !== undefined) return known;
+    const text = serialiseQuery(query);
+    frozenQueryStrings.set(query, text);
+    return text;
   }
-  if (empty) return '';
+  return serialiseQuery(query);
+}
+
+/** The strings of frozen (constant) queries, such as {@link PIPELINE_NAME_QUERY}: made once. */
+const frozenQueryStrings = new WeakMap<PipelinerQuery, string>();
+
+/** Keys and values that every encoder leaves as they are (RFC 3986 unreserved characters). */
+const UNRESERVED = /^[A-Za-z0-9._~-]*$/;
+
+function serialiseQuery(query: PipelinerQuery): string {
+  // Most calls have no parameters, or a few plain ones (`validation-level=8`): written without qs, same text.
+  let text = '';
+  for (const key in query) {
+    if (!Object.prototype.hasOwnProperty.call(query, key)) continue;
+    const value = query[key];
+    if (value === undefined) continue;
+    const plain = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
+    if (plain === undefined || key === '' || !UNRESERVED.test(key) || !UNRESERVED.test(plain)) return qsString(query);
+    text += `${text ? '&' : ''}${key}=${plain}`;
+  }
+  return text;
+}
+
+function qsString(query: PipelinerQuery): string {
   return qs.stringify(query, {
     arrayFormat: 'brackets',
     encoder: (text, defaultEncoder, charset, type) =>
