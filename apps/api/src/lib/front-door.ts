@@ -125,19 +125,17 @@ export class RateLimiter {
   }
 
   /**
-   * Counts one request of `key` and sets the headers on `res`.
-   * @throws UnicrmError 429 (with `Retry-After`) when the key is over its limit in this window
+   * Counts one request of `key`.
+   * @returns what {@link RateLimitCount.setHeaders} writes
+   * @throws UnicrmError 429 (with `Retry-After`, the RateLimit headers set on `res`) when the key is over its
+   *   limit in this window
    */
-  async hit(key: string, res: ServerResponse): Promise<void> {
+  async hit(key: string, res: ServerResponse): Promise<RateLimitCount> {
     const { totalHits, resetTime } = await this.store.increment(key);
     const resetSeconds = resetTime ? Math.max(0, Math.ceil((resetTime.getTime() - Date.now()) / 1000)) : Math.ceil(this.windowMs / 1000);
-    if (!res.headersSent) {
-      res.setHeader('RateLimit-Policy', this.policy);
-      res.setHeader('RateLimit-Limit', String(this.limit));
-      res.setHeader('RateLimit-Remaining', String(Math.max(0, this.limit - totalHits)));
-      res.setHeader('RateLimit-Reset', String(resetSeconds));
-    }
-    if (totalHits <= this.limit) return;
+    const count = new RateLimitCount(this.policy, this.limit, Math.max(0, this.limit - totalHits), resetSeconds);
+    if (totalHits <= this.limit) return count;
+    count.setHeaders(res);
     throw new UnicrmError(
       429,
       `Rate limit exceeded: ${this.limit} requests per ${this.windowMs / 1000} s per ${this.what}. Retry after ${resetSeconds} s.`,
@@ -149,6 +147,25 @@ export class RateLimiter {
   /** Stops the store's expiry timer. */
   close(): void {
     this.store.shutdown();
+  }
+}
+
+/** One counted request: the values of the draft-6 headers (seconds for the reset). */
+export class RateLimitCount {
+  constructor(
+    readonly policy: string,
+    readonly limit: number,
+    readonly remaining: number,
+    readonly resetSeconds: number,
+  ) {}
+
+  /** Sets `RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (unless the answer started). */
+  setHeaders(res: ServerResponse): void {
+    if (res.headersSent) return;
+    res.setHeader('RateLimit-Policy', this.policy);
+    res.setHeader('RateLimit-Limit', String(this.limit));
+    res.setHeader('RateLimit-Remaining', String(this.remaining));
+    res.setHeader('RateLimit-Reset', String(this.resetSeconds));
   }
 }
 

@@ -132,13 +132,15 @@ export function accountLimitKey(environmentId: string, url: string): string | un
 
 /**
  * Counts a request against the caller's token and, on unified routes, its integrated account
- * (truto-contract.md §3.4), setting the RateLimit headers.
+ * (truto-contract.md §3.4), and sets the RateLimit headers of the narrower one that applies (the account's on
+ * unified routes), as express-rate-limit's two middlewares did (the second overwrote the first).
  * @param accountKey from {@link accountLimitKey}; undefined outside unified routes or without an account
- * @throws UnicrmError 429 over either limit
+ * @throws UnicrmError 429 over either limit (with that limit's headers)
  */
 export async function countRequest(limits: RateLimitPair, res: ServerResponse, tokenId: string, accountKey: string | undefined): Promise<void> {
-  if (limits.perToken) await limits.perToken.hit(tokenId, res);
-  if (limits.perAccount && accountKey !== undefined) await limits.perAccount.hit(accountKey, res);
+  let count = limits.perToken ? await limits.perToken.hit(tokenId, res) : undefined;
+  if (limits.perAccount && accountKey !== undefined) count = await limits.perAccount.hit(accountKey, res);
+  count?.setHeaders(res);
 }
 
 /** {@link countRequest} as Express middleware (after `authenticate`). */
