@@ -206,6 +206,40 @@ describe('malformed requests to POST /unified/crm/stages', () => {
     expect(answer.endsWith(body)).toBe(true);
   });
 
+  it.each([
+    ['over 1 MiB: 413 at once, no "100 Continue"', 2_000_000, 413],
+    ['within the limit: "100 Continue", then the answer', 20, 201],
+  ])('answers Expect: 100-continue with a body declared %s', async (_name, length, status) => {
+    const server = createHttpServer(h.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const head =
+      `POST /unified/crm/stages?integrated_account_id=${h.accountId} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`;
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect((server.address() as { port: number }).port, '127.0.0.1', () => socket.write(head));
+      let text = '';
+      let sent = false;
+      socket.on('data', (chunk) => {
+        text += chunk.toString();
+        // Like a client: the body goes only after "100 Continue".
+        if (text.startsWith('HTTP/1.1 100 ') && length === 20 && !sent) {
+          sent = true;
+          socket.write('{"name":"Continued"}');
+        }
+      });
+      socket.on('close', () => resolve(text));
+      setTimeout(() => socket.destroy(), 2000);
+    });
+    server.close();
+    if (status === 413) {
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
+      expect(answer).toContain('"message":"The body is larger than 1 MiB."');
+    } else {
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 100 Continue');
+      expect(answer).toContain('HTTP/1.1 201 Created');
+    }
+  });
+
   it.each(cases)('%s', async (_name, c) => {
     const path = `/unified/crm/stages${c.query === undefined ? '' : `?${c.query.replaceAll('{id}', h.accountId)}`}`;
     let req = request(h.app).post(path);

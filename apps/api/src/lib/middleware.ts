@@ -7,7 +7,8 @@ import { type RateLimitPair, rawQuery } from './front-door';
 
 /** Largest accepted body (DESIGN.md §2: 1 MiB, else 413). */
 export const BODY_LIMIT = '1mb';
-const BODY_LIMIT_BYTES = 1_048_576;
+/** {@link BODY_LIMIT} in bytes. */
+export const BODY_LIMIT_BYTES = 1_048_576;
 
 /** body-parser's JSON parser: strict JSON, 1 MiB, `application/json` and `application/*+json`, any charset and Content-Encoding it reads. */
 const bodyParserJson = express.json({ limit: BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] });
@@ -49,6 +50,11 @@ function isPlainJsonRequest(req: IncomingMessage): boolean {
  * @throws (rejects with) body-parser's error for the request; `errors.ts` turns it into the answer
  */
 export function readJsonBody(req: BodyRequest, res: ServerResponse): Promise<void> {
+  // Declared over the limit: 413 without reading a byte (body-parser would read it all first, and a client that sent
+  // "Expect: 100-continue" waits for an answer before sending any; server.ts does not invite it).
+  if (Number(req.headers['content-length']) > BODY_LIMIT_BYTES && req.headers['transfer-encoding'] === undefined) {
+    return Promise.reject(Object.assign(new Error('request entity too large'), { type: 'entity.too.large', status: 413 }));
+  }
   if (!isPlainJsonRequest(req)) return parseWithBodyParser(req, res);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

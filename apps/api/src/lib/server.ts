@@ -1,5 +1,6 @@
 import { createServer, type RequestListener, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { BODY_LIMIT_BYTES } from './middleware';
 
 /**
  * The HTTP server of the API. Requests Node rejects before the app sees them (a request head over
@@ -11,6 +12,13 @@ export function createHttpServer(app: RequestListener): Server {
   // A slow client may not hold a connection for long: the head within 15 s, the whole request within 60 s (then 408).
   server.headersTimeout = 15_000;
   server.requestTimeout = 60_000;
+  // "Expect: 100-continue" with a body that is declared larger than 1 MiB: answer 413 at once instead of inviting the
+  // client to send it (Node would send "100 Continue" first). Everything else gets its 100 and goes on as usual.
+  server.on('checkContinue', (req, res) => {
+    const declared = Number(req.headers['content-length']);
+    if (!(declared > BODY_LIMIT_BYTES)) res.writeContinue();
+    app(req, res);
+  });
   server.on('checkExpectation', (_req, res) => {
     const body = JSON.stringify({ statusCode: 417, error: STATUS_CODES[417], message: 'Only "Expect: 100-continue" is supported.' });
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
