@@ -1,5 +1,6 @@
 import {
   type ErrorBody,
+  errorCodeOf,
   type ErrorExtras,
   type IntegratedAccount,
   type Stage,
@@ -71,13 +72,7 @@ interface FetchResult {
 }
 
 function errorCode(error: unknown): string {
-  let current: unknown = error;
-  for (let depth = 0; current && depth < 5; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return (error as Error)?.message || (error as Error)?.name || 'unknown error';
+  return errorCodeOf(error) ?? ((error as Error)?.message || (error as Error)?.name || 'unknown error');
 }
 
 function withCause(error: UnicrmError, cause: unknown): UnicrmError {

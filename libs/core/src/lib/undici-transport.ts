@@ -1,4 +1,4 @@
-import { type HttpRequest, type HttpResponse, type HttpTransport, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { errorCodeOf, type HttpRequest, type HttpResponse, type HttpTransport, UnicrmError, type UnicrmConfig } from '@unicrm/model';
 import { Agent } from 'undici';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -20,13 +20,7 @@ const BEFORE_SENDING = new Set([
 export const MAX_REMOTE_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 function errorCode(error: unknown): string {
-  let current: unknown = error;
-  for (let depth = 0; current && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return (error as Error)?.name ?? 'unknown error';
+  return errorCodeOf(error) ?? (error as Error)?.name ?? 'unknown error';
 }
 
 const remoteInsight = (description: string) => ({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isUnicrmError, UnicrmError, zodFailures } from './errors';
+import { errorCodeOf, isUnicrmError, UnicrmError, zodFailures } from './errors';
 import { StageCreateBodySchema } from './stage';
 
 describe('UnicrmError', () => {
@@ -28,5 +28,17 @@ describe('zodFailures', () => {
     const failures = zodFailures(result.error as z.ZodError, 'body');
     expect(failures.map((f) => f.path).sort()).toEqual(['body.descr', 'body.name', 'body.pipeline.id', 'body.position']);
     expect(failures.find((f) => f.path === 'body.descr')?.message).toBe('unknown field');
+  });
+});
+
+describe('errorCodeOf', () => {
+  it('finds the first string code along the cause chain, at most five levels deep', () => {
+    const wrap = (cause: unknown, levels: number): unknown => (levels === 0 ? cause : wrap(new Error('wrapped', { cause }), levels - 1));
+    expect(errorCodeOf(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBe('ECONNREFUSED');
+    expect(errorCodeOf(wrap({ code: 'UND_ERR_SOCKET' }, 4))).toBe('UND_ERR_SOCKET');
+    expect(errorCodeOf(wrap({ code: 'TOO_DEEP' }, 5))).toBeUndefined();
+    expect(errorCodeOf(Object.assign(new Error('x'), { code: 42, cause: { code: 'INNER' } }))).toBe('INNER');
+    expect(errorCodeOf(new Error('no code'))).toBeUndefined();
+    expect(errorCodeOf(undefined)).toBeUndefined();
   });
 });

@@ -109,3 +109,18 @@ export function zodFailures(error: z.ZodError, root?: string): ValidationFailure
     return [{ path: parts.join('.'), message: issue.message }];
   });
 }
+
+/**
+ * The first string `code` on an error or along its `cause` chain (Node's `ECONNREFUSED`, undici's
+ * `UND_ERR_*`, which fetch and undici wrap in causes), at most five levels deep.
+ * @returns the code, or undefined when there is none
+ */
+export function errorCodeOf(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
