@@ -1,6 +1,6 @@
 import { nowMicros, parseDateInput } from './dates';
 import { newId } from './ids';
-import type { PipelineRecord, SandboxSeed, SeedStep, StepRecord } from './types';
+import type { PipelineRecord, SandboxSeed, SeedPipeline, SeedStep, StepRecord } from './types';
 
 /** A deep copy of the whole state, for batch rollback (`rollback-method=0`, pipeliner-api.md §4). */
 export interface StoreSnapshot {
@@ -160,7 +160,8 @@ export class SandboxStore {
       this.revision = Math.max(this.revision, given);
       return given;
     };
-    const stepFrom = (input: SeedStep, pipelineId: string | null, sortOrder: number): StepRecord => {
+    // The fields every entity of a seed has: id, dates (defaulting to the seed's), deletion flags, name, revision.
+    const entityFrom = (input: SeedStep | SeedPipeline) => {
       const created = input.created ? parseSeedDate(input.created) : defaultDate;
       return {
         id: (input.id ?? newId()).toLowerCase(),
@@ -169,6 +170,12 @@ export class SandboxStore {
         is_deleted: input.is_deleted ?? false,
         is_delete_protected: input.is_delete_protected ?? false,
         name: input.name,
+        revision: revisionOf(input.revision),
+      };
+    };
+    const stepFrom = (input: SeedStep, pipelineId: string | null, sortOrder: number): StepRecord => {
+      return {
+        ...entityFrom(input),
         description: input.description ?? null,
         percent: input.percent ?? null,
         sort_order: sortOrder,
@@ -178,24 +185,13 @@ export class SandboxStore {
         pipeline_id: pipelineId,
         lead_process_id: input.lead_process_id?.toLowerCase() ?? null,
         quote_process_id: input.quote_process_id?.toLowerCase() ?? null,
-        revision: revisionOf(input.revision),
         documents: [],
         step_checklists: [],
         deleted_with_pipeline: null,
       };
     };
     for (const input of seed.pipelines) {
-      const created = input.created ? parseSeedDate(input.created) : defaultDate;
-      const pipeline: PipelineRecord = {
-        id: (input.id ?? newId()).toLowerCase(),
-        created,
-        modified: input.modified ? parseSeedDate(input.modified) : created,
-        is_deleted: input.is_deleted ?? false,
-        is_delete_protected: input.is_delete_protected ?? false,
-        name: input.name,
-        color: input.color ?? 0,
-        revision: revisionOf(input.revision),
-      };
+      const pipeline: PipelineRecord = { ...entityFrom(input), color: input.color ?? 0 };
       this.pipelines.set(pipeline.id, pipeline);
       (input.steps ?? []).forEach((stepInput, index) => {
         const step = stepFrom(stepInput, pipeline.id, index);

@@ -50,14 +50,19 @@ export interface Pipeline {
   opportunity_types: string[];
 }
 
-/** Internal record of a Step. Dates are microseconds since the Unix epoch (UTC). */
-export interface StepRecord {
+/** What every internal entity record has. Dates are microseconds since the Unix epoch (UTC). */
+export interface EntityRecord {
   id: string;
   created: number;
   modified: number;
   is_deleted: boolean;
   is_delete_protected: boolean;
   name: string;
+  revision: number;
+}
+
+/** Internal record of a Step. */
+export interface StepRecord extends EntityRecord {
   description: string | null;
   percent: number | null;
   sort_order: number;
@@ -67,7 +72,6 @@ export interface StepRecord {
   pipeline_id: string | null;
   lead_process_id: string | null;
   quote_process_id: string | null;
-  revision: number;
   documents: string[];
   step_checklists: string[];
   /** Set when the step was soft-deleted together with its pipeline (restoring the pipeline restores it). */
@@ -75,15 +79,8 @@ export interface StepRecord {
 }
 
 /** Internal record of a Pipeline. Its steps are the StepRecords whose `pipeline_id` is its id. */
-export interface PipelineRecord {
-  id: string;
-  created: number;
-  modified: number;
-  is_deleted: boolean;
-  is_delete_protected: boolean;
-  name: string;
+export interface PipelineRecord extends EntityRecord {
   color: number;
-  revision: number;
 }
 
 /** A step of a seed file. Dates accept Pipeliner's format or ISO 8601; missing ones default to the seed's `created`. */
