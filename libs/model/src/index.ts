@@ -5,3 +5,7 @@ export * from './lib/query';
 export * from './lib/ports';
 export * from './lib/openapi';
 export * from './lib/remote-data';
+export * from './lib/pipeline';
+export * from './lib/resources';
+export * from './lib/outbound-policy';
+export * from './lib/ttl-cache';

@@ -269,14 +269,15 @@ describe('service routes', () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe('3.1.0');
     expect(res.body.paths['/unified/crm/stages'].post.operationId).toBe('createStage');
+    expect(res.body.paths['/unified/crm/stages'].get.operationId).toBe('listStages');
   });
 
   it('answers unknown routes and methods in the error shape', async () => {
     const missing = await request(app).get('/nope').set(auth);
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ statusCode: 404, error: 'Not Found' });
-    const wrong = await request(app).get('/unified/crm/stages').set(auth);
+    const wrong = await request(app).put('/unified/crm/stages').set(auth);
     expect(wrong.status).toBe(405);
-    expect(wrong.headers.allow).toBe('POST');
+    expect(wrong.headers.allow).toBe('GET, POST');
   });
 });

@@ -19,6 +19,7 @@ import { AUTH, type Harness, startHarness } from '../testing/harness';
  */
 const fakeCrm: Connector = {
   integration: 'fakecrm',
+  displayName: 'FakeCRM',
   category: 'crm',
   secretContextKeys: ['api_key'],
   parseContext(context: unknown) {
@@ -26,14 +27,20 @@ const fakeCrm: Connector = {
     if (!parsed.success) throw UnicrmError.validation([{ path: 'context', message: 'needs api_key and region' }]);
     return parsed.data;
   },
-  stages: {
-    createBodySchema: StageCreateBodySchema.extend({ position: z.number().int().min(1) }),
-    async create(account, body): Promise<CreateResult<Stage>> {
-      const record = { uid: 'fk-1', title: body.name, order: body.position, region: account.context.region };
-      return {
-        unified: { id: 'fk-1', name: body.name, position: body.position, status: 'active', remote_data: record },
-        remote: { status: 200, bodyText: JSON.stringify({ record }), body: { record } },
-      };
+  resources: {
+    'crm/stages': {
+      create: {
+        retrySafe: false,
+        description: 'a fake create',
+        bodySchema: StageCreateBodySchema.extend({ position: z.number().int().min(1) }),
+        async create(account, body): Promise<CreateResult<Stage>> {
+          const record = { uid: 'fk-1', title: body.name, order: body.position, region: account.context.region };
+          return {
+            unified: { id: 'fk-1', name: body.name as string, position: body.position as number, status: 'active', remote_data: record },
+            remote: { status: 200, bodyText: JSON.stringify({ record }), body: { record } },
+          };
+        },
+      },
     },
   },
 };
@@ -145,7 +152,8 @@ describe('request ids', () => {
       .post(`/unified/crm/stages?integrated_account_id=${h.accountId}`)
       .set(AUTH)
       .set('x-request-id', 'trace-42.a:b')
-      .send({ name: 'Tagged', pipeline: { id: '00000000-5a1e-4000-8000-000000000001' } });
+      // A pipeline no earlier test read: its name is not in the connector's name cache, so it is read (and fails).
+      .send({ name: 'Tagged', pipeline: { id: '00000000-5a1e-4000-8000-000000000002' } });
     expect(res.status).toBe(201);
     expect(res.headers['x-request-id']).toBe('trace-42.a:b');
     const lines = h.logs.filter((line) => line.req_id === 'trace-42.a:b');

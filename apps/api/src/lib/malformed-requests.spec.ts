@@ -30,7 +30,7 @@ interface Malformed {
 const UUID_MESSAGE = 'must be a UUID, e.g. 62f44730-dd91-461e-bd6a-aedd9e0ad79d';
 const BOOLEAN_MESSAGE = 'must be a boolean: true, false, 1 or 0 (any case)';
 const FORMAT_MESSAGE = 'must be one of: unified, raw, normalized';
-const UNKNOWN_TRUTO = 'unknown parameter; allowed truto_* parameters: truto_response_format, truto_ignore_remote_data, truto_exclude_fields';
+const UNKNOWN_TRUTO = 'unknown parameter; allowed truto_* parameters: truto_response_format, truto_ignore_remote_data, truto_exclude_fields, truto_key_by, truto_ignore_limit';
 const NAME_REQUIRED = 'is required for Pipeliner (a non-empty string)';
 const NAME_INSIGHT = { missing_required_body_fields: { description: 'Pipeliner requires these fields', value: ['name'] } };
 const WHOLE = 'must be a whole number >= 0';
@@ -100,7 +100,8 @@ const cases: Array<[string, Malformed]> = [
   // --- query: remote_query and unknown parameters
   ['remote_query as a string', { query: 'integrated_account_id={id}&remote_query=foo', ...q([['remote_query', 'must be an object, e.g. remote_query[foo]=bar']]) }],
   ['remote_query as an array', { query: 'integrated_account_id={id}&remote_query[]=foo', ...q([['remote_query', 'must be an object, e.g. remote_query[foo]=bar']]) }],
-  ['an unknown truto_ parameter', { query: 'integrated_account_id={id}&truto_key_by=id', ...q([['truto_key_by', UNKNOWN_TRUTO]]) }],
+  ['an unknown truto_ parameter', { query: 'integrated_account_id={id}&truto_super_query=wnam', ...q([['truto_super_query', UNKNOWN_TRUTO]]) }],
+  ['a list-only truto_ parameter', { query: 'integrated_account_id={id}&truto_key_by=id', ...q([['truto_key_by', 'applies to lists only']]) }],
   ['two bad parameters at once', {
     query: 'integrated_account_id={id}&truto_response_format=xml&truto_ignore_remote_data=maybe',
     ...q([['truto_response_format', FORMAT_MESSAGE], ['truto_ignore_remote_data', BOOLEAN_MESSAGE]]),

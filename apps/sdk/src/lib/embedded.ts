@@ -47,8 +47,10 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
     crm: {
       stages: {
         async create(query, body, options) {
-          const answer = await core.createStage({
+          const answer = await core.unified.create({
             environmentId: env,
+            model: 'crm',
+            resource: 'stages',
             query: encodeQuery(query),
             body: asJson(body),
             ...(typeof options?.idempotencyKey === 'string' && { idempotencyKey: options.idempotencyKey }),

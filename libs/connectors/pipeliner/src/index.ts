@@ -5,5 +5,7 @@ export * from './lib/dates';
 export * from './lib/find-created';
 export * from './lib/mappers';
 export * from './lib/remote-errors';
-export * from './lib/service-url';
+export * from './lib/stages';
+export * from './lib/pipelines';
+export * from './lib/proxy';
 export type { components as PipelinerComponents, paths as PipelinerPaths } from './lib/generated/pipeliner-api';

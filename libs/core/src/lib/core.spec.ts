@@ -88,7 +88,7 @@ describe('createStage', () => {
   it('creates through the connector and formats the answer', async () => {
     const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context, validate: false });
     transport.answers.push(created, json(200, { success: true, data: { id: PIPELINE, name: 'Sales Pipeline' } }));
-    const answer = await core.createStage({
+    const answer = await core.unified.create({ model: 'crm', resource: 'stages',
       environmentId: DEFAULT_ENVIRONMENT,
       query: `integrated_account_id=${account.id}&truto_ignore_remote_data=true`,
       body: { name: 'Won', pipeline: { id: PIPELINE } },
@@ -109,29 +109,29 @@ describe('createStage', () => {
 
   it('answers 404 for an unknown account and 400 for a bad body before any call', async () => {
     const id = '33333333-3333-4333-8333-333333333333';
-    expect((await rejection(core.createStage({ environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 'x' } }))).statusCode).toBe(404);
-    const bad = await rejection(core.createStage({ environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 5, colour: 'red' } }));
+    expect((await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 'x' } }))).statusCode).toBe(404);
+    const bad = await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 5, colour: 'red' } }));
     expect(bad.body.details?.failures?.map((f) => f.path).sort()).toEqual(['colour', 'name']);
-    expect((await rejection(core.createStage({ environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: [] }))).statusCode).toBe(400);
+    expect((await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: [] }))).statusCode).toBe(400);
     expect(transport.requests).toHaveLength(0);
   });
 
   it('marks the account needs_reauth on a remote 401 until new credentials arrive', async () => {
     const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context, validate: false });
-    const request = { environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${account.id}`, body: { name: 'Won' } };
+    const request = { model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${account.id}`, body: { name: 'Won' } };
     transport.answers.push(json(401, { success: false, http_status: 401, message: 'Invalid credentials' }));
-    const first = await rejection(core.createStage(request));
+    const first = await rejection(core.unified.create(request));
     expect(first.body).toMatchObject({ statusCode: 401, truto_is_remote_error: true, message: 'Invalid credentials' });
     expect(core.accounts.get(DEFAULT_ENVIRONMENT, account.id)).toMatchObject({ status: 'needs_reauth', last_error: 'pipeliner answered 401: Invalid credentials' });
 
-    const second = await rejection(core.createStage(request));
+    const second = await rejection(core.unified.create(request));
     expect(second.statusCode).toBe(401);
     expect(second.isRemote).toBe(false);
     expect(transport.requests).toHaveLength(1);
 
     expect(await core.accounts.update(DEFAULT_ENVIRONMENT, account.id, { context: { password: 'new-password' }, validate: false })).toMatchObject({ status: 'active', last_error: null });
     transport.answers.push(json(201, { success: true, data: { id: 'x', name: 'Won' } }));
-    expect((await core.createStage(request)).statusCode).toBe(201);
+    expect((await core.unified.create(request)).statusCode).toBe(201);
     expect(transport.requests[1]?.headers.authorization).toBe(`Basic ${Buffer.from('api-token:new-password').toString('base64')}`);
   });
 });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
-import { buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
+import { BUILT_IN_RESOURCES, buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
 import {
   openDataDirectory,
   rotateEncryptionKey,
@@ -14,11 +14,20 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
 import { ApiTokenService } from './api-tokens';
 import { configFromEnv, type CoreEnvironment } from './config';
-import { CreateStageUseCase, type CreateStageRequest, type UnifiedResponse } from './create-stage';
+import { CORE_TOKENS } from './core-tokens';
+import { CreateUseCase } from './create';
+import { CursorCodec } from './cursors';
+import { DeleteUseCase } from './delete';
+import { UpdateUseCase } from './update';
+import { GetUseCase } from './get';
 import { IdempotencyGuard } from './idempotency';
+import { ListUseCase } from './list';
+import { type MetaRequest, type MethodMeta, MetaUseCase } from './meta';
+import { type ProxyCall, ProxyUseCase } from './proxy';
 import { ConnectorRegistry } from './registry';
-import { type StageCreateMeta, StageMetaUseCase } from './stage-meta';
+import { ResourceCatalog } from './resource-catalog';
 import { UndiciTransport } from './undici-transport';
+import { type UnifiedRequest, type UnifiedResponse, UnifiedTargets } from './unified-target';
 
 /** unicrm's version, shown in the OpenAPI document and the SDK's User-Agent. */
 export const UNICRM_VERSION = '0.1.0';
@@ -45,10 +54,21 @@ export interface UnicrmCore {
   readonly logger: pino.Logger;
   readonly accounts: IntegratedAccountService;
   readonly tokens: ApiTokenService;
-  /** `POST /unified/crm/stages`. */
-  createStage(request: CreateStageRequest): Promise<UnifiedResponse>;
-  /** `GET /unified/crm/stages/meta/create`: the schemas of the create for an account's integration (`requestId` for log lines). */
-  stageCreateMeta(environmentId: string, query: string | Record<string, unknown>, requestId?: string): StageCreateMeta;
+  /**
+   * The unified API (DESIGN.md §6): one use case per method, for any resource of the catalog.
+   * `list`: `GET /unified/<model>/<resource>`; `get`: `GET .../:id`; `create`: `POST`; `update`: `PATCH .../:id`;
+   * `delete`: `DELETE .../:id`; `meta`: `GET .../meta/<method>`.
+   */
+  readonly unified: {
+    list(request: UnifiedRequest): Promise<UnifiedResponse>;
+    get(request: UnifiedRequest): Promise<UnifiedResponse>;
+    create(request: UnifiedRequest): Promise<UnifiedResponse>;
+    update(request: UnifiedRequest): Promise<UnifiedResponse>;
+    delete(request: UnifiedRequest): Promise<UnifiedResponse>;
+    meta(request: MetaRequest): MethodMeta;
+  };
+  /** `/proxy/<resource>[/<id>]`: the provider's own API with the account's credentials. */
+  proxy(call: ProxyCall): Promise<UnifiedResponse>;
   /**
    * Re-encrypts every stored secret under a new key (`unicrm keys rotate`); with `newKey` (hex or base64 of
    * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Stop the API first.
@@ -102,26 +122,52 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.ApiTokenStore, { useValue: new SqliteApiTokenStore(db) });
   container.register(TOKENS.IdempotencyStore, { useValue: new SqliteIdempotencyStore(db) });
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
+  container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
-  container.registerSingleton(ConnectorRegistry);
-  container.registerSingleton(IntegratedAccountService);
-  container.registerSingleton(ApiTokenService);
-  container.registerSingleton(IdempotencyGuard);
-  container.registerSingleton(CreateStageUseCase);
-  container.registerSingleton(StageMetaUseCase);
+  for (const definition of BUILT_IN_RESOURCES) container.register(TOKENS.UnifiedResource, { useValue: definition });
+  for (const singleton of [
+    ConnectorRegistry,
+    ResourceCatalog,
+    IntegratedAccountService,
+    ApiTokenService,
+    IdempotencyGuard,
+    UnifiedTargets,
+    ListUseCase,
+    GetUseCase,
+    CreateUseCase,
+    UpdateUseCase,
+    DeleteUseCase,
+    MetaUseCase,
+    ProxyUseCase,
+  ]) {
+    container.registerSingleton(singleton as new (...args: never[]) => unknown);
+  }
   options.register?.(container);
 
-  const createStage = container.resolve(CreateStageUseCase);
-  const stageMeta = container.resolve(StageMetaUseCase);
+  const list = container.resolve(ListUseCase);
+  const get = container.resolve(GetUseCase);
+  const create = container.resolve(CreateUseCase);
+  const update = container.resolve(UpdateUseCase);
+  const remove = container.resolve(DeleteUseCase);
+  const meta = container.resolve(MetaUseCase);
+  const proxy = container.resolve(ProxyUseCase);
+  const catalog = container.resolve(ResourceCatalog);
   let closed = false;
   return {
     config,
     logger,
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
-    createStage: (request) => createStage.execute(request),
-    stageCreateMeta: (environmentId, query, requestId) => stageMeta.execute(environmentId, query, requestId),
-    openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION),
+    unified: {
+      list: (request) => list.execute(request),
+      get: (request) => get.execute(request),
+      create: (request) => create.execute(request),
+      update: (request) => update.execute(request),
+      delete: (request) => remove.execute(request),
+      meta: (request) => meta.execute(request),
+    },
+    proxy: (call) => proxy.execute(call),
+    openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION, catalog.all()),
     rotateEncryptionKey(newKey?: string) {
       let key: Buffer | undefined;
       if (newKey !== undefined) {

@@ -51,7 +51,7 @@ afterEach(async () => {
 });
 
 const create = (key: string) =>
-  core.createStage({ environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${accountId}`, body: { name: 'x' }, idempotencyKey: key });
+  core.unified.create({ model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${accountId}`, body: { name: 'x' }, idempotencyKey: key });
 
 describe('IdempotencyGuard', () => {
   it('replays within the TTL and runs again after it', async () => {

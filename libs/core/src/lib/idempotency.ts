@@ -82,6 +82,8 @@ export class IdempotencyGuard {
    * Runs `operation` at most once per key and request.
    * @param scope what the key is scoped to: `[environment, integrated account, method, path]`
    * @param request the validated request, fingerprinted (key order does not matter)
+   * @param options `retrySafe`: the operation may simply run again after a failure that left its outcome unknown (an
+   *   update, a delete), so such a failure releases the key instead of marking it ambiguous
    * @throws UnicrmError 422 (key reused with another request), 409 (first request still running), a replayed
    *   error, or whatever `operation` throws
    */
@@ -91,6 +93,7 @@ export class IdempotencyGuard {
     request: unknown,
     operation: () => Promise<IdempotentAnswer>,
     reconcile?: (since: Date) => Promise<IdempotentAnswer | undefined>,
+    options: { retrySafe?: boolean } = {},
   ): Promise<IdempotentAnswer> {
     const id = sha256([...scope, key].join('\n'));
     const fingerprint = sha256(canonical(request));
@@ -103,7 +106,7 @@ export class IdempotencyGuard {
       const stale = existing.state === 'in_flight' && now.getTime() - Date.parse(existing.createdAt) > this.staleAfterMs;
       if (expired || stale) {
         this.store.release(id);
-        return this.run(scope, key, request, operation, reconcile);
+        return this.run(scope, key, request, operation, reconcile, options);
       }
       if (existing.fingerprint !== fingerprint) {
         throw new UnicrmError(422, 'This Idempotency-Key was used with a different request; use a new key for a new request.');
@@ -127,7 +130,7 @@ export class IdempotencyGuard {
         return found;
       }
     }
-    return this.execute(id, operation);
+    return this.execute(id, operation, options.retrySafe === true);
   }
 
   private unsettled(remainingMs: number): UnicrmError {
@@ -145,14 +148,14 @@ export class IdempotencyGuard {
   }
 
   /** Runs the operation for a claimed scope and records how it ended. */
-  private async execute(id: string, operation: () => Promise<IdempotentAnswer>): Promise<IdempotentAnswer> {
+  private async execute(id: string, operation: () => Promise<IdempotentAnswer>, retrySafe: boolean): Promise<IdempotentAnswer> {
     let answer: IdempotentAnswer;
     try {
       answer = await operation();
     } catch (error) {
       if (error instanceof UnicrmError && error.isRemote && error.statusCode >= 400 && error.statusCode < 500 && !RETRYABLE.has(error.statusCode)) {
         this.store.complete(id, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } });
-      } else if (error instanceof UnicrmError && error.requestMayHaveArrived) {
+      } else if (error instanceof UnicrmError && error.requestMayHaveArrived && !retrySafe) {
         this.store.markAmbiguous(id, this.clock.now().toISOString());
       } else {
         this.store.release(id);
@@ -183,4 +186,12 @@ export class IdempotencyGuard {
     const removed = this.store.prune(now.toISOString());
     if (removed > 0) this.logger.debug({ removed }, 'pruned expired idempotency records');
   }
+}
+
+/**
+ * A digest of a JSON value that does not depend on key order: SHA-256 (hex) of its canonical JSON. What an
+ * Idempotency-Key's request and a list cursor's query are compared by.
+ */
+export function fingerprintOf(value: unknown): string {
+  return sha256(canonical(value));
 }

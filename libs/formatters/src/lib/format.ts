@@ -50,18 +50,20 @@ export function formatRecord(
   shape: FieldShape,
   options: FormatOptions,
 ): FormattedResponse {
-  switch (options.format) {
-    case 'raw':
-      return { body: remote.body, rawText: remote.bodyText };
-    case 'normalized':
-      return { body: excludeFields(normalize(unified, shape), options.excludeFields) };
-    case 'unified': {
-      let record = unified;
-      if (options.ignoreRemoteData && 'remote_data' in record) {
-        const { remote_data: _dropped, ...rest } = record;
-        record = rest;
-      }
-      return { body: excludeFields(record, options.excludeFields) };
-    }
+  if (options.format === 'raw') return { body: remote.body, rawText: remote.bodyText };
+  return { body: formatUnified(unified, shape, options) };
+}
+
+/**
+ * One record in the `unified` or `normalized` format, as {@link formatRecord} shapes it (for the records of a list,
+ * whose `raw` format is the provider's whole page).
+ */
+export function formatUnified(unified: JsonObject, shape: FieldShape, options: FormatOptions): JsonObject {
+  if (options.format === 'normalized') return excludeFields(normalize(unified, shape), options.excludeFields);
+  let record = unified;
+  if (options.ignoreRemoteData && 'remote_data' in record) {
+    const { remote_data: _dropped, ...rest } = record;
+    record = rest;
   }
+  return excludeFields(record, options.excludeFields);
 }

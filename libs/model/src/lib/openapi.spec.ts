@@ -29,13 +29,26 @@ describe('buildOpenApiDocument', () => {
     );
     expect(operations.sort()).toEqual([
       'DELETE /integrated-account/{id}',
+      'DELETE /proxy/{resource}/{id}',
+      'DELETE /unified/crm/stages/{id}',
       'GET /health',
       'GET /integrated-account',
       'GET /integrated-account/{id}',
       'GET /openapi.json',
-      'GET /unified/crm/stages/meta/create',
+      'GET /proxy/{resource}',
+      'GET /proxy/{resource}/{id}',
+      'GET /unified/crm/pipelines',
+      'GET /unified/crm/pipelines/meta/{method}',
+      'GET /unified/crm/pipelines/{id}',
+      'GET /unified/crm/stages',
+      'GET /unified/crm/stages/meta/{method}',
+      'GET /unified/crm/stages/{id}',
       'PATCH /integrated-account/{id}',
+      'PATCH /proxy/{resource}/{id}',
+      'PATCH /unified/crm/stages/{id}',
       'POST /integrated-account',
+      'POST /proxy/{resource}',
+      'POST /proxy/{resource}/{id}',
       'POST /unified/crm/stages',
     ]);
   });
@@ -48,5 +61,25 @@ describe('buildOpenApiDocument', () => {
     expect(stage?.required).toEqual(['id']);
     expect(doc.components.schemas.Error?.required).toEqual(['statusCode', 'error', 'message']);
     expect(JSON.stringify(doc)).not.toContain('$defs');
+  });
+});
+
+describe('the unified resources in the document', () => {
+  const doc = buildOpenApiDocument() as {
+    paths: Record<string, Record<string, { operationId?: string; parameters?: Array<{ name: string; style?: string }> }>>;
+    components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+  };
+
+  it('describes the list with its page parameters and the unified filters, and the envelope', () => {
+    const names = (doc.paths['/unified/crm/stages']?.get?.parameters ?? []).map((p) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['integrated_account_id', 'limit', 'next_cursor', 'truto_key_by', 'truto_ignore_limit', 'pipeline', 'name', 'status', 'created_at', 'updated_at']));
+    expect(doc.components.schemas.StageList?.required).toEqual(['result', 'next_cursor', 'prev_cursor', 'result_count']);
+    expect(Object.keys(doc.components.schemas.Pipeline?.properties ?? {})).toEqual(['id', 'name', 'entity', 'stages', 'created_at', 'updated_at', 'remote_data']);
+    expect(doc.components.schemas.StageUpdateBody?.required).toBeUndefined();
+  });
+
+  it('gives every operation a unique id', () => {
+    const ids = Object.values(doc.paths).flatMap((item) => Object.values(item).map((operation) => (operation as { operationId?: string }).operationId)).filter(Boolean);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { ErrorBodySchema } from './errors';
-import { UnifiedQueryParametersSchema } from './query';
+import { UnifiedListQueryParametersSchema, UnifiedQueryParametersSchema } from './query';
+import { BUILT_IN_RESOURCES, listEnvelopeSchema, UNIFIED_METHOD_ROUTES, type UnifiedMethod, type UnifiedResourceDefinition } from './resources';
 import {
   IntegratedAccountCreateBodySchema,
   IntegratedAccountPatchBodySchema,
   IntegratedAccountSchema,
   PipelinerContextSchema,
 } from './integrated-account';
-import { StageCreateBodySchema, StageSchema } from './stage';
+
 
 type JsonSchema = Record<string, unknown>;
 
@@ -28,9 +29,9 @@ export function toJsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSch
   return component;
 }
 
-/** The OpenAPI parameters of a unified call, from {@link UnifiedQueryParametersSchema}. */
-function unifiedQueryParameters(): JsonSchema[] {
-  const query = toJsonSchema(UnifiedQueryParametersSchema, 'input') as { properties: Record<string, JsonSchema>; required?: string[] };
+/** The OpenAPI query parameters of a schema of query parameters (default: a unified call's, {@link UnifiedQueryParametersSchema}). */
+function unifiedQueryParameters(schema: z.ZodType = UnifiedQueryParametersSchema): JsonSchema[] {
+  const query = toJsonSchema(schema, 'input') as { properties: Record<string, JsonSchema>; required?: string[] };
   return Object.entries(query.properties).map(([name, schema]) => {
     const { description, ...rest } = schema;
     const complex = rest.type === 'object' || rest.type === 'array';
@@ -51,13 +52,186 @@ const errorResponse = (description: string) => ({
   content: { 'application/json': { schema: ref('Error') } },
 });
 
+const IDEMPOTENCY_KEY = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  schema: { type: 'string', minLength: 1, maxLength: 255 },
+  description:
+    'Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h ' +
+    'with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409.',
+};
+
+const TITLE: Record<UnifiedMethod, (noun: string, plural: string) => string> = {
+  list: (_noun, plural) => `List ${plural}`,
+  get: (noun) => `Get a ${noun}`,
+  create: (noun) => `Create a ${noun}`,
+  update: (noun) => `Update a ${noun}`,
+  delete: (noun) => `Delete a ${noun}`,
+};
+
+const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** The OpenAPI operation of one unified method of a resource. */
+function unifiedOperation(definition: UnifiedResourceDefinition, method: UnifiedMethod, commonErrors: Record<string, JsonSchema>): JsonSchema {
+  const { component } = definition;
+  const operationId = method === 'list' ? `list${capital(definition.resource)}` : `${method}${capital(definition.noun)}`;
+  const record = { content: { 'application/json': { schema: ref(component) } } };
+  const writeErrors = {
+    '409': errorResponse('A request with the same Idempotency-Key is still being processed'),
+    '422': errorResponse('The Idempotency-Key was used with another request, or the provider refused the write'),
+  };
+  const errors = {
+    ...commonErrors,
+    '429': errorResponse("Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After)"),
+    '501': errorResponse(`The account's integration cannot ${method} ${definition.resource}`),
+    default: errorResponse("Any other error of the provider, its status mirrored (truto_is_remote_error: true)"),
+  };
+  const operation: JsonSchema = { operationId, summary: TITLE[method](definition.noun, definition.resource), tags: [`${definition.model}/${definition.resource}`] };
+  switch (method) {
+    case 'list': {
+      const filters = definition.listFilters ? unifiedQueryParameters(definition.listFilters) : [];
+      return {
+        ...operation,
+        description:
+          'One page in the list envelope. The filters an integration applies are in the meta endpoint (`/meta/list`); any other parameter is a 400. ' +
+          'With `truto_response_format=raw` the body is the provider page verbatim and the cursors come in the `Unicrm-Next-Cursor` and `Unicrm-Prev-Cursor` headers.',
+        parameters: [...unifiedQueryParameters(UnifiedListQueryParametersSchema), ...filters],
+        responses: { '200': { description: 'One page', content: { 'application/json': { schema: ref(`${component}List`) } } }, ...errors },
+      };
+    }
+    case 'get':
+      return { ...operation, parameters: unifiedQueryParameters(), responses: { '200': { description: `The ${definition.noun}`, ...record }, ...errors } };
+    case 'create':
+      return {
+        ...operation,
+        parameters: [...unifiedQueryParameters(), IDEMPOTENCY_KEY],
+        requestBody: { required: true, content: { 'application/json': { schema: ref(`${component}CreateBody`) } } },
+        responses: {
+          '201': {
+            description: `The created ${definition.noun} (\`raw\`: the provider body; \`normalized\`: every field, nulls)`,
+            headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] }, description: 'Set on a replayed answer' } },
+            ...record,
+          },
+          ...errors,
+          ...writeErrors,
+        },
+      };
+    case 'update':
+      return {
+        ...operation,
+        parameters: [...unifiedQueryParameters(), IDEMPOTENCY_KEY],
+        requestBody: { required: true, content: { 'application/json': { schema: ref(`${component}UpdateBody`) } } },
+        responses: { '200': { description: `The ${definition.noun} as the provider now has it`, ...record }, ...errors, ...writeErrors },
+      };
+    case 'delete':
+      return {
+        ...operation,
+        parameters: [...unifiedQueryParameters(), IDEMPOTENCY_KEY],
+        responses: {
+          '200': { description: `The deleted ${definition.noun} as the provider now shows it (\`raw\`: the provider's answer to the delete)`, ...record },
+          ...errors,
+          ...writeErrors,
+        },
+      };
+  }
+}
+
+/** The paths and components of the unified resources. */
+function unifiedPaths(resources: readonly UnifiedResourceDefinition[], commonErrors: Record<string, JsonSchema>) {
+  const paths: Record<string, JsonSchema> = {};
+  const schemas: Record<string, JsonSchema> = {};
+  for (const definition of resources) {
+    const base = `/unified/${definition.model}/${definition.resource}`;
+    const collection: JsonSchema = {};
+    const item: JsonSchema = { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }] };
+    for (const method of definition.methods) {
+      const route = UNIFIED_METHOD_ROUTES[method];
+      (route.withId ? item : collection)[route.http.toLowerCase()] = unifiedOperation(definition, method, commonErrors);
+    }
+    if (Object.keys(collection).length > 0) paths[base] = collection;
+    if (Object.keys(item).length > 1) paths[`${base}/{id}`] = item;
+    paths[`${base}/meta/{method}`] = {
+      get: {
+        operationId: `get${capital(definition.noun)}Meta`,
+        summary: `The JSON Schemas of a ${definition.noun} method for an account's integration`,
+        tags: [`${definition.model}/${definition.resource}`],
+        parameters: [
+          { name: 'method', in: 'path', required: true, schema: { type: 'string', enum: [...definition.methods] } },
+          unifiedQueryParameters()[0],
+        ],
+        responses: {
+          '200': { description: 'The schemas', content: { 'application/json': { schema: ref('MethodMeta') } } },
+          '400': commonErrors['400'],
+          '401': commonErrors['401'],
+          '404': commonErrors['404'],
+          '501': errorResponse('The integration does not serve this method'),
+        },
+      },
+    };
+    schemas[definition.component] = toJsonSchema(definition.schema, 'output');
+    schemas[`${definition.component}List`] = listEnvelopeSchema(definition.component);
+    if (definition.createBody && definition.methods.includes('create')) schemas[`${definition.component}CreateBody`] = toJsonSchema(definition.createBody, 'input');
+    if (definition.updateBody && definition.methods.includes('update')) schemas[`${definition.component}UpdateBody`] = toJsonSchema(definition.updateBody, 'input');
+  }
+  return { paths, schemas };
+}
+
+/** The proxy's paths (truto-contract.md §5.4). */
+function proxyPaths(commonErrors: Record<string, JsonSchema>): Record<string, JsonSchema> {
+  const account = unifiedQueryParameters()[0];
+  const anyJson = { description: "The provider's answer, verbatim", content: { 'application/json': { schema: {} } } };
+  const errors = { '400': commonErrors['400'], '401': commonErrors['401'], '404': commonErrors['404'], '501': errorResponse('The integration has no proxy'), default: errorResponse("The provider's error, its status mirrored") };
+  const write = (operationId: string, summary: string) => ({
+    operationId,
+    summary,
+    tags: ['proxy'],
+    parameters: [account, IDEMPOTENCY_KEY],
+    requestBody: { content: { 'application/json': { schema: {} } } },
+    responses: { '200': anyJson, '201': anyJson, ...errors },
+  });
+  return {
+    '/proxy/{resource}': {
+      parameters: [{ name: 'resource', in: 'path', required: true, schema: { type: 'string' }, description: "The provider's resource, e.g. Pipeliner's `Steps`" }],
+      get: {
+        operationId: 'proxyList',
+        summary: "A page of the provider's own resource, in the list envelope",
+        tags: ['proxy'],
+        parameters: [
+          account,
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 } },
+          { name: 'next_cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': {
+            description: 'One page: the records as the provider sent them',
+            content: { 'application/json': { schema: { type: 'object', properties: { result: { type: 'array', items: {} }, next_cursor: { type: ['string', 'null'] }, prev_cursor: { type: ['string', 'null'] }, result_count: { type: 'integer' } }, required: ['result', 'next_cursor', 'prev_cursor', 'result_count'] } } },
+          },
+          ...errors,
+        },
+      },
+      post: write('proxyCreate', "Create in the provider's own resource"),
+    },
+    '/proxy/{resource}/{id}': {
+      parameters: [
+        { name: 'resource', in: 'path', required: true, schema: { type: 'string' } },
+        { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+      ],
+      get: { operationId: 'proxyGet', summary: "One record of the provider's own resource", tags: ['proxy'], parameters: [account], responses: { '200': anyJson, ...errors } },
+      patch: write('proxyUpdate', "Update a record of the provider's own resource"),
+      delete: { operationId: 'proxyDelete', summary: "Delete a record of the provider's own resource", tags: ['proxy'], parameters: [account, IDEMPOTENCY_KEY], responses: { '200': anyJson, ...errors } },
+      post: write('proxyAction', 'A provider action on a resource (e.g. Pipeliner `batch-modify`)'),
+    },
+  };
+}
+
 /**
  * Builds the OpenAPI 3.1 document of unicrm's HTTP API from the zod schemas of this lib, so the
  * document, the validation and the types cannot drift apart. Served at `GET /openapi.json`.
  * Query parameters follow create-stages.txt; error answers follow DESIGN.md §3.
  * @param version the API version shown in `info.version`
+ * @param resources the unified resources served (default: the built-in ones)
  */
-export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
+export function buildOpenApiDocument(version = '0.1.0', resources: readonly UnifiedResourceDefinition[] = BUILT_IN_RESOURCES): JsonSchema {
   const commonErrors = {
     '400': errorResponse('Invalid query or body; `details.failures` names each field'),
     '401': errorResponse('Missing or invalid API token, or the integrated account needs re-authentication'),
@@ -67,6 +241,7 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
     '502': errorResponse('The provider could not be reached or answered something unusable'),
     '504': errorResponse('The provider did not answer within the timeout'),
   };
+  const unified = unifiedPaths(resources, commonErrors);
   return {
     openapi: '3.1.0',
     info: {
@@ -75,55 +250,13 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
       description:
         "Self-hosted, Truto-compatible unified CRM API. Remote errors mirror the provider's status and add " +
         '`truto_is_remote_error`, `raw_response` and `truto_error_insight`. `truto_response_format=normalized` ' +
-        'returns every Stage field in schema order, missing values as null, without remote_data.',
+        'returns every field of the record in schema order, missing values as null, without remote_data.',
     },
     servers: [{ url: '/' }],
     security: [{ bearerAuth: [] }],
     paths: {
-      '/unified/crm/stages': {
-        post: {
-          operationId: 'createStage',
-          summary: 'Create a stage (Pipeliner: a Step)',
-          parameters: [
-            ...unifiedQueryParameters(),
-            {
-              name: 'Idempotency-Key',
-              in: 'header',
-              schema: { type: 'string', minLength: 1, maxLength: 255 },
-              description:
-                'Makes the create safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h ' +
-                'with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409.',
-            },
-          ],
-          requestBody: { required: true, content: { 'application/json': { schema: ref('StageCreateBody') } } },
-          responses: {
-            '201': {
-              description: 'The created stage (`raw`: the provider body; `normalized`: every field, nulls)',
-              headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] }, description: 'Set on a replayed answer' } },
-              content: { 'application/json': { schema: ref('Stage') } },
-            },
-            ...commonErrors,
-            '409': errorResponse('A request with the same Idempotency-Key is still being processed'),
-            '422': errorResponse('The Idempotency-Key was used with another request, or the provider refused the stage'),
-            '429': errorResponse("Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After)"),
-            '501': errorResponse('The integration cannot create stages'),
-            default: errorResponse("Any other error of the provider, its status mirrored (truto_is_remote_error: true)"),
-          },
-        },
-      },
-      '/unified/crm/stages/meta/create': {
-        get: {
-          operationId: 'getStageCreateMeta',
-          summary: "The JSON Schemas of the create for an account's integration",
-          parameters: [unifiedQueryParameters()[0]],
-          responses: {
-            '200': { description: 'The schemas', content: { 'application/json': { schema: ref('StageCreateMeta') } } },
-            '400': commonErrors['400'],
-            '401': commonErrors['401'],
-            '404': commonErrors['404'],
-          },
-        },
-      },
+      ...unified.paths,
+      ...proxyPaths(commonErrors),
       '/integrated-account': {
         post: {
           operationId: 'createIntegratedAccount',
@@ -216,8 +349,7 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
     components: {
       securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        Stage: toJsonSchema(StageSchema, 'output'),
-        StageCreateBody: toJsonSchema(StageCreateBodySchema, 'input'),
+        ...unified.schemas,
         Error: toJsonSchema(ErrorBodySchema, 'output'),
         IntegratedAccount: toJsonSchema(IntegratedAccountSchema, 'output'),
         IntegratedAccountCreateBody: toJsonSchema(IntegratedAccountCreateBodySchema, 'input'),
@@ -231,19 +363,27 @@ export function buildOpenApiDocument(version = '0.1.0'): JsonSchema {
           },
           required: ['result', 'next_cursor', 'limit'],
         },
-        StageCreateMeta: {
+        MethodMeta: {
           type: 'object',
           properties: {
-            unified_model: { const: 'crm' },
-            resource: { const: 'stages' },
-            method: { const: 'create' },
+            unified_model: { type: 'string' },
+            resource: { type: 'string' },
+            method: { type: 'string', enum: ['list', 'get', 'create', 'update', 'delete'] },
             integration: { type: 'string' },
+            description: { type: 'string', description: 'What the method does at the provider' },
+            retry_safe: { type: 'boolean', description: 'True when the method may be sent again after a failure that left its outcome unknown' },
             documentation_link: { type: 'string' },
-            schema: { type: 'object', description: 'JSON Schema of the Stage answered' },
-            query_schema: { type: 'object', description: 'JSON Schema of the query parameters' },
-            request_body_schema: { type: 'object', description: "JSON Schema of the body the account's integration accepts" },
+            schema: { type: 'object', description: 'JSON Schema of the record answered' },
+            query_schema: { type: 'object', description: 'JSON Schema of the query parameters (a list: with the filters the integration applies)' },
+            request_body_schema: { type: 'object', description: "JSON Schema of the body the account's integration accepts (create, update)" },
+            page_size: {
+              type: 'object',
+              properties: { default: { type: 'integer' }, max: { type: 'integer' } },
+              required: ['default', 'max'],
+              description: 'A list: the default and the largest page',
+            },
           },
-          required: ['unified_model', 'resource', 'method', 'integration', 'documentation_link', 'schema', 'query_schema', 'request_body_schema'],
+          required: ['unified_model', 'resource', 'method', 'integration', 'description', 'retry_safe', 'documentation_link', 'schema', 'query_schema'],
         },
         PipelinerContext: toJsonSchema(PipelinerContextSchema, 'input'),
       },

@@ -1,7 +1,6 @@
 import type { z } from 'zod';
 import type { IntegratedAccount, IntegratedAccountStatus } from './integrated-account';
 import type { RemoteQuery } from './query';
-import type { Stage, StageCreateBody } from './stage';
 
 /**
  * Dependency-injection tokens (DESIGN.md §1): interfaces are tokens; implementations are registered
@@ -17,6 +16,7 @@ export const TOKENS = {
   Logger: Symbol.for('unicrm.Logger'),
   Config: Symbol.for('unicrm.Config'),
   Connector: Symbol.for('unicrm.Connector'),
+  UnifiedResource: Symbol.for('unicrm.UnifiedResource'),
 } as const;
 
 /** Runtime settings shared by every component. Durations in milliseconds. */
@@ -218,10 +218,25 @@ export interface RemoteResult {
   body: unknown;
 }
 
-/** A create answered by the provider: the unified object and the raw answer. */
-export interface CreateResult<T> {
+/** One record answered by the provider: the unified object and the raw answer (for the `raw` format). */
+export interface ItemResult<T = Record<string, unknown>> {
   unified: T;
   remote: RemoteResult;
+}
+
+/** A create answered by the provider (kept name: an {@link ItemResult}). */
+export type CreateResult<T> = ItemResult<T>;
+
+/**
+ * One page of a list answered by the provider: the unified records in the provider's order, the page as the provider
+ * sent it (the `raw` format), and the provider's own cursors to the neighbouring pages (opaque to core, which wraps
+ * them in cursors of its own), null where there is none.
+ */
+export interface ListPageResult<T = Record<string, unknown>> {
+  items: T[];
+  remote: RemoteResult;
+  nextCursor: string | null;
+  prevCursor: string | null;
 }
 
 /** Options of a connector call. */
@@ -233,34 +248,130 @@ export interface CallOptions {
   requestId?: string;
 }
 
-/** The stages resource of a CRM connector. */
-export interface StagesResource {
+/** What every connector method is declared with (STYLE.md: "each action declares its inputs, output and whether it is safe to retry"). */
+export interface MethodDeclaration {
   /**
-   * The create body as this integration accepts it: {@link StageCreateBody} narrowed by the
-   * integration's rules (required fields, accepted values). Served by the meta endpoint as JSON Schema.
+   * True when running the method twice has the effect of running it once (reads; an update that sets values; a
+   * delete), so a call that failed after its request may have reached the provider can simply run again. False for
+   * a create: core then keeps the Idempotency-Key ambiguous and looks for the result before writing again.
    */
-  readonly createBodySchema: z.ZodType<StageCreateBody>;
+  readonly retrySafe: boolean;
+  /** One line for the meta endpoint and docs/integrations.md: what the method does at the provider. */
+  readonly description: string;
+}
+
+/** A list method: a page of records, filtered. */
+export interface ListMethod<T = Record<string, unknown>, F = Record<string, unknown>> extends MethodDeclaration {
+  /** The filters this integration applies, as query parameters; a parameter it does not declare is a 400. */
+  readonly filterSchema: z.ZodType<F>;
+  /** Page sizes: the default and the largest the provider serves in one page (larger `limit`s are lowered to it). */
+  readonly pageSize: { readonly default: number; readonly max: number };
   /**
-   * Creates a stage. Applies the integration's own rules to `body` first (throws UnicrmError 400 with
-   * `details.failures` naming each field), then calls the provider; provider errors are thrown as
-   * remote UnicrmErrors (DESIGN.md §3).
+   * @param page `limit` (1..max), and the provider cursor of the page to read (from a previous {@link ListPageResult}) with its direction
+   * @throws UnicrmError (remote errors mirrored, 502, 504; 400 for a filter the provider cannot combine)
    */
-  create(account: ConnectorAccount, body: StageCreateBody, options: CallOptions): Promise<CreateResult<Stage>>;
+  list(account: ConnectorAccount, filters: F, page: { limit: number; cursor?: string; direction: 'next' | 'prev' }, options: CallOptions): Promise<ListPageResult<T>>;
+}
+
+/** A get method: one record by id. */
+export interface GetMethod<T = Record<string, unknown>> extends MethodDeclaration {
+  /** @throws UnicrmError (the provider's 404 mirrored, other remote errors, 502, 504) */
+  get(account: ConnectorAccount, id: string, options: CallOptions): Promise<ItemResult<T>>;
+}
+
+/** A create method. */
+export interface CreateMethod<T = Record<string, unknown>, B = Record<string, unknown>> extends MethodDeclaration {
   /**
-   * Looks for a stage that an earlier attempt of the same create may have made (after a timeout or a broken
+   * The create body as this integration accepts it: the unified body schema narrowed by the integration's rules
+   * (required fields, accepted values). Core validates every body with it; the meta endpoint serves it as JSON Schema.
+   */
+  readonly bodySchema: z.ZodType<B>;
+  /** @throws UnicrmError 400 (a rule only the connector can check), remote errors mirrored, 502, 504 */
+  create(account: ConnectorAccount, body: B, options: CallOptions): Promise<ItemResult<T>>;
+  /**
+   * Looks for a record that an earlier attempt of the same create may have made (after a timeout or a broken
    * answer): the newest one matching `body` created at or after `since`.
-   * @returns the stage as `create` would have answered it, or undefined when there is none
+   * @returns the record as `create` would have answered it, or undefined when there is none
    */
-  findCreated?(account: ConnectorAccount, body: StageCreateBody, since: Date, options: CallOptions): Promise<CreateResult<Stage> | undefined>;
+  findCreated?(account: ConnectorAccount, body: B, since: Date, options: CallOptions): Promise<ItemResult<T> | undefined>;
+}
+
+/** An update method: changes some fields of one record. */
+export interface UpdateMethod<T = Record<string, unknown>, B = Record<string, unknown>> extends MethodDeclaration {
+  /** The update body this integration accepts (see {@link CreateMethod.bodySchema}). */
+  readonly bodySchema: z.ZodType<B>;
+  /** @throws UnicrmError 400 (a field the provider cannot change), remote errors mirrored, 502, 504 */
+  update(account: ConnectorAccount, id: string, body: B, options: CallOptions): Promise<ItemResult<T>>;
+}
+
+/** A delete method. */
+export interface DeleteMethod<T = Record<string, unknown>> extends MethodDeclaration {
+  /**
+   * @returns the deleted record as the provider now shows it (unified), and the provider's answer to the delete (raw)
+   * @throws UnicrmError (the provider's 404 for an unknown or already deleted record, other remote errors, 502, 504)
+   */
+  delete(account: ConnectorAccount, id: string, options: CallOptions): Promise<ItemResult<T>>;
+}
+
+/**
+ * What a connector serves of one unified resource: the methods it declares. A method it leaves out answers 501
+ * naming the integration (DESIGN.md §6); adding one is a function and a schema, no route.
+ */
+export interface ConnectorResource {
+  readonly list?: ListMethod;
+  readonly get?: GetMethod;
+  readonly create?: CreateMethod;
+  readonly update?: UpdateMethod;
+  readonly delete?: DeleteMethod;
+}
+
+/** A request to the provider's own API through `/proxy/<resource>[/<id>]` (truto-contract.md §5.4). */
+export interface ProxyRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** The provider's resource name as in the path (Pipeliner: an entity collection, `Steps`). */
+  resource: string;
+  id?: string;
+  /** Query parameters to forward, as qs parsed them (unicrm's own parameters removed). */
+  query: Record<string, unknown>;
+  /** The JSON body's text, for POST and PATCH. */
+  bodyText?: string;
+  /** Request headers the connector may forward (lower-case names; it picks the ones it allows). */
+  headers: Record<string, string>;
+  /** For a list (GET without id): the page size and the provider cursor to continue from. */
+  page?: { limit?: number; cursor?: string; direction: 'next' | 'prev' };
+}
+
+/** The provider's answer to a {@link ProxyRequest}. */
+export interface ProxyResponse {
+  status: number;
+  /** Response headers safe to send back (content type, rate-limit headers, ...). */
+  headers: Record<string, string>;
+  bodyText: string;
+  /** For a list: the records and the provider's cursors, which core puts in the list envelope. */
+  list?: { items: unknown[]; nextCursor: string | null; prevCursor: string | null };
+}
+
+/** A connector's passthrough to the provider's own API, under the account's credentials and the outbound policy. */
+export interface ProxyHandler {
+  /** The largest page the provider serves (a larger `limit` is lowered to it), and its default. */
+  readonly pageSize: { readonly default: number; readonly max: number };
+  /**
+   * Sends one request; a non-2xx answer is thrown as the remote error of DESIGN.md §3.
+   * @throws UnicrmError 400 (a resource name the provider cannot have), remote errors mirrored, 502, 504
+   */
+  request(account: ConnectorAccount, request: ProxyRequest, options: Omit<CallOptions, 'remoteQuery'>): Promise<ProxyResponse>;
 }
 
 /**
  * A CRM connector: one per integration, registered under `TOKENS.Connector` and picked by the
- * registry by `integration` (DESIGN.md §1).
+ * registry by `integration` (DESIGN.md §1). It declares what it supports; core and the route table read the
+ * declaration and never switch on the integration.
  */
 export interface Connector {
   /** Integration name, as in an account's `integration` (`pipeliner`). */
   readonly integration: string;
+  /** The integration's name for people (`Pipeliner`), in messages. */
+  readonly displayName: string;
   /** Integration category (`crm`). */
   readonly category: string;
   /**
@@ -280,8 +391,10 @@ export interface Connector {
    * sending every secret again, so a caller who can edit an account cannot redirect its stored credentials.
    */
   readonly credentialBoundContextKeys?: readonly string[];
-  /** Resources this connector supports; an absent resource answers 501 with the reason. */
-  readonly stages?: StagesResource;
+  /** The unified resources it serves, by `model/resource` (`crm/stages`); an absent resource answers 501. */
+  readonly resources: Readonly<Record<string, ConnectorResource>>;
+  /** The passthrough to the provider's own API (`/proxy/...`); absent: 501. */
+  readonly proxy?: ProxyHandler;
 }
 
 export type { IntegratedAccount };

@@ -131,3 +131,58 @@ export const StageCreateBodySchema = z
 
 /** A validated create body. */
 export type StageCreateBody = z.infer<typeof StageCreateBodySchema>;
+
+/**
+ * Body of `PATCH /unified/crm/stages/:id` (Truto's Update Stage: `name`, `pipeline`, `position`, `status`,
+ * `remote_data`). Every field is optional; integration rules (what a provider can change) are the connector's.
+ * Unknown top-level fields are rejected, as on create.
+ */
+export const StageUpdateBodySchema = StageCreateBodySchema.extend({
+  name: z.string({ error: 'must be a string' }).trim().optional().describe("The stage's new name"),
+  pipeline: StageCreateBodySchema.shape.pipeline.describe('The pipeline to move the stage to (chosen by id)'),
+  position: StageCreateBodySchema.shape.position.describe('The new order of the stage in its pipeline (integer >= 0)'),
+  status: StageCreateBodySchema.shape.status.describe('`active` or `inactive`; what each means is the integration\'s (see the meta endpoint)'),
+  remote_data: RemoteDataSchema.optional().describe('Provider fields, deep-merged over the mapped request body (remote_data wins)'),
+}).meta({ id: 'StageUpdateBody' });
+
+/** A validated update body. */
+export type StageUpdateBody = z.infer<typeof StageUpdateBodySchema>;
+
+/** An ISO 8601 / RFC 3339 date-time, or bounds of one, as a list filter takes it: `created_at[gte]=2024-01-01T00:00:00Z`. */
+export const DateFilterSchema = z.union(
+  [
+    z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time, e.g. 2024-01-01T00:00:00Z' }),
+    z.strictObject(
+      {
+        gt: z.iso.datetime({ offset: true }).optional(),
+        gte: z.iso.datetime({ offset: true }).optional(),
+        lt: z.iso.datetime({ offset: true }).optional(),
+        lte: z.iso.datetime({ offset: true }).optional(),
+      },
+      { error: 'must be a date-time or bounds: [gt], [gte], [lt], [lte]' },
+    ),
+  ],
+  { error: 'must be an RFC 3339 date-time, or bounds such as created_at[gte]=2024-01-01T00:00:00Z' },
+);
+export type DateFilter = z.infer<typeof DateFilterSchema>;
+
+/**
+ * Filters of `GET /unified/crm/stages` (Truto's List Stages: `pipeline.id`, `name`, `status`, `created_at`,
+ * `updated_at`), as query parameters: `pipeline[id]=...`, `name=...`, `status=inactive`, `created_at[gte]=...`.
+ * An integration supports a subset (its meta `query_schema` says which); any other parameter is a 400.
+ */
+export const StageListFiltersSchema = z
+  .strictObject({
+    pipeline: z
+      .strictObject({ id: z.string({ error: 'must be a string' }).trim().min(1, { error: 'must be a non-empty string' }) }, {
+        error: 'must be an object with an id: pipeline[id]=...',
+      })
+      .optional()
+      .describe('Only the stages of this pipeline: pipeline[id]=<id>'),
+    name: z.string({ error: 'must be a string' }).min(1, { error: 'must be a non-empty string' }).optional().describe('Only stages with exactly this name'),
+    status: z.enum(['active', 'inactive'], { error: "must be 'active' or 'inactive'" }).optional().describe('Only active (default: all active) or inactive stages'),
+    created_at: DateFilterSchema.optional().describe('Created at, or within bounds: created_at[gte]=...&created_at[lte]=...'),
+    updated_at: DateFilterSchema.optional().describe('Updated at, or within bounds: updated_at[gte]=...'),
+  })
+  .meta({ id: 'StageListFilters' });
+export type StageListFilters = z.infer<typeof StageListFiltersSchema>;

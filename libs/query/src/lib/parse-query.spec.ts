@@ -1,7 +1,7 @@
 import { UnicrmError } from '@unicrm/model';
 import fc from 'fast-check';
 import qs from 'qs';
-import { parseQueryString, parseUnifiedQuery, QS_PARSE_OPTIONS, QUERY_LIMITS } from './parse-query';
+import { parseQueryString, parseUnifiedListQuery, parseUnifiedQuery, QS_PARSE_OPTIONS, QUERY_LIMITS } from './parse-query';
 
 const ID = '62f44730-dd91-461e-bd6a-aedd9e0ad79d';
 
@@ -91,12 +91,13 @@ describe('parseUnifiedQuery', () => {
 
   it('rejects an unknown format and unknown truto_* parameters, naming the allowed ones, and reports all at once', () => {
     const error = failure(() =>
-      parseUnifiedQuery(`integrated_account_id=${ID}&truto_response_format=xml&truto_key_by=id&other=ignored`),
+      parseUnifiedQuery(`integrated_account_id=${ID}&truto_response_format=xml&truto_super_query=wnam&truto_key_by=id&other=ignored`),
     );
     const failures = error.body.details?.failures ?? [];
-    expect(failures.map((f) => f.path).sort()).toEqual(['truto_key_by', 'truto_response_format']);
+    expect(failures.map((f) => f.path).sort()).toEqual(['truto_key_by', 'truto_response_format', 'truto_super_query']);
     expect(failures.find((f) => f.path === 'truto_response_format')?.message).toBe('must be one of: unified, raw, normalized');
-    expect(failures.find((f) => f.path === 'truto_key_by')?.message).toContain('truto_exclude_fields');
+    expect(failures.find((f) => f.path === 'truto_super_query')?.message).toContain('truto_exclude_fields');
+    expect(failures.find((f) => f.path === 'truto_key_by')?.message).toBe('applies to lists only');
   });
 
   it('keeps nested remote_query as an object and rejects a scalar one', () => {
@@ -215,5 +216,41 @@ describe('parseQueryString: plain key=value queries without qs', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('parseUnifiedListQuery', () => {
+  it('reads the page, the list flags and hands every other parameter over as filters', () => {
+    const query = parseUnifiedListQuery(
+      `integrated_account_id=${ID}&limit=25&next_cursor=abc.def&truto_key_by=pipeline.id&truto_ignore_limit=TRUE&pipeline%5Bid%5D=p1&name=Won&created_at[gte]=2024-01-01T00:00:00Z`,
+    );
+    expect(query).toMatchObject({
+      integrated_account_id: ID,
+      limit: 25,
+      next_cursor: 'abc.def',
+      truto_key_by: 'pipeline.id',
+      truto_ignore_limit: true,
+      filters: { pipeline: { id: 'p1' }, name: 'Won', created_at: { gte: '2024-01-01T00:00:00Z' } },
+    });
+  });
+
+  it.each([
+    ['limit=0', 'limit'],
+    ['limit=-1', 'limit'],
+    ['limit=2.5', 'limit'],
+    ['limit=abc', 'limit'],
+    ['next_cursor=', 'next_cursor'],
+    ['truto_key_by=a%20b', 'truto_key_by'],
+    ['truto_ignore_limit=maybe', 'truto_ignore_limit'],
+    ['truto_nope=1', 'truto_nope'],
+  ])('answers 400 for %s', (parameter, path) => {
+    const error = failure(() => parseUnifiedListQuery(`integrated_account_id=${ID}&${parameter}`));
+    expect(error.statusCode).toBe(400);
+    expect(error.body.details?.failures?.map((f) => f.path)).toEqual([path]);
+  });
+
+  it('defaults: no limit, no cursor, no filters', () => {
+    expect(parseUnifiedListQuery(`integrated_account_id=${ID}`)).toMatchObject({ truto_ignore_limit: false, filters: {} });
+    expect(parseUnifiedListQuery(`integrated_account_id=${ID}`).limit).toBeUndefined();
   });
 });

@@ -1,9 +1,12 @@
 import qs from 'qs';
 import {
+  LIST_PAGE_PARAMETERS,
   ResponseFormatSchema,
+  TRUTO_LIST_ONLY_PARAMETERS,
   TRUTO_QUERY_PARAMETERS,
   UnicrmError,
   type RemoteQuery,
+  type UnifiedListQuery,
   type UnifiedQuery,
   type ValidationFailure,
 } from '@unicrm/model';
@@ -164,18 +167,89 @@ function isPlainRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Parameters a list reads itself; every other key of a list query is a filter. */
+const LIST_OWN_PARAMETERS = new Set<string>(['integrated_account_id', 'remote_query', ...TRUTO_QUERY_PARAMETERS, ...LIST_PAGE_PARAMETERS]);
+
 /**
  * Validates the query of a unified call (DESIGN.md §2 "Query"; create-stages.txt "Query parameters").
  * @param input a raw query string, or an object of the same parameters (what an SDK caller passes:
  *   booleans may be real booleans, arrays real arrays)
  * @returns the typed query with defaults applied: format `unified`, flags false, no excluded fields, empty remote_query
  * @throws UnicrmError 400 with `details.failures`, one per bad parameter; unknown `truto_*` parameters
- *   are named together with the allowed ones. Other unknown parameters are ignored.
+ *   are named together with the allowed ones, list-only ones (`truto_key_by`, `truto_ignore_limit`) said to be
+ *   so. Other unknown parameters are ignored.
  */
 export function parseUnifiedQuery(input: string | Record<string, unknown>): UnifiedQuery {
   const params = typeof input === 'string' ? parseQueryString(input) : input;
   const failures: ValidationFailure[] = [];
+  for (const key of TRUTO_LIST_ONLY_PARAMETERS) {
+    if (params[key] !== undefined) failures.push({ path: key, message: 'applies to lists only' });
+  }
+  const query = parseCommon(params, failures);
+  if (failures.length > 0) throw queryError(failures);
+  return query;
+}
 
+function positiveInteger(name: string, value: unknown, failures: ValidationFailure[]): number | undefined {
+  if (value === undefined) return undefined;
+  const text = typeof value === 'number' ? String(value) : value;
+  if (typeof text === 'string' && /^[0-9]{1,9}$/.test(text) && Number(text) >= 1) return Number(text);
+  failures.push({ path: name, message: 'must be a whole number >= 1' });
+  return undefined;
+}
+
+/**
+ * Validates the query of a unified list (truto-contract.md §5.3, [ST-LIST]): the parameters of
+ * {@link parseUnifiedQuery} plus `limit`, `next_cursor`, `truto_key_by` and `truto_ignore_limit`. Every other
+ * parameter is returned in `filters`, for the integration's filter schema (which refuses the ones it lacks).
+ * @throws UnicrmError 400 with `details.failures`, one per bad parameter
+ */
+export function parseUnifiedListQuery(input: string | Record<string, unknown>): UnifiedListQuery {
+  const params = typeof input === 'string' ? parseQueryString(input) : input;
+  const failures: ValidationFailure[] = [];
+  const query = parseCommon(params, failures);
+  const limit = positiveInteger('limit', params.limit, failures);
+  let nextCursor: string | undefined;
+  if (params.next_cursor !== undefined) {
+    if (typeof params.next_cursor === 'string' && params.next_cursor !== '') nextCursor = params.next_cursor;
+    else failures.push({ path: 'next_cursor', message: 'must be a cursor this API gave out (a string)' });
+  }
+  let keyBy: string | undefined;
+  if (params.truto_key_by !== undefined) {
+    if (typeof params.truto_key_by === 'string' && FIELD_PATH.test(params.truto_key_by)) keyBy = params.truto_key_by;
+    else failures.push({ path: 'truto_key_by', message: 'must be a field name or dot path, e.g. truto_key_by=id' });
+  }
+  const ignoreLimit = parseBoolean('truto_ignore_limit', params.truto_ignore_limit, failures);
+  const filters: Record<string, unknown> = {};
+  for (const key of Object.keys(params)) if (!LIST_OWN_PARAMETERS.has(key)) filters[key] = params[key];
+  if (failures.length > 0) throw queryError(failures);
+  return {
+    ...query,
+    ...(limit !== undefined && { limit }),
+    ...(nextCursor !== undefined && { next_cursor: nextCursor }),
+    ...(keyBy !== undefined && { truto_key_by: keyBy }),
+    truto_ignore_limit: ignoreLimit,
+    filters,
+  };
+}
+
+/** The 400 for a query's failures; a missing account id adds `missing_required_query_parameters`. */
+function queryError(failures: ValidationFailure[]): UnicrmError {
+  const missing = failures.some((f) => f.path === 'integrated_account_id' && f.message === 'is required');
+  const error = UnicrmError.invalid('Invalid query', failures);
+  if (missing) {
+    error.body.truto_error_insight = {
+      missing_required_query_parameters: {
+        description: 'These query parameters are required',
+        value: ['integrated_account_id'],
+      },
+    };
+  }
+  return error;
+}
+
+/** The parameters every unified call takes; failures are added to `failures`. */
+function parseCommon(params: Record<string, unknown>, failures: ValidationFailure[]): UnifiedQuery {
   for (const key of Object.keys(params)) {
     if (key.startsWith('truto_') && !(TRUTO_QUERY_PARAMETERS as readonly string[]).includes(key)) {
       failures.push({ path: key, message: `unknown parameter; allowed truto_* parameters: ${TRUTO_QUERY_PARAMETERS.join(', ')}` });
@@ -204,20 +278,6 @@ export function parseUnifiedQuery(input: string | Record<string, unknown>): Unif
   if (params.remote_query !== undefined) {
     if (isPlainRecord(params.remote_query)) remoteQuery = params.remote_query as RemoteQuery;
     else failures.push({ path: 'remote_query', message: 'must be an object, e.g. remote_query[foo]=bar' });
-  }
-
-  if (failures.length > 0) {
-    const missing = failures.filter((f) => f.path === 'integrated_account_id' && f.message === 'is required');
-    const error = UnicrmError.invalid('Invalid query', failures);
-    if (missing.length > 0) {
-      error.body.truto_error_insight = {
-        missing_required_query_parameters: {
-          description: 'These query parameters are required',
-          value: ['integrated_account_id'],
-        },
-      };
-    }
-    throw error;
   }
 
   return {

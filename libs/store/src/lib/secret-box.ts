@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 const ALGORITHM = 'aes-256-gcm';
 const IV_BYTES = 12;
@@ -16,6 +16,14 @@ const VERSION = 'v1';
 export class SecretBox {
   constructor(private readonly key: Buffer) {
     if (key.length !== 32) throw new Error('The encryption key must be 32 bytes (AES-256).');
+  }
+
+  /**
+   * A 32-byte key for another purpose, derived from this one with HKDF-SHA256 (RFC 5869) and `label` as its info:
+   * e.g. the key that signs list cursors, the same on every node that shares the encryption key.
+   */
+  derive(label: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), label, 32));
   }
 
   /** Encrypts UTF-8 text. */

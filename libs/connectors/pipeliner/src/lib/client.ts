@@ -1,4 +1,4 @@
-import { type HttpResponse, type HttpTransport, type PipelinerContext, isJsonObject } from '@unicrm/model';
+import { type HttpResponse, type HttpTransport, type PipelinerContext, isJsonObject, TtlCache } from '@unicrm/model';
 import qs from 'qs';
 import { parseRemoteBody, remoteError, unusableAnswer } from './remote-errors';
 
@@ -7,6 +7,22 @@ export type PipelinerEntity = 'Steps' | 'Pipelines';
 
 /** Query parameters of a Pipeliner call: scalars, arrays and nested objects (bracket-encoded). */
 export type PipelinerQuery = Record<string, unknown>;
+
+/** `page_info` of Pipeliner's list envelope (pipeliner-api.md §4); absent with legacy limit/offset paging. */
+export interface PipelinerPageInfo {
+  start_cursor: string | null;
+  end_cursor: string | null;
+  has_previous_page: boolean;
+  has_next_page: boolean;
+}
+
+/** A successful list answer: the records, the page info and the answer as Pipeliner sent it. */
+export interface ListAnswer {
+  data: unknown[];
+  pageInfo: PipelinerPageInfo | undefined;
+  response: HttpResponse;
+  body: Record<string, unknown>;
+}
 
 /** A successful single-entity answer: the entity and the answer as Pipeliner sent it. */
 export interface EntityAnswer {
@@ -70,6 +86,41 @@ function qsString(query: PipelinerQuery): string {
   });
 }
 
+/** How long a pipeline's name is shown without reading it again, in ms: a rename in Pipeliner shows within this time. */
+export const PIPELINE_NAME_TTL_MS = 60_000;
+
+/**
+ * Pipeline names known per space (`service_url`, `space_id`, pipeline id), kept {@link PIPELINE_NAME_TTL_MS}; at most
+ * 10 000. One per connector, so a list of stages costs one read per pipeline a minute instead of one per stage.
+ */
+export class PipelineNameCache {
+  private readonly cache: TtlCache<{ name?: string }>;
+
+  constructor(ttlMs = PIPELINE_NAME_TTL_MS, now?: () => number) {
+    this.cache = new TtlCache(ttlMs, 10_000, now);
+  }
+
+  /** The cache key of a pipeline of a space. */
+  static key(context: PipelinerContext, pipelineId: string): string {
+    return `${context.service_url}\n${context.space_id}\n${pipelineId.toLowerCase()}`;
+  }
+
+  /** The known name (`{}` when the pipeline has none), or undefined when not known or expired. */
+  peek(key: string): { name?: string } | undefined {
+    return this.cache.peek(key);
+  }
+
+  /** The name, from the cache or `read` (shared by concurrent callers). */
+  get(key: string, read: () => Promise<string | undefined>): Promise<string | undefined> {
+    return this.cache.get(key, async () => ({ name: await read() })).then((entry) => entry.name);
+  }
+
+  /** Records a name seen in an answer. */
+  remember(key: string, name: string | undefined): void {
+    this.cache.set(key, name === undefined ? {} : { name });
+  }
+}
+
 /**
  * A thin client of Pipeliner's REST API for one integrated account: URL layout
  * `{service_url}/api/v100/rest/spaces/{space_id}/entities/{Entity}[/{id}]` and HTTP Basic auth
@@ -80,9 +131,14 @@ export class PipelinerClient {
   private readonly base: string;
   private readonly authorization: string;
 
+  /**
+   * @param names where pipeline names are kept between calls (the connector's); without it every
+   *   {@link pipelineName} reads
+   */
   constructor(
     private readonly transport: HttpTransport,
-    context: PipelinerContext,
+    private readonly context: PipelinerContext,
+    private readonly names?: PipelineNameCache,
   ) {
     this.base = `${context.service_url.replace(/\/+$/, '')}/api/v100/rest/spaces/${encodeURIComponent(context.space_id)}/entities`;
     this.authorization = `Basic ${Buffer.from(`${context.username}:${context.password}`, 'utf8').toString('base64')}`;
@@ -108,16 +164,61 @@ export class PipelinerClient {
     return this.send('GET', this.url(entity, id, query), undefined, signal);
   }
 
+  /** `PATCH /entities/{entity}/{id}`: changes fields of a record (pipeliner-api.md §2.1). @throws UnicrmError (remote errors, 502, 504) */
+  update(entity: PipelinerEntity, id: string, body: Record<string, unknown> | string, query: PipelinerQuery, signal?: AbortSignal): Promise<EntityAnswer> {
+    return this.send('PATCH', this.url(entity, id, query), typeof body === 'string' ? body : JSON.stringify(body), signal);
+  }
+
   /**
-   * `GET /entities/{entity}` (a list), checked to be Pipeliner's list envelope.
+   * `DELETE /entities/{entity}/{id}`: soft-deletes a record; Pipeliner answers `{ success: true, data: "<id>" }` (§2.1, §5).
+   * @throws UnicrmError (remote errors, among them 404 for an unknown or deleted id; 502, 504)
+   */
+  async remove(entity: PipelinerEntity, id: string, query: PipelinerQuery, signal?: AbortSignal): Promise<{ response: HttpResponse; body: unknown }> {
+    const response = await this.transport.request({ method: 'DELETE', url: this.url(entity, id, query), headers: this.headers(false), signal });
+    if (response.status < 200 || response.status > 299) throw remoteError(response);
+    const body = parseRemoteBody(response.bodyText);
+    if (!isJsonObject(body)) throw unusableAnswer(response, 'its body is not a JSON object');
+    return { response, body };
+  }
+
+  /**
+   * `POST /entities/{entity}/batch-restore` with one id (2026 spec, pipeliner-api.md §2.1): undeletes a record.
+   * @throws UnicrmError (remote errors, 502, 504; 422 with Pipeliner's error when the item failed)
+   */
+  async restore(entity: PipelinerEntity, id: string, signal?: AbortSignal): Promise<void> {
+    const url = `${this.base}/${entity}/batch-restore`;
+    const response = await this.transport.request({ method: 'POST', url, headers: this.headers(true), body: JSON.stringify([id]), signal });
+    if (response.status < 200 || response.status > 299) throw remoteError(response);
+    const body = parseRemoteBody(response.bodyText);
+    if (!isJsonObject(body) || !Array.isArray(body.data)) throw unusableAnswer(response, 'its body is not a batch answer');
+    const item = body.data[0];
+    // A batch answers per item: the id, or Pipeliner's Error body for an item that failed (§4).
+    if (isJsonObject(item)) throw remoteError({ ...response, status: typeof item.http_status === 'number' ? item.http_status : 422, bodyText: JSON.stringify(item) });
+  }
+
+  /**
+   * `GET /entities/{entity}` (a list), checked to be Pipeliner's list envelope (§4).
    * @throws UnicrmError (remote errors, 502, 504)
    */
-  async list(entity: PipelinerEntity, query: PipelinerQuery = {}, signal?: AbortSignal): Promise<{ data: unknown[]; response: HttpResponse }> {
+  async list(entity: PipelinerEntity, query: PipelinerQuery = {}, signal?: AbortSignal): Promise<ListAnswer> {
     const response = await this.transport.request({ method: 'GET', url: this.url(entity, undefined, query), headers: this.headers(false), signal });
     if (response.status < 200 || response.status > 299) throw remoteError(response);
     const parsed = parseRemoteBody(response.bodyText);
     if (!isJsonObject(parsed) || !Array.isArray(parsed.data)) throw unusableAnswer(response, 'its body is not a list envelope');
-    return { data: parsed.data, response };
+    const info = parsed.page_info;
+    const pageInfo = isJsonObject(info) ? (info as unknown as PipelinerPageInfo) : undefined;
+    return { data: parsed.data, pageInfo, response, body: parsed };
+  }
+
+  /**
+   * Any request to the space's entity API, for the proxy: `{service_url}/api/v100/rest/spaces/{space_id}/entities/` +
+   * `path` (already encoded) + query; the answer as it came, whatever its status.
+   * @throws UnicrmError 502, 504 (the transport's)
+   */
+  raw(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, query: PipelinerQuery, body: string | undefined, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
+    const search = pipelinerQueryString(query);
+    const url = `${this.base}/${path}${search ? `?${search}` : ''}`;
+    return this.transport.request({ method, url, headers: { ...headers, ...this.headers(body !== undefined) }, body, signal });
   }
 
   private headers(withBody: boolean): Record<string, string> {
@@ -128,7 +229,8 @@ export class PipelinerClient {
 
   /**
    * The name of a pipeline: `GET /entities/Pipelines/{id}?load-only=id,name`; undefined when it has no string name.
-   * Concurrent reads of the same pipeline with the same credentials share one request while it is in flight
+   * With a {@link PipelineNameCache}, a name known for less than its time to live is answered without a read, and a
+   * read's answer is kept. Without one (or once it expired): concurrent reads of the same pipeline with the same credentials share one request while it is in flight
    * (single flight): under load, creates in one pipeline make one read per round trip instead of one each.
    * Nothing is kept once the read settles, so the next call reads again (a renamed pipeline is seen at once),
    * and a failure reaches every caller that shared the read. A call with an abort `signal` reads on its own,
@@ -136,6 +238,25 @@ export class PipelinerClient {
    * @throws UnicrmError (remote errors, 502, 504)
    */
   pipelineName(id: string, signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.names) return this.readPipelineName(id, signal);
+    const key = PipelineNameCache.key(this.context, id);
+    const known = this.names.peek(key);
+    if (known) return Promise.resolve(known.name);
+    if (signal) {
+      return this.readPipelineName(id, signal).then((name) => {
+        this.names?.remember(key, name);
+        return name;
+      });
+    }
+    return this.names.get(key, () => this.readPipelineName(id));
+  }
+
+  /** Records the name of a pipeline seen in an answer (an expanded relation, a pipeline read), when names are kept. */
+  rememberPipelineName(id: string, name: string | undefined): void {
+    this.names?.remember(PipelineNameCache.key(this.context, id), name);
+  }
+
+  private readPipelineName(id: string, signal?: AbortSignal): Promise<string | undefined> {
     const url = this.url('Pipelines', id, PIPELINE_NAME_QUERY);
     const read = async () => {
       const answer = await this.send('GET', url, undefined, signal);
@@ -156,7 +277,7 @@ export class PipelinerClient {
     return flight;
   }
 
-  private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {
+  private async send(method: 'GET' | 'POST' | 'PATCH', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {
     const response = await this.transport.request({ method, url, headers: this.headers(body !== undefined), body, signal });
     if (response.status < 200 || response.status > 299) throw remoteError(response);
     const parsed = parseRemoteBody(response.bodyText);

@@ -1,61 +1,68 @@
 import 'reflect-metadata';
 import {
-  type CallOptions,
+  checkOutboundUrl,
   type Connector,
-  type ConnectorAccount,
-  type CreateResult,
+  type ConnectorResource,
   type HttpTransport,
   type Logger,
   type PipelinerContext,
   PipelinerContextSchema,
-  type Stage,
-  type StageCreateBody,
-  type StagesResource,
+  type ProxyHandler,
   TOKENS,
   UnicrmError,
   zodFailures,
 } from '@unicrm/model';
 import { inject, injectable } from 'tsyringe';
-import { PipelinerClient } from './client';
-import { createStage, PipelinerStageCreateBodySchema } from './create-stage';
-import { findCreatedStage } from './find-created';
-import { checkServiceUrl } from './service-url';
+import { PipelineNameCache, PipelinerClient } from './client';
+import { pipelinerPipelines } from './pipelines';
+import { pipelinerProxy } from './proxy';
+import { pipelinerStages } from './stages';
 
 /**
  * The Pipeliner CRM connector (integration `pipeliner`). An account's context is
  * `{ service_url, space_id, username, password }`: Pipeliner's service URL and space id, and the
  * application's "API token"/"API password" used for HTTP Basic auth (pipeliner-api.md §1).
- * Registered under `TOKENS.Connector`.
+ * It declares `crm/stages` (list, get, create, update, delete; Pipeliner Steps), `crm/pipelines` (list, get) and the
+ * proxy to Pipeliner's entity API. Registered under `TOKENS.Connector`.
  */
 @injectable()
 export class PipelinerConnector implements Connector {
   readonly integration = 'pipeliner';
+  readonly displayName = 'Pipeliner';
   readonly category = 'crm';
   readonly secretContextKeys = ['username', 'password'] as const;
   readonly credentialBoundContextKeys = ['service_url'] as const;
-  readonly stages: StagesResource;
+  readonly resources: Readonly<Record<string, ConnectorResource>>;
+  readonly proxy: ProxyHandler;
+  /** Pipeline names of every account's space, shared by the stage methods (PIPELINE_NAME_TTL_MS). */
+  private readonly pipelineNames = new PipelineNameCache();
 
   constructor(
     @inject(TOKENS.HttpTransport) private readonly transport: HttpTransport,
-    @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Logger) logger: Logger,
   ) {
-    this.stages = {
-      createBodySchema: PipelinerStageCreateBodySchema,
-      create: (account, body, options) => this.createStage(account, body, options),
-      findCreated: (account, body, since, options) =>
-        findCreatedStage(new PipelinerClient(this.transport, account.context as unknown as PipelinerContext), body, since, options, this.logger),
+    const clientOf = (context: Record<string, unknown>) => this.client(context);
+    this.resources = {
+      'crm/stages': pipelinerStages(clientOf, logger),
+      'crm/pipelines': pipelinerPipelines(clientOf),
     };
+    this.proxy = pipelinerProxy(clientOf);
+  }
+
+  private client(context: Record<string, unknown>): PipelinerClient {
+    return new PipelinerClient(this.transport, context as unknown as PipelinerContext, this.pipelineNames);
   }
 
   /**
-   * Validates a Pipeliner context: the four keys, strings, `service_url` allowed by {@link checkServiceUrl}.
+   * Validates a Pipeliner context: the four keys, strings, `service_url` allowed by the outbound policy
+   * ({@link checkOutboundUrl}).
    * @throws UnicrmError 400 with failures under `context.`
    */
   parseContext(context: unknown): PipelinerContext {
     const result = PipelinerContextSchema.safeParse(context);
     if (!result.success) throw UnicrmError.validation(zodFailures(result.error, 'context'));
     try {
-      return { ...result.data, service_url: checkServiceUrl(result.data.service_url) };
+      return { ...result.data, service_url: checkOutboundUrl(result.data.service_url) };
     } catch (error) {
       throw UnicrmError.validation([{ path: 'context.service_url', message: (error as Error).message }]);
     }
@@ -67,12 +74,6 @@ export class PipelinerConnector implements Connector {
    * @throws UnicrmError: Pipeliner's 401 for rejected credentials, other remote errors, 502, 504
    */
   async verifyCredentials(context: Record<string, unknown>, signal?: AbortSignal): Promise<void> {
-    const client = new PipelinerClient(this.transport, context as unknown as PipelinerContext);
-    await client.list('Pipelines', { first: 1, 'load-only': 'id' }, signal);
-  }
-
-  private createStage(account: ConnectorAccount, body: StageCreateBody, options: CallOptions): Promise<CreateResult<Stage>> {
-    const client = new PipelinerClient(this.transport, account.context as unknown as PipelinerContext);
-    return createStage(client, body, options, this.logger);
+    await new PipelinerClient(this.transport, context as unknown as PipelinerContext).list('Pipelines', { first: 1, 'load-only': 'id' }, signal);
   }
 }

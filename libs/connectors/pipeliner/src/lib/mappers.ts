@@ -1,4 +1,4 @@
-import { isJsonObject, mergeRemoteData, type Stage, type StageCreateBody } from '@unicrm/model';
+import { isJsonObject, mergeRemoteData, type Pipeline, type Stage, type StageCreateBody, type StageUpdateBody } from '@unicrm/model';
 import { pipelinerDateToIso } from './dates';
 import type { components } from './generated/pipeliner-api';
 
@@ -101,4 +101,46 @@ export function stepPipelineId(step: Record<string, unknown>): string | undefine
 /** The pipeline name carried by a Step whose `pipeline` was expanded (`expand=pipeline`), if any. */
 export function expandedPipelineName(step: Record<string, unknown>): string | undefined {
   return isJsonObject(step.pipeline) && typeof step.pipeline.name === 'string' ? step.pipeline.name : undefined;
+}
+
+/**
+ * desunify: a unified update body to Pipeliner's Step PATCH body: `name` -> `name`, `pipeline.id` -> `pipeline_id`,
+ * `position` -> `sort_order` (only the fields sent), then `remote_data` deep-merged over it (remote_data wins).
+ * `status` is not a Step field (the connector applies it as a restore; `update-stage.ts`).
+ */
+export function desunifyStageUpdate(body: StageUpdateBody): Record<string, unknown> {
+  const mapped: Record<string, unknown> = {};
+  if (body.name !== undefined) mapped.name = body.name;
+  if (body.pipeline?.id !== undefined) mapped.pipeline_id = body.pipeline.id;
+  if (body.position !== undefined) mapped.sort_order = body.position;
+  return mergeRemoteData(mapped, body.remote_data);
+}
+
+/**
+ * unify: a Pipeliner Pipeline to the unified Pipeline (truto-stages-pipelines.md §11, Pipelines object). Pipeliner's
+ * pipelines are opportunity pipelines (`entity: "opportunity"`, pipeliner-api.md §2.3); `stages` are its Steps
+ * (when Pipeliner sent them as objects, i.e. with `expand=steps`) in `sort_order`, deleted ones left out;
+ * `remote_data` is the Pipeline as Pipeliner returned it.
+ */
+export function unifyPipeline(pipeline: Record<string, unknown>): Pipeline {
+  const unified: Pipeline = { id: String(pipeline.id) };
+  if (typeof pipeline.name === 'string') unified.name = pipeline.name;
+  unified.entity = 'opportunity';
+  if (Array.isArray(pipeline.steps)) {
+    const steps = pipeline.steps.filter(isJsonObject).filter((step) => step.is_deleted !== true);
+    steps.sort((a, b) => (typeof a.sort_order === 'number' ? a.sort_order : 0) - (typeof b.sort_order === 'number' ? b.sort_order : 0));
+    unified.stages = steps.map((step) => {
+      const stage: NonNullable<Pipeline['stages']>[number] = { id: String(step.id) };
+      if (typeof step.name === 'string') stage.name = step.name;
+      stage.status = 'active';
+      stage.pipeline = { id: unified.id };
+      return stage;
+    });
+  }
+  const created = pipelinerDateToIso(pipeline.created);
+  if (created) unified.created_at = created;
+  const updated = pipelinerDateToIso(pipeline.modified);
+  if (updated) unified.updated_at = updated;
+  unified.remote_data = pipeline;
+  return unified;
 }

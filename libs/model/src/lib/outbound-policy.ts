@@ -58,24 +58,39 @@ function isLinkLocalOrMetadata(host: string): boolean {
 }
 
 /**
- * Checks a Pipeliner service URL an account may use (DESIGN.md §4; the outbound policy): `https`,
- * or `http` on a loopback host only (so the local sandbox works); never a link-local or cloud
- * metadata address; no credentials, query or fragment in the URL.
- * @returns the URL normalised to its origin plus path, without a trailing slash
+ * Why an address a provider host resolved to may not be reached, or undefined when it may: a link-local or cloud
+ * metadata address never; with `http:` anything but loopback (the outbound policy, below). Checked by the HTTP
+ * transport on every connection, after DNS, so a name that resolves to a forbidden address is refused too.
+ * @param address an IPv4 or IPv6 address (or a host name, judged by name)
+ */
+export function forbiddenAddress(address: string, protocol: string): string | undefined {
+  const host = normalHost(address);
+  if (isLinkLocalOrMetadata(host)) return `${address} is a link-local or metadata address`;
+  if (protocol === 'http:' && !isLoopback(host)) return `${address} is not a loopback address (http is allowed only for loopback hosts)`;
+  return undefined;
+}
+
+/**
+ * The outbound policy (DESIGN.md §4; nango's outbound-policy.ts is the model): where unicrm may send an account's
+ * credentials or a webhook. One function for every connector's base URL, the proxy and webhook URLs: `https`, or
+ * `http` on a loopback host only (so a local sandbox works); never a link-local or cloud metadata address; no
+ * credentials in the URL; no query or fragment unless `allowQuery`. The HTTP transport checks the addresses a name
+ * resolves to as well ({@link forbiddenAddress}).
+ * @returns the URL normalised to its origin plus path, without a trailing slash (plus its query, when allowed)
  * @throws Error with the reason, for the caller to report as a validation failure
  */
-export function checkServiceUrl(text: string): string {
+export function checkOutboundUrl(text: string, options: { allowQuery?: boolean; example?: string } = {}): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new Error('must be an absolute URL, e.g. https://eu-central.api.pipelinersales.com');
+    throw new Error(`must be an absolute URL, e.g. ${options.example ?? 'https://eu-central.api.pipelinersales.com'}`);
   }
   const host = normalHost(url.hostname);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must use https');
   if (url.protocol === 'http:' && !isLoopback(host)) throw new Error('must use https (http is allowed only for loopback hosts)');
   if (isLinkLocalOrMetadata(host)) throw new Error('may not point at a link-local or metadata address');
   if (url.username || url.password) throw new Error('may not contain credentials');
-  if (url.search || url.hash) throw new Error('may not contain a query or fragment');
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  if (url.hash || (url.search && !options.allowQuery)) throw new Error(options.allowQuery ? 'may not contain a fragment' : 'may not contain a query or fragment');
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}${options.allowQuery ? url.search : ''}`;
 }

@@ -1,6 +1,6 @@
-import { checkServiceUrl } from './service-url';
+import { checkOutboundUrl as checkServiceUrl, forbiddenAddress } from './outbound-policy';
 
-describe('checkServiceUrl', () => {
+describe('checkOutboundUrl', () => {
   it.each([
     ['https://eu-central.api.pipelinersales.com/', 'https://eu-central.api.pipelinersales.com'],
     ['https://us-east.pipelinersales.com', 'https://us-east.pipelinersales.com'],
@@ -33,5 +33,33 @@ describe('checkServiceUrl', () => {
     ['https://example.com/?a=1', 'query or fragment'],
   ])('rejects %s', (input, reason) => {
     expect(() => checkServiceUrl(input)).toThrow(reason);
+  });
+});
+
+describe('forbiddenAddress (what a host name resolved to)', () => {
+  it.each([
+    ['169.254.169.254', 'https:', 'link-local or metadata'],
+    ['fe80::1', 'https:', 'link-local or metadata'],
+    ['::ffff:169.254.169.254', 'https:', 'link-local or metadata'],
+    ['100.100.100.200', 'https:', 'link-local or metadata'],
+    ['10.0.0.5', 'http:', 'not a loopback address'],
+    ['93.184.216.34', 'http:', 'not a loopback address'],
+  ])('refuses %s over %s', (address, protocol, reason) => {
+    expect(forbiddenAddress(address, protocol)).toContain(reason);
+  });
+
+  it.each([
+    ['127.0.0.1', 'http:'],
+    ['::1', 'http:'],
+    ['::ffff:127.0.0.1', 'http:'],
+    ['93.184.216.34', 'https:'],
+    ['2606:2800:220:1:248:1893:25c8:1946', 'https:'],
+  ])('allows %s over %s', (address, protocol) => {
+    expect(forbiddenAddress(address, protocol)).toBeUndefined();
+  });
+
+  it('keeps a query only when asked (webhook URLs)', () => {
+    expect(checkServiceUrl('https://hooks.example.com/in?team=a', { allowQuery: true })).toBe('https://hooks.example.com/in?team=a');
+    expect(() => checkServiceUrl('https://hooks.example.com/in#x', { allowQuery: true })).toThrow('fragment');
   });
 });

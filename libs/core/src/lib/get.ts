@@ -1,0 +1,34 @@
+import 'reflect-metadata';
+import { type GetMethod, UnicrmError } from '@unicrm/model';
+import { parseUnifiedQuery } from '@unicrm/query';
+import { injectable } from 'tsyringe';
+import { type UnifiedRequest, type UnifiedResponse, UnifiedTargets } from './unified-target';
+
+/** Checks the id of a record in a path: 1-512 characters, no control characters. @throws UnicrmError 400 */
+export function checkRecordId(id: string | undefined): string {
+  const control = (text: string) => [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (id === undefined || id.length === 0 || id.length > 512 || control(id)) {
+    throw UnicrmError.validation([{ path: 'id', message: 'must be the id of a record: 1 to 512 characters, no control characters' }]);
+  }
+  return id;
+}
+
+/**
+ * The get use case, for any unified resource: `GET /unified/<model>/<resource>/:id` (Truto's Get Stage / Get
+ * Pipeline). The record in the requested format, 200; the provider's 404 is mirrored.
+ */
+@injectable()
+export class GetUseCase {
+  constructor(private readonly targets: UnifiedTargets) {}
+
+  /** @throws UnicrmError 400, 401, 404 (resource, account, or the provider's), 501, remote errors, 502, 504 */
+  async execute(request: UnifiedRequest): Promise<UnifiedResponse> {
+    const definition = this.targets.definition(request);
+    const query = parseUnifiedQuery(request.query);
+    const id = checkRecordId(request.id);
+    const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'get', request.requestId);
+    const method: GetMethod = target.method;
+    const result = await this.targets.call(target, request.requestId, () => method.get(target.connectorAccount, id, this.targets.callOptions(query, request)));
+    return this.targets.answer(definition, result, query, 200);
+  }
+}

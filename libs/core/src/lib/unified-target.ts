@@ -1,0 +1,232 @@
+import 'reflect-metadata';
+import { formatRecord, type FormattedResponse } from '@unicrm/formatters';
+import {
+  type CallOptions,
+  type Connector,
+  type ConnectorAccount,
+  type ConnectorResource,
+  exceedsJsonDepth,
+  isJsonObject,
+  type ItemResult,
+  type Logger,
+  MAX_JSON_DEPTH,
+  resourceKey,
+  type StoredAccount,
+  TOKENS,
+  UnicrmError,
+  type UnifiedMethod,
+  type UnifiedQuery,
+  type UnifiedResourceDefinition,
+  zodFailures,
+} from '@unicrm/model';
+import { inject, injectable } from 'tsyringe';
+import type { z } from 'zod';
+import { IntegratedAccountService } from './accounts';
+import { IdempotencyGuard, type IdempotentAnswer } from './idempotency';
+import { ConnectorRegistry } from './registry';
+import { ResourceCatalog } from './resource-catalog';
+
+/** A unified request as both front doors hand it over (the API from its route, the SDK from its method). */
+export interface UnifiedRequest {
+  /** Environment of the caller's API token. */
+  environmentId: string;
+  /** The unified model and resource of the path (`crm`, `stages`); compared in lower case. */
+  model: string;
+  resource: string;
+  /** The record's id, for get, update and delete. */
+  id?: string;
+  /** The raw query string, or the same parameters as an object (SDK). */
+  query: string | Record<string, unknown>;
+  /** The parsed JSON body, for create and update. */
+  body?: unknown;
+  /** The `Idempotency-Key` header value, if any (create, update, delete). */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+  /** Id of the request (`x-request-id`): every log line written for it carries it as `req_id`. */
+  requestId?: string;
+}
+
+/** A successful unified answer: status, JSON body, for the raw format the provider's exact text, headers to send. */
+export interface UnifiedResponse extends FormattedResponse {
+  statusCode: number;
+  headers?: Record<string, string>;
+}
+
+/** The answer to a body that is not a JSON object. */
+export const NOT_A_JSON_OBJECT = 'The body must be a JSON object, e.g. {"name": "Qualified"}.';
+
+/** Everything a method needs once a request is resolved: the resource, the account, its connector and method. */
+export interface UnifiedTarget<M> {
+  definition: UnifiedResourceDefinition;
+  account: StoredAccount;
+  connector: Connector;
+  /** What the connector is handed of the account. */
+  connectorAccount: ConnectorAccount;
+  method: M;
+}
+
+/**
+ * What every unified use case shares (DESIGN.md §6): finding the resource (404), the account of the caller's
+ * environment (404; 401 while it needs re-authentication), its connector and the method it declares (501 naming the
+ * integration); validating bodies against the unified and the integration's schema; calling the connector so that a
+ * remote 401 marks the account `needs_reauth` (DESIGN.md §3); running writes under the Idempotency-Key guard; and
+ * formatting one record.
+ */
+@injectable()
+export class UnifiedTargets {
+  constructor(
+    private readonly catalog: ResourceCatalog,
+    private readonly accounts: IntegratedAccountService,
+    private readonly registry: ConnectorRegistry,
+    private readonly idempotency: IdempotencyGuard,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {}
+
+  /** @throws UnicrmError 404 for an unknown resource */
+  definition(request: Pick<UnifiedRequest, 'model' | 'resource'>): UnifiedResourceDefinition {
+    return this.catalog.get(request.model, request.resource);
+  }
+
+  /**
+   * The account, connector and declared method of a request.
+   * @throws UnicrmError 404 (account), 401 (account needs re-authentication), 500 (unreadable account), 501 (the
+   *   integration does not serve this resource or method)
+   */
+  resolve<K extends UnifiedMethod>(
+    definition: UnifiedResourceDefinition,
+    environmentId: string,
+    accountId: string,
+    method: K,
+    requestId?: string,
+  ): UnifiedTarget<NonNullable<ConnectorResource[K]>> {
+    const account = this.accounts.load(environmentId, accountId, requestId);
+    if (account.status === 'needs_reauth') {
+      throw new UnicrmError(
+        401,
+        `Integrated account ${account.id} needs re-authentication: ${account.integration} rejected its credentials. ` +
+          'Update them with PATCH /integrated-account/:id.',
+      );
+    }
+    const connector = this.registry.get(account.integration);
+    const declared = connector.resources[resourceKey(definition.model, definition.resource)]?.[method];
+    if (!declared) {
+      throw new UnicrmError(501, `The ${account.integration} integration cannot ${method} ${definition.resource}.`);
+    }
+    return {
+      definition,
+      account,
+      connector,
+      connectorAccount: { id: account.id, integration: account.integration, context: account.context },
+      method: declared as NonNullable<ConnectorResource[K]>,
+    };
+  }
+
+  /**
+   * Checks a request body against the resource's unified schema: a JSON object (400), at most {@link MAX_JSON_DEPTH}
+   * deep (400), of the unified types with no unknown field (400 "Invalid body: ...").
+   * @returns the parsed body
+   */
+  unifiedBody(schema: z.ZodType<Record<string, unknown>> | undefined, body: unknown): Record<string, unknown> {
+    if (!isJsonObject(body)) throw UnicrmError.badRequest(NOT_A_JSON_OBJECT);
+    if (exceedsJsonDepth(body)) throw UnicrmError.badRequest(`The body nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels.`);
+    if (!schema) return body;
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw UnicrmError.invalid('Invalid body', zodFailures(parsed.error));
+    return parsed.data;
+  }
+
+  /**
+   * Checks a body against the integration's narrower schema ("Invalid body for Pipeliner: ..."); a required field
+   * that is missing adds `truto_error_insight.missing_required_body_fields` (truto-contract.md §3).
+   * @returns the body as the connector takes it
+   */
+  integrationBody<B>(connector: Connector, schema: z.ZodType<B>, body: Record<string, unknown>): B {
+    const parsed = schema.safeParse(body);
+    if (parsed.success) return parsed.data;
+    const failures = zodFailures(parsed.error);
+    const error = UnicrmError.invalid(`Invalid body for ${connector.displayName}`, failures);
+    // A top-level field that failed while absent, null or blank counts as missing (a blank name is no name).
+    const blank = (value: unknown) => value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
+    const missing = [...new Set(failures.map((f) => f.path).filter((path) => !path.includes('.') && blank(body[path])))];
+    if (missing.length > 0) {
+      error.body.truto_error_insight = {
+        missing_required_body_fields: { description: `${connector.displayName} requires these fields`, value: missing },
+      };
+    }
+    throw error;
+  }
+
+  /** The options of a connector call for a request. */
+  callOptions(query: UnifiedQuery, request: Pick<UnifiedRequest, 'signal' | 'requestId'>): CallOptions {
+    return { remoteQuery: query.remote_query, signal: request.signal, requestId: request.requestId };
+  }
+
+  /**
+   * Runs a connector call; a remote 401 marks the account `needs_reauth` (DESIGN.md §3), unless it changed since it
+   * was read. Every error is rethrown as it is.
+   */
+  async call<T>(target: UnifiedTarget<unknown>, requestId: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
+        this.accounts.markNeedsReauth(target.account, `${target.account.integration} answered 401: ${error.message}`);
+        this.logger.warn({ req_id: requestId, integrated_account_id: target.account.id }, 'remote 401: account marked needs_reauth');
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Runs a write at most once per Idempotency-Key (when one came), scoped to environment, account, HTTP method and
+   * path (docs/reliability.md). A write that `retrySafe` may simply run again after a failure that left its outcome
+   * unknown; any other keeps its key ambiguous and asks `reconcile` before writing again. A failure after which the
+   * write may have happened gets a message saying how to retry.
+   */
+  async write(
+    target: UnifiedTarget<{ retrySafe: boolean }>,
+    request: Pick<UnifiedRequest, 'environmentId' | 'idempotencyKey'>,
+    scope: { method: string; path: string },
+    fingerprint: unknown,
+    run: () => Promise<IdempotentAnswer>,
+    reconcile?: (since: Date) => Promise<IdempotentAnswer | undefined>,
+  ): Promise<IdempotentAnswer> {
+    const key = request.idempotencyKey === undefined ? undefined : IdempotencyGuard.parseKey(request.idempotencyKey);
+    const retrySafe = target.method.retrySafe;
+    try {
+      if (key === undefined) return await run();
+      return await this.idempotency.run([request.environmentId, target.account.id, scope.method, scope.path], key, fingerprint, run, reconcile, {
+        retrySafe,
+      });
+    } catch (error) {
+      throw error instanceof UnicrmError && error.requestMayHaveArrived ? withRetryHint(error, target.definition.noun, scope.method, key !== undefined, retrySafe) : error;
+    }
+  }
+
+  /** One record in the requested format (`unified`, `raw`, `normalized`), with the method's success status. */
+  answer(definition: UnifiedResourceDefinition, result: ItemResult<Record<string, unknown>>, query: UnifiedQuery, statusCode: number): UnifiedResponse {
+    const formatted = formatRecord(result.unified, result.remote, definition.shape, {
+      format: query.truto_response_format,
+      ignoreRemoteData: query.truto_ignore_remote_data,
+      excludeFields: query.truto_exclude_fields,
+    });
+    return { statusCode, ...formatted };
+  }
+}
+
+const PAST_TENSE: Record<string, string> = { POST: 'created', PATCH: 'updated', DELETE: 'deleted' };
+
+/** The same error, its message saying how to retry a write that may have happened (its flag kept). */
+function withRetryHint(error: UnicrmError, noun: string, httpMethod: string, hasKey: boolean, retrySafe: boolean): UnicrmError {
+  const done = `The ${noun} may have been ${PAST_TENSE[httpMethod] ?? 'changed'}`;
+  const hint = retrySafe
+    ? ` ${done}: sending the same request again is safe.`
+    : hasKey
+      ? ` ${done}: retry with the same Idempotency-Key and unicrm will look for it before creating it again.`
+      : ` ${done}: check before retrying, or send an Idempotency-Key so that a retry cannot create it twice.`;
+  const { statusCode: _s, error: _e, message, ...extras } = error.body;
+  const sentence = /[.!?]$/.test(message) ? message : `${message}.`;
+  const hinted = new UnicrmError(error.statusCode, `${sentence}${hint}`, extras, { ...error.headers });
+  hinted.requestMayHaveArrived = true;
+  return hinted;
+}
