@@ -51,8 +51,11 @@ const SAFE = { safe: true, idempotencyKey: false } as const;
 /** Default of {@link CreateUnicrmClientOptions.timeoutMs}, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** Headers the API forwards from the provider on an error (docs/contract.md "Errors"); kept on `UnicrmError.headers`. */
-const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+)$/;
+/**
+ * Headers of an error answer kept on `UnicrmError.headers`: those the API forwards from the provider
+ * (docs/contract.md "Errors"), and `Idempotent-Replayed` of a replayed error, as the embedded client has it too.
+ */
+const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+|idempotent-replayed)$/;
 
 /**
  * The SDK's public types come from the model's zod schemas, the remote client's from the generated file: both must

@@ -251,6 +251,14 @@ describe.each(transports)('the %s SDK', (_name, make) => {
       const loose = await sdk.crm.stages.create(query, { name: 'Meta 2' });
       expect(responseMeta(loose)).toMatchObject({ statusCode: 201, replayed: false });
       expect(responseMeta(await sdk.accounts.get(accountId))).toBeUndefined();
+      // A replayed error (Pipeliner's 422, stored for the key) carries the mark on error.headers.
+      const orphan = `sdk-meta-${Math.random().toString(36).slice(2)}`;
+      const missing = { name: 'Orphan', pipeline: { id: MISSING_PIPELINE } };
+      const once = await failure(sdk.crm.stages.create(query, missing, { idempotencyKey: orphan }));
+      const twice = await failure(sdk.crm.stages.create(query, missing, { idempotencyKey: orphan }));
+      expect([once.statusCode, twice.statusCode]).toEqual([422, 422]);
+      expect(once.headers['idempotent-replayed']).toBeUndefined();
+      expect(twice.headers['idempotent-replayed']).toBe('true');
     });
 
     it('answers 404 for an unknown integrated account', async () => {
