@@ -290,6 +290,11 @@ describe('checkStageCreateBody: conflicts, bounds and names Pipeliner cannot hol
     expect(answer.truto_error_insight).toBeUndefined();
   });
 
+  it('finds a conflict in a remote_data object without prototype too (as an SDK caller may build one)', async () => {
+    const remote = Object.assign(Object.create(null) as Record<string, unknown>, { pipeline_id: OTHER });
+    await rejects({ name: 'Won', pipeline: { id: PIPELINE }, remote_data: remote }, ['pipeline.id', 'remote_data.pipeline_id']);
+  });
+
   it('names the other path in each failure', async () => {
     const answer = await rejects({ name: 'Won', pipeline: { id: PIPELINE }, remote_data: { pipeline_id: OTHER } }, ['pipeline.id', 'remote_data.pipeline_id']);
     expect(answer.details?.failures).toEqual([

@@ -1,6 +1,5 @@
 import {
   type CallOptions,
-  isJsonObject,
   type CreateResult,
   type Logger,
   RemoteDataSchema,
@@ -42,6 +41,9 @@ const NAME_TOO_LONG = `must be at most ${PIPELINER_NAME_MAX_LENGTH} characters l
 const NAME_CONTROL = 'must not contain control characters (U+0000-U+001F, U+007F-U+009F: NUL, tab, line breaks, ...)';
 const NAME_NOT_WELL_FORMED = 'must be well-formed Unicode: it holds an unpaired surrogate (such as \\ud800)';
 const PIPELINE_ID = 'must be a Pipeliner pipeline id (a UUID such as 00000000-5a1e-4000-8000-000000000001)';
+
+const isJsonObjectValue = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Unicode general category Cc: C0 controls (NUL...US), DEL and C1 controls. */
 const CONTROL_CHARACTER = /\p{Cc}/u;
@@ -103,7 +105,7 @@ const REMOTE_VALUE_RULES: Record<StepFieldMapping['remote'], z.ZodType> = {
  */
 function checkMappedRemoteData(body: StageCreateBody, ctx: z.RefinementCtx): void {
   const remote = body.remote_data;
-  if (!isJsonObject(remote)) return;
+  if (!isJsonObjectValue(remote)) return;
   for (const { field } of remoteDataConflicts(body)) {
     const why = `(both set Pipeliner's ${field.remote}, to different values): send one of them, or the same value in both`;
     ctx.addIssue({ code: 'custom', path: field.unified.split('.'), message: `conflicts with remote_data.${field.remote} ${why}` });
@@ -142,8 +144,6 @@ const PipelinerFieldsSchema = StageCreateBodySchema.extend({
  * active), and no `remote_data` key that contradicts a unified field ({@link checkMappedRemoteData}).
  */
 export const PipelinerStageCreateBodySchema = PipelinerFieldsSchema.superRefine(checkMappedRemoteData).meta({ id: 'PipelinerStageCreateBody' });
-
-const isJsonObjectValue = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * What {@link checkStageCreateBody} runs: {@link PipelinerStageCreateBodySchema} with `remote_data` checked to be an

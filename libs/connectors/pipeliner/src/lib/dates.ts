@@ -11,8 +11,9 @@ const isLeapYear = (year: number) => (year % 4 === 0 && year % 100 !== 0) || yea
 /** Days in a month (1-12) of a proleptic Gregorian year. */
 const daysInMonth = (year: number, month: number) => (month === 2 && isLeapYear(year) ? 29 : (DAYS_IN_MONTH[month - 1] as number));
 
-/** `0000-01-01T00:00:00.000Z` and `9999-12-31T23:59:59.999Z` in epoch milliseconds: what RFC 3339 can write. */
+/** `0000-01-01T00:00:00.000Z` in epoch milliseconds: the earliest instant RFC 3339 can write. */
 export const RFC3339_MIN_MS = -62_167_219_200_000;
+/** `9999-12-31T23:59:59.999Z` in epoch milliseconds: the latest instant RFC 3339 can write (to the millisecond). */
 export const RFC3339_MAX_MS = 253_402_300_799_999;
 
 /**
@@ -29,7 +30,7 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + doe - 719_468;
 }
 
-/** Parts of an offset (`Z`, `+02:00`, `-0530`, `+05`) in minutes east of UTC; undefined past ±23:59. */
+/** An offset (`Z`, `+02:00`, `-0530`, `+05`) in minutes east of UTC; undefined past ±23:59. */
 function offsetMinutes(zone: string): number | undefined {
   if (zone === 'Z' || zone === 'z') return 0;
   const sign = zone.startsWith('-') ? -1 : 1;

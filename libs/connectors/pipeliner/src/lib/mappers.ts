@@ -55,7 +55,7 @@ export interface RemoteDataConflict {
 export function remoteDataConflicts(body: StageCreateBody): RemoteDataConflict[] {
   const remote = body.remote_data;
   const conflicts: RemoteDataConflict[] = [];
-  if (!isJsonObject(remote)) return conflicts;
+  if (typeof remote !== 'object' || remote === null || Array.isArray(remote)) return conflicts;
   for (const field of STEP_FIELD_MAPPING) {
     if (!own(remote, field.remote)) continue;
     const mapped = field.read(body);
