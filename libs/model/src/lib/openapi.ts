@@ -19,10 +19,21 @@ type JsonSchema = Record<string, unknown>;
  */
 export function toJsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
-  // A schema with a meta id comes back as { $ref: '#/$defs/<id>', $defs }: unwrap it into a plain component.
-  const defs = json.$defs as Record<string, JsonSchema> | undefined;
-  const refName = typeof json.$ref === 'string' ? json.$ref.replace('#/$defs/', '') : undefined;
-  const component = refName && defs?.[refName] ? { ...defs[refName] } : { ...json };
+  // A schema with a meta id comes back as { $ref: '#/$defs/<id>', $defs }, and a re-labelled schema as a chain of
+  // such refs: inline every ref into a plain, self-contained component (unicrm's schemas have no cycles).
+  const defs = (json.$defs ?? {}) as Record<string, JsonSchema>;
+  const inline = (value: unknown, depth: number): unknown => {
+    if (Array.isArray(value)) return value.map((item) => inline(item, depth));
+    if (typeof value !== 'object' || value === null) return value;
+    const object = value as JsonSchema;
+    const ref = typeof object.$ref === 'string' && object.$ref.startsWith('#/$defs/') ? defs[object.$ref.slice('#/$defs/'.length)] : undefined;
+    if (ref && depth < 32) {
+      const { $ref: _ref, ...rest } = object;
+      return inline({ ...ref, ...rest }, depth + 1);
+    }
+    return Object.fromEntries(Object.entries(object).map(([key, item]) => [key, inline(item, depth)]));
+  };
+  const component = inline(json, 0) as JsonSchema;
   delete component.$schema;
   delete component.$defs;
   delete component.id;

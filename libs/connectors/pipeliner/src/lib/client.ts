@@ -182,21 +182,6 @@ export class PipelinerClient {
   }
 
   /**
-   * `POST /entities/{entity}/batch-restore` with one id (2026 spec, pipeliner-api.md §2.1): undeletes a record.
-   * @throws UnicrmError (remote errors, 502, 504; 422 with Pipeliner's error when the item failed)
-   */
-  async restore(entity: PipelinerEntity, id: string, signal?: AbortSignal): Promise<void> {
-    const url = `${this.base}/${entity}/batch-restore`;
-    const response = await this.transport.request({ method: 'POST', url, headers: this.headers(true), body: JSON.stringify([id]), signal });
-    if (response.status < 200 || response.status > 299) throw remoteError(response);
-    const body = parseRemoteBody(response.bodyText);
-    if (!isJsonObject(body) || !Array.isArray(body.data)) throw unusableAnswer(response, 'its body is not a batch answer');
-    const item = body.data[0];
-    // A batch answers per item: the id, or Pipeliner's Error body for an item that failed (§4).
-    if (isJsonObject(item)) throw remoteError({ ...response, status: typeof item.http_status === 'number' ? item.http_status : 422, bodyText: JSON.stringify(item) });
-  }
-
-  /**
    * `GET /entities/{entity}` (a list), checked to be Pipeliner's list envelope (§4).
    * @throws UnicrmError (remote errors, 502, 504)
    */

@@ -66,7 +66,7 @@ function atMostCodePoints(text: string, max: number): boolean {
  * no control characters, well-formed Unicode (a lone surrogate cannot be stored as UTF-8: PostgreSQL, for one,
  * refuses it, and JSON encoders replace or reject it).
  */
-const PipelinerNameSchema = z
+export const PipelinerNameSchema = z
   .string({ error: NAME_REQUIRED })
   .trim()
   .min(1, { error: NAME_REQUIRED })
@@ -81,7 +81,7 @@ const PipelinerNameSchema = z
   });
 
 /** A Pipeliner pipeline id (UUID text). */
-const PipelinerIdSchema = z
+export const PipelinerIdSchema = z
   .string({ error: PIPELINE_ID })
   .trim()
   .regex(PIPELINER_ID, { error: PIPELINE_ID })
@@ -103,7 +103,7 @@ const REMOTE_VALUE_RULES: Record<StepFieldMapping['remote'], z.ZodType> = {
  * value (both paths named, so the caller sees which two disagree), and, with the unified field absent, must
  * pass that field's rule (`remote_data.sort_order` outside 0...2³¹−1, a non-UUID `remote_data.pipeline_id`).
  */
-function checkMappedRemoteData(body: StageCreateBody, ctx: z.RefinementCtx): void {
+export function checkMappedRemoteData(body: StageCreateBody, ctx: z.RefinementCtx): void {
   const remote = body.remote_data;
   if (!isJsonObjectValue(remote)) return;
   for (const { field } of remoteDataConflicts(body)) {
@@ -122,7 +122,7 @@ function checkMappedRemoteData(body: StageCreateBody, ctx: z.RefinementCtx): voi
 }
 
 /** The unified create body's fields with Pipeliner's rules (before the checks that join fields). */
-const PipelinerFieldsSchema = StageCreateBodySchema.extend({
+export const PipelinerFieldsSchema = StageCreateBodySchema.extend({
   name: PipelinerNameSchema,
   pipeline: StageCreateBodySchema.shape.pipeline
     .unwrap()
@@ -185,12 +185,13 @@ export const STEP_PIPELINE_QUERY: PipelinerQuery = Object.freeze({ 'load-only': 
  * create that happened would invite a retry and a duplicate.
  * @throws UnicrmError 502 naming the created step when the step reports another pipeline or none
  */
-async function checkCreatedInPipeline(
+export async function checkCreatedInPipeline(
   client: PipelinerClient,
   created: EntityAnswer,
   requested: string,
   options: CallOptions,
   logger: Logger,
+  what: 'created' | 'moved' = 'created',
 ): Promise<void> {
   const step = created.entity;
   let reported = reportedPipelineId(step);
@@ -200,20 +201,22 @@ async function checkCreatedInPipeline(
     } catch (error) {
       logger.warn(
         { req_id: options.requestId, step_id: step.id, pipeline_id: requested, status: (error as UnicrmError).statusCode },
-        'step created, but its pipeline could not be read back to check it',
+        `step ${what}, but its pipeline could not be read back to check it`,
       );
       return;
     }
     if (reported === undefined) {
-      logger.warn({ req_id: options.requestId, step_id: step.id, pipeline_id: requested }, 'step created; the read-back did not report its pipeline');
+      logger.warn({ req_id: options.requestId, step_id: step.id, pipeline_id: requested }, `step ${what}; the read-back did not report its pipeline`);
       return;
     }
   }
   if (reported !== null && reported.toLowerCase() === requested.toLowerCase()) return;
   throw new UnicrmError(
     502,
-    `Pipeliner created step ${String(step.id)} but not in pipeline ${requested} ` +
-      `(it reports pipeline ${reported ?? 'none'}); the step was left as it is: delete or move it in Pipeliner.`,
+    what === 'created'
+      ? `Pipeliner created step ${String(step.id)} but not in pipeline ${requested} ` +
+          `(it reports pipeline ${reported ?? 'none'}); the step was left as it is: delete or move it in Pipeliner.`
+      : `Pipeliner updated step ${String(step.id)} but did not move it to pipeline ${requested} (it reports pipeline ${reported ?? 'none'}).`,
     {
       truto_is_remote_error: true,
       raw_response: created.body,

@@ -1,6 +1,6 @@
 import type { StageCreateBody } from '@unicrm/model';
 import fc from 'fast-check';
-import { desunifyStageCreate, remoteDataConflicts, reportedPipelineId, STEP_FIELD_MAPPING, stepCreateRequest, unifyStep } from './mappers';
+import { desunifyStageCreate, remoteDataConflicts, reportedPipelineId, STEP_FIELD_MAPPING, stepCreateRequest, unifyPipeline, unifyStep } from './mappers';
 
 const step = {
   id: '0190978c-d6d1-de35-3f6d-7cf0a0e264db',
@@ -214,5 +214,37 @@ describe('unifyStep: dates of years 0000-0099 (issue 12, item 10)', () => {
 
   it('omits a date that its offset moves before year 0000', () => {
     expect(unifyStep({ id: 'x', created: '0000-01-01 00:30:00.000000+01:00' })).not.toHaveProperty('created_at');
+  });
+});
+
+describe('unifyPipeline', () => {
+  it('maps a Pipeline with expanded steps: its active steps in sort_order, entity opportunity, dates in RFC 3339', () => {
+    const pipeline = {
+      id: 'p1',
+      name: 'Sales',
+      created: '2024-07-09 12:51:48.050073+00:00',
+      modified: '2024-07-10 08:00:00.000000+00:00',
+      steps: [
+        { id: 's2', name: 'Two', sort_order: 1, is_deleted: false },
+        { id: 's0', name: 'Gone', sort_order: 0, is_deleted: true },
+        { id: 's1', name: 'One', sort_order: 0, is_deleted: false },
+      ],
+    };
+    expect(unifyPipeline(pipeline)).toEqual({
+      id: 'p1',
+      name: 'Sales',
+      entity: 'opportunity',
+      stages: [
+        { id: 's1', name: 'One', status: 'active', pipeline: { id: 'p1' } },
+        { id: 's2', name: 'Two', status: 'active', pipeline: { id: 'p1' } },
+      ],
+      created_at: '2024-07-09T12:51:48.050Z',
+      updated_at: '2024-07-10T08:00:00.000Z',
+      remote_data: pipeline,
+    });
+  });
+
+  it('leaves stages out when Pipeliner sent them as URIs (not expanded)', () => {
+    expect(unifyPipeline({ id: 'p1', name: 'Sales', steps: ['https://x/Steps/s1'] }).stages).toBeUndefined();
   });
 });

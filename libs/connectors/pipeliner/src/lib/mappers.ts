@@ -190,15 +190,16 @@ export function desunifyStageUpdate(body: StageUpdateBody): Record<string, unkno
 /**
  * unify: a Pipeliner Pipeline to the unified Pipeline (truto-stages-pipelines.md §11, Pipelines object). Pipeliner's
  * pipelines are opportunity pipelines (`entity: "opportunity"`, pipeliner-api.md §2.3); `stages` are its Steps
- * (when Pipeliner sent them as objects, i.e. with `expand=steps`) in `sort_order`, deleted ones left out;
+ * (only when Pipeliner sent them as objects, i.e. with `expand=steps`) in `sort_order`, deleted ones left out;
  * `remote_data` is the Pipeline as Pipeliner returned it.
  */
 export function unifyPipeline(pipeline: Record<string, unknown>): Pipeline {
   const unified: Pipeline = { id: String(pipeline.id) };
   if (typeof pipeline.name === 'string') unified.name = pipeline.name;
   unified.entity = 'opportunity';
-  if (Array.isArray(pipeline.steps)) {
-    const steps = pipeline.steps.filter(isJsonObject).filter((step) => step.is_deleted !== true);
+  // Steps sent as URIs (no `expand=steps`) say nothing of names or order: then `stages` is left out, not empty.
+  if (Array.isArray(pipeline.steps) && pipeline.steps.every(isJsonObject)) {
+    const steps = pipeline.steps.filter((step) => step.is_deleted !== true);
     steps.sort((a, b) => (typeof a.sort_order === 'number' ? a.sort_order : 0) - (typeof b.sort_order === 'number' ? b.sort_order : 0));
     unified.stages = steps.map((step) => {
       const stage: NonNullable<Pipeline['stages']>[number] = { id: String(step.id) };

@@ -16,28 +16,44 @@ import {
 } from '@unicrm/model';
 import { z } from 'zod';
 import type { PipelinerClient, PipelinerQuery } from './client';
-import { createStage, PipelinerStageCreateBodySchema, VALIDATION_LEVEL_OVERRIDE_READONLY } from './create-stage';
+import {
+  checkCreatedInPipeline,
+  checkMappedRemoteData,
+  createStage,
+  PipelinerFieldsSchema,
+  PipelinerNameSchema,
+  PipelinerStageCreateBodySchema,
+  VALIDATION_LEVEL_OVERRIDE_READONLY,
+} from './create-stage';
 import { findCreatedStage } from './find-created';
 import { desunifyStageUpdate, expandedPipelineName, stepPipelineId, unifyStep } from './mappers';
 
 /** Pipeliner's page sizes (pipeliner-api.md §4: `first` defaults to 30, at most 100). */
 export const PIPELINER_PAGE_SIZE = { default: 30, max: 100 } as const;
 
-const NAME_NOT_EMPTY = 'must be a non-empty string (a Pipeliner Step needs a name)';
 const INACTIVE_IS_DELETE =
-  "Pipeliner has no inactive steps: a step becomes inactive when it is deleted. Use DELETE /unified/crm/stages/:id; 'active' restores a deleted step";
+  "Pipeliner has no inactive steps: a step becomes inactive when it is deleted. Use DELETE /unified/crm/stages/:id ('active' is accepted: a step that is not deleted is active)";
 
 /**
- * The update body Pipeliner accepts: the unified one with a non-empty `name` when given, and `status` only
- * `active` (it restores a deleted step; `inactive` is a delete, which has its own method).
+ * The update body Pipeliner accepts: the unified one with the create's field rules (a storable `name` when given,
+ * `pipeline.id` a UUID, `remote_data` agreeing with the unified fields it maps to), and `status` only `active`.
+ * Pipeliner's only inactive steps are deleted ones (`is_deleted`), which its documented API neither updates (404)
+ * nor restores (batch-restore is not in the 2024 document unicrm follows): so `inactive` is a 400 pointing at DELETE,
+ * and `active` states what a step that can be updated already is.
  */
-export const PipelinerStageUpdateBodySchema = StageUpdateBodySchema.extend({
-  name: z.string({ error: NAME_NOT_EMPTY }).trim().min(1, { error: NAME_NOT_EMPTY }).optional().describe("The stage's new name (a Pipeliner Step's name)"),
+export const PipelinerStageUpdateBodySchema = PipelinerFieldsSchema.extend({
+  name: PipelinerNameSchema.optional().describe("The stage's new name (a Pipeliner Step's name): at most 255 characters, no control characters"),
+  pipeline: PipelinerFieldsSchema.shape.pipeline.describe('The pipeline to move the stage to (Pipeliner: pipeline_id, written with validation-level=8)'),
+  position: StageUpdateBodySchema.shape.position.describe(
+    "The stage's new place in its pipeline (Pipeliner: sort_order, written with validation-level=8; past the end: last)",
+  ),
   status: z
     .literal('active', { error: INACTIVE_IS_DELETE })
     .optional()
-    .describe("'active' restores a deleted step (Pipeliner batch-restore); a step is made inactive with DELETE"),
-}).meta({ id: 'PipelinerStageUpdateBody' });
+    .describe("Only 'active' (what an existing step is); a step is made inactive with DELETE"),
+})
+  .superRefine(checkMappedRemoteData)
+  .meta({ id: 'PipelinerStageUpdateBody' });
 
 /** The stage filters Pipeliner applies: all of the unified ones (pipeliner-api.md §6 `filter`, `filter-op`, `include-deleted`). */
 export const PipelinerStageListFiltersSchema = StageListFiltersSchema.meta({ id: 'PipelinerStageListFilters' });
@@ -132,30 +148,20 @@ const remoteOf = (answer: { response: { status: number; bodyText: string }; body
   body: answer.body,
 });
 
-/** The step's pipeline as Pipeliner answered it, when the answer says (a `load-only` answer may leave it out). */
-function answeredPipeline(step: Record<string, unknown>): string | null | undefined {
-  if ('pipeline_id' in step) return typeof step.pipeline_id === 'string' && step.pipeline_id ? step.pipeline_id : null;
-  if (isJsonObject(step.pipeline) && typeof step.pipeline.id === 'string') return step.pipeline.id;
-  if ('pipeline' in step && step.pipeline === null) return null;
-  return undefined;
-}
-
 /**
  * `PATCH /unified/crm/stages/:id` as Pipeliner writes it (docs/contract.md "Update"):
- * 1. `status: "active"` restores a deleted step first (`batch-restore`);
- * 2. `PATCH /entities/Steps/{id}` with the desunified fields, `validation-level=8` when it writes the read-only
+ * 1. `PATCH /entities/Steps/{id}` with the desunified fields, `validation-level=8` when it writes the read-only
  *    `pipeline_id` or `sort_order` (a move to another pipeline, a new position), `remote_query` keys winning;
- *    when only `status` was sent, the step is read instead;
- * 3. a move is checked as on create: the step must now report the requested pipeline (read back when the answer
+ *    a body with no field to write (`{}`, `{ "status": "active" }`) reads the step instead (`GET`), so a deleted
+ *    step answers 404 either way;
+ * 2. a move is checked as on create: the step must now report the requested pipeline (read back when the answer
  *    does not say), else 502.
  * @throws UnicrmError remote errors mirrored (404 for an unknown or deleted step), 502, 504
  */
 export async function updateStage(client: PipelinerClient, id: string, body: StageUpdateBody, options: CallOptions, logger: Logger): Promise<ItemResult<Stage>> {
-  if (body.status === 'active') await client.restore('Steps', id, options.signal);
   const patch = desunifyStageUpdate(body);
-  const fields = Object.keys(patch);
   let answer;
-  if (fields.length === 0 && body.status === 'active') {
+  if (Object.keys(patch).length === 0) {
     answer = await client.get('Steps', id, { ...options.remoteQuery }, options.signal);
   } else {
     const query: PipelinerQuery = {};
@@ -163,24 +169,9 @@ export async function updateStage(client: PipelinerClient, id: string, body: Sta
     Object.assign(query, options.remoteQuery);
     answer = await client.update('Steps', id, patch, query, options.signal);
   }
-  const step = answer.entity;
   const requested = typeof patch.pipeline_id === 'string' ? patch.pipeline_id : undefined;
-  if (requested !== undefined) {
-    let reported = answeredPipeline(step);
-    if (reported === undefined) reported = answeredPipeline((await client.get('Steps', id, { 'load-only': 'id,pipeline_id' }, options.signal)).entity);
-    if (reported?.toLowerCase() !== requested.toLowerCase()) {
-      throw new UnicrmError(
-        502,
-        `Pipeliner updated step ${id} but did not move it to pipeline ${requested} (it reports pipeline ${reported ?? 'none'}).`,
-        {
-          truto_is_remote_error: true,
-          raw_response: answer.body,
-          truto_error_insight: { remote_error: { description: 'Pipeliner ignored the requested pipeline.' } },
-        },
-      );
-    }
-  }
-  const [stage] = await unifySteps(client, [step], options, logger);
+  if (requested !== undefined) await checkCreatedInPipeline(client, answer, requested, options, logger, 'moved');
+  const [stage] = await unifySteps(client, [answer.entity], options, logger);
   return { unified: stage as Stage, remote: remoteOf(answer) };
 }
 
@@ -229,7 +220,7 @@ export function pipelinerStages(clientOf: (context: Record<string, unknown>) => 
     },
     update: {
       retrySafe: true,
-      description: "PATCH /entities/Steps/{id} (validation-level=8 to move it or change its sort_order); status 'active' restores a deleted step",
+      description: "PATCH /entities/Steps/{id} (validation-level=8 to move it or change its sort_order); status 'inactive' is a DELETE",
       bodySchema: PipelinerStageUpdateBodySchema,
       update: (account, id, body, options) => updateStage(clientOf(account.context), id, body as StageUpdateBody, options, logger),
     },
