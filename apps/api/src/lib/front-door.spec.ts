@@ -7,8 +7,9 @@ import request from 'supertest';
 import { AUTH, type Harness, startHarness } from '../testing/harness';
 import { SECURITY_HEADERS } from './front-door';
 
-// `POST /unified/crm/stages` is served by a node:http handler, other spellings of the path by the Express
-// route (app.ts). Both must answer alike: same statuses, bodies, headers and log lines.
+// Every data-plane path is served by one route table on node:http, whatever its spelling (letter case, a trailing
+// slash): the same statuses, bodies, headers and log lines for each (issue 13 removed the Express fallback route
+// these cases once compared the node:http handler with). The admin plane is Express; both share the front door.
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({ core: { config: { rateLimits: { perToken: 1000, perAccount: 1000, windowMs: 60_000 } } } });
@@ -53,12 +54,12 @@ const cases: Array<[string, (r: request.Test) => request.Test]> = [
   ['an unknown pipeline', (r) => r.set(AUTH).send({ name: 'x', pipeline: { id: '99999999-5a1e-4000-8000-000000000001' } })],
 ];
 
-describe('POST /unified/crm/stages: the node:http handler and the Express route answer alike', () => {
+describe('POST /unified/crm/stages: every spelling of the path answers alike, body errors included', () => {
   it.each(cases)('%s', async (_name, build) => {
     const query = `?integrated_account_id=${h.accountId}`;
     const fast = await build(request(h.app).post(`/unified/crm/stages${query}`));
-    const viaExpress = await build(request(h.app).post(`/unified/crm/stages/${query}`));
-    expect(comparable(fast)).toEqual(comparable(viaExpress));
+    const otherSpelling = await build(request(h.app).post(`/Unified/CRM/Stages/${query}`));
+    expect(comparable(fast)).toEqual(comparable(otherSpelling));
     // Rate-limit headers are on every authenticated answer, error or not.
     if (fast.status !== 401) expect(fast.headers['ratelimit-limit']).toBe('1000');
   });
@@ -107,10 +108,10 @@ describe('POST /unified/crm/stages: the node:http handler and the Express route 
   const PLAIN = 'Content-Length: 100\r\n';
   const CHUNKED = 'Transfer-Encoding: chunked\r\n';
   it.each([
-    ['POST', '/unified/crm/stages?integrated_account_id=ID', PLAIN, 'the node:http handler, plain body'],
-    ['POST', '/unified/crm/stages?integrated_account_id=ID', CHUNKED, 'the node:http handler, chunked body'],
-    ['POST', '/unified/crm/stages/?integrated_account_id=ID', PLAIN, 'the Express route, plain body'],
-    ['POST', '/unified/crm/stages/?integrated_account_id=ID', CHUNKED, 'the Express route, chunked body'],
+    ['POST', '/unified/crm/stages?integrated_account_id=ID', PLAIN, 'the data plane, plain body'],
+    ['POST', '/unified/crm/stages?integrated_account_id=ID', CHUNKED, 'the data plane, chunked body'],
+    ['PATCH', `/unified/crm/stages/${PIPELINE}?integrated_account_id=ID`, PLAIN, 'the data plane, an update, plain body'],
+    ['POST', '/proxy/Steps?integrated_account_id=ID', CHUNKED, 'the data plane, the proxy, chunked body'],
     ['PATCH', '/integrated-account/ID', CHUNKED, 'an Express admin route, chunked body'],
     ['PATCH', '/integrated-account/ID', PLAIN, 'an Express admin route, plain body'],
   ])('logs one "request aborted" line, and no unexpected error, when the caller leaves in the middle of a body (%s %s: %s)', async (method, path, framing) => {
