@@ -45,6 +45,16 @@ function passwordsIn(file: string, keyDir = dir): string[] {
   return passwords;
 }
 
+/** The error a promise rejects with. */
+async function failure(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
 function seed(count: number, from = 1): void {
   const { db, box } = openDataDirectory(dir);
   const store = new SqliteAccountStore(db, box);
@@ -180,7 +190,7 @@ describe('restoreDatabase', () => {
     new SqliteAccountStore(otherData.db, otherData.box).create(account(9));
     otherData.db.close();
     const before = readFileSync(join(other, DATABASE_FILE));
-    const error = await restoreDatabase(other, file).catch((e: unknown) => e as Error);
+    const error = await failure(restoreDatabase(other, file));
     expect(error).toBeInstanceOf(RestoreKeyError);
     expect(error.message).toBe(
       `${file} was written with another encryption key than the one in ${join(other, KEY_FILE)}: with this key its credentials could not be read. ` +
@@ -221,7 +231,7 @@ describe('restoreDatabase', () => {
     const before = readFileSync(join(dir, DATABASE_FILE));
     const file = join(root, 'not-a-backup');
     make(file);
-    const error = await restoreDatabase(dir, file).catch((e: unknown) => e as Error);
+    const error = await failure(restoreDatabase(dir, file));
     expect(error).toBeInstanceOf(DataFileError);
     expect(error.message).toBe(`${file} ${message}`);
     expect(readFileSync(join(dir, DATABASE_FILE))).toEqual(before);
@@ -235,7 +245,7 @@ describe('restoreDatabase', () => {
     seed(1, 2);
     const serving = claimServing(dir);
     try {
-      const error = await restoreDatabase(dir, file).catch((e: unknown) => e as Error);
+      const error = await failure(restoreDatabase(dir, file));
       expect(error).toBeInstanceOf(DataDirectoryInUseError);
       expect(error.message).toContain(`restore refused: the unicrm API is serving the data directory ${dir} (pid ${process.pid}`);
     } finally {
@@ -251,7 +261,7 @@ describe('restoreDatabase', () => {
     const { db, box } = openDataDirectory(dir);
     new SqliteAccountStore(db, box).create(account(2));
     try {
-      const error = await restoreDatabase(dir, file).catch((e: unknown) => e as Error);
+      const error = await failure(restoreDatabase(dir, file));
       expect(error).toBeInstanceOf(DataDirectoryInUseError);
       expect(error.message).toBe(
         `restore refused: another process has ${join(dir, DATABASE_FILE)} open (no API serves it, so a program using the SDK on this ` +

@@ -40,6 +40,13 @@ export interface DataDirectoryClaim {
   release(): void;
 }
 
+/**
+ * The lock connections of the claims this process holds. better-sqlite3 closes a connection that is garbage
+ * collected, which would drop its lock while the claim is still meant to hold: a claim lasts until released or the
+ * end of the process, even if its holder lost every reference to it.
+ */
+const heldLocks = new Set<Database.Database>();
+
 const isBusy = (error: unknown) => (error as { code?: string }).code === 'SQLITE_BUSY';
 
 function lockDatabase(dataDir: string, waitMs: number): Database.Database {
@@ -118,12 +125,14 @@ export function claimServing(dataDir: string, waitMs = 30_000): DataDirectoryCla
   const pidFile = join(dataDir, SERVING_DIR, `${process.pid}.json`);
   const me: ServingProcess = { pid: process.pid, host: hostname(), started_at: new Date().toISOString(), script: process.argv[1] ?? '' };
   writeFileSync(pidFile, `${JSON.stringify(me)}\n`, { mode: 0o600 });
+  heldLocks.add(lock);
   let released = false;
   return {
     release() {
       if (released) return;
       released = true;
       rmSync(pidFile, { force: true });
+      heldLocks.delete(lock);
       lock.close();
     },
   };
@@ -150,11 +159,13 @@ export function claimExclusive(dataDir: string, command: string): DataDirectoryC
   }
   // Nobody holds the lock, so nobody serves: every pid file left is a crashed process's (even if its pid was reused).
   for (const name of readdirSync(join(dataDir, SERVING_DIR))) if (/^\d+\.json$/.test(name)) rmSync(join(dataDir, SERVING_DIR, name), { force: true });
+  heldLocks.add(lock);
   let released = false;
   return {
     release() {
       if (released) return;
       released = true;
+      heldLocks.delete(lock);
       lock.exec('ROLLBACK');
       lock.close();
     },
@@ -167,7 +178,7 @@ function inUseMessage(dataDir: string, command: string, processes: ServingProces
     processes.length === 0
       ? `a process holds ${join(dataDir, SERVING_DIR, SERVING_LOCK_FILE)} (its pid file is missing; look for a unicrm API started on this directory)`
       : processes
-          .map((p) => `pid ${p.pid}${p.host === hostname() ? '' : ` on host ${p.host}`}, since ${p.started_at}${p.script ? ` (${p.script})` : ''}`)
+          .map((p) => `pid ${p.pid}${p.host === hostname() ? '' : ` on host ${p.host}`}, since ${p.started_at}${p.script ? `, running ${p.script}` : ''}`)
           .join('; ');
   const stop =
     local.length > 0 ? `kill -TERM ${local.map((p) => p.pid).join(' ')}, or Ctrl-C in its terminal` : 'Ctrl-C in its terminal, or SIGTERM to its process';
