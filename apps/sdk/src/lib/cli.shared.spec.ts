@@ -2,7 +2,7 @@ import { createApp } from '@unicrm/api';
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,8 @@ import { createUnicrm } from './embedded';
 // This file holds the suites; cli-embedded.spec.ts and cli-remote.spec.ts run them, in parallel (jest.config.cjs
 // ignores *.shared.spec.ts as a test file).
 const CLI = join(__dirname, '../../../../dist/apps/sdk/src/cli.js');
+/** What the hints print for a CLI spawned as `node <CLI>` from a directory outside the repository, unicrm not on PATH. */
+const RUN = `node ${existsSync(CLI) ? realpathSync(CLI) : CLI}`;
 /** The built core (sdk:build builds its dependencies first): what a serving process in another process runs. */
 const BUILT_CORE = join(__dirname, '../../../../dist/libs/core/src/index.js');
 const TOKEN = 'cli-suite-token';
@@ -97,7 +99,7 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       accountId = id as string;
       expect(added.stdout).toMatch(/^status: +active$/m);
       expect(added.stdout).toMatch(/^tenant_id: +\w+$/m);
-      expect(added.stdout).toContain(`Next: unicrm stages create --account ${accountId} --name "Qualified"`);
+      expect(added.stdout).toContain(`Next: ${RUN} stages create --account ${accountId} --name "Qualified"`);
     });
 
     beforeEach(() => sandbox.reset());
@@ -188,7 +190,7 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       const run = await unicrm(['stages', 'create', '--name', 'x']);
       expect(run.code).toBe(2);
       expect(run.stdout).toBe('');
-      expect(run.stderr).toBe('usage error: --account is required\nRun "unicrm --help" for the commands.\n');
+      expect(run.stderr).toBe(`usage error: --account is required\nRun "${RUN} --help" for the commands.\n`);
       const rest = await unicrm(['accounts', 'list', 'extra']);
       expect(rest.code).toBe(2);
       expect(rest.stderr).toContain('accounts list takes flags only, not "extra"');
@@ -248,16 +250,21 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       const run = await unicrm(['stages', 'import', `${modeName}.csv`, '--account', accountId, '--concurrency', '2']);
       expect(run.code).toBe(1);
       expect(run.stdout).toContain(`Imported ${modeName}.csv into ${accountId}: 2 created, 3 failed (5 rows).`);
-      expect(run.stdout).toContain(`Failed rows: ${modeName}.failed.csv. Fix them, then: unicrm stages import ${modeName}.failed.csv --account ${accountId}`);
+      expect(run.stdout).toContain(`Failed rows: ${modeName}.failed.csv. Fix them, then: ${RUN} stages import ${modeName}.failed.csv --account ${accountId}`);
       expect(run.stderr).toContain('imported 5/5 rows: 2 created, 3 failed');
       expect(sandbox.steps().find((s) => s.name === 'Discovery')).toMatchObject({ pipeline_id: SALES, sort_order: 1, percent: 15 });
       expect(sandbox.steps().find((s) => s.name === 'Loose')).toMatchObject({ pipeline_id: null });
 
-      // Running the same file again creates nothing twice: every row carries the same Idempotency-Key as before.
+      // Running the same file again creates nothing twice: every row carries the same Idempotency-Key as before, and
+      // the summary says that the stages were created by the earlier run (the answers were replayed).
       const posts = sandbox.requests.filter((r) => r.method === 'POST').length;
+      const human = await unicrm(['stages', 'import', `${modeName}.csv`, '--account', accountId]);
+      expect(human.stdout).toContain(`Imported ${modeName}.csv into ${accountId}: 0 created, 2 already created earlier (replayed), 3 failed (5 rows).`);
+      expect(human.stderr).toContain('imported 5/5 rows: 0 created, 2 already created earlier (replayed), 3 failed');
       const rerun = await unicrm(['stages', 'import', `${modeName}.csv`, '--account', accountId, '--output', 'json']);
       const replayed = JSON.parse(rerun.stdout);
-      expect(replayed).toMatchObject({ total: 5, created: 2, failed: 3 });
+      expect(replayed).toMatchObject({ total: 5, created: 0, replayed: 2, failed: 3 });
+      expect(replayed.stages.every((x: { replayed: boolean }) => x.replayed)).toBe(true);
       expect(sandbox.requests.filter((r) => r.method === 'POST').length).toBe(posts);
       expect(sandbox.steps().filter((s) => s.name === 'Discovery')).toHaveLength(1);
       expect(replayed.stages.map((x: { id: string }) => x.id)).toEqual(
@@ -338,6 +345,32 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       expect(progress).toHaveLength(10);
       expect(progress.at(-1)).toBe('imported 500/500 rows: 499 created, 1 failed');
     }, 30_000);
+
+    it('prints hints with the command that runs it: unicrm on PATH (the bin entry), npm run, or node <file>', async () => {
+      // The package's bin entry names the built CLI, which starts with a shebang and is executable.
+      const pkg = JSON.parse(readFileSync(join(__dirname, '../../../../package.json'), 'utf8'));
+      expect(join(__dirname, '../../../../', pkg.bin.unicrm)).toBe(CLI);
+      expect(readFileSync(CLI, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+      // What `npm link` does: a unicrm link on PATH to the file. Run by that name, the hints say unicrm.
+      const bin = join(dir, `bin-${modeName}`);
+      if (!existsSync(bin)) {
+        mkdirSync(bin);
+        symlinkSync(CLI, join(bin, 'unicrm'));
+      }
+      const onPath = await new Promise<Run>((resolve) => {
+        execFile('unicrm', ['stages', 'create', '--name', 'x', ...mode.args], { env: { ...mode.env, PATH: `${bin}:${process.env.PATH}` }, cwd: dir }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+      expect(onPath.stderr).toBe('usage error: --account is required\nRun "unicrm --help" for the commands.\n');
+      expect(onPath.code).toBe(2);
+      // Under the root package's script (npm run -s unicrm -- ...).
+      const viaNpm = await unicrm(['accounts', 'list', '--limit', '1', '--all', 'extra'], { npm_lifecycle_event: 'unicrm' });
+      expect(viaNpm.stderr).toContain('Run "npm run -s unicrm -- --help" for the commands.');
+      // Neither: node and the file's path, and the help says what "unicrm" stands for.
+      const help = await unicrm(['--help']);
+      expect(help.stdout).toContain(`"unicrm" below is "${RUN}" here; "npm link" in the repository puts unicrm on PATH.`);
+    });
 
     it('prints help and removes an account', async () => {
       const help = await unicrm(['--help']);

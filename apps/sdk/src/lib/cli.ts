@@ -1,9 +1,10 @@
 import type { UnicrmCore } from '@unicrm/core';
 import { isUnicrmError, type StageCreateBody } from '@unicrm/model';
 import qs from 'qs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
+import { countsText, importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
 import { errorLines, keyValueLines, table } from './cli-output';
 import { createUnicrmClient } from './remote';
 import type { IntegratedAccountListQuery, StageCreateQuery, Unicrm } from './types';
@@ -16,6 +17,37 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Where import progress goes (default: written through `err`, as plain lines). A TTY gets a progress bar. */
   progress?: ProgressStream;
+  /**
+   * How the user runs this CLI, for the commands its hints print (`Next: <command> stages create ...`); default
+   * `unicrm`. The executable finds it with {@link cliCommand}.
+   */
+  command?: string;
+}
+
+/**
+ * The command that runs this CLI from where the user is, for its hints: `unicrm` when that name on PATH leads to
+ * this very file (the package's `bin`, after `npm link`), `npm run -s unicrm --` under the root package's script,
+ * else `node <path of the script>` (relative to `cwd` when below it).
+ * @param script the running script (`process.argv[1]`)
+ */
+export function cliCommand(env: NodeJS.ProcessEnv, script: string | undefined, cwd: string): string {
+  if (env.npm_lifecycle_event === 'unicrm') return 'npm run -s unicrm --';
+  if (!script) return 'unicrm';
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return undefined;
+    }
+  };
+  const self = real(script) ?? resolve(script);
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const found = real(join(dir, 'unicrm'));
+    if (found !== undefined) return found === self ? 'unicrm' : `node ${self}`; // another unicrm comes first on PATH
+  }
+  const rel = relative(cwd, self);
+  return `node ${rel.startsWith('..') || isAbsolute(rel) ? self : rel}`;
 }
 
 /** Exit codes: ok, remote or server error, usage error (including input the API rejects with 400, and unknown ids). */
@@ -60,7 +92,8 @@ Output:
 
 stages import: one stage per row. CSV columns (JSON keys): name, pipeline (a pipeline id), position, status,
 remote_data (a JSON object; in CSV a quoted JSON text). Each row is sent with an Idempotency-Key made of the account,
-the file, the row number and its content, so running an interrupted import again does not create its rows twice.
+the file, the row number and its content, so running an interrupted import again does not create its rows twice:
+the summary counts such rows as "already created earlier (replayed)", apart from the rows created by this run.
 Rows answered 429, 409, 502, 503 or 504 are tried again (same key) after Retry-After or a backoff. Rows that fail
 are written, with an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them
 and import that file again.
@@ -153,12 +186,16 @@ function remoteQuery(pairs: string[]): Record<string, unknown> | undefined {
 /** One CLI run: the chosen transport (opened on first use) and the output mode. */
 class Session {
   output: 'human' | 'json' = 'human';
+  /** The command the hints print (see {@link CliIo.command}). */
+  readonly command: string;
   remote = false;
   private client?: Unicrm;
   private adminCore?: UnicrmCore;
   private open: () => Promise<Unicrm> = () => Promise.reject(new Error('Session.configure was not called'));
 
-  constructor(private readonly io: CliIo) {}
+  constructor(private readonly io: CliIo) {
+    this.command = io.command ?? 'unicrm';
+  }
 
   private configureOutput(values: Values): void {
     const output = optional(values, 'output') ?? 'human';
@@ -282,7 +319,7 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     const { values, positionals } = parse(rest, ACCOUNT_FLAGS);
     session.configure(values);
     const integration = positionals[0];
-    if (integration !== 'pipeliner') throw new UsageError('accounts add takes the integration name: unicrm accounts add pipeliner ...');
+    if (integration !== 'pipeliner') throw new UsageError(`accounts add takes the integration name: ${session.command} accounts add pipeliner ...`);
     const password = optional(values, 'password') ?? io.env.PIPELINER_PASSWORD;
     if (!password) throw new UsageError('--password (or PIPELINER_PASSWORD) is required');
     const account = await (await session.unicrm()).accounts.create({
@@ -298,7 +335,7 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     });
     return {
       json: account,
-      human: `${keyValueLines(account)}\n\nNext: unicrm stages create --account ${account.id} --name "Qualified"`,
+      human: `${keyValueLines(account)}\n\nNext: ${session.command} stages create --account ${account.id} --name "Qualified"`,
     };
   }
   if (action === 'update') {
@@ -355,7 +392,7 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     }
     const json = values.all === true ? { result: accounts, next_cursor: null, limit: page.limit } : page;
     const lines = [accounts.length === 0 ? 'No integrated accounts.' : table(ACCOUNT_COLUMNS, accounts.map(accountRow))];
-    if (json.next_cursor) lines.push('', `More: unicrm accounts list --cursor ${json.next_cursor} (or --all)`);
+    if (json.next_cursor) lines.push('', `More: ${session.command} accounts list --cursor ${json.next_cursor} (or --all)`);
     return { json, human: lines.join('\n') };
   }
   throw new UsageError(`unknown command "accounts ${action ?? ''}": use add, list, get, update or remove`);
@@ -409,7 +446,7 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
   });
   session.configure(values);
   const file = positionals[0];
-  if (!file) throw new UsageError('stages import takes a file: unicrm stages import stages.csv --account <id>');
+  if (!file) throw new UsageError(`stages import takes a file: ${session.command} stages import stages.csv --account <id>`);
   if (positionals.length > 1) throw new UsageError(`stages import takes one file, not ${positionals.length}`);
   const account = required(values, 'account');
   const concurrency = positiveInt(values, 'concurrency', 4, 64) as number;
@@ -431,13 +468,13 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
     throw error;
   }
   const failures = summary.results.filter((r) => !r.ok);
-  const lines = [`Imported ${file} into ${account}: ${summary.created} created, ${summary.failed} failed (${summary.total} rows).`];
+  const lines = [`Imported ${file} into ${account}: ${countsText(summary)} (${summary.total} rows).`];
   if (summary.aborted) lines.push(`Stopped early: ${summary.aborted}`);
   if (failures.length > 0) {
     const shown = failures.slice(0, 10).map((r) => [String(r.row), r.ok ? '' : r.error]);
     lines.push('', table(['row', 'error'], shown));
     if (failures.length > shown.length) lines.push(`... and ${failures.length - shown.length} more`);
-    lines.push('', `Failed rows: ${summary.failed_out}. Fix them, then: unicrm stages import ${summary.failed_out} --account ${account}`);
+    lines.push('', `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`);
   }
   return {
     json: {
@@ -445,10 +482,11 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
       account: summary.account,
       total: summary.total,
       created: summary.created,
+      replayed: summary.replayed,
       failed: summary.failed,
       failed_out: summary.failed_out,
       aborted: summary.aborted,
-      stages: summary.results.flatMap((r) => (r.ok ? [{ row: r.row, id: r.id }] : [])),
+      stages: summary.results.flatMap((r) => (r.ok ? [{ row: r.row, id: r.id, replayed: r.replayed }] : [])),
       errors: summary.results.flatMap((r) => (r.ok ? [] : [{ row: r.row, error: r.error }])),
     },
     human: lines.join('\n'),
@@ -507,7 +545,7 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
   if (action === 'revoke') {
     const { values, positionals } = parse(rest, {});
     const id = positionals[0];
-    if (!id) throw new UsageError('tokens revoke takes a token id (see unicrm tokens list)');
+    if (!id) throw new UsageError(`tokens revoke takes a token id (see ${session.command} tokens list)`);
     (await session.core(values, 'tokens revoke')).tokens.revoke(id);
     return { json: { id, revoked: true }, human: `Revoked API token ${id}: it is refused from the next request on.` };
   }
@@ -553,7 +591,7 @@ async function backupOrRestore(session: Session, command: 'backup' | 'restore', 
   const { values, positionals } = parse(args, command === 'backup' ? { force: { type: 'boolean' } } : {});
   const dataDir = session.dataDirectory(values, command);
   const file = positionals[0];
-  if (!file) throw new UsageError(`${command} takes a file: unicrm ${command} unicrm-backup.sqlite`);
+  if (!file) throw new UsageError(`${command} takes a file: ${session.command} ${command} unicrm-backup.sqlite`);
   if (positionals.length > 1) throw new UsageError(`${command} takes one file, not ${positionals.length}`);
   const data = await import('./embedded.js');
   const options = { env: io.env, dataDir };
@@ -605,7 +643,12 @@ function globalOptionsLast(argv: string[]): string[] {
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [group, ...rest] = globalOptionsLast(argv);
   if (!group || group === '-h' || group === '--help' || group === 'help' || rest.includes('--help') || rest.includes('-h')) {
-    io.out(HELP);
+    const command = io.command ?? 'unicrm';
+    io.out(
+      command === 'unicrm'
+        ? HELP
+        : HELP.replace('\n\nUsage:', `\n\n"unicrm" below is "${command}" here; "npm link" in the repository puts unicrm on PATH.\n\nUsage:`),
+    );
     return group ? EXIT.ok : EXIT.usage;
   }
   if (group === '--version' || group === 'version') {
@@ -625,7 +668,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return result.code ?? EXIT.ok;
   } catch (error) {
     if (error instanceof UsageError) {
-      io.err(`usage error: ${error.message}\nRun "unicrm --help" for the commands.`);
+      io.err(`usage error: ${error.message}\nRun "${session.command} --help" for the commands.`);
       return EXIT.usage;
     }
     if (isUnicrmError(error)) {

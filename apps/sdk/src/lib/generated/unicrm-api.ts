@@ -154,7 +154,7 @@ export interface components {
                 /** @description Ignored on create: the pipeline is chosen by id */
                 name?: string;
             };
-            /** @description The order of the stage in the pipeline (integer >= 0) */
+            /** @description The order of the stage in the pipeline, 0 first (an integer from 0 to 2147483647). A position past the end of the pipeline puts the stage last: the answer holds the position it got. */
             position?: number;
             /**
              * @description Only `active` is accepted on create for Pipeliner
