@@ -132,17 +132,17 @@ describe.each([
   });
 
   it('answers a create on it with a 500 that says what to do, and sends nothing', async () => {
-    const error = await rejection(core.createStage({ environmentId: env, query: `integrated_account_id=${bad}`, body: { name: 'Won' } }));
+    const error = await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: env, query: `integrated_account_id=${bad}`, body: { name: 'Won' } }));
     expect(error).toBeInstanceOf(UnicrmError);
     expect(error.statusCode).toBe(500);
     expect(error.isRemote).toBe(false);
     expect(error.message).toContain(reason);
     expectNoSecretNorDeleteAdvice(error.message);
-    expect(caught(() => core.stageCreateMeta(env, `integrated_account_id=${bad}`)).statusCode).toBe(500);
+    expect(caught(() => core.unified.meta({ environmentId: env, model: 'crm', resource: 'stages', method: 'create', query: `integrated_account_id=${bad}` })).statusCode).toBe(500);
     expect(transport.requests).toHaveLength(0);
     // The other accounts work.
     transport.answers.push(created, pipelineName);
-    expect((await core.createStage({ environmentId: env, query: `integrated_account_id=${good}`, body: { name: 'Won', pipeline: { id: PIPELINE } } })).statusCode).toBe(201);
+    expect((await core.unified.create({ model: 'crm', resource: 'stages', environmentId: env, query: `integrated_account_id=${good}`, body: { name: 'Won', pipeline: { id: PIPELINE } } })).statusCode).toBe(201);
   });
 });
 
@@ -201,7 +201,7 @@ describe('a key rotated by another process while this one runs', () => {
     const list = core.accounts.list(env, '');
     expect(list.result.map((a) => a.is_usable)).toEqual([false]);
     expect(list.result[0]?.last_error).toContain('another process changed the key (unicrm keys rotate, or unicrm restore) while this one was running. Restart this process');
-    const call = await rejection(core.createStage({ environmentId: env, query: `integrated_account_id=${id}`, body: { name: 'Won' } }));
+    const call = await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: env, query: `integrated_account_id=${id}`, body: { name: 'Won' } }));
     expect(call.statusCode).toBe(500);
     expect(call.message).toContain(`Restart this process (the API: stop it and start it again) so that it loads the current key from ${dir}/encryption.key`);
     expectNoSecretNorDeleteAdvice(call.message);
