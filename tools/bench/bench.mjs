@@ -733,7 +733,7 @@ async function main() {
       printSummaryTable(configs);
     }
     const targets = evaluateTargets(configs, soak);
-    for (const [issue, title] of [[13, 'goals (issue 13; docs/benchmarks.md "Goals and targets"): against the undici floor'], [8, 'targets (issue 8, the create; now against the undici floor)']]) {
+    for (const [issue, title] of [[13, 'goals (issue 13; docs/benchmarks.md "Goals"): against the undici floor'], [8, 'targets (issue 8, the create; now against the undici floor)']]) {
       const rows = targets.filter((t) => t.issue === issue);
       if (rows.length === 0) continue;
       console.log(`\n${title}:`);
