@@ -9,3 +9,4 @@ export * from './lib/request-context';
 export * from './lib/stage-meta';
 export * from './lib/idempotency';
 export * from './lib/query-keys';
+export * from './lib/bulkhead';
