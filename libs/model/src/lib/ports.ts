@@ -23,7 +23,10 @@ export const TOKENS = {
 export interface UnicrmConfig {
   /** Directory of the SQLite database and the key file (`UNICRM_DATA_DIR`, default `./.unicrm`). */
   dataDir: string;
-  /** Whole-request timeout of a provider call: headers and body each (DESIGN.md §3: default 30 000). */
+  /**
+   * Deadline of one provider call as a whole, from the moment it is made (waiting for a pooled connection included)
+   * to the last byte of the answer (DESIGN.md §3: default 30 000; issue 12: a deadline, not a per-phase timeout).
+   */
   remoteTimeoutMs: number;
   /** TCP/TLS connect timeout of a provider call (default 10 000). */
   connectTimeoutMs: number;
@@ -61,7 +64,10 @@ export interface HttpResponse {
 /**
  * Outgoing HTTP with connection reuse per origin. Implementations never retry a request on their own
  * (DESIGN.md §3: a POST is never retried once its bytes may have reached the provider) and throw
- * `UnicrmError` 502 when the provider cannot be reached or its answer breaks off, 504 on a timeout.
+ * `UnicrmError` 502 when the provider cannot be reached or its answer breaks off, 504 when the call's deadline
+ * (`UnicrmConfig.remoteTimeoutMs`, the whole call) passes. An abort of `HttpRequest.signal` ends the call at once,
+ * even while it waits for a connection, with the signal's reason when that is a `UnicrmError`.
+ * `requestMayHaveArrived` is set on every failure after which the provider may have received the request.
  */
 export interface HttpTransport {
   request(request: HttpRequest): Promise<HttpResponse>;
