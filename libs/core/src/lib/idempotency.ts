@@ -71,7 +71,7 @@ export class IdempotencyGuard {
     this.ttlMs = config.idempotencyTtlMs;
     this.leaseMs = config.idempotencyLeaseMs;
     // A write that timed out may still land at the provider for a while: look for it only once it had the time to,
-    // counted from the failure (a timeout fires late: undici checks on a coarse clock).
+    // counted from the failure (a write that arrived at most one call deadline before it).
     this.settleMs = 2 * config.remoteTimeoutMs;
   }
 
