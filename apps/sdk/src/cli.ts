@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { runCli } from './lib/cli';
+import { cliCommand, runCli } from './lib/cli';
 
 runCli(process.argv.slice(2), {
+  command: cliCommand(process.env, process.argv[1], process.cwd()),
   out: (text) => process.stdout.write(`${text}\n`),
   err: (text) => process.stderr.write(`${text}\n`),
   env: process.env,

@@ -11,6 +11,7 @@ export type {
   Unicrm,
 } from './lib/types';
 export { encodeQuery } from './lib/query';
+export { responseMeta, type ResponseMeta } from './lib/meta';
 export { SDK_VERSION } from './lib/version';
 export {
   UnicrmError,
@@ -22,4 +23,4 @@ export {
   type IntegratedAccountCreateBody,
   type IntegratedAccountList,
 } from '@unicrm/model';
-export { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './lib/retry';
+export { DEFAULT_RETRY, parseHttpDate, retryAfterMs, retryDelay, type RetryPolicy } from './lib/retry';

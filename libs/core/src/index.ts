@@ -10,3 +10,4 @@ export * from './lib/stage-meta';
 export * from './lib/idempotency';
 export * from './lib/query-keys';
 export * from './lib/bulkhead';
+export * from './lib/data-directory';

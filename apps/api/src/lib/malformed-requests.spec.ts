@@ -33,7 +33,7 @@ const FORMAT_MESSAGE = 'must be one of: unified, raw, normalized';
 const UNKNOWN_TRUTO = 'unknown parameter; allowed truto_* parameters: truto_response_format, truto_ignore_remote_data, truto_exclude_fields';
 const NAME_REQUIRED = 'is required for Pipeliner (a non-empty string)';
 const NAME_INSIGHT = { missing_required_body_fields: { description: 'Pipeliner requires these fields', value: ['name'] } };
-const WHOLE = 'must be a whole number >= 0';
+const WHOLE = 'must be a whole number from 0 to 2147483647';
 const ok = { name: 'Qualified' };
 
 function q(failures: Array<[string, string]>, extra: Partial<Malformed> = {}): Omit<Malformed, 'query'> {

@@ -36,8 +36,10 @@ const cases: Array<[string, Case]> = [
     fault: onCreate({ status: 400 }), status: 400, message: 'Missing or invalid JSON data.',
     raw: expect.objectContaining({ success: false, http_status: 400, code: 117, name: 'ERROR_PARAMETER_INVALID' }), insight: ['remote_error'],
   }],
+  // unicrm's own checks never let a request without a name through (remote_data.name: '' next to a name is a
+  // conflict, 400), so the sandbox answers as a space with a required custom field would.
   ['422 code 40000 with a missing field', {
-    body: { name: 'Qualified', remote_data: { name: '' } }, status: 422, message: "Non-null field 'name' is null or empty.",
+    fault: onCreate({ status: 422, missingField: 'cf_region' }), status: 422, message: "Non-null field 'cf_region' is null or empty.",
     raw: expect.objectContaining({ code: 40000, name: 'ERROR_ENTITY_VALIDATION', field_errors: expect.any(Array) }),
     insight: ['remote_error', 'missing_required_body_fields'],
   }],
@@ -100,8 +102,9 @@ describe('remote errors on POST /unified/crm/stages', () => {
   });
 
   it('names the missing field of a 422 in truto_error_insight', async () => {
-    const res = await create(h.accountId, { name: 'Qualified', remote_data: { name: '' } });
-    expect(res.body.truto_error_insight.missing_required_body_fields.value).toEqual(['name']);
+    h.sandbox.injectFault(onCreate({ status: 422, missingField: 'cf_region' }));
+    const res = await create(h.accountId, { name: 'Qualified' });
+    expect(res.body.truto_error_insight.missing_required_body_fields.value).toEqual(['cf_region']);
   });
 
   it('answers 502 when Pipeliner refuses the connection', async () => {

@@ -210,6 +210,38 @@ describe('Pipeliner sandbox: Steps and Pipelines routes', () => {
     ]);
   });
 
+  it.each([
+    ['a 256-character name', { name: 'x'.repeat(256) }, 'name', "Invalid value of field 'name': expected at most 255 characters."],
+    ['a 200,000-character name', { name: 'x'.repeat(200_000) }, 'name', "Invalid value of field 'name': expected at most 255 characters."],
+    ['a name with a NUL', { name: 'Won\u0000' }, 'name', "Invalid value of field 'name': expected text without NUL characters or unpaired surrogates."],
+    ['a name with a lone surrogate', { name: 'Won\ud800' }, 'name', "Invalid value of field 'name': expected text without NUL characters or unpaired surrogates."],
+    ['a description with a NUL', { name: 'Won', description: 'a\u0000b' }, 'description', "Invalid value of field 'description': expected text without NUL characters or unpaired surrogates."],
+  ])('rejects %s with a field error (422), storing nothing', async (_case, body, field, message) => {
+    const res = await call('POST', 'Steps', { body });
+    expect(res.status).toBe(422);
+    expect(res.json.field_errors.map((f: { field_name: string }) => f.field_name)).toEqual([field]);
+    expect(res.json.field_errors[0].errors[0]).toMatchObject({ code: 117, name: 'ERROR_PARAMETER_INVALID', message });
+    expect(sandbox.steps()).toHaveLength(8);
+  });
+
+  it('stores 255 characters, astral ones counted once, and a well-formed pair', async () => {
+    for (const name of ['x'.repeat(255), '😀'.repeat(255), 'Tab\tand line\nbreak 😀']) {
+      const res = await call('POST', 'Steps', { body: { name } });
+      expect(res.status).toBe(201);
+      expect(res.json.data.name).toBe(name);
+    }
+  });
+
+  it('rejects a sort_order past int32 (Pipeliner types it int32), even with bit 8', async () => {
+    const res = await call('POST', 'Steps', { body: { name: 'Far', pipeline_id: SALES, sort_order: 2 ** 31 }, query: 'validation-level=8' });
+    expect(res.status).toBe(422);
+    expect(res.json.field_errors[0].errors[0]).toMatchObject({ field_name: 'sort_order', message: "Invalid value of field 'sort_order': expected an integer from 0 to 2147483647." });
+    expectViolations(sandbox, [{ direction: 'request', location: 'body', instancePath: '/sort_order' }]);
+    const last = await call('POST', 'Steps', { body: { name: 'Last', pipeline_id: SALES, sort_order: 2 ** 31 - 1 }, query: 'validation-level=8' });
+    expect(last.status).toBe(201);
+    expect(last.json.data.sort_order).toBe(5); // past the end: clamped to the end
+  });
+
   it('patches a step partially (200, full entity, new revision and modified)', async () => {
     const id = SANDBOX_SEED_IDS.salesStepIds[1];
     const before = sandbox.steps().find((s) => s.id === id);

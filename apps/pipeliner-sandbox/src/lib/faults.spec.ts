@@ -52,6 +52,24 @@ describe('Pipeliner sandbox: fault injection', () => {
     }
   });
 
+  it('answers a 422 naming a missing field in the captured validation shape (missingField), touching no state', async () => {
+    sandbox.injectFault({ method: 'POST', path: '/entities/Steps', status: 422, missingField: 'cf_region', times: 1 });
+    const res = await call('POST', 'Steps', { body: { name: 'Never' } });
+    expect(res.status).toBe(422);
+    expect(res.json).toMatchObject({
+      code: 40000,
+      name: 'ERROR_ENTITY_VALIDATION',
+      message: "\nNon-null field 'cf_region' is null or empty.",
+      entity_name: 'Step',
+      entity_errors: [{ code: 119, name: 'ERROR_PARAMETER_MISSING' }],
+      field_errors: [{ field_name: 'cf_region', code: 40002, errors: [{ code: 119, field_name: 'cf_region' }] }],
+      http_status: 422,
+      success: false,
+    });
+    expect(sandbox.steps().some((s) => s.name === 'Never')).toBe(false);
+    expect(() => sandbox.injectFault({ status: 500, missingField: 'x' })).toThrow('missingField: missingField needs status 422');
+  });
+
   it('a status fault does not touch state, and the request is still recorded', async () => {
     const res = await call('POST', 'Steps', { body: { name: 'Never' }, headers: fault({ status: 500 }) });
     expect(res.status).toBe(500);

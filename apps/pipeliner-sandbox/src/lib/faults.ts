@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { faultErrorBody } from './errors';
+import { faultErrorBody, missingFieldIssue, validationErrorBody } from './errors';
 import { sendCorrupted, sendJson, setBodyFault } from './http';
 import type { FaultRule } from './types';
 
@@ -25,8 +26,10 @@ const faultRuleSchema = z
     body: z.enum(['malformed', 'truncated', 'empty', 'html']).optional(),
     reset: z.boolean().optional(),
     hang: z.boolean().optional(),
+    missingField: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((rule) => rule.missingField === undefined || rule.status === 422, { message: 'missingField needs status 422', path: ['missingField'] });
 
 /**
  * Validates a fault rule (unknown keys rejected, so a typo never silently does nothing).
@@ -38,6 +41,12 @@ export function parseFaultRule(value: unknown): FaultRule {
     throw new Error(`Invalid fault rule: ${result.error.issues.map((i) => `${i.path.join('.') || '(rule)'}: ${i.message}`).join('; ')}`);
   }
   return result.data;
+}
+
+/** `Step` for a path under `/entities/Steps`, `Pipeline` under `/entities/Pipelines`: the `entity_name` of a 422. */
+function entityNameOf(path: string): string {
+  const collection = /\/entities\/([A-Za-z]+)/.exec(path)?.[1] ?? 'Entity';
+  return collection.endsWith('s') ? collection.slice(0, -1) : collection;
 }
 
 /** True when the rule's method and path select this request. `path` is a substring or a RegExp source. */
@@ -111,7 +120,10 @@ export class FaultController {
     }
     if (rule.status !== undefined) {
       const headers: Record<string, string> = rule.retryAfter !== undefined ? { 'Retry-After': String(rule.retryAfter) } : {};
-      const body = faultErrorBody(rule.status);
+      const body =
+        rule.missingField === undefined
+          ? faultErrorBody(rule.status)
+          : validationErrorBody(entityNameOf(req.path), randomUUID(), [missingFieldIssue(rule.missingField)]);
       if (rule.body) {
         for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         sendCorrupted(res, rule.status, JSON.stringify(body), rule.body);

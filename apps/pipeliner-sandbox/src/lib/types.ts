@@ -145,6 +145,12 @@ export interface FaultRule {
   /** Seconds; sets `Retry-After` on a status fault. */
   retryAfter?: number;
   /**
+   * With `status: 422` only: answer Pipeliner's captured validation body (code 40000, a 119
+   * `ERROR_PARAMETER_MISSING` field error) naming this field as missing, as a space whose administrator made a
+   * field required would. No request unicrm's checks let through reaches the sandbox's own missing-`name` 422.
+   */
+  missingField?: string;
+  /**
    * Corrupt the body. Without `status` the request is handled for real (state changes happen) and its real
    * answer is corrupted; with `status` that status is answered with the corrupted body.
    */

@@ -56,6 +56,31 @@ export interface StepInputOptions {
 const has = (body: JsonObject, key: string): boolean => Object.prototype.hasOwnProperty.call(body, key);
 const isBlank = (value: unknown): boolean => value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
 
+/**
+ * The longest name the sandbox stores, in Unicode code points (sandbox choice). Pipeliner documents no limit; its
+ * API is SQLAlchemy models, where a name column is conventionally `varchar(255)`. The connector applies the same
+ * limit before sending, so the two agree (docs/pipeliner-sandbox.md "Deliberate guesses").
+ */
+export const NAME_MAX_LENGTH = 255;
+
+/** Largest `sort_order`: Pipeliner types it `int32` (2³¹−1). */
+export const SORT_ORDER_MAX = 2 ** 31 - 1;
+
+/**
+ * Text a UTF-8 database cannot store: a NUL (PostgreSQL's text types refuse U+0000) or an unpaired surrogate
+ * (no UTF-8 encoding exists for one). Sandbox choice, as Pipeliner's answer to either was never captured.
+ */
+const UNPAIRED_SURROGATE = /\p{Cs}/u;
+const unstorable = (text: string) => text.includes('\u0000') || UNPAIRED_SURROGATE.test(text);
+
+/** Code points of a string, stopping once past `max`. */
+function longerThan(text: string, max: number): boolean {
+  if (text.length <= max) return false;
+  let count = 0;
+  for (const _ of text) if (++count > max) return true;
+  return false;
+}
+
 function readName(body: JsonObject, mode: 'create' | 'update', issues: FieldIssue[]): string | undefined {
   if (mode === 'update' && !has(body, 'name')) return undefined;
   const value = body['name'];
@@ -65,6 +90,14 @@ function readName(body: JsonObject, mode: 'create' | 'update', issues: FieldIssu
   }
   if (typeof value !== 'string') {
     issues.push(invalidFieldIssue('name', 'a string'));
+    return undefined;
+  }
+  if (unstorable(value)) {
+    issues.push(invalidFieldIssue('name', 'text without NUL characters or unpaired surrogates'));
+    return undefined;
+  }
+  if (longerThan(value, NAME_MAX_LENGTH)) {
+    issues.push(invalidFieldIssue('name', `at most ${NAME_MAX_LENGTH} characters`));
     return undefined;
   }
   return value;
@@ -128,7 +161,9 @@ export function parseStepInput(body: JsonObject, options: StepInputOptions): Par
   if (name !== undefined) values.name = name;
   if (has(body, 'description')) {
     const description = body['description'];
-    if (description === null || typeof description === 'string') values.description = description;
+    if (typeof description === 'string' && unstorable(description)) {
+      issues.push(invalidFieldIssue('description', 'text without NUL characters or unpaired surrogates'));
+    } else if (description === null || typeof description === 'string') values.description = description;
     else issues.push(invalidFieldIssue('description', 'a string or null'));
   }
   const percent = readNullableInt(body, 'percent', issues);
@@ -171,8 +206,8 @@ export function parseStepInput(body: JsonObject, options: StepInputOptions): Par
       issues.push(readOnlyFieldIssue('Step', 'sort_order'));
     } else {
       const value = body['sort_order'];
-      if (typeof value === 'number' && Number.isInteger(value) && value >= 0) parsed.sortOrder = value;
-      else issues.push(invalidFieldIssue('sort_order', 'an integer >= 0'));
+      if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= SORT_ORDER_MAX) parsed.sortOrder = value;
+      else issues.push(invalidFieldIssue('sort_order', `an integer from 0 to ${SORT_ORDER_MAX}`));
     }
   }
   return parsed;

@@ -4,6 +4,8 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
+import { responseMeta } from './meta';
+import { retryAfterMs } from './retry';
 import type { Unicrm } from './types';
 
 /** The columns (CSV) or keys (JSON) of an import file; `error` is what a failed-rows file adds, ignored on input. */
@@ -29,15 +31,21 @@ export interface ImportFile {
   rows: ImportRow[];
 }
 
-/** Outcome of one row. */
-export type RowResult = { row: number; ok: true; id: string; name?: string } | { row: number; ok: false; error: string };
+/**
+ * Outcome of one row. `replayed`: the row's Idempotency-Key had been used by an earlier request (an earlier run of
+ * the same import, usually), so the server answered that request's stage and this run created nothing.
+ */
+export type RowResult = { row: number; ok: true; id: string; name?: string; replayed: boolean } | { row: number; ok: false; error: string };
 
 /** What {@link importStages} did. */
 export interface ImportSummary {
   file: string;
   account: string;
   total: number;
+  /** Stages this run created. */
   created: number;
+  /** Rows whose stage an earlier request with the same Idempotency-Key had created (answered by replay). */
+  replayed: number;
   failed: number;
   /** Where the failed rows were written (null when none failed). */
   failed_out: string | null;
@@ -46,10 +54,22 @@ export interface ImportSummary {
   results: RowResult[];
 }
 
+/** Rows done so far, by outcome. */
+export interface ImportCounts {
+  created: number;
+  replayed: number;
+  failed: number;
+}
+
+/** The counts as words: `2 created, 3 failed`, with `, 1 already created earlier (replayed)` when there are replays. */
+export function countsText({ created, replayed, failed }: ImportCounts): string {
+  return `${created} created, ${replayed > 0 ? `${replayed} already created earlier (replayed), ` : ''}${failed} failed`;
+}
+
 /** Progress reporting of an import. */
 export interface ImportProgress {
   start(total: number): void;
-  update(done: number, created: number, failed: number): void;
+  update(done: number, counts: ImportCounts): void;
   /** Something worth a line (a wait before a retry); a progress bar leaves it out. */
   notice(text: string): void;
   stop(): void;
@@ -209,18 +229,25 @@ const RETRIED = new Set([409, 429, 502, 503, 504]);
  * the same Idempotency-Key, so a retry never creates a stage twice: 429 (a rate limit) and 409 (the same key still
  * running) mean the create did not happen; after a 502/503/504 the server either did nothing, or marked the key
  * ambiguous and looks for the stage before creating it again (docs/reliability.md). Other failures are final.
- * The wait is `Retry-After` (seconds or an HTTP date), else 1 s for 409/429 and 1, 2, 4, 8 ... s for 5xx; at most 60 s.
+ * The wait is `Retry-After` as {@link retryAfterMs} reads it (RFC 9110: whole seconds or an HTTP-date; anything
+ * else is ignored), else 1 s × attempt for 409/429 and 1, 2, 4, 8 ... s for 5xx; rounded up to whole seconds,
+ * at least 1 s and at most 60 s, so that the "trying again in N s" the CLI prints is the wait itself.
+ * @returns milliseconds, a multiple of 1000
  */
 export function retryDelayMs(error: unknown, attempt: number, now: number = Date.now()): number | undefined {
   if (!isUnicrmError(error) || !RETRIED.has(error.statusCode)) return undefined;
-  const header = error.headers['retry-after'];
-  let ms = error.statusCode >= 500 ? 1000 * 2 ** (attempt - 1) : 1000 * attempt;
-  if (header !== undefined && /^\d+$/.test(header.trim())) ms = Number(header.trim()) * 1000;
-  else if (header !== undefined && !Number.isNaN(Date.parse(header))) ms = Date.parse(header) - now;
-  return Math.min(MAX_WAIT_MS, Math.max(250, ms));
+  const backoff = error.statusCode >= 500 ? 1000 * 2 ** (attempt - 1) : 1000 * attempt;
+  const ms = retryAfterMs(error.headers['retry-after'], now) ?? backoff;
+  return Math.min(MAX_WAIT_MS, Math.max(1000, Math.ceil(ms / 1000) * 1000));
 }
 
-const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+/** The clock of an import: real time by default; tests pass a fake one. */
+export interface ImportClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const REAL_CLOCK: ImportClock = { now: () => Date.now(), sleep: (ms) => new Promise<void>((done) => setTimeout(done, ms)) };
 
 /**
  * Failures that every later row would repeat: the token, the account (gone, or needing re-authentication), or a
@@ -242,6 +269,8 @@ export interface ImportOptions {
   /** Where to write failed rows; default {@link defaultFailedPath}. */
   failedOut?: string;
   progress: ImportProgress;
+  /** Default: real time. */
+  clock?: ImportClock;
 }
 
 /**
@@ -254,9 +283,9 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
   const file = await readImportFile(options.file);
   const total = file.rows.length;
   const results: RowResult[] = new Array(total);
+  const clock = options.clock ?? REAL_CLOCK;
   let next = 0;
-  let created = 0;
-  let failed = 0;
+  const counts: ImportCounts = { created: 0, replayed: 0, failed: 0 };
   let aborted: string | null = null;
 
   // After a 429 every worker waits until then, so that the whole import slows down, not only one row.
@@ -264,22 +293,30 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
   const attemptRow = async (row: ImportRow, index: number) => {
     const body = rowToBody(row);
     const key = rowIdempotencyKey(options.account, options.file, row);
+    // A 5xx may have come after the server created the stage: a replay after one is this run's own create.
+    let mayHaveCreated = false;
     for (let attempt = 1; ; attempt++) {
-      const wait = resumeAt - Date.now();
-      if (wait > 0) await sleep(wait);
+      const pause = resumeAt - clock.now();
+      if (pause > 0) await clock.sleep(pause);
       try {
         const stage = await unicrm.crm.stages.create(
           { integrated_account_id: options.account, truto_ignore_remote_data: true },
           body,
           { idempotencyKey: key },
         );
-        results[index] = { row: row.row, ok: true, id: stage.id, ...(stage.name !== undefined && { name: stage.name }) };
+        const replayed = responseMeta(stage)?.replayed === true && !mayHaveCreated;
+        results[index] = { row: row.row, ok: true, id: stage.id, ...(stage.name !== undefined && { name: stage.name }), replayed };
         return;
       } catch (error) {
-        const delay = attempt < MAX_ATTEMPTS ? retryDelayMs(error, attempt) : undefined;
+        const delay = attempt < MAX_ATTEMPTS ? retryDelayMs(error, attempt, clock.now()) : undefined;
         if (delay === undefined) throw error;
-        resumeAt = Math.max(resumeAt, Date.now() + delay);
-        options.progress.notice(`row ${row.row}: ${describeFailure(error).replace(/\.$/, '')}; trying again in ${Math.ceil(delay / 1000)} s`);
+        if (isUnicrmError(error) && error.statusCode >= 500) mayHaveCreated = true;
+        // Whole seconds: this row's own wait, or longer when another row already paused the import past it.
+        const now = clock.now();
+        const wait = Math.max(delay, Math.ceil((resumeAt - now) / 1000) * 1000);
+        resumeAt = Math.max(resumeAt, now + wait);
+        options.progress.notice(`row ${row.row}: ${describeFailure(error).replace(/\.$/, '')}; trying again in ${wait / 1000} s`);
+        await clock.sleep(wait);
       }
     }
   };
@@ -291,13 +328,14 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
       const row = file.rows[index] as ImportRow;
       try {
         await attemptRow(row, index);
-        created++;
+        if ((results[index] as { replayed?: boolean }).replayed) counts.replayed++;
+        else counts.created++;
       } catch (error) {
         results[index] = { row: row.row, ok: false, error: describeFailure(error) };
-        failed++;
+        counts.failed++;
         if (isFatal(error) && aborted === null) aborted = describeFailure(error);
       }
-      options.progress.update(created + failed, created, failed);
+      options.progress.update(counts.created + counts.replayed + counts.failed, { ...counts });
     }
   };
   try {
@@ -308,7 +346,7 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
   for (let index = 0; index < total; index++) {
     if (results[index] === undefined) {
       results[index] = { row: (file.rows[index] as ImportRow).row, ok: false, error: `not attempted: the import stopped (${aborted})` };
-      failed++;
+      counts.failed++;
     }
   }
 
@@ -318,7 +356,7 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
     failedOut = options.failedOut ?? defaultFailedPath(options.file);
     await writeFailedRows(failedOut, file, failedRows);
   }
-  return { file: options.file, account: options.account, total, created, failed, failed_out: failedOut, aborted, results };
+  return { file: options.file, account: options.account, total, ...counts, failed_out: failedOut, aborted, results };
 }
 
 /** Where progress goes: a bar on a terminal, else a plain line every tenth of the rows (and at least every 5 s). */
@@ -329,13 +367,13 @@ export interface ProgressStream {
 
 /**
  * Progress on stderr: a cli-progress bar when the stream is a terminal, otherwise plain lines
- * (`imported 50/500 rows: 49 created, 1 failed`) every tenth of the rows, at least every 5 s, and at the end.
+ * (`imported 50/500 rows: 49 created, 1 failed`; replayed rows counted apart, see {@link countsText}) every tenth of the rows, at least every 5 s, and at the end.
  */
 export function progressReporter(stream: ProgressStream, now: () => number = Date.now): ImportProgress {
   if (stream.isTTY) {
     const bar = new SingleBar({
       stream: stream as unknown as NodeJS.WritableStream,
-      format: 'importing |{bar}| {value}/{total} rows | {created} created, {failed} failed | {eta_formatted} left{note}',
+      format: 'importing |{bar}| {value}/{total} rows | {counts} | {eta_formatted} left{note}',
       barCompleteChar: '█',
       barIncompleteChar: '░',
       hideCursor: true,
@@ -348,8 +386,8 @@ export function progressReporter(stream: ProgressStream, now: () => number = Dat
       return wait ? ` | waiting ${wait[1]}: ${/\b(429|409)\b/.exec(text)?.[1] === '409' ? 'in flight' : 'rate limited'}` : '';
     };
     return {
-      start: (total) => bar.start(total, 0, { created: 0, failed: 0, note: '' }),
-      update: (done, created, failed) => bar.update(done, { created, failed, note: '' }),
+      start: (total) => bar.start(total, 0, { counts: countsText({ created: 0, replayed: 0, failed: 0 }), note: '' }),
+      update: (done, counts) => bar.update(done, { counts: countsText(counts), note: '' }),
       notice: (text) => bar.update({ note: waitNote(text) }),
       stop: () => bar.stop(),
     };
@@ -358,21 +396,21 @@ export function progressReporter(stream: ProgressStream, now: () => number = Dat
   let step = 1;
   let lastLine = 0;
   let lastDone = -1;
-  const line = (done: number, created: number, failed: number) => {
-    stream.write(`imported ${done}/${total} rows: ${created} created, ${failed} failed\n`);
+  const line = (done: number, counts: ImportCounts) => {
+    stream.write(`imported ${done}/${total} rows: ${countsText(counts)}\n`);
     lastLine = now();
     lastDone = done;
   };
-  let latest: [number, number, number] = [0, 0, 0];
+  let latest: [number, ImportCounts] = [0, { created: 0, replayed: 0, failed: 0 }];
   return {
     start: (n) => {
       total = n;
       step = Math.max(1, Math.ceil(n / 10));
       lastLine = now();
     },
-    update: (done, created, failed) => {
-      latest = [done, created, failed];
-      if (done % step === 0 || done === total || now() - lastLine >= 5000) line(done, created, failed);
+    update: (done, counts) => {
+      latest = [done, counts];
+      if (done % step === 0 || done === total || now() - lastLine >= 5000) line(done, counts);
     },
     notice: (text) => {
       stream.write(`${text}\n`);

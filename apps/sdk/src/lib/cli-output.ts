@@ -1,4 +1,5 @@
 import type { UnicrmError } from '@unicrm/model';
+import { retryAfterMs } from './retry';
 
 /** Human output of one value as `key: value` lines. */
 function scalar(value: unknown): string {
@@ -57,9 +58,10 @@ export function table(headers: string[], rows: string[][]): string {
 
 /**
  * The stderr text of a UnicrmError: `error <status> <reason>: <message>`, a line per failing field, for remote
- * errors the provider's own answer, and a hint where one helps.
+ * errors the provider's own answer, `retry after: N s` (`Retry-After` read by {@link retryAfterMs}; an HTTP-date as
+ * the seconds from `now`, rounded up), and a hint where one helps.
  */
-export function errorLines(error: UnicrmError, remoteMode: boolean): string {
+export function errorLines(error: UnicrmError, remoteMode: boolean, now: number = Date.now()): string {
   const lines = [`error ${error.statusCode} ${error.body.error}: ${error.message}`];
   for (const failure of error.body.details?.failures ?? []) lines.push(`  ${failure.path || '(body)'}: ${failure.message}`);
   const missing = error.body.truto_error_insight?.missing_required_body_fields?.value;
@@ -69,7 +71,11 @@ export function errorLines(error: UnicrmError, remoteMode: boolean): string {
     lines.push(`remote answer: ${typeof raw === 'string' ? raw : JSON.stringify(raw)}`);
   }
   const retryAfter = error.headers['retry-after'];
-  if (retryAfter) lines.push(`retry after: ${retryAfter} s`);
+  if (retryAfter !== undefined) {
+    // Read as the SDK's retries read it (RFC 9110), so that the printed wait is the one they would wait.
+    const ms = retryAfterMs(retryAfter, now);
+    lines.push(ms === undefined ? `retry after: ${JSON.stringify(retryAfter)} (not whole seconds or an HTTP-date; ignored)` : `retry after: ${Math.ceil(ms / 1000)} s`);
+  }
   if (error.statusCode === 401 && !error.isRemote && remoteMode && /token/i.test(error.message)) {
     lines.push('hint: set UNICRM_API_TOKEN to an API token of that server');
   }

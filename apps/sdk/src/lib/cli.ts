@@ -1,9 +1,10 @@
 import type { UnicrmCore } from '@unicrm/core';
 import { isUnicrmError, type StageCreateBody } from '@unicrm/model';
 import qs from 'qs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
+import { countsText, importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
 import { errorLines, keyValueLines, table } from './cli-output';
 import { createUnicrmClient } from './remote';
 import type { IntegratedAccountListQuery, StageCreateQuery, Unicrm } from './types';
@@ -16,6 +17,37 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Where import progress goes (default: written through `err`, as plain lines). A TTY gets a progress bar. */
   progress?: ProgressStream;
+  /**
+   * How the user runs this CLI, for the commands its hints print (`Next: <command> stages create ...`); default
+   * `unicrm`. The executable finds it with {@link cliCommand}.
+   */
+  command?: string;
+}
+
+/**
+ * The command that runs this CLI from where the user is, for its hints: `unicrm` when that name on PATH leads to
+ * this very file (the package's `bin`, after `npm link`), `npm run -s unicrm --` under the root package's script,
+ * else `node <path of the script>` (relative to `cwd` when below it).
+ * @param script the running script (`process.argv[1]`)
+ */
+export function cliCommand(env: NodeJS.ProcessEnv, script: string | undefined, cwd: string): string {
+  if (env.npm_lifecycle_event === 'unicrm') return 'npm run -s unicrm --';
+  if (!script) return 'unicrm';
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return undefined;
+    }
+  };
+  const self = real(script) ?? resolve(script);
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const found = real(join(dir, 'unicrm'));
+    if (found !== undefined) return found === self ? 'unicrm' : `node ${self}`; // another unicrm comes first on PATH
+  }
+  const rel = relative(cwd, self);
+  return `node ${rel.startsWith('..') || isAbsolute(rel) ? self : rel}`;
 }
 
 /** Exit codes: ok, remote or server error, usage error (including input the API rejects with 400, and unknown ids). */
@@ -42,7 +74,10 @@ Usage:
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (data directory only)
   unicrm tokens list                                                                 (data directory only)
   unicrm tokens revoke <id>                                                          (data directory only)
-  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; stop the API first)
+  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; refused while an API serves it)
+  unicrm backup <file> [--force]     (data directory only) a consistent copy of the database, also while the API runs
+  unicrm restore <file>              (data directory only; refused while an API serves it) replace the database with
+                                     a backup; needs the key the backup was written with
 
 Where it runs (every command):
   embedded (default)  the core in this process; accounts in --data-dir <dir> (default UNICRM_DATA_DIR or ./.unicrm,
@@ -57,15 +92,21 @@ Output:
 
 stages import: one stage per row. CSV columns (JSON keys): name, pipeline (a pipeline id), position, status,
 remote_data (a JSON object; in CSV a quoted JSON text). Each row is sent with an Idempotency-Key made of the account,
-the file, the row number and its content, so running an interrupted import again does not create its rows twice.
+the file, the row number and its content, so running an interrupted import again does not create its rows twice:
+the summary counts such rows as "already created earlier (replayed)", apart from the rows created by this run.
 Rows answered 429, 409, 502, 503 or 504 are tried again (same key) after Retry-After or a backoff. Rows that fail
 are written, with an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them
 and import that file again.
 Progress goes to stderr (a bar on a terminal), the summary to stdout.
 
+backup and restore: a backup holds the accounts' credentials encrypted with the data directory's key, not the key
+(<data dir>/encryption.key, or UNICRM_ENCRYPTION_KEY): keep a copy of the key apart from the backups; a backup
+without its key cannot be read. restore keeps the database it replaces as unicrm.sqlite.before-restore-<time>.
+
 The Pipeliner password may come from PIPELINER_PASSWORD instead of --password (keeps it out of the process list).
-Exit codes: 0 ok; 1 remote or server error (or some import rows failed); 2 usage error, input the API rejects (400)
-or an unknown id (404). Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
+Exit codes: 0 ok; 1 remote or server error (or some import rows failed, or the data directory is in use, or restore
+lacks the backup's key); 2 usage error, input the API rejects (400), an unknown id (404), or a file backup or restore
+cannot use. Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -145,12 +186,16 @@ function remoteQuery(pairs: string[]): Record<string, unknown> | undefined {
 /** One CLI run: the chosen transport (opened on first use) and the output mode. */
 class Session {
   output: 'human' | 'json' = 'human';
+  /** The command the hints print (see {@link CliIo.command}). */
+  readonly command: string;
   remote = false;
   private client?: Unicrm;
   private adminCore?: UnicrmCore;
   private open: () => Promise<Unicrm> = () => Promise.reject(new Error('Session.configure was not called'));
 
-  constructor(private readonly io: CliIo) {}
+  constructor(private readonly io: CliIo) {
+    this.command = io.command ?? 'unicrm';
+  }
 
   private configureOutput(values: Values): void {
     const output = optional(values, 'output') ?? 'human';
@@ -189,10 +234,10 @@ class Session {
   }
 
   /**
-   * For the commands that work on the data directory itself (tokens, keys): the core, opened on it.
-   * UNICRM_URL is ignored; --remote is a usage error.
+   * For the commands that work on the data directory itself (tokens, keys, backup, restore): the `--data-dir` given,
+   * if any (else `UNICRM_DATA_DIR` applies). UNICRM_URL is ignored (with a note); --remote is a usage error.
    */
-  async core(values: Values, what: string): Promise<UnicrmCore> {
+  dataDirectory(values: Values, what: string): string | undefined {
     this.configureOutput(values);
     if (optional(values, 'remote') !== undefined) {
       throw new UsageError(`${what} works on the data directory, not through the API: use --data-dir (or UNICRM_DATA_DIR) on the server's machine`);
@@ -201,6 +246,12 @@ class Session {
     if (dataDir === undefined && this.io.env.UNICRM_URL) {
       this.io.err(`note: ${what} works on the data directory (${this.io.env.UNICRM_DATA_DIR || './.unicrm'}), not on UNICRM_URL`);
     }
+    return dataDir;
+  }
+
+  /** For the commands that work on the data directory itself (tokens, keys): the core, opened on it. */
+  async core(values: Values, what: string): Promise<UnicrmCore> {
+    const dataDir = this.dataDirectory(values, what);
     const { openCore } = await import('./embedded.js');
     this.adminCore = openCore({ dataDir, logLevel: this.io.env.UNICRM_LOG_LEVEL || undefined });
     return this.adminCore;
@@ -253,11 +304,12 @@ const ACCOUNT_FLAGS: OptionSpec = {
 };
 
 const ACCOUNT_COLUMNS = ['id', 'tenant_id', 'integration', 'status', 'created_at'];
-const accountRow = (a: { id: string; tenant_id: string; integration: { name: string }; status: string; created_at: string }) => [
+/** A row of `accounts list`; an account unicrm cannot use says so beside its status (`accounts get` says why). */
+const accountRow = (a: { id: string; tenant_id: string; integration: { name: string }; status: string; is_usable?: boolean; created_at: string }) => [
   a.id,
   a.tenant_id,
   a.integration.name,
-  a.status,
+  a.is_usable === false ? `${a.status}, unusable` : a.status,
   a.created_at,
 ];
 
@@ -267,7 +319,7 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     const { values, positionals } = parse(rest, ACCOUNT_FLAGS);
     session.configure(values);
     const integration = positionals[0];
-    if (integration !== 'pipeliner') throw new UsageError('accounts add takes the integration name: unicrm accounts add pipeliner ...');
+    if (integration !== 'pipeliner') throw new UsageError(`accounts add takes the integration name: ${session.command} accounts add pipeliner ...`);
     const password = optional(values, 'password') ?? io.env.PIPELINER_PASSWORD;
     if (!password) throw new UsageError('--password (or PIPELINER_PASSWORD) is required');
     const account = await (await session.unicrm()).accounts.create({
@@ -283,7 +335,7 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     });
     return {
       json: account,
-      human: `${keyValueLines(account)}\n\nNext: unicrm stages create --account ${account.id} --name "Qualified"`,
+      human: `${keyValueLines(account)}\n\nNext: ${session.command} stages create --account ${account.id} --name "Qualified"`,
     };
   }
   if (action === 'update') {
@@ -340,7 +392,7 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     }
     const json = values.all === true ? { result: accounts, next_cursor: null, limit: page.limit } : page;
     const lines = [accounts.length === 0 ? 'No integrated accounts.' : table(ACCOUNT_COLUMNS, accounts.map(accountRow))];
-    if (json.next_cursor) lines.push('', `More: unicrm accounts list --cursor ${json.next_cursor} (or --all)`);
+    if (json.next_cursor) lines.push('', `More: ${session.command} accounts list --cursor ${json.next_cursor} (or --all)`);
     return { json, human: lines.join('\n') };
   }
   throw new UsageError(`unknown command "accounts ${action ?? ''}": use add, list, get, update or remove`);
@@ -394,7 +446,7 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
   });
   session.configure(values);
   const file = positionals[0];
-  if (!file) throw new UsageError('stages import takes a file: unicrm stages import stages.csv --account <id>');
+  if (!file) throw new UsageError(`stages import takes a file: ${session.command} stages import stages.csv --account <id>`);
   if (positionals.length > 1) throw new UsageError(`stages import takes one file, not ${positionals.length}`);
   const account = required(values, 'account');
   const concurrency = positiveInt(values, 'concurrency', 4, 64) as number;
@@ -416,13 +468,13 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
     throw error;
   }
   const failures = summary.results.filter((r) => !r.ok);
-  const lines = [`Imported ${file} into ${account}: ${summary.created} created, ${summary.failed} failed (${summary.total} rows).`];
+  const lines = [`Imported ${file} into ${account}: ${countsText(summary)} (${summary.total} rows).`];
   if (summary.aborted) lines.push(`Stopped early: ${summary.aborted}`);
   if (failures.length > 0) {
     const shown = failures.slice(0, 10).map((r) => [String(r.row), r.ok ? '' : r.error]);
     lines.push('', table(['row', 'error'], shown));
     if (failures.length > shown.length) lines.push(`... and ${failures.length - shown.length} more`);
-    lines.push('', `Failed rows: ${summary.failed_out}. Fix them, then: unicrm stages import ${summary.failed_out} --account ${account}`);
+    lines.push('', `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`);
   }
   return {
     json: {
@@ -430,10 +482,11 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
       account: summary.account,
       total: summary.total,
       created: summary.created,
+      replayed: summary.replayed,
       failed: summary.failed,
       failed_out: summary.failed_out,
       aborted: summary.aborted,
-      stages: summary.results.flatMap((r) => (r.ok ? [{ row: r.row, id: r.id }] : [])),
+      stages: summary.results.flatMap((r) => (r.ok ? [{ row: r.row, id: r.id, replayed: r.replayed }] : [])),
       errors: summary.results.flatMap((r) => (r.ok ? [] : [{ row: r.row, error: r.error }])),
     },
     human: lines.join('\n'),
@@ -492,7 +545,7 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
   if (action === 'revoke') {
     const { values, positionals } = parse(rest, {});
     const id = positionals[0];
-    if (!id) throw new UsageError('tokens revoke takes a token id (see unicrm tokens list)');
+    if (!id) throw new UsageError(`tokens revoke takes a token id (see ${session.command} tokens list)`);
     (await session.core(values, 'tokens revoke')).tokens.revoke(id);
     return { json: { id, revoked: true }, human: `Revoked API token ${id}: it is refused from the next request on.` };
   }
@@ -505,16 +558,63 @@ async function keys(session: Session, args: string[]): Promise<Result> {
   const { values } = parse(rest, { 'new-key': { type: 'string' } });
   const newKey = optional(values, 'new-key');
   const core = await session.core(values, 'keys rotate');
+  const { DataDirectoryInUseError } = await import('./embedded.js');
   let result;
   try {
     result = core.rotateEncryptionKey(newKey);
   } catch (error) {
-    if (isUnicrmError(error)) throw error;
+    // An API serving the directory: exit 1 with the message naming it (not a usage error).
+    if (isUnicrmError(error) || error instanceof DataDirectoryInUseError) throw error;
     throw new UsageError((error as Error).message);
   }
   const lines = [`Re-encrypted ${result.accounts} integrated account${result.accounts === 1 ? '' : 's'}; the new key is in ${result.keyLocation}.`];
   if (newKey !== undefined) lines.push('Set UNICRM_ENCRYPTION_KEY to the new key before starting the API again.');
   return { json: result, human: lines.join('\n') };
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What a backup or restore says about the key it does not contain. */
+function keyLines(result: { keyLocation: string; keyFound: boolean }, verb: string): string[] {
+  const where = result.keyLocation === 'UNICRM_ENCRYPTION_KEY' ? 'the key in UNICRM_ENCRYPTION_KEY' : `the key in ${result.keyLocation}`;
+  if (!result.keyFound) {
+    return [`warning: no encryption key was found (${result.keyLocation}): the credentials in it cannot be read without the key they were written with.`];
+  }
+  return [
+    `The credentials in it are encrypted with ${where}, which ${verb} not in the backup: keep a copy of that key apart from`,
+    'your backups. A backup without its key cannot be read; a backup kept with its key gives away every credential.',
+  ];
+}
+
+/** `unicrm backup <file>` and `unicrm restore <file>`: exit 2 for a file they cannot use, 1 when the directory is in use or the key is missing. */
+async function backupOrRestore(session: Session, command: 'backup' | 'restore', args: string[], io: CliIo): Promise<Result> {
+  const { values, positionals } = parse(args, command === 'backup' ? { force: { type: 'boolean' } } : {});
+  const dataDir = session.dataDirectory(values, command);
+  const file = positionals[0];
+  if (!file) throw new UsageError(`${command} takes a file: ${session.command} ${command} unicrm-backup.sqlite`);
+  if (positionals.length > 1) throw new UsageError(`${command} takes one file, not ${positionals.length}`);
+  const data = await import('./embedded.js');
+  const options = { env: io.env, dataDir };
+  try {
+    if (command === 'backup') {
+      const result = await data.backupDataDirectory(file, { ...options, overwrite: values.force === true });
+      const human = [
+        `Backed up ${result.dataDir} to ${result.file} (${plural(result.accounts, 'integrated account')}, ${plural(result.apiTokens, 'API token')}, ${result.bytes} bytes).`,
+        ...keyLines(result, 'is'),
+      ];
+      return { json: result, human: human.join('\n') };
+    }
+    const result = await data.restoreDataDirectory(file, options);
+    const human = [
+      `Restored ${file} into ${result.dataDir} (${plural(result.accounts, 'integrated account')}, ${plural(result.apiTokens, 'API token')}); its key check opens with ${result.keyLocation}.`,
+      result.previous ? `The database it replaced is kept as ${result.previous}; delete it once you no longer need it.` : 'There was no database before.',
+      'Start the API again on this data directory.',
+    ];
+    return { json: result, human: human.join('\n') };
+  } catch (error) {
+    if (error instanceof data.DataFileError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -543,7 +643,12 @@ function globalOptionsLast(argv: string[]): string[] {
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [group, ...rest] = globalOptionsLast(argv);
   if (!group || group === '-h' || group === '--help' || group === 'help' || rest.includes('--help') || rest.includes('-h')) {
-    io.out(HELP);
+    const command = io.command ?? 'unicrm';
+    io.out(
+      command === 'unicrm'
+        ? HELP
+        : HELP.replace('\n\nUsage:', `\n\n"unicrm" below is "${command}" here; "npm link" in the repository puts unicrm on PATH.\n\nUsage:`),
+    );
     return group ? EXIT.ok : EXIT.usage;
   }
   if (group === '--version' || group === 'version') {
@@ -557,12 +662,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     else if (group === 'stages') result = await stages(session, rest, io);
     else if (group === 'tokens') result = await tokens(session, rest);
     else if (group === 'keys') result = await keys(session, rest);
-    else throw new UsageError(`unknown command "${group}": use accounts, stages, tokens or keys`);
+    else if (group === 'backup' || group === 'restore') result = await backupOrRestore(session, group, rest, io);
+    else throw new UsageError(`unknown command "${group}": use accounts, stages, tokens, keys, backup or restore`);
     io.out(session.output === 'json' ? JSON.stringify(result.json, null, 2) : result.human);
     return result.code ?? EXIT.ok;
   } catch (error) {
     if (error instanceof UsageError) {
-      io.err(`usage error: ${error.message}\nRun "unicrm --help" for the commands.`);
+      io.err(`usage error: ${error.message}\nRun "${session.command} --help" for the commands.`);
       return EXIT.usage;
     }
     if (isUnicrmError(error)) {

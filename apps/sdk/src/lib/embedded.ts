@@ -1,5 +1,6 @@
 import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/core';
 import { UnicrmError } from '@unicrm/model';
+import { attachResponseMeta, REPLAYED_HEADER } from './meta';
 import { encodeQuery } from './query';
 import type { StageCreateResult, Unicrm } from './types';
 
@@ -47,13 +48,20 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
     crm: {
       stages: {
         async create(query, body, options) {
+          const key = typeof options?.idempotencyKey === 'string' ? options.idempotencyKey : undefined;
           const answer = await core.createStage({
             environmentId: env,
             query: encodeQuery(query),
             body: asJson(body),
-            ...(typeof options?.idempotencyKey === 'string' && { idempotencyKey: options.idempotencyKey }),
+            ...(key !== undefined && { idempotencyKey: key }),
           });
-          return answer.body as StageCreateResult<(typeof query)['truto_response_format']>;
+          const replayed = Object.entries(answer.headers ?? {}).some(([name, value]) => name.toLowerCase() === REPLAYED_HEADER && value === 'true');
+          return attachResponseMeta(answer.body as StageCreateResult<(typeof query)['truto_response_format']>, {
+            statusCode: answer.statusCode,
+            replayed,
+            ...(key !== undefined && { idempotencyKey: key }),
+            attempts: 1,
+          });
         },
       },
     },
@@ -68,6 +76,9 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
     close: () => core.close(),
   };
 }
+
+// The CLI's `backup` and `restore` (loaded with this module, on first use, like the embedded core).
+export { backupDataDirectory, DataDirectoryInUseError, DataFileError, restoreDataDirectory, RestoreKeyError } from '@unicrm/core';
 
 /**
  * The core on a data directory, with the SDK's settings (logs on stderr, silent by default). For the CLI's commands

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
 import type { components, paths } from './generated/unicrm-api';
+import { attachResponseMeta, REPLAYED_HEADER } from './meta';
 import { encodeQuery } from './query';
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './retry';
 import type { StageCreateResult, Unicrm } from './types';
@@ -37,8 +38,10 @@ export interface CreateUnicrmClientOptions {
   /**
    * Retries of calls that are safe to repeat (reads, and creates with an Idempotency-Key, which the client adds by
    * itself): on 429 (after `Retry-After`), 409 (the key's first request still running), 502, 503, 504 and network
-   * failures, with capped exponential backoff and jitter, within a time budget. Defaults {@link DEFAULT_RETRY};
-   * `false` turns retries off.
+   * failures, with capped exponential backoff and jitter, within a time budget (`budgetMs`: the whole call, waits
+   * included; an attempt's timeout is cut to what is left of it). `Retry-After` is read by {@link retryAfterMs}
+   * (RFC 9110: whole seconds or an HTTP-date; anything else falls back to the backoff). Defaults
+   * {@link DEFAULT_RETRY}; `false` turns retries off (then `timeoutMs` alone bounds a call).
    */
   retry?: Partial<RetryPolicy> | false;
 }
@@ -48,8 +51,11 @@ const SAFE = { safe: true, idempotencyKey: false } as const;
 /** Default of {@link CreateUnicrmClientOptions.timeoutMs}, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** Headers the API forwards from the provider on an error (docs/contract.md "Errors"); kept on `UnicrmError.headers`. */
-const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+)$/;
+/**
+ * Headers of an error answer kept on `UnicrmError.headers`: those the API forwards from the provider
+ * (docs/contract.md "Errors"), and `Idempotent-Replayed` of a replayed error, as the embedded client has it too.
+ */
+const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+|idempotent-replayed)$/;
 
 /**
  * The SDK's public types come from the model's zod schemas, the remote client's from the generated file: both must
@@ -174,39 +180,54 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
   const policy: RetryPolicy | undefined = options.retry === false ? undefined : { ...DEFAULT_RETRY, ...options.retry };
 
   /**
-   * Runs a call, retrying it per {@link retryDelay} when `repeatable` says it is safe to repeat; each attempt has
-   * its own timeout. Rejects with the last failure.
+   * Runs a call, retrying it per {@link retryDelay} when `repeatable` says it is safe to repeat. Each attempt may take
+   * the smaller of `timeoutMs` and what is left of the retry budget (`budgetMs`, counted from the call's start), so
+   * a call with retries never outlives its budget by more than the timer's slack. Rejects with the last failure.
    */
   async function call<T>(
     what: string,
     run: (signal: AbortSignal) => Promise<FetchResult>,
     repeatable: { safe: boolean; idempotencyKey: boolean } = { safe: false, idempotencyKey: false },
+    meta?: (value: T, response: Response, attempts: number) => void,
   ): Promise<T> {
     const started = Date.now();
+    let failure: unknown;
     for (let attempt = 1; ; attempt++) {
+      const left = policy ? policy.budgetMs - (Date.now() - started) : Infinity;
+      // The wait before this retry used up the budget (the timer fired late): no attempt without time to answer.
+      if (attempt > 1 && left <= 0) throw failure;
       try {
-        return await once<T>(what, run);
+        const { value, response } = await once<T>(what, run, Math.min(timeoutMs, left), left < timeoutMs ? policy?.budgetMs : undefined);
+        meta?.(value, response, attempt);
+        return value;
       } catch (error) {
         const wait = policy && isUnicrmError(error) ? retryDelay(error, attempt, Date.now() - started, repeatable, policy) : undefined;
         if (wait === undefined || closed) throw error;
+        failure = error;
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
   }
 
-  /** Runs one attempt with the timeout and turns every failure into a UnicrmError; resolves to the parsed JSON body. */
-  async function once<T>(what: string, run: (signal: AbortSignal) => Promise<FetchResult>): Promise<T> {
+  /**
+   * Runs one attempt within `limitMs` and turns every failure into a UnicrmError; resolves to the parsed JSON body and the response.
+   * @param budgetMs set when the limit is what is left of the retry budget (for the 504's message)
+   */
+  async function once<T>(
+    what: string,
+    run: (signal: AbortSignal) => Promise<FetchResult>,
+    limitMs: number,
+    budgetMs: number | undefined,
+  ): Promise<{ value: T; response: Response }> {
     if (closed) throw new Error('This unicrm client is closed.');
-    const signal = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.timeout(Math.max(1, Math.ceil(limitMs)));
     let result: FetchResult;
     try {
       result = await run(signal);
     } catch (error) {
       if (signal.aborted) {
-        throw withCause(
-          new UnicrmError(504, `unicrm at ${origin} did not answer ${what} within ${timeoutMs} ms. A create may still have been carried out.`),
-          error,
-        );
+        const within = budgetMs === undefined ? `within ${timeoutMs} ms` : `within the retry budget of ${budgetMs} ms`;
+        throw withCause(new UnicrmError(504, `unicrm at ${origin} did not answer ${what} ${within}. A create may still have been carried out.`), error);
       }
       const code = errorCode(error);
       throw withCause(new UnicrmError(502, `Could not reach unicrm at ${origin} for ${what} (${code}). Is the server running?`), error);
@@ -215,7 +236,7 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     if (!response.ok) throw errorFromAnswer(response, result.error, what, origin);
     const text = typeof result.data === 'string' ? result.data : '';
     try {
-      return JSON.parse(text) as T;
+      return { value: JSON.parse(text) as T, response };
     } catch (error) {
       throw withCause(
         new UnicrmError(502, `unicrm at ${origin} answered ${what} with ${response.status} and a body that is not JSON: ${snippet(text)}`),
@@ -235,6 +256,13 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
             'POST /unified/crm/stages',
             (signal) => client.POST('/unified/crm/stages', { params: { query }, body, headers, parseAs: 'text', signal }),
             { safe: false, idempotencyKey: key !== undefined },
+            (value, response, attempts) =>
+              attachResponseMeta(value, {
+                statusCode: response.status,
+                replayed: response.headers.get(REPLAYED_HEADER) === 'true',
+                ...(key !== undefined && { idempotencyKey: key }),
+                attempts,
+              }),
           );
         },
       },

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createUnicrm, createUnicrmClient, isUnicrmError, SDK_VERSION, type Unicrm, UnicrmError } from '../index';
+import { createUnicrm, createUnicrmClient, isUnicrmError, responseMeta, SDK_VERSION, type Unicrm, UnicrmError } from '../index';
 
 // One suite, two transports: every test below runs against the embedded client (the core in this process) and the
 // remote client (HTTP to the API app on 127.0.0.1), with one data directory, one account and one Pipeliner sandbox.
@@ -234,6 +234,31 @@ describe.each(transports)('the %s SDK', (_name, make) => {
       const bad = await failure(sdk.crm.stages.create(query, { name: 'x' }, { idempotencyKey: 'ü' }));
       expect(bad.statusCode).toBe(400);
       expect(bad.body.details?.failures).toEqual([{ path: 'Idempotency-Key', message: 'must be 1 to 255 printable ASCII characters' }]);
+    });
+
+    it('tells a replayed answer from a new create with responseMeta, without changing the body', async () => {
+      const key = `sdk-meta-${Math.random().toString(36).slice(2)}`;
+      const query = { integrated_account_id: accountId };
+      const first = await sdk.crm.stages.create(query, { name: 'Meta', pipeline: { id: SALES } }, { idempotencyKey: key });
+      const again = await sdk.crm.stages.create(query, { name: 'Meta', pipeline: { id: SALES } }, { idempotencyKey: key });
+      expect(responseMeta(first)).toEqual({ statusCode: 201, replayed: false, idempotencyKey: key, attempts: 1 });
+      expect(responseMeta(again)).toEqual({ statusCode: 201, replayed: true, idempotencyKey: key, attempts: 1 });
+      // Not enumerable: the body is still exactly the API's.
+      expect(Object.keys(again)).toEqual(Object.keys(first));
+      expect(JSON.stringify(again)).toBe(JSON.stringify(first));
+      expect(responseMeta({ ...again })).toBeUndefined();
+      // A create without a key: never replayed; the remote client sends one of its own (and says which).
+      const loose = await sdk.crm.stages.create(query, { name: 'Meta 2' });
+      expect(responseMeta(loose)).toMatchObject({ statusCode: 201, replayed: false });
+      expect(responseMeta(await sdk.accounts.get(accountId))).toBeUndefined();
+      // A replayed error (Pipeliner's 422, stored for the key) carries the mark on error.headers.
+      const orphan = `sdk-meta-${Math.random().toString(36).slice(2)}`;
+      const missing = { name: 'Orphan', pipeline: { id: MISSING_PIPELINE } };
+      const once = await failure(sdk.crm.stages.create(query, missing, { idempotencyKey: orphan }));
+      const twice = await failure(sdk.crm.stages.create(query, missing, { idempotencyKey: orphan }));
+      expect([once.statusCode, twice.statusCode]).toEqual([422, 422]);
+      expect(once.headers['idempotent-replayed']).toBeUndefined();
+      expect(twice.headers['idempotent-replayed']).toBe('true');
     });
 
     it('answers 404 for an unknown integrated account', async () => {

@@ -93,7 +93,9 @@ export interface Unicrm {
        * Creates a stage, exactly as `POST /unified/crm/stages` does (Pipeliner: a Step).
        * @param query the query parameters ({@link StageCreateQuery}); `integrated_account_id` is required
        * @param body `{ name, pipeline?: { id }, position?, status?, remote_data? }` (Pipeliner requires `name`)
-       * @returns the stage in the requested format (see {@link StageCreateResult})
+       * @returns the stage in the requested format (see {@link StageCreateResult}). `responseMeta(result)` (exported
+       *   by the SDK) tells whether the answer was replayed for an `Idempotency-Key` an earlier request used
+       *   (`replayed: true`: that request created the stage, this one nothing), on either transport.
        * @throws UnicrmError 400 (query or body, `body.details.failures` names each field), 401 (token, or the account
        *   needs re-authentication), 404 (account), the provider's status for remote errors (`isRemote`, `body.raw_response`),
        *   502 (provider unreachable, or for the remote client: the server), 504 (no answer in time)

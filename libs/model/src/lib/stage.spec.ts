@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { zodFailures } from './errors';
 import { toJsonSchema } from './openapi';
 import { buildOpenApiDocument } from './openapi';
-import { RemoteDataSchema, StageCreateBodySchema } from './stage';
+import { RemoteDataSchema, STAGE_POSITION_MAX, StageCreateBodySchema } from './stage';
 
 /** The create body as it was defined before `remote_data` stopped walking its keys: the reference to match. */
 const RecordBodySchema = StageCreateBodySchema.extend({
@@ -112,5 +112,31 @@ describe('StageCreateBodySchema.remote_data', () => {
       propertyNames: { type: 'string' },
       additionalProperties: {},
     });
+  });
+});
+
+describe('StageCreateBodySchema.position (issue 12, item 13)', () => {
+  const failures = (body: unknown) => {
+    const result = StageCreateBodySchema.safeParse(body);
+    return result.success ? [] : zodFailures(result.error);
+  };
+  const RANGE = 'must be a whole number from 0 to 2147483647';
+
+  it.each([0, 1, 13, STAGE_POSITION_MAX])('accepts %d', (position) => {
+    expect(failures({ name: 'Won', position })).toEqual([]);
+  });
+
+  it.each([-1, 2 ** 31, 2 ** 53, 1.5, '3', null, Number.MAX_VALUE])('answers %p with a failure naming position', (position) => {
+    expect(failures({ name: 'Won', position })).toEqual([{ path: 'position', message: RANGE }]);
+  });
+
+  it('is 2³¹−1, the largest int32 (Pipeliner sort_order is an int32)', () => {
+    expect(STAGE_POSITION_MAX).toBe(2 ** 31 - 1);
+  });
+
+  it('says the range and what a position past the end does in the JSON Schema the meta endpoint serves', () => {
+    const schema = toJsonSchema(StageCreateBodySchema, 'input') as { properties: { position: Record<string, unknown> } };
+    expect(schema.properties.position).toMatchObject({ type: 'integer', minimum: 0, maximum: 2147483647 });
+    expect(schema.properties.position.description).toContain('A position past the end of the pipeline puts the stage last');
   });
 });

@@ -92,6 +92,15 @@ export const RemoteDataSchema = z
   .meta(REMOTE_DATA_JSON_SCHEMA);
 
 /**
+ * The largest `position` a create body may ask for: 2³¹−1, the largest 32-bit signed integer. Pipeliner's
+ * `sort_order` is an int32 (its OpenAPI document), and CRMs keep positions in such integers; a larger number is
+ * no position any pipeline has, so it is a 400 rather than a value a provider would overflow or clamp silently.
+ */
+export const STAGE_POSITION_MAX = 2_147_483_647;
+
+const POSITION_RANGE = `must be a whole number from 0 to ${STAGE_POSITION_MAX}`;
+
+/**
  * Body of `POST /unified/crm/stages` (create-stages.txt "Request Body"; DESIGN.md §2 "Body").
  * Integration-specific rules (which fields are required or honoured) are the connector's to apply;
  * this schema only fixes the types. Unknown top-level fields are rejected, so that nothing a caller
@@ -115,11 +124,15 @@ export const StageCreateBodySchema = z
       .optional()
       .describe('The pipeline the new stage joins'),
     position: z
-      .number({ error: 'must be a whole number >= 0' })
-      .int({ error: 'must be a whole number >= 0' })
-      .min(0, { error: 'must be a whole number >= 0' })
+      .number({ error: POSITION_RANGE })
+      .int({ error: POSITION_RANGE, abort: true })
+      .min(0, { error: POSITION_RANGE })
+      .max(STAGE_POSITION_MAX, { error: POSITION_RANGE })
       .optional()
-      .describe('The order of the stage in the pipeline (integer >= 0)'),
+      .describe(
+        `The order of the stage in the pipeline, 0 first (an integer from 0 to ${STAGE_POSITION_MAX}). ` +
+          'A position past the end of the pipeline puts the stage last: the answer holds the position it got.',
+      ),
     status: z
       .enum(['active', 'inactive'], { error: "must be 'active' or 'inactive'" })
       .optional()

@@ -51,6 +51,12 @@ const MIGRATIONS: string[] = [
    UPDATE idempotency_records SET claim_token = lower(hex(randomblob(16))), lease_expires_at = created_at;`,
 ];
 
+/** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The tables every unicrm database has, from its first schema version on. */
+export const UNICRM_TABLES = ['meta', 'integrated_accounts', 'api_tokens'] as const;
+
 /** The known plaintext sealed in `meta.key_check`: opening it proves a key is the data directory's. */
 export const KEY_CHECK = 'unicrm-key-check';
 /** `meta` key of the key check. */

@@ -48,4 +48,20 @@ describe('findCreatedStage', () => {
     expect(url.searchParams.get('filter[pipeline_id]')).toBeNull();
     expect(found).toBeUndefined();
   });
+
+  it("judges by its own query, never the caller's remote_query (a load-only there cannot hide the step's fields)", async () => {
+    const step = { id: 's2', name: 'Won', pipeline_id: P, sort_order: 1, is_deleted: false };
+    const transport = new ListTransport([json({ success: true, data: [step] }), json({ success: true, data: { id: P, name: 'Sales' } })]);
+    const found = await findCreatedStage(
+      new PipelinerClient(transport, context),
+      { name: 'Won', pipeline: { id: P } },
+      since,
+      { remoteQuery: { 'load-only': 'id', expand: 'pipeline' } },
+      logger,
+    );
+    const url = new URL(transport.requests[0]?.url ?? '');
+    expect(url.searchParams.has('load-only')).toBe(false);
+    expect(url.searchParams.has('expand')).toBe(false);
+    expect(found?.unified).toMatchObject({ id: 's2', name: 'Won', position: 1, pipeline: { id: P, name: 'Sales' } });
+  });
 });

@@ -11,7 +11,9 @@ export const CLOCK_SKEW_MS = 5 * 60_000;
  * `pipeline_id` (or none), and `created` at or after `since` minus {@link CLOCK_SKEW_MS}, newest first
  * (pipeliner-api.md §6: `filter`, `filter-op`, `order-by`). Used only for retries that carry the same
  * Idempotency-Key, so the match is the request's own step unless someone made a same-named step in the
- * same pipeline within those minutes.
+ * same pipeline within those minutes. The caller's `remote_query` is not applied (`options.remoteQuery` is
+ * ignored): the match is decided by Pipeliner's filters, and the step is read whole, so no `load-only` or
+ * `expand` can hide or reshape the fields the answer is made from (issue 12, item 12).
  * @returns the stage as the create would have answered it (raw: `{ success: true, data: <step> }`), or undefined
  * @throws UnicrmError when the list itself fails (the retry then fails too, and can be retried again)
  */

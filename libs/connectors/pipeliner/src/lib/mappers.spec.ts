@@ -1,6 +1,6 @@
 import type { StageCreateBody } from '@unicrm/model';
 import fc from 'fast-check';
-import { desunifyStageCreate, stepCreateRequest, unifyStep } from './mappers';
+import { desunifyStageCreate, remoteDataConflicts, reportedPipelineId, STEP_FIELD_MAPPING, stepCreateRequest, unifyStep } from './mappers';
 
 const step = {
   id: '0190978c-d6d1-de35-3f6d-7cf0a0e264db',
@@ -122,5 +122,97 @@ describe('stepCreateRequest', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+
+describe('STEP_FIELD_MAPPING and remoteDataConflicts', () => {
+  it('is the mapping desunify writes: each unified field lands on its Step key', () => {
+    fc.assert(
+      fc.property(
+        fc.record(
+          { name: fc.string({ maxLength: 5 }), pipeline: fc.record({ id: fc.string({ minLength: 1, maxLength: 5 }) }), position: fc.nat(9) },
+          { requiredKeys: [] },
+        ),
+        (body) => {
+          const mapped = desunifyStageCreate(body as StageCreateBody);
+          for (const field of STEP_FIELD_MAPPING) {
+            const value = field.read(body as StageCreateBody);
+            if (value !== undefined) expect(mapped[field.remote]).toBe(value);
+            else if (field.remote !== 'name') expect(field.remote in mapped).toBe(false);
+          }
+        },
+      ),
+    );
+    expect(STEP_FIELD_MAPPING.map((f) => `${f.unified}->${f.remote}`)).toEqual(['name->name', 'pipeline.id->pipeline_id', 'position->sort_order']);
+  });
+
+  it('finds a remote_data key that the merge would let overwrite a unified field with another value', () => {
+    const conflicts = remoteDataConflicts({
+      name: 'Won',
+      pipeline: { id: 'AB-1' },
+      position: 2,
+      remote_data: { name: 'Lost', pipeline_id: 'ab-1', sort_order: 3, percent: 1 },
+    });
+    expect(conflicts.map((c) => [c.field.unified, c.field.remote, c.mapped, c.remote])).toEqual([
+      ['name', 'name', 'Won', 'Lost'],
+      ['position', 'sort_order', 2, 3],
+    ]);
+  });
+
+  it('finds none when the unified field is absent, remote_data lacks the key, or only inherits it', () => {
+    expect(remoteDataConflicts({ name: 'Won', remote_data: { pipeline_id: 'x', sort_order: 1 } })).toEqual([]);
+    expect(remoteDataConflicts({ name: 'Won', position: 1 })).toEqual([]);
+    expect(remoteDataConflicts({ name: 'Won', remote_data: Object.create({ name: 'Inherited' }) as Record<string, unknown> })).toEqual([]);
+  });
+
+  it('agrees with the merge: a body without conflicts sends each set unified field as it is', () => {
+    const key = fc.constantFrom('name', 'pipeline_id', 'sort_order', 'percent');
+    const leaf = fc.oneof(fc.constantFrom('Won', 'p1', 'P1', 2), fc.integer({ min: 0, max: 3 }), fc.constant(null));
+    const body = fc.record(
+      { name: fc.constantFrom('Won', 'Lost'), pipeline: fc.record({ id: fc.constantFrom('p1', 'p2') }), position: fc.nat(3), remote_data: fc.dictionary(key, leaf) },
+      { requiredKeys: ['name'] },
+    );
+    fc.assert(
+      fc.property(body, (b) => {
+        const merged = desunifyStageCreate(b as StageCreateBody);
+        const conflicting = new Set(remoteDataConflicts(b as StageCreateBody).map((c) => c.field.remote));
+        for (const field of STEP_FIELD_MAPPING) {
+          const value = field.read(b as StageCreateBody);
+          if (value === undefined) continue;
+          const sent = merged[field.remote];
+          expect(conflicting.has(field.remote)).toBe(!field.same(value, sent));
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('reportedPipelineId', () => {
+  it.each<[Record<string, unknown>, string | null | undefined]>([
+    [{ id: 's', pipeline_id: 'p1' }, 'p1'],
+    [{ id: 's', pipeline_id: null }, null],
+    [{ id: 's', pipeline_id: '' }, null],
+    [{ id: 's', pipeline_id: null, pipeline: { id: 'p9' } }, null],
+    [{ id: 's', pipeline: { id: 'p9', name: 'R' } }, 'p9'],
+    [{ id: 's', pipeline: { name: 'R' } }, undefined],
+    [{ id: 's', pipeline: 'https://x/entities/Pipelines/p1' }, undefined],
+    [{ id: 's' }, undefined],
+    [{ id: 's', pipeline_id: 42 }, undefined],
+  ])('%j -> %j', (step, expected) => {
+    expect(reportedPipelineId(step)).toBe(expected);
+  });
+});
+
+describe('unifyStep: dates of years 0000-0099 (issue 12, item 10)', () => {
+  it('keeps year 0001 as 0001 (it became 1901)', () => {
+    const stage = unifyStep({ id: 'x', created: '0001-01-01 00:00:00.000000+00:00', modified: '0099-12-31 23:59:59.999999+00:00' });
+    expect(stage.created_at).toBe('0001-01-01T00:00:00.000Z');
+    expect(stage.updated_at).toBe('0099-12-31T23:59:59.999Z');
+  });
+
+  it('omits a date that its offset moves before year 0000', () => {
+    expect(unifyStep({ id: 'x', created: '0000-01-01 00:30:00.000000+01:00' })).not.toHaveProperty('created_at');
   });
 });

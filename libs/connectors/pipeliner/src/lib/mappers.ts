@@ -11,6 +11,59 @@ type Writable<T> = { -readonly [K in keyof T]: T[K] };
  */
 export type PipelinerCreateStepInput = Writable<components['schemas']['createStepInput']> & { sort_order?: number };
 
+/** One unified create field and the Step key desunify writes it to. */
+export interface StepFieldMapping {
+  /** Dot path of the unified field in the create body (`pipeline.id`). */
+  readonly unified: string;
+  /** The Step key it is written to, which is also the key a caller may set in `remote_data`. */
+  readonly remote: 'name' | 'pipeline_id' | 'sort_order';
+  /** The field's value in a body; undefined when absent. */
+  read(body: StageCreateBody): unknown;
+  /** True when a `remote_data` value writes the same thing as the mapped value (ids: case-insensitive). */
+  same(mapped: unknown, remote: unknown): boolean;
+}
+
+const own = (record: object, key: string) => Object.prototype.hasOwnProperty.call(record, key);
+const sameValue = (a: unknown, b: unknown) => a === b;
+const sameId = (a: unknown, b: unknown) => typeof a === 'string' && typeof b === 'string' && a.toLowerCase() === b.toLowerCase();
+
+/**
+ * The desunify mapping, field by field (DESIGN.md §2): `name` -> `name`, `pipeline.id` -> `pipeline_id`,
+ * `position` -> `sort_order`. {@link desunifyStageCreate} writes these; {@link remoteDataConflicts} uses the same
+ * table to find a `remote_data` key that would overwrite a unified field with another value.
+ */
+export const STEP_FIELD_MAPPING: readonly StepFieldMapping[] = Object.freeze([
+  { unified: 'name', remote: 'name', read: (body: StageCreateBody) => body.name, same: sameValue },
+  { unified: 'pipeline.id', remote: 'pipeline_id', read: (body: StageCreateBody) => body.pipeline?.id, same: sameId },
+  { unified: 'position', remote: 'sort_order', read: (body: StageCreateBody) => body.position, same: sameValue },
+]);
+
+/** A `remote_data` key that the mapping writes from a unified field, set to another value than that field's. */
+export interface RemoteDataConflict {
+  /** The mapping entry: `unified` and `remote` name the two paths. */
+  field: StepFieldMapping;
+  mapped: unknown;
+  remote: unknown;
+}
+
+/**
+ * The conflicts between the unified fields of a create body and `remote_data`: for each entry of
+ * {@link STEP_FIELD_MAPPING} whose unified field is set and whose Step key `remote_data` also sets (an own key)
+ * to a value that is not {@link StepFieldMapping.same}. Since `remote_data` wins the merge, each would silently
+ * replace what the unified field asked for. An equal value is no conflict. Costs three key look-ups.
+ */
+export function remoteDataConflicts(body: StageCreateBody): RemoteDataConflict[] {
+  const remote = body.remote_data;
+  const conflicts: RemoteDataConflict[] = [];
+  if (typeof remote !== 'object' || remote === null || Array.isArray(remote)) return conflicts;
+  for (const field of STEP_FIELD_MAPPING) {
+    if (!own(remote, field.remote)) continue;
+    const mapped = field.read(body);
+    if (mapped !== undefined && !field.same(mapped, remote[field.remote])) conflicts.push({ field, mapped, remote: remote[field.remote] });
+  }
+  return conflicts;
+}
+
 /**
  * desunify: the unified create body to Pipeliner's Step create body (DESIGN.md §2 "Pipeliner call"):
  * `name` -> `name`, `pipeline.id` -> `pipeline_id`, `position` -> `sort_order`, then `remote_data`
@@ -21,10 +74,13 @@ export function desunifyStageCreate(body: StageCreateBody): Record<string, unkno
   return mergeRemoteData(mapStageCreate(body), body.remote_data);
 }
 
+/** The mapped fields of {@link STEP_FIELD_MAPPING}, in its order; `name` always (empty when absent). */
 function mapStageCreate(body: StageCreateBody): PipelinerCreateStepInput {
-  const mapped: PipelinerCreateStepInput = { name: body.name ?? '' };
-  if (body.pipeline?.id !== undefined) mapped.pipeline_id = body.pipeline.id;
-  if (body.position !== undefined) mapped.sort_order = body.position;
+  const mapped: PipelinerCreateStepInput = { name: '' };
+  for (const field of STEP_FIELD_MAPPING) {
+    const value = field.read(body);
+    if (value !== undefined) (mapped as Record<string, unknown>)[field.remote] = value;
+  }
   return mapped;
 }
 
@@ -36,7 +92,6 @@ export interface StepCreateRequest {
   sort_order: unknown;
 }
 
-const own = (record: object, key: string) => Object.prototype.hasOwnProperty.call(record, key);
 /** Keys after which `remote_data` is merged the long way: the ones mergeRemoteData skips, and a custom serialiser. */
 const MERGE_THE_LONG_WAY = ['__proto__', 'constructor', 'prototype', 'toJSON'];
 
@@ -95,6 +150,22 @@ export function unifyStep(step: Record<string, unknown>, pipelineName?: string):
 export function stepPipelineId(step: Record<string, unknown>): string | undefined {
   if (typeof step.pipeline_id === 'string' && step.pipeline_id) return step.pipeline_id;
   if (isJsonObject(step.pipeline) && typeof step.pipeline.id === 'string') return step.pipeline.id;
+  return undefined;
+}
+
+/**
+ * The pipeline a Step answer reports, only when the answer carries it: its `pipeline_id` (a string, or `null` /
+ * `''` for none: then `null`), else the `id` of an expanded `pipeline` object. `undefined` when the answer holds
+ * neither, as when the caller's `remote_query[load-only]` left them out: nothing may then be concluded about
+ * the step's pipeline from this answer (issue 12, item 12).
+ */
+export function reportedPipelineId(step: Record<string, unknown>): string | null | undefined {
+  if (Object.prototype.hasOwnProperty.call(step, 'pipeline_id')) {
+    const value = step.pipeline_id;
+    if (value === null || value === '') return null;
+    if (typeof value === 'string') return value;
+  }
+  if (isJsonObject(step.pipeline) && typeof step.pipeline.id === 'string' && step.pipeline.id) return step.pipeline.id;
   return undefined;
 }
 
