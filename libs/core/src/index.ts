@@ -9,4 +9,5 @@ export * from './lib/request-context';
 export * from './lib/stage-meta';
 export * from './lib/idempotency';
 export * from './lib/query-keys';
+export * from './lib/bulkhead';
 export * from './lib/data-directory';

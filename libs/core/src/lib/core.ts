@@ -17,6 +17,7 @@ import { IntegratedAccountService } from './accounts';
 import { ApiTokenService } from './api-tokens';
 import { configFromEnv, type CoreEnvironment } from './config';
 import { CreateStageUseCase, type CreateStageRequest, type UnifiedResponse } from './create-stage';
+import { AccountBulkhead } from './bulkhead';
 import { IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
 import { type StageCreateMeta, StageMetaUseCase } from './stage-meta';
@@ -131,6 +132,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.registerSingleton(IntegratedAccountService);
   container.registerSingleton(ApiTokenService);
   container.registerSingleton(IdempotencyGuard);
+  container.registerSingleton(AccountBulkhead);
   container.registerSingleton(CreateStageUseCase);
   container.registerSingleton(StageMetaUseCase);
   options.register?.(container);

@@ -20,6 +20,8 @@ import {
 import { parseUnifiedQuery } from '@unicrm/query';
 import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
+import { AccountBulkhead } from './bulkhead';
+import type { CoreEnvironment } from './config';
 import { IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
 
@@ -33,6 +35,35 @@ function withRetryHint(error: UnicrmError, hasKey: boolean): UnicrmError {
   const hinted = new UnicrmError(error.statusCode, `${sentence}${hint}`, extras, { ...error.headers });
   hinted.requestMayHaveArrived = true;
   return hinted;
+}
+
+/**
+ * The deadline of one unified operation (issue 12): a controller whose signal aborts, with a 504 as its reason,
+ * `timeoutMs` after it is made, or when `outer` (the caller's signal) aborts. Call `clear` when the operation ends.
+ */
+function operationDeadline(timeoutMs: number, outer?: AbortSignal): { signal: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new UnicrmError(
+          504,
+          `The operation did not finish within ${timeoutMs} ms (UNICRM_OPERATION_TIMEOUT_MS): the provider answered too slowly, or this account's earlier requests held every slot.`,
+          { truto_is_remote_error: true, raw_response: null, truto_error_insight: { remote_error: { description: 'The provider did not answer in time.' } } },
+        ),
+      ),
+    timeoutMs,
+  );
+  const onOuterAbort = () => controller.abort(outer?.reason);
+  if (outer?.aborted) onOuterAbort();
+  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  return {
+    signal: controller.signal,
+    clear: () => {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuterAbort);
+    },
+  };
 }
 
 /** The answer to a body that is not a JSON object. */
@@ -64,20 +95,30 @@ export interface UnifiedResponse extends FormattedResponse {
  * Validates query and body, loads the integrated account of the caller's environment, lets the
  * account's connector create the stage, and formats the answer. A remote 401 marks the account
  * `needs_reauth`; such an account answers 401 until its credentials are updated (DESIGN.md §3).
+ * Every provider call of one request (the lookup of an idempotent retry, the create and its pipeline-name read)
+ * runs within one deadline (`UNICRM_OPERATION_TIMEOUT_MS`, then 504) and in the account's compartment of the
+ * {@link AccountBulkhead} (429 when it is full).
  */
 @injectable()
 export class CreateStageUseCase {
+  private readonly operationTimeoutMs: number;
+
   constructor(
     private readonly accounts: IntegratedAccountService,
     private readonly registry: ConnectorRegistry,
     private readonly idempotency: IdempotencyGuard,
+    private readonly bulkhead: AccountBulkhead,
     @inject(TOKENS.Logger) private readonly logger: Logger,
-  ) {}
+    @inject(TOKENS.Config) config: CoreEnvironment,
+  ) {
+    this.operationTimeoutMs = config.operationTimeoutMs;
+  }
 
   /**
    * @returns 201 with the stage in the requested format
    * @throws UnicrmError 400 (query, body, integration rules), 401 (account needs re-auth), 404 (account),
-   *   501 (integration cannot create stages), remote errors mirrored from the provider, 502, 504
+   *   429 (the account's bulkhead is full), 501 (integration cannot create stages), remote errors mirrored from the
+   *   provider, 502, 504 (a call's or the operation's deadline)
    */
   async execute(request: CreateStageRequest): Promise<UnifiedResponse> {
     const key = request.idempotencyKey === undefined ? undefined : IdempotencyGuard.parseKey(request.idempotencyKey);
@@ -100,7 +141,10 @@ export class CreateStageUseCase {
     if (!stages) {
       throw new UnicrmError(501, `The ${account.integration} integration cannot create stages.`);
     }
-    const create = () => this.create(account, stages, parsed.data, query, request);
+    const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
+    const compartment = `${request.environmentId}:${account.id}`;
+    const remote = <T>(call: () => Promise<T>) => this.bulkhead.run(compartment, call, deadline.signal);
+    const create = () => remote(() => this.create(account, stages, parsed.data, query, request, deadline.signal));
     try {
       if (key === undefined) return await create();
       const findCreated = stages.findCreated;
@@ -110,17 +154,20 @@ export class CreateStageUseCase {
         { query: { ...query, integrated_account_id: account.id }, body: parsed.data },
         create,
         findCreated &&
-          (async (since) => {
-            const found = await findCreated({ id: account.id, integration: account.integration, context: account.context }, parsed.data, since, {
-              remoteQuery: {},
-              signal: request.signal,
-              requestId: request.requestId,
-            });
-            return found && this.answer(found, query);
-          }),
+          ((since) =>
+            remote(async () => {
+              const found = await findCreated({ id: account.id, integration: account.integration, context: account.context }, parsed.data, since, {
+                remoteQuery: {},
+                signal: deadline.signal,
+                requestId: request.requestId,
+              });
+              return found && this.answer(found, query);
+            })),
       );
     } catch (error) {
       throw error instanceof UnicrmError && error.requestMayHaveArrived ? withRetryHint(error, key !== undefined) : error;
+    } finally {
+      deadline.clear();
     }
   }
 
@@ -139,12 +186,13 @@ export class CreateStageUseCase {
     body: StageCreateBody,
     query: UnifiedQuery,
     request: CreateStageRequest,
+    signal: AbortSignal,
   ): Promise<UnifiedResponse> {
     try {
       const result = await stages.create(
         { id: account.id, integration: account.integration, context: account.context },
         body,
-        { remoteQuery: query.remote_query, signal: request.signal, requestId: request.requestId },
+        { remoteQuery: query.remote_query, signal, requestId: request.requestId },
       );
       return this.answer(result, query);
     } catch (error) {
