@@ -2,7 +2,7 @@
 // reconciliation of what the client was told against the Steps the sandbox holds. Usage and how to read the
 // output: tools/soak/README.md (or --help).
 //
-// Runs against the BUILT code in dist/ (`npm run soak` builds api and pipeliner-sandbox first). Both servers are
+// Runs against the BUILT code in dist/ (`npm run soak` builds api and sandboxes first). Both servers are
 // child processes listening on 127.0.0.1; the load is bounded by --minutes and --max-requests and every create by
 // its --budget-ms, and the whole run by a hard deadline, so it always stops by itself.
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,7 +20,7 @@ import {
 
 const ROOT = resolve(new URL('../../', import.meta.url).pathname);
 const API_MAIN = 'dist/apps/api/src/main.js';
-const SANDBOX_MAIN = 'dist/apps/pipeliner-sandbox/src/main.js';
+const SANDBOX_MAIN = 'dist/apps/sandboxes/src/main.js';
 const API_TOKEN = `soak-token-${randomBytes(16).toString('hex')}`;
 /** Time a child gets to stop after SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 15_000;

@@ -1,4 +1,4 @@
-import { type RunningSandbox, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, startSandbox } from '@unicrm/sandboxes';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

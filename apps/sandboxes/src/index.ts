@@ -1,5 +1,5 @@
 /**
- * @unicrm/pipeliner-sandbox: a local emulator of Pipeliner CRM's REST API (Steps and Pipelines), for
+ * @unicrm/sandboxes: a local emulator of Pipeliner CRM's REST API (Steps and Pipelines), for
  * development, HTTP tests, demos and benchmarks. Behaviour and every deliberate guess: docs/pipeliner-sandbox.md.
  */
 export { startSandbox } from './lib/server';

@@ -1,5 +1,5 @@
 module.exports = {
   ...require('../../jest.preset.cjs'),
-  displayName: 'pipeliner-sandbox',
+  displayName: 'sandboxes',
   rootDir: __dirname,
 };
