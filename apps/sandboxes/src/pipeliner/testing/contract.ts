@@ -1,5 +1,5 @@
-import type { ContractViolation } from '../lib/contract/openapi-contract';
-import type { RunningSandbox } from '../lib/server';
+import type { ContractViolation } from '../../kit/contract/openapi-contract';
+import type { RunningSandbox } from '../server';
 
 /**
  * Asserts that the contract violations recorded since the last take are exactly `expected` (each a partial

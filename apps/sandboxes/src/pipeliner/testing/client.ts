@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import type { RunningSandbox } from '../lib/server';
+import type { RunningSandbox } from '../server';
 
 /** An answer of the sandbox as the tests see it. */
 export interface TestResponse {

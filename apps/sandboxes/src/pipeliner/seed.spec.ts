@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtInSeed, SANDBOX_SEED_IDS, startSandbox } from '../index';
-import { client } from '../testing/client';
+import { client } from './testing/client';
 
 describe('Pipeliner sandbox: seeds', () => {
   let dir: string;

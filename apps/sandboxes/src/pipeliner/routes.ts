@@ -10,7 +10,7 @@ import {
   unknownTypeError,
 } from './errors';
 import { ENTITY_BY_PATH, type EntityPath, isEntityPath } from './fields';
-import { sendJson } from './http';
+import { sendJson } from '../kit/http';
 import { parseListQuery, parseReadOptions, type ReadOptions, runList } from './list-query';
 import {
   asBatchObject,

@@ -1,7 +1,8 @@
-import { SANDBOX_SEED_IDS, startSandbox, type RunningSandbox } from '../../index';
-import { client } from '../../testing/client';
-import { expectViolations } from '../../testing/contract';
-import { type ContractViolation, loadPipelinerContract } from './openapi-contract';
+import { SANDBOX_SEED_IDS, startSandbox, type RunningSandbox } from '../index';
+import { client } from './testing/client';
+import { expectViolations } from './testing/contract';
+import type { ContractViolation } from '../kit/contract/openapi-contract';
+import { loadPipelinerContract } from './contract';
 
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
 const RENEWALS = SANDBOX_SEED_IDS.renewalsPipelineId;

@@ -1,6 +1,6 @@
 import { PIPELINER_DATE_RE, SANDBOX_SEED_IDS, startSandbox, type RunningSandbox } from '../index';
-import { client } from '../testing/client';
-import { expectViolations } from '../testing/contract';
+import { client } from './testing/client';
+import { expectViolations } from './testing/contract';
 
 const STEP_KEYS = [
   'is_delete_protected', 'id', 'is_deleted', 'modified', 'created', 'lead_process', 'pipeline', 'quote_process',

@@ -1,6 +1,6 @@
 import { SANDBOX_SEED_IDS, startSandbox, type RunningSandbox, type SandboxSeed } from '../index';
-import { client } from '../testing/client';
-import { expectViolations } from '../testing/contract';
+import { client } from './testing/client';
+import { expectViolations } from './testing/contract';
 
 /** 45 steps in one pipeline plus 3 outside any pipeline: enough for several pages. */
 function bigSeed(): SandboxSeed {

@@ -1,6 +1,6 @@
 import { SANDBOX_SEED_IDS, startSandbox, type RunningSandbox } from '../index';
-import { client } from '../testing/client';
-import { expectViolations } from '../testing/contract';
+import { client } from './testing/client';
+import { expectViolations } from './testing/contract';
 
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
 const [QUALIFICATION, NEEDS] = SANDBOX_SEED_IDS.salesStepIds;

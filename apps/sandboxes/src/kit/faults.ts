@@ -1,21 +1,38 @@
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { faultErrorBody, missingFieldIssue, validationErrorBody } from './errors';
 import { sendCorrupted, sendJson, setBodyFault } from './http';
-import type { FaultRule } from './types';
+import type { FaultRule, JsonObject } from './types';
 
 /**
- * Fault injection (a sandbox extension, not Pipeliner behaviour): latency, error statuses, corrupted bodies,
- * connection resets and hung requests, set per request (`X-Sandbox-Fault` header), for following requests
- * (`injectFault`, `POST /__sandbox/faults`). See docs/pipeliner-sandbox.md "Fault injection".
+ * Fault injection for every provider sandbox (a sandbox extension, never a provider's behaviour): latency, error
+ * statuses in the provider's own error shape, corrupted bodies, connection resets and hung requests, set per request
+ * (`X-Sandbox-Fault` header) or for following requests (`injectFault`, `POST /__sandbox/faults`).
+ * See docs/sandboxes.md "Faults".
  */
 
 /** Name of the per-request fault header. */
 export const FAULT_HEADER = 'x-sandbox-fault';
 
-const faultRuleSchema = z
+/** What a status fault answers: the provider's error body for the status, and its extra headers. */
+export interface FaultAnswer {
+  body: JsonObject;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Renders a status fault in the provider's error shape (`ProviderErrors.fault`). `rule.status` is set;
+ * `rule.missingField` only with the provider's validation status.
+ */
+export type FaultRenderer = (rule: FaultRule & { status: number }, request: { method: string; path: string }) => FaultAnswer;
+
+/** Options of {@link parseFaultRule}. */
+export interface FaultRuleOptions {
+  /** The provider's validation status, the only status `missingField` goes with (Pipeliner: 422). Default 422. */
+  validationStatus?: number;
+}
+
+const ruleShape = z
   .object({
     method: z.string().min(1).optional(),
     path: z.string().min(1).optional(),
@@ -28,25 +45,25 @@ const faultRuleSchema = z
     hang: z.boolean().optional(),
     missingField: z.string().min(1).optional(),
   })
-  .strict()
-  .refine((rule) => rule.missingField === undefined || rule.status === 422, { message: 'missingField needs status 422', path: ['missingField'] });
+  .strict();
 
 /**
- * Validates a fault rule (unknown keys rejected, so a typo never silently does nothing).
- * @throws Error with a readable list of problems.
+ * Validates a fault rule (unknown keys rejected, so a typo never silently does nothing; `missingField` only with
+ * the provider's validation status).
+ * @throws Error `Invalid fault rule: <path>: <problem>; ...` listing every problem.
  */
-export function parseFaultRule(value: unknown): FaultRule {
-  const result = faultRuleSchema.safeParse(value);
+export function parseFaultRule(value: unknown, options: FaultRuleOptions = {}): FaultRule {
+  const validationStatus = options.validationStatus ?? 422;
+  const result = ruleShape
+    .refine((rule) => rule.missingField === undefined || rule.status === validationStatus, {
+      message: `missingField needs status ${validationStatus}`,
+      path: ['missingField'],
+    })
+    .safeParse(value);
   if (!result.success) {
     throw new Error(`Invalid fault rule: ${result.error.issues.map((i) => `${i.path.join('.') || '(rule)'}: ${i.message}`).join('; ')}`);
   }
   return result.data;
-}
-
-/** `Step` for a path under `/entities/Steps`, `Pipeline` under `/entities/Pipelines`: the `entity_name` of a 422. */
-function entityNameOf(path: string): string {
-  const collection = /\/entities\/([A-Za-z]+)/.exec(path)?.[1] ?? 'Entity';
-  return collection.endsWith('s') ? collection.slice(0, -1) : collection;
 }
 
 /** True when the rule's method and path select this request. `path` is a substring or a RegExp source. */
@@ -66,15 +83,31 @@ interface StoredRule {
   remaining: number | undefined;
 }
 
-/** Holds programmatic rules and every request a fault keeps waiting, so `close()` can end them all. */
+/** Options of a {@link FaultController}: what it needs of the provider. */
+export interface FaultControllerOptions extends FaultRuleOptions {
+  /** Renders status faults in the provider's error shape. */
+  render: FaultRenderer;
+}
+
+/**
+ * Holds one sandbox's programmatic rules, applies rules to requests, and keeps every request a fault holds waiting
+ * (latency, hang), so `reset()` and `close()` can end them all.
+ */
 export class FaultController {
   private rules: StoredRule[] = [];
   private readonly hung = new Set<ServerResponse>();
   private readonly sleeps = new Set<{ timer: NodeJS.Timeout; resolve: (completed: boolean) => void }>();
 
-  /** Adds a rule for the following requests (checked in insertion order; the first match applies). */
+  constructor(private readonly options: FaultControllerOptions) {}
+
+  /** Validates a rule for this sandbox's provider (see {@link parseFaultRule}). @throws Error for an invalid rule */
+  parse(value: unknown): FaultRule {
+    return parseFaultRule(value, this.options);
+  }
+
+  /** Adds a rule for the following requests (checked in insertion order; the first match applies). @throws Error for an invalid rule */
   add(rule: FaultRule): void {
-    const valid = parseFaultRule(rule);
+    const valid = this.parse(rule);
     this.rules.push({ rule: valid, remaining: valid.times });
   }
 
@@ -119,11 +152,10 @@ export class FaultController {
       return true;
     }
     if (rule.status !== undefined) {
-      const headers: Record<string, string> = rule.retryAfter !== undefined ? { 'Retry-After': String(rule.retryAfter) } : {};
-      const body =
-        rule.missingField === undefined
-          ? faultErrorBody(rule.status)
-          : validationErrorBody(entityNameOf(req.path), randomUUID(), [missingFieldIssue(rule.missingField)]);
+      const answer = this.options.render({ ...rule, status: rule.status }, { method: req.method, path: req.path });
+      const headers: Record<string, string> = { ...answer.headers };
+      if (rule.retryAfter !== undefined) headers['Retry-After'] = String(rule.retryAfter);
+      const body = answer.body;
       if (rule.body) {
         for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         sendCorrupted(res, rule.status, JSON.stringify(body), rule.body);

@@ -1,24 +1,26 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import type Ajv from 'ajv';
+import type AjvCore from 'ajv/dist/core';
 import type { ErrorObject } from 'ajv';
-import { createAjv, type Validator } from './ajv';
-import { type EntityView, nameTreeKey, parseNameTree, SchemaConverter, type SchemaObject, withoutNull } from './schema';
+import { createAjv, type FormatCheck, type Validator } from './ajv';
+import {
+  type EntityView,
+  nameTreeKey,
+  type Relation,
+  SchemaConverter,
+  type SchemaObject,
+} from './schema';
 
 /**
- * Contract checks against Pipeliner's own OpenAPI document (docs/pipeliner-sandbox.md "Contract tests"): every
- * request is checked against its operation's parameters and request body, every answer against the response schema
- * of its status. The sandbox runs them on each exchange when started with `contract: true`; tests can call them
- * directly.
+ * Contract checks against a provider's own OpenAPI document, OpenAPI 3.0 or 3.1 (docs/sandboxes.md "Contract
+ * checks"): every request is checked against its operation's path and query parameters and request body, every answer
+ * against the response schema of its status. A sandbox runs them on each exchange when started with `contract: true`;
+ * tests can call them directly. What differs between providers (Pipeliner's API-wide parameters, its `expand`, its
+ * date format...) is a {@link ContractProfile}; without one, the document is read as OpenAPI says.
  */
-
-/** Where the committed copy of Pipeliner's document lives, relative to the repository root. */
-export const PIPELINER_OPENAPI_RELATIVE_PATH = 'libs/connectors/pipeliner/openapi/pipeliner-steps-pipelines.subset.openapi.json';
 
 /** Which part of an exchange broke the contract. */
 export type ContractLocation = 'operation' | 'path' | 'query' | 'content-type' | 'body' | 'status';
 
-/** One mismatch between an exchange and Pipeliner's OpenAPI document. */
+/** One mismatch between an exchange and the provider's OpenAPI document. */
 export interface ContractViolation {
   direction: 'request' | 'response';
   method: string;
@@ -37,7 +39,7 @@ export interface ContractViolation {
 /** A request to check. */
 export interface ContractRequest {
   method: string;
-  /** The path, with the `/api/v100/rest/spaces/{space_id}` prefix (or without it: `/entities/Steps`). */
+  /** The path, with the path of the document's first server as prefix (`/api/v2/stages`) or without it (`/stages`). */
   path: string;
   /** The raw query string without '?' ('' when none). */
   query?: string;
@@ -47,32 +49,64 @@ export interface ContractRequest {
   contentType?: string;
 }
 
-/** An answer to check, with the request it answers (its `expand` and `load-only` shape the expected entity). */
+/** An answer to check, with the request it answers (its query may shape the expected entity, see `view`). */
 export interface ContractResponse {
   method: string;
   path: string;
   query?: string;
   status: number;
-  /** The parsed JSON body. */
+  /** The parsed JSON body; undefined for an answer without a body (e.g. 204). */
   body: unknown;
   /** The answer's Content-Type header; not checked when undefined. */
   contentType?: string;
 }
 
-/** Options of {@link loadPipelinerContract}. */
-export interface ContractOptions {
-  /** The parsed OpenAPI document; default: read from `specPath`. */
-  document?: OpenApiDocument;
-  /** Path of the document; default: {@link findPipelinerOpenApi}. */
-  specPath?: string;
-}
-
-/** The parts of an OpenAPI 3.0 document the contract reads. */
+/** The parts of an OpenAPI 3.0 / 3.1 document the contract reads. */
 export interface OpenApiDocument {
   openapi: string;
   servers?: Array<{ url: string }>;
   paths: Record<string, Record<string, unknown>>;
-  components?: { schemas?: Record<string, SchemaObject> };
+  components?: { schemas?: Record<string, SchemaObject>; [section: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** A query parameter declared outside the document (see {@link ContractProfile.extraQueryParameters}). */
+export interface ExtraQueryParameter {
+  name: string;
+  schema: SchemaObject;
+}
+
+/**
+ * What a provider's API does that its document does not say, so its checks neither miss nor invent violations.
+ * Every field is optional; the defaults read the document as OpenAPI says.
+ */
+export interface ContractProfile {
+  /**
+   * Where a query parameter is accepted: `operation` (default: where the operation declares it) or `document` (a
+   * parameter declared by any operation is accepted on every operation, typed by that declaration: Pipeliner's
+   * parameters are API-wide conventions). An undeclared name is a violation either way.
+   */
+  queryParameters?: 'operation' | 'document';
+  /** Parameters accepted on every operation though the document declares none (Pipeliner's legacy `limit`/`offset`). */
+  extraQueryParameters?: ExtraQueryParameter[];
+  /** Whether this request may write read-only properties (Pipeliner: `validation-level` bit 8). Default never. */
+  allowsReadOnly?(query: URLSearchParams): boolean;
+  /** Said after `is read-only (X.y): ` when it may not (Pipeliner names `validation-level` bit 8). */
+  readOnlyHint?: string;
+  /** The entity schema an input schema writes, whose read-only fields it inherits (`createStepInput` -> `Step`). */
+  inputEntity?(componentName: string): string | undefined;
+  /** Answers: a property outside `required` may also be `null` (Pipeliner answers empty values as null). Default false. */
+  optionalMayBeNull?: boolean;
+  /** Relations an answer can expand into the related entity, by component schema, then property. */
+  relations?: Record<string, Record<string, Relation>>;
+  /** The view a request asks of its answer's entity (Pipeliner: `expand` and `load-only`). Default: nothing expanded, every field. */
+  view?(query: URLSearchParams): EntityView;
+  /** Component schema that error answers (4xx/5xx) follow when the operation declares neither the status nor a default. */
+  fallbackErrorSchema?: string;
+  /** Last change to an answer's converted schema (Pipeliner requires `success` and `data` of its envelopes). */
+  adjustResponseSchema?(schema: SchemaObject, statusKey: string): void;
+  /** String formats that replace the defaults (RFC 3339 `date-time`, ...), per side. */
+  formats?: { request?: Record<string, FormatCheck>; response?: Record<string, FormatCheck> };
 }
 
 interface ParameterObject {
@@ -81,10 +115,11 @@ interface ParameterObject {
   required?: boolean;
   schema?: SchemaObject;
   style?: string;
+  explode?: boolean;
 }
 
 interface MediaTypes {
-  /** Normalised media types (`application / json` -> `application/json`) to their schema. */
+  /** Normalised media types and ranges (`application / json` -> `application/json`, `*\/*`) to their schema. */
   content: Map<string, unknown>;
 }
 
@@ -103,10 +138,10 @@ interface Operation {
   cache: Map<string, Validator>;
 }
 
-/** Status key of an answer checked against `Error` because its operation does not declare the status. */
-const ERROR_FALLBACK = 'Error';
+/** Status key of an answer checked against the profile's error schema because its operation does not declare the status. */
+const ERROR_FALLBACK = '(fallback error schema)';
 const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
-const int32 = { type: 'integer', format: 'int32' };
+const NO_VIEW = (): EntityView => ({ expand: new Map() });
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** `application / json; charset=utf-8` -> `application/json`: the document's typo is read as `application/json`. */
@@ -116,23 +151,12 @@ export function normaliseMediaType(text: string): string {
 
 const isJsonMediaType = (type: string) => type === 'application/json' || /^application\/[\w.+-]+\+json$/.test(type);
 
-/**
- * Finds the committed copy of Pipeliner's OpenAPI document by walking up from this file (sources under Jest, or
- * `dist/` after a build) and from the working directory to the repository root.
- * @throws Error when no directory above holds it
- */
-export function findPipelinerOpenApi(): string {
-  for (const start of [__dirname, process.cwd()]) {
-    let dir = resolve(start);
-    for (;;) {
-      const candidate = join(dir, PIPELINER_OPENAPI_RELATIVE_PATH);
-      if (existsSync(candidate)) return candidate;
-      const parent = dirname(dir);
-      if (parent === dir) break;
-      dir = parent;
-    }
-  }
-  throw new Error(`Cannot find ${PIPELINER_OPENAPI_RELATIVE_PATH} above ${__dirname} or ${process.cwd()}; pass its path as specPath.`);
+/** The declared media type (or range: `application/*`, `*\/*`) that covers `type`, exact ones first. */
+function coveringMediaType(declared: Map<string, unknown>, type: string): string | undefined {
+  if (declared.has(type)) return type;
+  const range = `${type.split('/')[0]}/*`;
+  if (declared.has(range)) return range;
+  return declared.has('*/*') ? '*/*' : undefined;
 }
 
 /** One violation as a line: `request POST /api/.../Steps [Steps.create] body /name: must be string`. */
@@ -159,39 +183,61 @@ function messageOf(error: ErrorObject): string {
 }
 
 /**
- * Pipeliner's OpenAPI document compiled into request and answer checks. Build it with
- * {@link loadPipelinerContract}; one instance can serve any number of sandboxes.
+ * A provider's OpenAPI document (3.0.x or 3.1.x) compiled into request and answer checks, read with a
+ * {@link ContractProfile}. One instance can serve any number of sandboxes.
  */
 export class OpenApiContract {
+  /** `3.0` or `3.1`, from the document's `openapi`. */
+  readonly dialect: '3.0' | '3.1';
   private readonly operations: Operation[] = [];
   private readonly prefix: string[];
-  /** Every query parameter of the document, by name (see collectQueryParameters). */
+  /** Query parameters accepted on every operation, by name (see collectQueryParameters). */
   private readonly documentQuery = new Map<string, ParameterObject>();
   private readonly converter: SchemaConverter;
-  private readonly bodyAjv: Ajv = createAjv('request-body');
-  private readonly parameterAjv: Ajv = createAjv('parameters');
-  private readonly responseAjv: Ajv = createAjv('response');
+  private readonly bodyAjv: AjvCore;
+  private readonly parameterAjv: AjvCore;
+  private readonly responseAjv: AjvCore;
 
-  /** @throws Error when the document is not OpenAPI 3.0 or uses a construct the contract does not support */
-  constructor(document: OpenApiDocument) {
-    if (!/^3\.0\.\d+$/.test(String(document.openapi))) throw new Error(`Expected an OpenAPI 3.0 document, got openapi: ${String(document.openapi)}.`);
-    this.converter = new SchemaConverter(document.components?.schemas ?? {});
-    // The servers' path (`/api/v100/rest/spaces/{space_id}`) comes before every path of the document.
+  /**
+   * Compiles every request and answer schema of the document now, so a schema that cannot be checked faithfully
+   * fails at load, not mid-test.
+   * @throws Error when the document is not OpenAPI 3.0/3.1, or uses a construct the contract does not support (a
+   *   remote or cyclic `$ref`, an unknown format or keyword)
+   */
+  constructor(
+    private readonly document: OpenApiDocument,
+    private readonly profile: ContractProfile = {},
+  ) {
+    const version = /^3\.([01])\.\d+$/.exec(String(document.openapi));
+    if (!version) throw new Error(`Expected an OpenAPI 3.0 or 3.1 document, got openapi: ${String(document.openapi)}.`);
+    this.dialect = version[1] === '0' ? '3.0' : '3.1';
+    this.converter = new SchemaConverter(document as unknown as SchemaObject, {
+      dialect: this.dialect,
+      optionalMayBeNull: profile.optionalMayBeNull,
+      relations: profile.relations,
+      inputEntity: profile.inputEntity,
+    });
+    const settings = { dialect: this.dialect, readOnlyHint: profile.readOnlyHint };
+    this.bodyAjv = createAjv('request-body', { ...settings, formats: profile.formats?.request });
+    this.parameterAjv = createAjv('parameters', { ...settings, formats: profile.formats?.request });
+    this.responseAjv = createAjv('response', { ...settings, formats: profile.formats?.response });
+    // The first server's path (Pipeliner `/api/v100/rest/spaces/{space_id}`, Pipedrive `/api/v2`) comes before every path.
     const serverPath = (document.servers?.[0]?.url ?? '').replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '');
     this.prefix = serverPath.split('/').filter(Boolean);
-    for (const [template, item] of Object.entries(document.paths)) {
-      for (const [method, raw] of Object.entries(item)) {
+    for (const [template, item] of Object.entries(document.paths ?? {})) {
+      const pathItem = this.deref(item);
+      if (!isObject(pathItem)) continue;
+      for (const [method, raw] of Object.entries(pathItem)) {
         if (!HTTP_METHODS.has(method) || !isObject(raw)) continue;
-        this.operations.push(this.readOperation(method.toUpperCase(), template, raw));
+        this.operations.push(this.readOperation(method.toUpperCase(), template, raw, pathItem.parameters));
       }
     }
     this.collectQueryParameters();
-    // Compile every request and answer schema now, so a schema ajv cannot compile fails at load, not mid-test.
     for (const operation of this.operations) {
       if (operation.requestBody) for (const allow of [false, true]) this.bodyValidator(operation, allow);
       this.parameterValidator(operation, 'query');
       this.parameterValidator(operation, 'path');
-      for (const status of operation.responses.keys()) this.responseValidator(operation, status, { expand: new Map() });
+      for (const status of operation.responses.keys()) this.responseValidator(operation, status, NO_VIEW());
     }
   }
 
@@ -235,7 +281,8 @@ export class OpenApiContract {
       return violations;
     }
     const contentType = request.contentType ? normaliseMediaType(request.contentType) : '';
-    if (!operation.requestBody.content.has(contentType)) {
+    const covering = contentType ? coveringMediaType(operation.requestBody.content, contentType) : undefined;
+    if (covering === undefined) {
       const declared = [...operation.requestBody.content.keys()].join(', ');
       violations.push({
         ...located,
@@ -244,6 +291,8 @@ export class OpenApiContract {
         message: `${request.contentType ? `'${request.contentType}'` : 'no Content-Type'} is not a declared media type (${declared})`,
       });
     }
+    // A body of a declared media type that is not JSON (a form, a file) is not checked further.
+    if (covering !== undefined && !isJsonMediaType(contentType)) return violations;
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -251,18 +300,17 @@ export class OpenApiContract {
       violations.push({ ...located, location: 'body', instancePath: '', message: 'is not valid JSON' });
       return violations;
     }
-    // `validation-level` bit 8 "allows to override readonly fields" (pipeliner-api.md §6).
-    const level = params.get('validation-level') ?? '';
-    const allowReadOnly = /^\d+$/.test(level) && (Number(level) & 8) === 8;
+    const allowReadOnly = this.profile.allowsReadOnly?.(params) ?? false;
     const validate = this.bodyValidator(operation, allowReadOnly);
     if (validate && !validate(body)) violations.push(...ajvViolations(validate.errors, { ...located, location: 'body' }));
     return violations;
   }
 
   /**
-   * Checks an answer against the schema the document declares for its status. A status the operation does not
-   * declare is checked against `Error` when it is 4xx/5xx, and is itself a violation otherwise. Answers to requests
-   * that match no operation are not checked (the request already is a violation).
+   * Checks an answer against the schema the document declares for its status (exact, then `4XX`-style range, then
+   * `default`). A status the operation does not declare is checked against the profile's `fallbackErrorSchema` when
+   * it is 4xx/5xx, and is itself a violation otherwise. Answers to requests that match no operation are not checked
+   * (the request already is a violation).
    */
   checkResponse(response: ContractResponse): ContractViolation[] {
     const method = response.method.toUpperCase();
@@ -283,9 +331,9 @@ export class OpenApiContract {
     }
     const violations: ContractViolation[] = [];
     const declared = statusKey === ERROR_FALLBACK ? undefined : operation.responses.get(statusKey);
-    if (response.contentType !== undefined && declared && declared.content.size > 0) {
+    if (response.contentType !== undefined && response.body !== undefined && declared && declared.content.size > 0) {
       const type = normaliseMediaType(response.contentType);
-      if (!declared.content.has(type)) {
+      if (coveringMediaType(declared.content, type) === undefined) {
         violations.push({
           ...located,
           location: 'content-type',
@@ -295,13 +343,32 @@ export class OpenApiContract {
       }
     }
     const params = new URLSearchParams(response.query ?? '');
-    const view: EntityView = { expand: parseNameTree(params.get('expand')) ?? new Map(), loadOnly: parseNameTree(params.get('load-only')) };
+    const view = this.profile.view?.(params) ?? NO_VIEW();
     const validate = this.responseValidator(operation, statusKey, view);
+    if (response.body === undefined) {
+      if (validate) violations.push({ ...located, location: 'body', instancePath: '', message: `is missing: the document declares a body for ${statusKey}` });
+      return violations;
+    }
     if (validate && !validate(response.body)) violations.push(...ajvViolations(validate.errors, { ...located, location: 'body' }));
     return violations;
   }
 
-  private readOperation(method: string, template: string, raw: Record<string, unknown>): Operation {
+  /** Follows local `$ref`s of non-schema objects (parameters, request bodies, responses, path items). */
+  private deref(value: unknown, seen: string[] = []): unknown {
+    if (!isObject(value) || typeof value.$ref !== 'string') return value;
+    const ref = value.$ref;
+    if (!ref.startsWith('#/')) throw new Error(`Unsupported $ref '${ref}': only references inside the document (#/...) are supported.`);
+    if (seen.includes(ref)) throw new Error(`Cyclic $ref through ${[...seen, ref].join(' -> ')}.`);
+    let target: unknown = this.document;
+    for (const raw of ref.slice(2).split('/')) {
+      const part = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+      target = isObject(target) || Array.isArray(target) ? (target as Record<string, unknown>)[part] : undefined;
+    }
+    if (target === undefined) throw new Error(`The OpenAPI document has nothing at ${ref}.`);
+    return this.deref(target, [...seen, ref]);
+  }
+
+  private readOperation(method: string, template: string, raw: Record<string, unknown>, shared: unknown): Operation {
     const operationId = typeof raw.operationId === 'string' ? raw.operationId : `${method} ${template}`;
     const segments = [...this.prefix, ...template.split('/').filter(Boolean)];
     const operation: Operation = {
@@ -315,34 +382,38 @@ export class OpenApiContract {
       responses: new Map(),
       cache: new Map(),
     };
-    for (const param of (raw.parameters as ParameterObject[] | undefined) ?? []) {
+    // Path-level parameters first, so the operation's own (same name and place) win, as OpenAPI says.
+    const declared = [...(Array.isArray(shared) ? shared : []), ...(Array.isArray(raw.parameters) ? raw.parameters : [])];
+    for (const entry of declared) {
+      const param = this.deref(entry) as ParameterObject;
+      if (!isObject(param)) continue;
       if (param.in === 'query') operation.query.set(param.name, param);
       else if (param.in === 'path') operation.pathParams.set(param.name, param);
-      // Header and cookie parameters: the document declares none.
+      // Header and cookie parameters are not checked (credentials and provider headers are the module's business).
     }
-    if (isObject(raw.requestBody)) {
-      operation.requestBody = { required: raw.requestBody.required === true, content: readContent(raw.requestBody.content) };
+    const requestBody = this.deref(raw.requestBody);
+    if (isObject(requestBody)) {
+      operation.requestBody = { required: requestBody.required === true, content: readContent(requestBody.content) };
     }
-    for (const [status, response] of Object.entries(isObject(raw.responses) ? raw.responses : {})) {
-      operation.responses.set(status, { content: readContent(isObject(response) ? response.content : undefined) });
+    for (const [status, entry] of Object.entries(isObject(raw.responses) ? raw.responses : {})) {
+      const response = this.deref(entry);
+      operation.responses.set(/^[1-5]xx$/i.test(status) ? status.toUpperCase() : status, { content: readContent(isObject(response) ? response.content : undefined) });
     }
     return operation;
   }
 
   /**
-   * Pipeliner's query parameters are conventions of the whole API (the docs' "API parameters" page describes `expand`,
-   * `load-only`, `filter`, ... once for all), while the document lists them per operation. So a parameter declared by
-   * any operation of the document is accepted on every operation and typed by that declaration; the connector reads
-   * `GET Pipelines/{id}?load-only=id,name`, for instance, and `Steps.get` declares only `id`. The legacy `limit` and
-   * `offset` are added as int32: the document names them only in `page_info`'s description. A name no operation
-   * declares is a violation.
+   * The query parameters accepted on every operation: with the profile's `queryParameters: 'document'`, each one any
+   * operation declares (the first declaration types it); then the profile's extra parameters.
    */
   private collectQueryParameters(): void {
-    for (const operation of this.operations) {
-      for (const [name, param] of operation.query) if (!this.documentQuery.has(name)) this.documentQuery.set(name, param);
+    if (this.profile.queryParameters === 'document') {
+      for (const operation of this.operations) {
+        for (const [name, param] of operation.query) if (!this.documentQuery.has(name)) this.documentQuery.set(name, param);
+      }
     }
-    for (const name of ['limit', 'offset']) {
-      if (!this.documentQuery.has(name)) this.documentQuery.set(name, { name, in: 'query', schema: int32 });
+    for (const { name, schema } of this.profile.extraQueryParameters ?? []) {
+      if (!this.documentQuery.has(name)) this.documentQuery.set(name, { name, in: 'query', schema });
     }
   }
 
@@ -368,7 +439,10 @@ export class OpenApiContract {
     return { pathParams: {}, reason: 'no path of the document matches' };
   }
 
-  /** Splits the query into declared parameters (deepObject ones as objects) and unknown names. */
+  /**
+   * Splits the query into declared parameters and unknown names: deepObject parameters as objects, array parameters
+   * as arrays (repeated names; comma lists when `explode: false`), scalars as text (ajv coerces them to their type).
+   */
   private readQuery(operation: Operation, params: URLSearchParams): { values: Record<string, unknown>; unknown: string[] } {
     const values: Record<string, unknown> = {};
     const unknown = new Set<string>();
@@ -381,8 +455,14 @@ export class OpenApiContract {
         target[bracket[2]] = bracket[2] in target ? ([] as unknown[]).concat(target[bracket[2]], value) : value;
         continue;
       }
-      if (!this.queryParameter(operation, key)) {
+      const param = this.queryParameter(operation, key);
+      if (!param) {
         unknown.add(key);
+        continue;
+      }
+      if (isArraySchema(param.schema)) {
+        const items = param.explode === false && (param.style ?? 'form') === 'form' ? value.split(',') : [value];
+        values[key] = [...((values[key] as unknown[] | undefined) ?? []), ...items];
         continue;
       }
       // A repeated scalar becomes an array, which its scalar schema then rejects.
@@ -406,6 +486,7 @@ export class OpenApiContract {
       const properties: Record<string, SchemaObject> = {};
       const required: string[] = [];
       for (const [name, param] of declared) {
+        // A parameter described by `content` instead of `schema` is accepted with any value.
         properties[name] = param.schema ? this.converter.convert(param.schema, { side: 'request', allowReadOnly: false }) : {};
         // Only the operation's own declarations can make a parameter required.
         if (where === 'path' || (param.required && operation.query.get(name) === param)) required.push(name);
@@ -428,26 +509,21 @@ export class OpenApiContract {
     const range = `${String(status)[0]}XX`;
     if (operation.responses.has(range)) return range;
     if (operation.responses.has('default')) return 'default';
-    // Statuses the document leaves out (400, 401, 422, 429, ...): Pipeliner answers them in its `Error` shape (§4).
-    if (status >= 400 && this.converter.has('Error')) return ERROR_FALLBACK;
+    const fallback = this.profile.fallbackErrorSchema;
+    if (status >= 400 && fallback !== undefined && this.converter.has(fallback)) return ERROR_FALLBACK;
     return undefined;
   }
 
   private responseValidator(operation: Operation, statusKey: string, view: EntityView): Validator | undefined {
     const schema =
-      statusKey === ERROR_FALLBACK ? { $ref: '#/components/schemas/Error' } : jsonSchemaOf(operation.responses.get(statusKey));
+      statusKey === ERROR_FALLBACK
+        ? { $ref: `#/components/schemas/${encodeURIComponent(this.profile.fallbackErrorSchema ?? '')}` }
+        : jsonSchemaOf(operation.responses.get(statusKey));
     if (schema === undefined) return undefined;
     const key = `response:${statusKey}:${nameTreeKey(view.expand)}:${nameTreeKey(view.loadOnly)}`;
     return this.cached(operation, key, () => {
       const converted = this.converter.convert(schema, { side: 'response', view });
-      // Tightening: every success envelope of the document lists `success` and `data` but requires neither; every
-      // documented and captured answer has both, never null (pipeliner-api.md §4), and without this `{}` would pass.
-      const properties = converted.properties;
-      if (statusKey.startsWith('2') && isObject(properties) && isObject(properties.success) && isObject(properties.data)) {
-        converted.required = [...new Set([...((converted.required as string[] | undefined) ?? []), 'success', 'data'])];
-        properties.success = withoutNull(properties.success);
-        properties.data = withoutNull(properties.data);
-      }
+      this.profile.adjustResponseSchema?.(converted, statusKey);
       return this.responseAjv.compile(converted);
     });
   }
@@ -471,10 +547,16 @@ function readContent(content: unknown): Map<string, unknown> {
   return map;
 }
 
+/** The schema of a JSON media type, else of a range that covers JSON (`application/*`, `*\/*`). */
 function jsonSchemaOf(media: MediaTypes | undefined): unknown {
   if (!media) return undefined;
   for (const [type, schema] of media.content) if (isJsonMediaType(type) && schema !== undefined) return schema;
+  for (const range of ['application/*', '*/*']) if (media.content.get(range) !== undefined) return media.content.get(range);
   return undefined;
+}
+
+function isArraySchema(schema: SchemaObject | undefined): boolean {
+  return schema !== undefined && (schema.type === 'array' || (Array.isArray(schema.type) && schema.type.includes('array')));
 }
 
 function safeDecode(segment: string): string {
@@ -499,19 +581,4 @@ function bind(template: string[], segments: string[]): Record<string, string> | 
     }
   }
   return params;
-}
-
-let shared: OpenApiContract | undefined;
-
-/**
- * Loads Pipeliner's OpenAPI document and compiles its checks. Without options the result is cached: the committed
- * copy is read and compiled once per process.
- * @throws Error when the document cannot be read or compiled
- */
-export function loadPipelinerContract(options: ContractOptions = {}): OpenApiContract {
-  if (!options.document && !options.specPath && shared) return shared;
-  const document = options.document ?? (JSON.parse(readFileSync(options.specPath ?? findPipelinerOpenApi(), 'utf8')) as OpenApiDocument);
-  const contract = new OpenApiContract(document);
-  if (!options.document && !options.specPath) shared = contract;
-  return contract;
 }

@@ -1,33 +1,29 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import {
-  errorBody,
-  faultErrorBody,
-  invalidParameterError,
-  type JsonObject,
-  PipelinerError,
-  routeNotFoundError,
-} from './errors';
 import type { ContractViolation, OpenApiContract } from './contract/openapi-contract';
-import { FAULT_HEADER, type FaultController, parseFaultRule, ruleMatches } from './faults';
-import { sendJson, setResponseCheck } from './http';
-import { entitiesRouter, type SpaceConfig } from './routes';
-import type { SandboxStore } from './store';
-import type { FaultRule, RecordedRequest } from './types';
+import { SandboxHttpError } from './errors';
+import { FAULT_HEADER, type FaultController, ruleMatches } from './faults';
+import { sendJson, setJsonContentType, setResponseCheck } from './http';
+import type { ProviderErrors } from './provider';
+import type { FaultRule, JsonObject, RecordedRequest } from './types';
 
-/** Path prefix of the sandbox's own admin routes (never part of Pipeliner's API, never recorded). */
+/** Path prefix of the kit's own admin routes (never part of a provider's API, never recorded, never checked). */
 export const ADMIN_PREFIX = '/__sandbox';
 
-/** Everything the Express application works on. */
-export interface AppContext {
-  store: SandboxStore;
-  config: SpaceConfig;
+/** Everything the Express application of one sandbox works on. */
+export interface KitAppContext {
+  /** The provider's routes. */
+  router: express.Router;
+  /** The provider's error shapes. */
+  errors: ProviderErrors;
+  /** `Content-Type` of JSON answers (default application/json). */
+  jsonContentType?: string;
   faults: FaultController;
   /** Remote fault injection (header and admin route) allowed. */
   faultsEnabled: boolean;
   /** Recorded requests (mutated in place). */
   requests: RecordedRequest[];
   logRequests: boolean;
-  /** Contract checks against Pipeliner's OpenAPI document (off when absent). */
+  /** Contract checks against the provider's OpenAPI document (off when absent). */
   contract?: ContractRecorder;
 }
 
@@ -37,10 +33,10 @@ export interface ContractRecorder {
   record(violations: ContractViolation[]): void;
 }
 
-/** Largest accepted request body; larger ones answer 413 in the `Error` shape. */
+/** Largest accepted request body; larger ones answer the provider's 413. */
 export const BODY_LIMIT = '5mb';
 
-function headerFault(req: Request): FaultRule | undefined {
+function headerFault(req: Request, ctx: KitAppContext): FaultRule | undefined {
   const raw = req.headers[FAULT_HEADER];
   const text = Array.isArray(raw) ? raw[0] : raw;
   if (text === undefined || text.trim() === '') return undefined;
@@ -48,12 +44,12 @@ function headerFault(req: Request): FaultRule | undefined {
   try {
     value = JSON.parse(text);
   } catch {
-    throw invalidParameterError(`Invalid X-Sandbox-Fault header: not JSON.`);
+    throw ctx.errors.badRequest(`Invalid X-Sandbox-Fault header: not JSON.`);
   }
   try {
-    return parseFaultRule(value);
+    return ctx.faults.parse(value);
   } catch (error) {
-    throw invalidParameterError(`Invalid X-Sandbox-Fault header: ${(error as Error).message}`);
+    throw ctx.errors.badRequest(`Invalid X-Sandbox-Fault header: ${(error as Error).message}`);
   }
 }
 
@@ -63,9 +59,9 @@ function splitUrl(url: string): { path: string; query: string } {
 }
 
 /**
- * Checks each request against Pipeliner's OpenAPI document on arrival, and registers the check of its answer
- * (run by `sendJson`, so answers corrupted by a body fault, connection resets and hung requests are not checked).
- * Admin routes are not part of Pipeliner's API and are skipped. A failing check is itself recorded.
+ * Checks each request against the provider's OpenAPI document on arrival, and registers the check of its answer
+ * (run by `sendJson` / `sendEmpty`, so answers corrupted by a body fault, connection resets and hung requests are not
+ * checked). Admin routes are not part of the provider's API and are skipped. A failing check is itself recorded.
  */
 function contractMiddleware(recorder: ContractRecorder) {
   const guarded = (exchange: { method: string; path: string }, run: () => ContractViolation[], direction: ContractViolation['direction']) => {
@@ -91,10 +87,16 @@ function contractMiddleware(recorder: ContractRecorder) {
         }),
       'request',
     );
-    setResponseCheck(res, (status, text) =>
+    setResponseCheck(res, (status, responseType, text) =>
       guarded(
         where,
-        () => recorder.contract.checkResponse({ ...exchange, status, body: JSON.parse(text), contentType: 'application/json' }),
+        () =>
+          recorder.contract.checkResponse({
+            ...exchange,
+            status,
+            body: text === undefined ? undefined : JSON.parse(text),
+            contentType: responseType,
+          }),
         'response',
       ),
     );
@@ -102,16 +104,17 @@ function contractMiddleware(recorder: ContractRecorder) {
   };
 }
 
-function adminRouter(ctx: AppContext): express.Router {
+/** `GET`, `POST`, `DELETE /__sandbox/faults`: list, add, clear the programmatic rules (only with faults enabled). */
+function adminRouter(ctx: KitAppContext): express.Router {
   const router = express.Router();
   router.get(`${ADMIN_PREFIX}/faults`, (_req, res) => sendJson(res, 200, { success: true, data: ctx.faults.list() }));
   router.post(`${ADMIN_PREFIX}/faults`, (req, res) => {
     const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     let rule: FaultRule;
     try {
-      rule = parseFaultRule(JSON.parse(text || 'null'));
+      rule = ctx.faults.parse(JSON.parse(text || 'null'));
     } catch (error) {
-      throw invalidParameterError(error instanceof SyntaxError ? 'Missing or invalid JSON data.' : (error as Error).message);
+      throw ctx.errors.badRequest(error instanceof SyntaxError ? 'Missing or invalid JSON data.' : (error as Error).message);
     }
     ctx.faults.add(rule);
     sendJson(res, 201, { success: true, data: rule as JsonObject });
@@ -124,16 +127,25 @@ function adminRouter(ctx: AppContext): express.Router {
 }
 
 /**
- * Builds the Express application: raw body capture, request log, contract checks (when on), fault injection,
- * admin routes (faults on), Pipeliner's entity routes, the bare 404 (pipeliner-api.md §4), and one error renderer.
+ * Builds the Express application of one sandbox, in this order: raw body capture (every body kept as bytes, up to
+ * {@link BODY_LIMIT}), the provider's JSON content type, the request log, contract checks (when on), fault injection,
+ * admin routes (faults on), the provider's routes, the provider's 404, and one error renderer that sends a thrown
+ * {@link SandboxHttpError} as it is and renders every other error in the provider's shape.
  */
-export function createApp(ctx: AppContext): express.Express {
+export function createKitApp(ctx: KitAppContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', false);
 
   app.use(express.raw({ type: () => true, limit: BODY_LIMIT }));
+  const jsonContentType = ctx.jsonContentType;
+  if (jsonContentType) {
+    app.use((_req: Request, res: Response, next: NextFunction) => {
+      setJsonContentType(res, jsonContentType);
+      next();
+    });
+  }
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     if (ctx.logRequests && !req.path.startsWith(ADMIN_PREFIX)) {
@@ -152,7 +164,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(async (req: Request, res: Response, next: NextFunction) => {
     if (req.path.startsWith(ADMIN_PREFIX)) return next();
     try {
-      const fromHeader = ctx.faultsEnabled ? headerFault(req) : undefined;
+      const fromHeader = ctx.faultsEnabled ? headerFault(req, ctx) : undefined;
       // A header rule replaces the programmatic ones for its request (and consumes none of them).
       const rule = fromHeader
         ? ruleMatches(fromHeader, req.method, req.path)
@@ -167,24 +179,19 @@ export function createApp(ctx: AppContext): express.Express {
   });
   if (ctx.faultsEnabled) app.use(adminRouter(ctx));
 
-  app.use(entitiesRouter(ctx.store, ctx.config));
+  app.use(ctx.router);
 
-  app.use((_req: Request, _res: Response, next: NextFunction) => next(routeNotFoundError()));
+  app.use((req: Request, _res: Response, next: NextFunction) => next(ctx.errors.notFound({ method: req.method, path: req.path })));
 
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent || res.destroyed) return;
-    if (error instanceof PipelinerError) {
-      sendJson(res, error.status, error.body, error.headers);
-      return;
-    }
+    const send = (answer: SandboxHttpError) => sendJson(res, answer.status, answer.body, answer.headers);
+    if (error instanceof SandboxHttpError) return send(error);
+    // Errors of the body reader (express.raw): too large, or unreadable (a bad Content-Encoding, an aborted body).
     const status = httpStatusOf(error);
-    if (status === 413) {
-      sendJson(res, 413, errorBody(413, 117, 'ERROR_PARAMETER_INVALID', `Request body is larger than ${BODY_LIMIT}.`));
-    } else if (status !== undefined && status >= 400 && status < 500) {
-      sendJson(res, 400, errorBody(400, 117, 'ERROR_PARAMETER_INVALID', 'Missing or invalid JSON data.'));
-    } else {
-      sendJson(res, 500, faultErrorBody(500));
-    }
+    if (status === 413) send(ctx.errors.tooLarge(BODY_LIMIT));
+    else if (status !== undefined && status >= 400 && status < 500) send(ctx.errors.badRequest('Missing or invalid JSON data.'));
+    else send(ctx.errors.internal(error));
   });
 
   return app;

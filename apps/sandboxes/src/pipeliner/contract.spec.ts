@@ -1,11 +1,6 @@
 import { readFileSync } from 'node:fs';
-import {
-  type ContractViolation,
-  findPipelinerOpenApi,
-  formatContractViolation,
-  loadPipelinerContract,
-  type OpenApiDocument,
-} from './openapi-contract';
+import { type ContractViolation, formatContractViolation, type OpenApiDocument } from '../kit/contract/openapi-contract';
+import { findPipelinerOpenApi, loadPipelinerContract } from './contract';
 
 const contract = loadPipelinerContract();
 const BASE = '/api/v100/rest/spaces/sandbox_space/entities';
@@ -79,7 +74,10 @@ describe('Pipeliner OpenAPI contract: the document', () => {
 
   it('refuses what it cannot check faithfully: another OpenAPI version, an unknown $ref, an unknown format', () => {
     const document = JSON.parse(readFileSync(findPipelinerOpenApi(), 'utf8')) as OpenApiDocument;
-    expect(() => loadPipelinerContract({ document: { ...document, openapi: '3.1.0' } })).toThrow(/OpenAPI 3\.0/);
+    // The kit checks OpenAPI 3.0 and 3.1 documents; anything else is refused.
+    for (const openapi of ['3.2.0', '2.0', '3.0']) {
+      expect(() => loadPipelinerContract({ document: { ...document, openapi } })).toThrow(/Expected an OpenAPI 3\.0 or 3\.1 document/);
+    }
     const withSchemas = (schemas: Record<string, Record<string, unknown>>) =>
       loadPipelinerContract({ document: { ...document, components: { schemas: { ...document.components?.schemas, ...schemas } } } });
     expect(() => withSchemas({ Step: { properties: { x: { $ref: '#/components/schemas/Nope' } } } })).toThrow(/no schema 'Nope'/);

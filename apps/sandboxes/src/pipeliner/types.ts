@@ -127,48 +127,5 @@ export interface SandboxSeed {
   steps?: SeedStep[];
 }
 
-/**
- * A fault to inject (sandbox extension, see docs/pipeliner-sandbox.md "Fault injection").
- * Every given effect applies, in this order: `latencyMs`, then `reset` | `hang` | `status` | `body`.
- */
-export interface FaultRule {
-  /** HTTP method to match (case-insensitive); any when absent. */
-  method?: string;
-  /** Substring of, or RegExp source matched against, the request path (without query); any when absent. */
-  path?: string;
-  /** How many matching requests the rule affects; unlimited when absent. Ignored for the header form. */
-  times?: number;
-  /** Delay before answering, in milliseconds. Alone, the request is then handled normally. */
-  latencyMs?: number;
-  /** Answer this status with Pipeliner's `Error` body for it, without touching state. */
-  status?: number;
-  /** Seconds; sets `Retry-After` on a status fault. */
-  retryAfter?: number;
-  /**
-   * With `status: 422` only: answer Pipeliner's captured validation body (code 40000, a 119
-   * `ERROR_PARAMETER_MISSING` field error) naming this field as missing, as a space whose administrator made a
-   * field required would. No request unicrm's checks let through reaches the sandbox's own missing-`name` 422.
-   */
-  missingField?: string;
-  /**
-   * Corrupt the body. Without `status` the request is handled for real (state changes happen) and its real
-   * answer is corrupted; with `status` that status is answered with the corrupted body.
-   */
-  body?: 'malformed' | 'truncated' | 'empty' | 'html';
-  /** Destroy the socket without an answer. */
-  reset?: boolean;
-  /** Never answer (until the sandbox closes). */
-  hang?: boolean;
-}
-
-/** One request as received by the sandbox. */
-export interface RecordedRequest {
-  method: string;
-  /** Path without the query string. */
-  path: string;
-  /** Raw query string without '?'. */
-  query: string;
-  headers: Record<string, string | string[] | undefined>;
-  /** Raw body text ('' when none). */
-  body: string;
-}
+/** Fault rules and the request log are the kit's, the same for every provider. */
+export type { FaultRule, RecordedRequest } from '../kit/types';

@@ -1,3 +1,5 @@
+import { SandboxHttpError } from '../kit/errors';
+import type { JsonObject } from '../kit/types';
 import { fieldId } from './ids';
 
 /**
@@ -6,16 +8,12 @@ import { fieldId } from './ids';
  * Codes marked "sandbox choice" were never captured from the real service; docs/pipeliner-sandbox.md lists them.
  */
 
-export type JsonObject = { [key: string]: unknown };
+export type { JsonObject };
 
-/** An HTTP answer that is an error: status, JSON body and extra headers. Thrown by handlers, rendered once. */
-export class PipelinerError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: JsonObject,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(typeof body['message'] === 'string' ? (body['message'] as string) : `HTTP ${status}`);
+/** An HTTP answer that is an error in Pipeliner's shape: status, JSON body and extra headers. Thrown by handlers, rendered once by the kit. */
+export class PipelinerError extends SandboxHttpError {
+  constructor(status: number, body: JsonObject, headers: Record<string, string> = {}) {
+    super(status, body, headers);
     this.name = 'PipelinerError';
   }
 }
