@@ -7,6 +7,12 @@ import { envFlag, type RunningProviderSandbox, startProviderSandbox } from './se
  * on its own port from its environment, and prints for each what to put in an integrated account (docs/sandboxes.md).
  */
 
+/** The message of anything thrown (errors from `node:net` may come from another realm, so no `instanceof Error`). */
+function messageOf(error: unknown): string {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(error);
+}
+
 /** A mistake in the command line (unknown name or option): exit status 2. */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -150,7 +156,7 @@ export async function runSandboxes(args: readonly string[], modules: readonly An
       sandboxes.push(await startFromEnv(module, io));
     } catch (error) {
       await close();
-      throw new Error(`The ${module.title} sandbox failed to start: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`The ${module.title} sandbox failed to start: ${messageOf(error)}`);
     }
   }
   const blocks = selected.map((module, index) => describeRunning(module, sandboxes[index], io.env));

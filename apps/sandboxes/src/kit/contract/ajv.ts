@@ -4,8 +4,8 @@ import type AjvCore from 'ajv/dist/core';
 import addFormats from 'ajv-formats';
 
 /**
- * The ajv 8 instances of the contract checks (docs/sandboxes.md "Contract checks"): strict mode (a keyword or format
- * the conversion does not know fails at load, never silently passes), all errors, every format of ajv-formats' full
+ * The ajv 8 instances of the contract checks (docs/sandboxes.md "Contract checks"): strict where it changes results (a
+ * keyword or format the conversion does not know fails at load, never silently passes), all errors, every format of ajv-formats' full
  * mode (OpenAPI's `int32`, `int64`, `float`, `double`, `byte`, `binary`, `password` and JSON Schema's `date-time`,
  * `uuid`, `uri`, `email`, ...), the provider's own format overrides, and the keyword that rejects a read-only field in
  * a request. OpenAPI 3.0 schemas (converted) compile with draft-07 ajv, OpenAPI 3.1 ones with the 2020-12 dialect.
@@ -45,7 +45,18 @@ export interface AjvSettings {
 
 /** A new ajv instance for one role (parameters coerce their query-string text to the declared types). */
 export function createAjv(role: AjvRole, settings: AjvSettings): AjvCore {
-  const options = { strict: true, allErrors: true, allowUnionTypes: true, coerceTypes: role === 'parameters' };
+  // Strict where it changes what passes: an unknown keyword or format fails at load. Not strict on style, which never
+  // changes a result and which the providers' documents (not ours) need not follow: `maxLength` without `type: string`
+  // (strictTypes), a tuple without `minItems` (strictTuples), a required name without a property (strictRequired).
+  const options = {
+    strict: true,
+    strictTypes: false,
+    strictTuples: false,
+    strictRequired: false,
+    allErrors: true,
+    allowUnionTypes: true,
+    coerceTypes: role === 'parameters',
+  };
   const ajv: AjvCore = settings.dialect === '3.1' ? new Ajv2020(options) : new Ajv(options);
   addFormats(ajv, { mode: 'full' });
   for (const [name, validate] of Object.entries(settings.formats ?? {})) ajv.addFormat(name, { type: 'string', validate });
