@@ -313,6 +313,20 @@ describe.each(transports)('the %s SDK', (_name, make) => {
       expect(again).toBe(ALL_STEPS.length);
     });
 
+    it('fetches each page when the loop asks: stages reordered or deleted mid-walk are neither repeated nor skipped', async () => {
+      const seen: string[] = [];
+      for await (const page of sdk.crm.stages.list({ ...lean(), pipeline: { id: SALES }, limit: 1 })) {
+        seen.push(...page.result.map((stage) => stage.id));
+        if (seen.length === 2) {
+          // Between two pages: one stage ahead deleted, one moved to the front, one already seen moved to the end.
+          await sdk.crm.stages.delete(S4, lean());
+          await sdk.crm.stages.update(S5, lean(), { position: 0 });
+          await sdk.crm.stages.update(S1, lean(), { position: 4 });
+        }
+      }
+      expect(seen).toEqual([S1, S2, S3, S5]);
+    });
+
     it('answers every record with all(), the first page with first(), one record at a time with items()', async () => {
       const list = sdk.crm.stages.list({ ...lean(), pipeline: { id: SALES }, limit: 2 });
       const all: Stage[] = await list.all();
