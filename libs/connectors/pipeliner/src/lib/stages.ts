@@ -43,7 +43,11 @@ const INACTIVE_IS_DELETE =
  */
 export const PipelinerStageUpdateBodySchema = PipelinerFieldsSchema.extend({
   name: PipelinerNameSchema.optional().describe("The stage's new name (a Pipeliner Step's name): at most 255 characters, no control characters"),
-  pipeline: PipelinerFieldsSchema.shape.pipeline.describe('The pipeline to move the stage to (Pipeliner: pipeline_id, written with validation-level=8)'),
+  pipeline: PipelinerFieldsSchema.shape.pipeline
+    .unwrap()
+    .extend({ name: z.string({ error: 'must be a string' }).optional().describe('Ignored: the pipeline is chosen by id') })
+    .optional()
+    .describe('The pipeline to move the stage to (Pipeliner: pipeline_id, written with validation-level=8)'),
   position: StageUpdateBodySchema.shape.position.describe(
     "The stage's new place in its pipeline (Pipeliner: sort_order, written with validation-level=8; past the end: last)",
   ),
