@@ -309,7 +309,7 @@ export interface components {
             pipeline?: {
                 /** @description The pipeline's unique identifier */
                 id: string;
-                /** @description Ignored on create: the pipeline is chosen by id */
+                /** @description Ignored: the pipeline is chosen by id */
                 name?: string;
             };
             /** @description The new order of the stage in its pipeline (integer >= 0) */
