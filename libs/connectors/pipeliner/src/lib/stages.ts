@@ -8,6 +8,7 @@ import {
   type Logger,
   mergeRemoteData,
   type Stage,
+  type StageCreateBody,
   type StageListFilters,
   StageListFiltersSchema,
   type StageUpdateBody,
@@ -19,7 +20,7 @@ import type { PipelinerClient, PipelinerQuery } from './client';
 import {
   checkCreatedInPipeline,
   checkMappedRemoteData,
-  createStage,
+  createCheckedStage,
   PipelinerFieldsSchema,
   PipelinerNameSchema,
   PipelinerStageCreateBodySchema,
@@ -219,7 +220,8 @@ export function pipelinerStages(clientOf: (context: Record<string, unknown>) => 
       retrySafe: false,
       description: 'POST /entities/Steps (validation-level=8 to write pipeline_id and sort_order)',
       bodySchema: PipelinerStageCreateBodySchema,
-      create: (account, body, options) => createStage(clientOf(account.context), body, options, logger),
+      // Core validated the body with `bodySchema`: the connector does not check it again.
+      create: (account, body, options) => createCheckedStage(clientOf(account.context), body as StageCreateBody, options, logger),
       findCreated: (account, body, since, options) => findCreatedStage(clientOf(account.context), body, since, options, logger),
     },
     update: {
