@@ -315,6 +315,36 @@ export class IntegratedAccountService {
   }
 
   /**
+   * Stores the context of an account whose OAuth tokens were just refreshed (core's OAuthRefresher): sealed
+   * like every secret, the public context (e.g. `expires_at`) updated. When the stored account changed since `account`
+   * was read (new credentials sent meanwhile), the stored one wins: nothing is written, and the refreshed context is
+   * returned for this call only.
+   * @returns the account with the new context (frozen)
+   * @throws UnicrmError 404 when the account was deleted meanwhile; 500 when the store refuses the write
+   */
+  async saveRefreshedContext(account: StoredAccount, context: Record<string, unknown>, requestId?: string): Promise<StoredAccount> {
+    const connector = this.registry.get(account.integration);
+    const next: StoredAccount = {
+      ...account,
+      context,
+      publicContext: this.publicContext(connector, context),
+      updatedAt: this.clock.now().toISOString(),
+    };
+    const stored = await this.store.get(account.environmentId, account.id);
+    if (!stored) throw this.notFound(account.id);
+    if (stored.updatedAt !== account.updatedAt) {
+      this.logger.warn({ req_id: requestId, integrated_account_id: account.id }, 'OAuth tokens refreshed, but the account changed meanwhile: not stored');
+      return Object.freeze({ ...next, updatedAt: account.updatedAt });
+    }
+    // Past the stored time, so that every copy read before compares older (same-millisecond writes included).
+    if (next.updatedAt <= account.updatedAt) next.updatedAt = new Date(Date.parse(account.updatedAt) + 1).toISOString();
+    const updated = await this.write(() => this.store.update(next), account, requestId);
+    this.forget(account.environmentId, account.id);
+    if (!updated) throw this.notFound(account.id);
+    return Object.freeze(next);
+  }
+
+  /**
    * Drops an account from {@link load}'s memory after this service changed it. The store's change stamp moves
    * too, which empties the whole cache; this keeps the entry from outliving the change whatever the store does.
    */
@@ -330,7 +360,8 @@ export class IntegratedAccountService {
   private checkCredentialBinding(connector: Connector, current: Record<string, unknown>, patch: Record<string, unknown>): void {
     const moved = (connector.credentialBoundContextKeys ?? []).filter((key) => key in patch && patch[key] !== current[key]);
     if (moved.length === 0) return;
-    const missing = connector.secretContextKeys.filter((key) => !(key in patch));
+    // The secrets the account holds (a connector with several auth modes declares more keys than one context has).
+    const missing = connector.secretContextKeys.filter((key) => key in current && !(key in patch));
     if (missing.length === 0) return;
     throw UnicrmError.validation(
       missing.map((key) => ({ path: `context.${key}`, message: `is required when ${moved.join(', ')} changes (the stored one is not sent to a new address)` })),

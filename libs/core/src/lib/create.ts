@@ -37,11 +37,11 @@ export class CreateUseCase {
         request,
         { method: 'POST', path: `/unified/${definition.model}/${definition.resource}` },
         () => ({ query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody }),
-        () => remote(() => method.create(target.connectorAccount, body, options)).then((result) => this.targets.answer(definition, result, query, status)),
+        () => remote((account) => method.create(account, body, options)).then((result) => this.targets.answer(definition, result, query, status)),
         findCreated &&
           (async (since) => {
             // The lookup asks the provider in its own terms: the caller's remote_query does not apply to it.
-            const found = await remote(() => findCreated.call(method, target.connectorAccount, body, since, { ...options, remoteQuery: {} }));
+            const found = await remote((account) => findCreated.call(method, account, body, since, { ...options, remoteQuery: {} }));
             return found && this.targets.answer(definition, found, query, status);
           }),
       ),

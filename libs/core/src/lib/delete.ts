@@ -29,7 +29,7 @@ export class DeleteUseCase {
         request,
         { method: 'DELETE', path: `/unified/${definition.model}/${definition.resource}/${id}` },
         () => ({ query: { ...query, integrated_account_id: target.account.id } }),
-        () => remote(() => method.delete(target.connectorAccount, id, options)).then((result) => this.targets.answer(definition, result, query, 200)),
+        () => remote((account) => method.delete(account, id, options)).then((result) => this.targets.answer(definition, result, query, 200)),
       ),
     ) as Promise<UnifiedResponse>;
   }

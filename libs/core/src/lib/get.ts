@@ -29,7 +29,7 @@ export class GetUseCase {
     const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'get', request.requestId);
     const method: GetMethod = target.method;
     return this.targets.operation(target.account, request, query.remote_query, async ({ options, remote }) =>
-      this.targets.answer(definition, await remote(() => method.get(target.connectorAccount, id, options)), query, 200),
+      this.targets.answer(definition, await remote((account) => method.get(account, id, options)), query, 200),
     );
   }
 }

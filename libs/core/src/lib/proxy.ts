@@ -103,10 +103,9 @@ export class ProxyUseCase {
         },
       }),
     };
-    const connectorAccount = { id: account.id, integration: account.integration, context: account.context };
     const send = async (): Promise<UnifiedResponse> => {
       const response = await this.targets.operation(account, call, {}, ({ options, remote }) =>
-        remote(() => proxy.request(connectorAccount, request, { signal: options.signal, requestId: call.requestId })),
+        remote((connectorAccount) => proxy.request(connectorAccount, request, { signal: options.signal, requestId: call.requestId })),
       );
       // `body` is null, as a replay of it reads: the answer is its text, byte for byte.
       if (!response.list) return { statusCode: response.status, body: null, rawText: response.bodyText, headers: response.headers };

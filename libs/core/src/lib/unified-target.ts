@@ -25,6 +25,7 @@ import { IntegratedAccountService } from './accounts';
 import { AccountBulkhead } from './bulkhead';
 import type { CoreEnvironment } from './config';
 import { IdempotencyGuard, type IdempotentAnswer } from './idempotency';
+import { OAuthRefresher } from './oauth-refresh';
 import { operationDeadline } from './operation-deadline';
 import { ConnectorRegistry } from './registry';
 import { ResourceCatalog } from './resource-catalog';
@@ -65,7 +66,12 @@ export const NOT_A_JSON_OBJECT = 'The body must be a JSON object, e.g. {"name": 
  */
 export interface Operation {
   options: CallOptions;
-  remote<T>(call: () => Promise<T>): Promise<T>;
+  /**
+   * Runs a connector call in the account's bulkhead compartment, handing it the account as the connector is to use
+   * it: with OAuth tokens refreshed first when they are about to expire, and the call run once more with refreshed
+   * tokens after a remote 401 (OAuthRefresher; connectors that declare no `oauth` are called as they are).
+   */
+  remote<T>(call: (account: ConnectorAccount) => Promise<T>): Promise<T>;
 }
 
 /** Everything a method needs once a request is resolved: the resource, the account, its connector and method. */
@@ -95,6 +101,7 @@ export class UnifiedTargets {
     private readonly registry: ConnectorRegistry,
     private readonly idempotency: IdempotencyGuard,
     private readonly bulkhead: AccountBulkhead,
+    private readonly oauth: OAuthRefresher,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Config) config: CoreEnvironment,
   ) {
@@ -191,7 +198,17 @@ export class UnifiedTargets {
     // microtasks and promises per request (docs/benchmarks.md).
     const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
     const compartment = `${request.environmentId}:${account.id}`;
-    const remote = <R>(call: () => Promise<R>): Promise<R> => this.bulkhead.run(compartment, call, deadline.signal);
+    const connector = this.registry.byName(account.integration);
+    /** The account as last used: after an OAuth refresh, the refreshed one (what a 401 is then recorded against). */
+    let current = account;
+    const connectorAccount = (of: StoredAccount): ConnectorAccount => ({ id: of.id, integration: of.integration, context: of.context });
+    const plain = connectorAccount(account);
+    const remote: Operation['remote'] = connector?.oauth
+      ? <R>(call: (account: ConnectorAccount) => Promise<R>): Promise<R> => this.withOAuth(connector, current, request.requestId, (fresh) => {
+          current = fresh;
+          return this.bulkhead.run(compartment, () => call(connectorAccount(fresh)), deadline.signal);
+        })
+      : <R>(call: (account: ConnectorAccount) => Promise<R>): Promise<R> => this.bulkhead.run(compartment, () => call(plain), deadline.signal);
     let running: Promise<T>;
     try {
       running = body({ options: { remoteQuery, signal: deadline.signal, requestId: request.requestId }, remote });
@@ -206,12 +223,29 @@ export class UnifiedTargets {
       (error: unknown) => {
         deadline.clear();
         if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
-          this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
+          this.accounts.markNeedsReauth(current, `${account.integration} answered 401: ${error.message}`);
           this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
         }
         throw error;
       },
     );
+  }
+
+  /**
+   * Runs `call` with the account's OAuth tokens fresh (refreshed first when about to expire), and once more with
+   * refreshed tokens after a remote 401 (the provider refused the request, so sending it again is safe for any method).
+   */
+  private async withOAuth<R>(connector: Connector, account: StoredAccount, requestId: string | undefined, call: (account: StoredAccount) => Promise<R>): Promise<R> {
+    const fresh = await this.oauth.fresh(account, connector, requestId);
+    try {
+      return await call(fresh);
+    } catch (error) {
+      if (!(error instanceof UnicrmError && error.isRemote && error.statusCode === 401)) throw error;
+      const refreshed = await this.oauth.afterUnauthorized(fresh, connector, requestId);
+      if (!refreshed) throw error;
+      this.logger.info({ req_id: requestId, integrated_account_id: account.id }, 'remote 401: OAuth token refreshed, call sent again');
+      return call(refreshed);
+    }
   }
 
   /**

@@ -31,7 +31,7 @@ export class UpdateUseCase {
         request,
         { method: 'PATCH', path: `/unified/${definition.model}/${definition.resource}/${id}` },
         () => ({ query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody }),
-        () => remote(() => method.update(target.connectorAccount, id, body, options)).then((result) => this.targets.answer(definition, result, query, 200)),
+        () => remote((account) => method.update(account, id, body, options)).then((result) => this.targets.answer(definition, result, query, 200)),
       ),
     ) as Promise<UnifiedResponse>;
   }

@@ -446,6 +446,38 @@ export interface ProxyHandler {
   request(account: ConnectorAccount, request: ProxyRequest, options: Omit<CallOptions, 'remoteQuery'>): Promise<ProxyResponse>;
 }
 
+/** The request that refreshes an account's OAuth tokens: sent as is by core (a POST). */
+export interface OAuthRefreshRequest {
+  /** The token endpoint, absolute (already through the outbound policy: it comes from a parsed context or the connector). */
+  url: string;
+  headers: Record<string, string>;
+  /** The body, already encoded (`application/x-www-form-urlencoded` for RFC 6749 §6). */
+  body: string;
+}
+
+/**
+ * How a connector's accounts refresh their OAuth access tokens (RFC 6749 §6). The connector only says how; core does
+ * it for every connector alike (docs/reliability.md "OAuth refresh"): before `expiresAt` and once after a remote 401,
+ * one refresh in flight per account in the process however many calls wait on it, the new context sealed through the
+ * account store, and a refused refresh (the token endpoint's 400 or 401) marks the account `needs_reauth`.
+ */
+export interface OAuthRefreshDeclaration {
+  /**
+   * The OAuth state of a context: its access token and when it expires (undefined: unknown, refreshed only after a
+   * 401); undefined when the context does not use OAuth (an API-token account), so core does nothing for it.
+   */
+  tokens(context: Record<string, unknown>): { accessToken: string; expiresAt?: Date } | undefined;
+  /** The refresh request for a context that {@link tokens} reported. */
+  refreshRequest(context: Record<string, unknown>): OAuthRefreshRequest;
+  /**
+   * The context with the tokens of a successful (2xx) token answer.
+   * @param answer the answer's body, parsed as JSON
+   * @param now when the answer arrived (`expires_in` counts from it)
+   * @throws Error when the answer holds no usable access token (core answers 502)
+   */
+  applyRefresh(context: Record<string, unknown>, answer: unknown, now: Date): Record<string, unknown>;
+}
+
 /**
  * A CRM connector: one per integration, registered under `TOKENS.Connector` and picked by the
  * registry by `integration` (DESIGN.md §1). It declares what it supports; core and the route table read the
@@ -479,6 +511,8 @@ export interface Connector {
   readonly resources: Readonly<Record<string, ConnectorResource>>;
   /** The passthrough to the provider's own API (`/proxy/...`); absent: 501. */
   readonly proxy?: ProxyHandler;
+  /** How its accounts refresh OAuth tokens, when they may use OAuth; absent: never refreshed. */
+  readonly oauth?: OAuthRefreshDeclaration;
 }
 
 export type { IntegratedAccount };
