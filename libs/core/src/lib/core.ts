@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { PipedriveConnector } from '@unicrm/connector-pipedrive';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
 import { BUILT_IN_RESOURCES, buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
 import {
@@ -25,6 +26,7 @@ import { UpdateUseCase } from './update';
 import { GetUseCase } from './get';
 import { IdempotencyGuard } from './idempotency';
 import { ListUseCase } from './list';
+import { OAuthRefresher } from './oauth-refresh';
 import { type MetaRequest, type MethodMeta, MetaUseCase } from './meta';
 import { type ProxyCall, ProxyUseCase } from './proxy';
 import { ConnectorRegistry } from './registry';
@@ -106,6 +108,16 @@ export const LOG_REDACT_PATHS = [
   'res.headers["set-cookie"]',
   '*.authorization',
   '*.password',
+  // OAuth and API-token secrets of any connector (Pipedrive's context keys, the x-api-token header).
+  'context.api_token',
+  'context.access_token',
+  'context.refresh_token',
+  'context.client_secret',
+  '*.api_token',
+  '*.access_token',
+  '*.refresh_token',
+  '*.client_secret',
+  '*["x-api-token"]',
 ];
 
 /**
@@ -149,6 +161,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
+  container.register(TOKENS.Connector, { useClass: PipedriveConnector });
   for (const definition of BUILT_IN_RESOURCES) container.register(TOKENS.UnifiedResource, { useValue: definition });
   for (const singleton of [
     ConnectorRegistry,
@@ -157,6 +170,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     ApiTokenService,
     IdempotencyGuard,
     AccountBulkhead,
+    OAuthRefresher,
     UnifiedTargets,
     ListUseCase,
     GetUseCase,

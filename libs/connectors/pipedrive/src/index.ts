@@ -1,0 +1,12 @@
+export * from './lib/connector';
+export * from './lib/context';
+export * from './lib/client';
+export * from './lib/bodies';
+export * from './lib/dates';
+export * from './lib/find-created';
+export * from './lib/mappers';
+export * from './lib/remote-errors';
+export * from './lib/stages';
+export * from './lib/pipelines';
+export * from './lib/proxy';
+export type { paths as PipedrivePaths, operations as PipedriveOperations } from './lib/generated/pipedrive-api';
