@@ -25,6 +25,8 @@ export interface KitAppContext {
   logRequests: boolean;
   /** Contract checks against the provider's OpenAPI document (off when absent). */
   contract?: ContractRecorder;
+  /** Paths the contract checks skip: the module's endpoints outside its API document. */
+  outsideContract?: RegExp;
 }
 
 /** Runs the contract checks on every exchange and hands their violations over. */
@@ -61,9 +63,10 @@ function splitUrl(url: string): { path: string; query: string } {
 /**
  * Checks each request against the provider's OpenAPI document on arrival, and registers the check of its answer
  * (run by `sendJson` / `sendEmpty`, so answers corrupted by a body fault, connection resets and hung requests are not
- * checked). Admin routes are not part of the provider's API and are skipped. A failing check is itself recorded.
+ * checked). Admin routes are not part of the provider's API and are skipped, as are the module's `outsideContract`
+ * paths. A failing check is itself recorded.
  */
-function contractMiddleware(recorder: ContractRecorder) {
+function contractMiddleware(recorder: ContractRecorder, outside?: RegExp) {
   const guarded = (exchange: { method: string; path: string }, run: () => ContractViolation[], direction: ContractViolation['direction']) => {
     try {
       recorder.record(run());
@@ -72,7 +75,7 @@ function contractMiddleware(recorder: ContractRecorder) {
     }
   };
   return (req: Request, res: Response, next: NextFunction) => {
-    if (req.path.startsWith(ADMIN_PREFIX)) return next();
+    if (req.path.startsWith(ADMIN_PREFIX) || outside?.test(req.path)) return next();
     const { path, query } = splitUrl(req.originalUrl);
     const exchange = { method: req.method, path, query };
     const where = { method: req.method, path };
@@ -158,7 +161,7 @@ export function createKitApp(ctx: KitAppContext): express.Express {
     }
     next();
   });
-  if (ctx.contract) app.use(contractMiddleware(ctx.contract));
+  if (ctx.contract) app.use(contractMiddleware(ctx.contract, ctx.outsideContract));
 
   // Programmatic rules (injectFault) always apply; the header and the admin route only with faults enabled.
   app.use(async (req: Request, res: Response, next: NextFunction) => {

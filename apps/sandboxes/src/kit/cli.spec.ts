@@ -19,9 +19,10 @@ function io(env: NodeJS.ProcessEnv): CliIo & { out: string[]; err: string[] } {
 const printed = (text: string, label: string) => new RegExp(`${label}\\s*:\\s*(http://\\S+)`).exec(text)?.[1];
 
 describe('npm run sandbox: choosing sandboxes', () => {
-  it('registers Pipeliner (the one provider today)', () => {
-    expect(PROVIDERS.map((module) => module.name)).toEqual(['pipeliner']);
+  it('registers Pipeliner and Pipedrive, each on its own port and prefix', () => {
+    expect(PROVIDERS.map((module) => module.name)).toEqual(['pipeliner', 'pipedrive']);
     expect(PROVIDERS[0]).toMatchObject({ defaultPort: 8100, envPrefix: 'PIPELINER_SANDBOX' });
+    expect(PROVIDERS[1]).toMatchObject({ defaultPort: 8200, envPrefix: 'PIPEDRIVE_SANDBOX' });
   });
 
   it('selects every module without names, the named ones (any case, registry order) otherwise', () => {
@@ -111,7 +112,7 @@ describe('npm run sandbox: running them', () => {
     for (const name of ['FAKEDESK_SANDBOX_PORT', 'FAKEDESK_SANDBOX_API_KEY', 'OTHERDESK_SANDBOX_CONTRACT', 'Known sandboxes: fakedesk, otherdesk.']) {
       expect(help).toContain(name);
     }
-    await expect(runSandboxes(['pipedrive'], PROVIDERS, io({}))).rejects.toThrow(new UsageError("Unknown sandbox 'pipedrive'. Known sandboxes: pipeliner."));
+    await expect(runSandboxes(['hubspot'], PROVIDERS, io({}))).rejects.toThrow(new UsageError("Unknown sandbox 'hubspot'. Known sandboxes: pipeliner, pipedrive."));
     await expect(runSandboxes(['--port=1'], PROVIDERS, io({}))).rejects.toThrow(UsageError);
   });
 

@@ -84,6 +84,11 @@ export interface ProviderModule<TOptions extends object = object, TInstance exte
   readonly envPrefix: string;
   /** The module's own variables (credentials, seed...), with their defaults, for `--help` and docs. */
   readonly settings: readonly ProviderSetting[];
+  /**
+   * Paths the module serves that are not part of the provider's API document, so the contract checks skip them (e.g.
+   * Pipedrive's OAuth token endpoint, which lives on another host than the API). Default: none.
+   */
+  readonly outsideContract?: RegExp;
   /** `Content-Type` of its JSON answers; default `application/json`. */
   readonly jsonContentType?: string;
   /** Its error shapes. */

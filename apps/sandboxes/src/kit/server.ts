@@ -125,6 +125,7 @@ export async function startProviderSandbox<TOptions extends object, TInstance ex
     router: instance.router,
     errors: module.errors,
     jsonContentType: module.jsonContentType,
+    outsideContract: module.outsideContract,
     faults,
     faultsEnabled: options.faults ?? envFlag(process.env[`${module.envPrefix}_FAULTS`]),
     requests,
