@@ -44,7 +44,7 @@ beforeAll(async () => {
   core = createUnicrmCore({
     env: {},
     logStream: { write: () => undefined },
-    config: { dataDir: dir, apiToken: TOKEN, logLevel: 'warn', remoteTimeoutMs: 300, rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
+    config: { dataDir: dir, apiToken: TOKEN, logLevel: 'warn', rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
   });
   app = createApp(core);
   tokenAccount = await connect({ api_domain: sandbox.url, api_token: sandbox.instance.config.apiToken });
@@ -156,19 +156,39 @@ describe('Pipedrive with an API token', () => {
   });
 
   it('finds the stage of a create whose answer was cut off, when retried with the same Idempotency-Key', async () => {
+    // A core whose call deadline is 2 s: a retry of an ambiguous create is held off (409) for two deadlines.
+    const shortDir = mkdtempSync(join(tmpdir(), 'unicrm-pipedrive-short-'));
+    const short = createUnicrmCore({
+      env: {},
+      logStream: { write: () => undefined },
+      config: { dataDir: shortDir, apiToken: TOKEN, logLevel: 'warn', remoteTimeoutMs: 2000, rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
+    });
+    const shortApp = createApp(short);
+    try {
+      const account = await short.accounts.create('default', { integration: 'pipedrive', tenant_id: 'acme', context: { api_domain: sandbox.url, api_token: sandbox.instance.config.apiToken } });
+      await reconcile(shortApp, account.id);
+    } finally {
+      shortApp.close();
+      await short.close();
+      rmSync(shortDir, { recursive: true, force: true });
+    }
+  });
+
+  async function reconcile(app: UnicrmApp, accountId: string) {
+    sandbox.reset();
     sandbox.injectFault({ method: 'POST', path: '/api/v2/stages', body: 'truncated', times: 1 });
-    const create = () => request(app).post(`/unified/crm/stages?${q(tokenAccount)}`).set(AUTH).set('idempotency-key', 'pd-amb-1').send({ name: 'Cut off', pipeline: { id: '1' } });
+    const create = () => request(app).post(`/unified/crm/stages?${q(accountId)}`).set(AUTH).set('idempotency-key', 'pd-amb-1').send({ name: 'Cut off', pipeline: { id: '1' } });
     const first = await create();
     expect(first.status).toBe(502);
     const named = () => [...sandbox.instance.store.stages.values()].filter((s) => s.name === 'Cut off');
     expect(named()).toHaveLength(1);
-    await new Promise((resolve) => setTimeout(resolve, 650));
+    await new Promise((resolve) => setTimeout(resolve, 4100));
     const retry = await create();
     expect(retry.status).toBe(201);
     expect(retry.body).toMatchObject({ id: String(named()[0]?.id), name: 'Cut off', pipeline: { id: '1', name: 'Sales Pipeline' } });
     expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
     expect(named()).toHaveLength(1);
-  });
+  }
 
   it('reaches Pipedrive API v2 through the proxy, paged by cursor', async () => {
     const page = await request(app).get(`/proxy/stages?${q(tokenAccount, '&limit=2&pipeline_id=1')}`).set(AUTH);
