@@ -10,6 +10,9 @@ for (const [alias, [target]] of Object.entries(compilerOptions.paths)) {
 
 module.exports = {
   testEnvironment: 'node',
+  // Bounds, not timings: a suite's set-up (a sandbox, a core, a PostgreSQL cluster) can take seconds on a loaded
+  // machine; a hang still fails, within a minute. Applies to hooks too.
+  testTimeout: 60_000,
   moduleFileExtensions: ['ts', 'js', 'json'],
   testMatch: ['<rootDir>/src/**/*.spec.ts'],
   moduleNameMapper,

@@ -8,6 +8,4 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '\\.shared\\.spec\\.ts$'],
   // The CLI suites wait on spawned processes: run the two files side by side even on two cores.
   maxWorkers: Math.max(2, availableParallelism() - 1),
-  // Tests that spawn the CLI several times can take seconds on a loaded machine.
-  testTimeout: 30_000,
 };

@@ -5,14 +5,16 @@ import { createHttpServer } from './lib/server';
 
 /**
  * Starts the unicrm HTTP API: `PORT` (default 8000; 0 = any free port) on `HOST` (default 127.0.0.1),
- * data in `UNICRM_DATA_DIR`. Prints a new API token once on a first start without `UNICRM_API_TOKEN`.
+ * data in `UNICRM_DATA_DIR`, which it marks as served (`serving` of `createUnicrmCore`). Prints a new API token once
+ * on a first start without `UNICRM_API_TOKEN`.
  * Stops cleanly on SIGINT/SIGTERM: stops accepting, lets in-flight requests finish (at most
  * `UNICRM_SHUTDOWN_TIMEOUT_MS`, default 10 000), closes the upstream pools and the database, exits 0.
  */
 function main(): void {
   let core: UnicrmCore;
   try {
-    core = createUnicrmCore();
+    // Marks the data directory as served until exit: `unicrm keys rotate` and `restore` refuse meanwhile.
+    core = createUnicrmCore({ serving: true });
   } catch (error) {
     console.error(`unicrm cannot start: ${(error as Error).message}`);
     process.exit(1);

@@ -18,3 +18,4 @@ export * from './lib/update';
 export * from './lib/delete';
 export * from './lib/meta';
 export * from './lib/proxy';
+export * from './lib/data-directory';

@@ -6,3 +6,5 @@ export * from './lib/key-rotation';
 export * from './lib/data-directory';
 export * from './lib/idempotency-store';
 export * from './lib/change-stamp';
+export * from './lib/serving-lock';
+export * from './lib/backup';

@@ -1,6 +1,7 @@
+import { claimExclusive, createUnicrmCore, DataDirectoryInUseError } from '@unicrm/core';
 import { type RunningSandbox, startSandbox } from '@unicrm/pipeliner-sandbox';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -104,6 +105,48 @@ describe('the API process', () => {
     expect(api.output()).toContain('SIGTERM: no new connections; finishing in-flight requests');
     expect(api.output()).toContain('stopped');
     expect(sandbox.steps().filter((s) => s.name.startsWith('In flight'))).toHaveLength(3);
+  });
+
+  it('marks its data directory as served while it runs: a key rotation elsewhere is refused, naming its pid (issue 12)', async () => {
+    const api = await startApi(dir);
+    const accountId = await connect(api);
+    const pid = api.child.pid as number;
+    expect(JSON.parse(readFileSync(join(dir, 'serving', `${pid}.json`), 'utf8'))).toMatchObject({ pid, script: MAIN });
+    const keyBefore = readFileSync(join(dir, 'encryption.key'), 'utf8');
+    const cli = createUnicrmCore({ env: {}, config: { dataDir: dir, logLevel: 'silent' } }); // what `unicrm keys rotate` opens
+    try {
+      let refusal: unknown;
+      try {
+        cli.rotateEncryptionKey();
+      } catch (error) {
+        refusal = error;
+      }
+      expect(refusal).toBeInstanceOf(DataDirectoryInUseError);
+      expect((refusal as Error).message).toContain(`keys rotate refused: the unicrm API is serving the data directory ${dir} (pid ${pid}, since `);
+      expect((refusal as Error).message).toContain(`(kill -TERM ${pid}, or Ctrl-C in its terminal;`);
+    } finally {
+      await cli.close();
+    }
+    expect(readFileSync(join(dir, 'encryption.key'), 'utf8')).toBe(keyBefore);
+    // The API still uses the account: nothing was rotated under it.
+    sandbox.reset();
+    expect((await call(api, 'POST', `/unified/crm/stages?integrated_account_id=${accountId}`, { name: 'Still works' })).status).toBe(201);
+
+    api.child.kill('SIGTERM');
+    expect(await api.exited).toBe(0);
+    expect(existsSync(join(dir, 'serving', `${pid}.json`))).toBe(false);
+    claimExclusive(dir, 'keys rotate').release();
+  });
+
+  it('leaves no marker that outlives a SIGKILL: the lock goes with the process, the pid file is ignored (issue 12)', async () => {
+    const api = await startApi(dir);
+    const pid = api.child.pid as number;
+    expect(() => claimExclusive(dir, 'restore')).toThrow(DataDirectoryInUseError);
+    api.child.kill('SIGKILL');
+    expect(await api.exited).toBeNull();
+    expect(existsSync(join(dir, 'serving', `${pid}.json`))).toBe(true);
+    claimExclusive(dir, 'restore').release();
+    expect(existsSync(join(dir, 'serving', `${pid}.json`))).toBe(false);
   });
 
   it('after SIGKILL mid-load restarts with every committed account and idempotency record', async () => {

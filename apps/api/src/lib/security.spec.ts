@@ -209,15 +209,26 @@ describe('hostile input', () => {
     const res = remember(await request(h.app).post(`/unified/crm/stages?integrated_account_id=${id}`).set(AUTH).set('x-request-id', 'tampered-1').send({ name: 'x' }));
     expect(res.status).toBe(500);
     expect(res.body.message).toBe(
-      `The stored credentials of integrated account ${id} failed their integrity check (altered, or written with another key); they were not used. Delete the account and connect it again.`,
+      `Integrated account ${id} cannot be used: its stored credentials fail their integrity check under the data directory's key ` +
+        `(${h.core.config.dataDir}/encryption.key): the row was altered in the database, or sealed by a process that held another key ` +
+        '(one that kept running through a key rotation). They were not used. Store them again with ' +
+        `PATCH /integrated-account/${id} and the whole context, secrets included (service_url, space_id, username, password), ` +
+        'or restore a backup made before the damage (unicrm restore).',
     );
     expect(h.sandbox.requests).toHaveLength(0);
     // Both the core's line and the request's line carry the request id, on either router.
-    const admin = remember(await request(h.app).get(`/integrated-account/${id}`).set(AUTH).set('x-request-id', 'tampered-2'));
-    expect(admin.status).toBe(500);
+    const meta = remember(await request(h.app).get(`/unified/crm/stages/meta/create?integrated_account_id=${id}`).set(AUTH).set('x-request-id', 'tampered-2'));
+    expect(meta.status).toBe(500);
     for (const requestId of ['tampered-1', 'tampered-2']) {
-      expect(h.logs.filter((line) => line.req_id === requestId).map((line) => line.msg)).toEqual(['stored credentials failed authentication', 'request completed']);
+      expect(h.logs.filter((line) => line.req_id === requestId).map((line) => [line.msg, line.fault])).toEqual([
+        ['integrated account cannot be used', 'credentials_unreadable'],
+        ['request completed', undefined],
+      ]);
     }
+    // The admin API shows it, marked (issue 12: it used to answer 500 here too).
+    const admin = remember(await request(h.app).get(`/integrated-account/${id}`).set(AUTH));
+    expect(admin.status).toBe(200);
+    expect(admin.body).toMatchObject({ id, is_usable: false, last_error: res.body.message });
   });
 });
 

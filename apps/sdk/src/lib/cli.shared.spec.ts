@@ -1,8 +1,8 @@
 import { createApp } from '@unicrm/api';
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,8 @@ import { createUnicrm } from './embedded';
 const CLI = join(__dirname, '../../../../dist/apps/sdk/src/cli.js');
 /** What the hints print for a CLI spawned as `node <CLI>` from a directory outside the repository, unicrm not on PATH. */
 const RUN = `node ${existsSync(CLI) ? realpathSync(CLI) : CLI}`;
+/** The built core (sdk:build builds its dependencies first): what a serving process in another process runs. */
+const BUILT_CORE = join(__dirname, '../../../../dist/libs/core/src/index.js');
 const TOKEN = 'cli-suite-token';
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
 const MISSING_PIPELINE = '99999999-9999-4999-8999-999999999999';
@@ -455,9 +457,82 @@ export function defineRemoteOnlySuite(): void {
   });
 }
 
-/** The commands that work on the data directory itself: tokens and keys. */
+/** Another process serving a data directory as the API does (`serving: true`), optionally creating accounts non-stop. */
+interface ServingProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Accounts it has created so far (each committed before it is counted). */
+  created(): number;
+  /** Resolves once it has created at least `n` accounts. */
+  until(n: number): Promise<void>;
+  /** SIGTERM: it closes the core (the marker goes) and exits. */
+  stop(): Promise<void>;
+}
+
+const servingProcesses: ChildProcess[] = [];
+
+function startServingProcess(dataDir: string, writeAccounts = false, dropCore = false): Promise<ServingProcess> {
+  // dropCore: the core is made and forgotten, then garbage is collected: the claim must hold all the same.
+  const script = dropCore
+    ? `
+    const { createUnicrmCore } = require(${JSON.stringify(BUILT_CORE)});
+    (() => createUnicrmCore({ env: {}, config: { dataDir: ${JSON.stringify(dataDir)}, logLevel: 'silent' }, serving: true }))();
+    global.gc();
+    process.stdout.write('ready\\n');
+    setInterval(() => global.gc(), 20);
+  `
+    : `
+    const { createUnicrmCore } = require(${JSON.stringify(BUILT_CORE)});
+    const core = createUnicrmCore({ env: {}, config: { dataDir: ${JSON.stringify(dataDir)}, logLevel: 'silent' }, serving: true });
+    let n = 0;
+    process.stdout.write('ready\\n');
+    const context = { service_url: 'http://127.0.0.1:9', space_id: 's', username: 'user', password: 'secret' };
+    const write = () => core.accounts.create('default', { integration: 'pipeliner', tenant_id: 't' + n, context, validate: false })
+      .then(() => { n++; process.stdout.write(n + '\\n'); setImmediate(write); });
+    if (${writeAccounts}) write();
+    process.on('SIGTERM', () => core.close().then(() => process.exit(0)));
+    setInterval(() => core, 1 << 30); // alive, and so is its core (an API's server keeps both)
+  `;
+  const child = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  servingProcesses.push(child);
+  let created = 0;
+  let ready = false;
+  let errors = '';
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  child.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => !ready && reject(new Error(`the serving process exited (${code}): ${errors}`)));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        if (line === 'ready') {
+          ready = true;
+          resolve({
+            child,
+            pid: child.pid as number,
+            created: () => created,
+            until: (n) => new Promise((done) => (created >= n ? done() : waiters.push({ n, resolve: done }))),
+            stop: () =>
+              new Promise((done) => {
+                child.on('exit', () => done());
+                child.kill('SIGTERM');
+              }),
+          });
+        } else {
+          created = Number(line);
+          for (const waiter of waiters.filter((w) => created >= w.n)) waiter.resolve();
+        }
+      }
+    });
+  });
+}
+
+/** The commands that work on the data directory itself: tokens, keys, backup and restore. */
 export function defineDataDirectorySuite(): void {
   describe('unicrm CLI, data directory commands (spawned)', () => {
+    afterEach(() => {
+      for (const child of servingProcesses.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+
     it('creates, lists and revokes API tokens that the API then accepts and refuses', async () => {
       const data = ['--data-dir', join(dir, 'data')];
       const created = await spawnCli(['tokens', 'create', '--name', 'ci', '--expires-in', '30', '--output', 'json', ...data]);
@@ -501,5 +576,121 @@ export function defineDataDirectorySuite(): void {
       expect(stage.code).toBe(0);
       expect(JSON.parse(stage.stdout)).toMatchObject({ name: 'After rotation' });
     });
+
+    it('refuses keys rotate while another process serves the directory, naming its pid; not after it stopped or died', async () => {
+      const home = join(dir, 'rotate-served');
+      const data = ['--data-dir', home];
+      const server = await startServingProcess(home);
+      const keyFile = join(home, 'encryption.key');
+      const before = readFileSync(keyFile, 'utf8');
+      const refused = await spawnCli(['keys', 'rotate', ...data]);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toMatch(
+        new RegExp(`^error: keys rotate refused: the unicrm API is serving the data directory ${home} \\(pid ${server.pid}, since \\d{4}-[^)]*\\)\\. `),
+      );
+      expect(refused.stderr).toContain(`(kill -TERM ${server.pid}, or Ctrl-C in its terminal; it finishes its requests and exits), then run keys rotate again`);
+      expect(refused.stderr).toContain('Nothing was changed.');
+      expect(readFileSync(keyFile, 'utf8')).toBe(before);
+      expect(existsSync(join(home, 'encryption.key.next'))).toBe(false);
+
+      // Killed: its pid file stays behind, and does not block.
+      server.child.kill('SIGKILL');
+      await new Promise((resolve) => server.child.on('exit', resolve));
+      expect(existsSync(join(home, 'serving', `${server.pid}.json`))).toBe(true);
+      const rotated = await spawnCli(['keys', 'rotate', ...data]);
+      expect(rotated.stderr).toBe('');
+      expect(rotated.code).toBe(0);
+      expect(readFileSync(keyFile, 'utf8')).not.toBe(before);
+
+      // Stopped cleanly: nothing left behind either.
+      const again = await startServingProcess(home);
+      await again.stop();
+      expect(existsSync(join(home, 'serving', `${again.pid}.json`))).toBe(false);
+      expect((await spawnCli(['keys', 'rotate', ...data])).code).toBe(0);
+    }, 120_000);
+
+    it('keeps the marker for the life of the serving process, even once its core is garbage', async () => {
+      const home = join(dir, 'rotate-gc');
+      const server = await startServingProcess(home, false, true);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a few more collections in the server
+      const refused = await spawnCli(['keys', 'rotate', '--data-dir', home]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`(pid ${server.pid}, since `);
+    }, 120_000);
+
+    it('backs up while a serving process writes accounts: every account committed before is in it, and it restores', async () => {
+      const home = join(dir, 'backup-live');
+      const server = await startServingProcess(home, true);
+      await server.until(30);
+      const before = server.created();
+      const file = join(dir, 'live-backup.sqlite');
+      const backup = await spawnCli(['backup', file, '--data-dir', home]);
+      expect(backup.stderr).toBe('');
+      expect(backup.code).toBe(0);
+      const [first, ...rest] = backup.stdout.trimEnd().split('\n');
+      expect(first).toMatch(new RegExp(`^Backed up ${home} to ${file} \\((\\d+) integrated accounts, 0 API tokens, \\d+ bytes\\)\\.$`));
+      const inBackup = Number(/\((\d+) integrated accounts/.exec(first as string)?.[1]);
+      expect(inBackup).toBeGreaterThanOrEqual(before);
+      expect(rest).toEqual([
+        `The credentials in it are encrypted with the key in ${join(home, 'encryption.key')}, which is not in the backup: keep a copy of that key apart from`,
+        'your backups. A backup without its key cannot be read; a backup kept with its key gives away every credential.',
+      ]);
+      await server.stop();
+
+      // Restored elsewhere with its key: every account opens.
+      const elsewhere = join(dir, 'backup-restored');
+      mkdirSync(elsewhere);
+      const noKey = await spawnCli(['restore', file, '--data-dir', elsewhere]);
+      expect(noKey.code).toBe(1);
+      expect(noKey.stderr).toContain(`error: There is no encryption key for ${elsewhere}: ${join(elsewhere, 'encryption.key')} does not exist`);
+      copyFileSync(join(home, 'encryption.key'), join(elsewhere, 'encryption.key'));
+      const restored = await spawnCli(['restore', file, '--data-dir', elsewhere, '--output', 'json']);
+      expect(restored.stderr).toBe('');
+      expect(JSON.parse(restored.stdout)).toMatchObject({ accounts: inBackup, previous: null, dataDir: elsewhere, keyFound: true });
+      const listed = await spawnCli(['accounts', 'list', '--all', '--output', 'json', '--data-dir', elsewhere]);
+      expect(JSON.parse(listed.stdout).result).toHaveLength(inBackup);
+      expect(JSON.parse(listed.stdout).result.every((a: { is_usable: boolean }) => a.is_usable)).toBe(true);
+    }, 120_000);
+
+    it('restores a backup over later changes; refuses while served, and refuses a file that is not a unicrm backup', async () => {
+      const home = join(dir, 'restore-trip');
+      const data = ['--data-dir', home];
+      const add = (tenant: string) =>
+        spawnCli(
+          ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--tenant-id', tenant, '--no-validate', '--output', 'json', ...data],
+          { PIPELINER_PASSWORD: sandbox.password },
+        ).then((run) => JSON.parse(run.stdout).id as string);
+      const kept = await add('kept');
+      const file = join(dir, 'trip.sqlite');
+      expect((await spawnCli(['backup', file, ...data])).code).toBe(0);
+      expect((await spawnCli(['backup', file, ...data])).stderr).toContain(`usage error: ${file} exists already; name a new file (or --force to replace it).`);
+      const later = await add('later');
+      expect((await spawnCli(['accounts', 'remove', kept, ...data])).code).toBe(0);
+
+      const server = await startServingProcess(home);
+      const refused = await spawnCli(['restore', file, ...data]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`error: restore refused: the unicrm API is serving the data directory ${home} (pid ${server.pid}, since `);
+      await server.stop();
+
+      const notBackup = join(dir, 'stages.csv');
+      writeFileSync(notBackup, 'name\nQualified\n');
+      const wrong = await spawnCli(['restore', notBackup, ...data]);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toContain(`usage error: ${notBackup} is not a unicrm backup: file is not a database (not a SQLite database).`);
+
+      const restored = await spawnCli(['restore', file, ...data]);
+      expect(restored.stderr).toBe('');
+      expect(restored.code).toBe(0);
+      const lines = restored.stdout.trimEnd().split('\n');
+      expect(lines[0]).toBe(`Restored ${file} into ${home} (1 integrated account, 0 API tokens); its key check opens with ${join(home, 'encryption.key')}.`);
+      expect(lines[1]).toMatch(new RegExp(`^The database it replaced is kept as ${join(home, 'unicrm.sqlite')}\\.before-restore-\\S+; delete it once you no longer need it\\.$`));
+      const listed = JSON.parse((await spawnCli(['accounts', 'list', '--output', 'json', ...data])).stdout);
+      expect(listed.result.map((a: { id: string }) => a.id)).toEqual([kept]);
+      expect(listed.result.map((a: { id: string }) => a.id)).not.toContain(later);
+      sandbox.reset();
+      expect((await spawnCli(['stages', 'create', '--account', kept, '--name', 'After restore', ...data])).code).toBe(0);
+    }, 120_000);
   });
 }

@@ -74,7 +74,10 @@ Usage:
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (data directory only)
   unicrm tokens list                                                                 (data directory only)
   unicrm tokens revoke <id>                                                          (data directory only)
-  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; stop the API first)
+  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; refused while an API serves it)
+  unicrm backup <file> [--force]     (data directory only) a consistent copy of the database, also while the API runs
+  unicrm restore <file>              (data directory only; refused while an API serves it) replace the database with
+                                     a backup; needs the key the backup was written with
 
 Where it runs (every command):
   embedded (default)  the core in this process; accounts in --data-dir <dir> (default UNICRM_DATA_DIR or ./.unicrm,
@@ -96,9 +99,14 @@ are written, with an "error" column, to --failed-out (default <file>.failed.csv/
 and import that file again.
 Progress goes to stderr (a bar on a terminal), the summary to stdout.
 
+backup and restore: a backup holds the accounts' credentials encrypted with the data directory's key, not the key
+(<data dir>/encryption.key, or UNICRM_ENCRYPTION_KEY): keep a copy of the key apart from the backups; a backup
+without its key cannot be read. restore keeps the database it replaces as unicrm.sqlite.before-restore-<time>.
+
 The Pipeliner password may come from PIPELINER_PASSWORD instead of --password (keeps it out of the process list).
-Exit codes: 0 ok; 1 remote or server error (or some import rows failed); 2 usage error, input the API rejects (400)
-or an unknown id (404). Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
+Exit codes: 0 ok; 1 remote or server error (or some import rows failed, or the data directory is in use, or restore
+lacks the backup's key); 2 usage error, input the API rejects (400), an unknown id (404), or a file backup or restore
+cannot use. Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -226,10 +234,10 @@ class Session {
   }
 
   /**
-   * For the commands that work on the data directory itself (tokens, keys): the core, opened on it.
-   * UNICRM_URL is ignored; --remote is a usage error.
+   * For the commands that work on the data directory itself (tokens, keys, backup, restore): the `--data-dir` given,
+   * if any (else `UNICRM_DATA_DIR` applies). UNICRM_URL is ignored (with a note); --remote is a usage error.
    */
-  async core(values: Values, what: string): Promise<UnicrmCore> {
+  dataDirectory(values: Values, what: string): string | undefined {
     this.configureOutput(values);
     if (optional(values, 'remote') !== undefined) {
       throw new UsageError(`${what} works on the data directory, not through the API: use --data-dir (or UNICRM_DATA_DIR) on the server's machine`);
@@ -238,6 +246,12 @@ class Session {
     if (dataDir === undefined && this.io.env.UNICRM_URL) {
       this.io.err(`note: ${what} works on the data directory (${this.io.env.UNICRM_DATA_DIR || './.unicrm'}), not on UNICRM_URL`);
     }
+    return dataDir;
+  }
+
+  /** For the commands that work on the data directory itself (tokens, keys): the core, opened on it. */
+  async core(values: Values, what: string): Promise<UnicrmCore> {
+    const dataDir = this.dataDirectory(values, what);
     const { openCore } = await import('./embedded.js');
     this.adminCore = openCore({ dataDir, logLevel: this.io.env.UNICRM_LOG_LEVEL || undefined });
     return this.adminCore;
@@ -290,11 +304,12 @@ const ACCOUNT_FLAGS: OptionSpec = {
 };
 
 const ACCOUNT_COLUMNS = ['id', 'tenant_id', 'integration', 'status', 'created_at'];
-const accountRow = (a: { id: string; tenant_id: string; integration: { name: string }; status: string; created_at: string }) => [
+/** A row of `accounts list`; an account unicrm cannot use says so beside its status (`accounts get` says why). */
+const accountRow = (a: { id: string; tenant_id: string; integration: { name: string }; status: string; is_usable?: boolean; created_at: string }) => [
   a.id,
   a.tenant_id,
   a.integration.name,
-  a.status,
+  a.is_usable === false ? `${a.status}, unusable` : a.status,
   a.created_at,
 ];
 
@@ -543,16 +558,63 @@ async function keys(session: Session, args: string[]): Promise<Result> {
   const { values } = parse(rest, { 'new-key': { type: 'string' } });
   const newKey = optional(values, 'new-key');
   const core = await session.core(values, 'keys rotate');
+  const { DataDirectoryInUseError } = await import('./embedded.js');
   let result;
   try {
     result = core.rotateEncryptionKey(newKey);
   } catch (error) {
-    if (isUnicrmError(error)) throw error;
+    // An API serving the directory: exit 1 with the message naming it (not a usage error).
+    if (isUnicrmError(error) || error instanceof DataDirectoryInUseError) throw error;
     throw new UsageError((error as Error).message);
   }
   const lines = [`Re-encrypted ${result.accounts} integrated account${result.accounts === 1 ? '' : 's'}; the new key is in ${result.keyLocation}.`];
   if (newKey !== undefined) lines.push('Set UNICRM_ENCRYPTION_KEY to the new key before starting the API again.');
   return { json: result, human: lines.join('\n') };
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What a backup or restore says about the key it does not contain. */
+function keyLines(result: { keyLocation: string; keyFound: boolean }, verb: string): string[] {
+  const where = result.keyLocation === 'UNICRM_ENCRYPTION_KEY' ? 'the key in UNICRM_ENCRYPTION_KEY' : `the key in ${result.keyLocation}`;
+  if (!result.keyFound) {
+    return [`warning: no encryption key was found (${result.keyLocation}): the credentials in it cannot be read without the key they were written with.`];
+  }
+  return [
+    `The credentials in it are encrypted with ${where}, which ${verb} not in the backup: keep a copy of that key apart from`,
+    'your backups. A backup without its key cannot be read; a backup kept with its key gives away every credential.',
+  ];
+}
+
+/** `unicrm backup <file>` and `unicrm restore <file>`: exit 2 for a file they cannot use, 1 when the directory is in use or the key is missing. */
+async function backupOrRestore(session: Session, command: 'backup' | 'restore', args: string[], io: CliIo): Promise<Result> {
+  const { values, positionals } = parse(args, command === 'backup' ? { force: { type: 'boolean' } } : {});
+  const dataDir = session.dataDirectory(values, command);
+  const file = positionals[0];
+  if (!file) throw new UsageError(`${command} takes a file: ${session.command} ${command} unicrm-backup.sqlite`);
+  if (positionals.length > 1) throw new UsageError(`${command} takes one file, not ${positionals.length}`);
+  const data = await import('./embedded.js');
+  const options = { env: io.env, dataDir };
+  try {
+    if (command === 'backup') {
+      const result = await data.backupDataDirectory(file, { ...options, overwrite: values.force === true });
+      const human = [
+        `Backed up ${result.dataDir} to ${result.file} (${plural(result.accounts, 'integrated account')}, ${plural(result.apiTokens, 'API token')}, ${result.bytes} bytes).`,
+        ...keyLines(result, 'is'),
+      ];
+      return { json: result, human: human.join('\n') };
+    }
+    const result = await data.restoreDataDirectory(file, options);
+    const human = [
+      `Restored ${file} into ${result.dataDir} (${plural(result.accounts, 'integrated account')}, ${plural(result.apiTokens, 'API token')}); its key check opens with ${result.keyLocation}.`,
+      result.previous ? `The database it replaced is kept as ${result.previous}; delete it once you no longer need it.` : 'There was no database before.',
+      'Start the API again on this data directory.',
+    ];
+    return { json: result, human: human.join('\n') };
+  } catch (error) {
+    if (error instanceof data.DataFileError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -600,7 +662,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     else if (group === 'stages') result = await stages(session, rest, io);
     else if (group === 'tokens') result = await tokens(session, rest);
     else if (group === 'keys') result = await keys(session, rest);
-    else throw new UsageError(`unknown command "${group}": use accounts, stages, tokens or keys`);
+    else if (group === 'backup' || group === 'restore') result = await backupOrRestore(session, group, rest, io);
+    else throw new UsageError(`unknown command "${group}": use accounts, stages, tokens, keys, backup or restore`);
     io.out(session.output === 'json' ? JSON.stringify(result.json, null, 2) : result.human);
     return result.code ?? EXIT.ok;
   } catch (error) {

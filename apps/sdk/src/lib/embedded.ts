@@ -79,6 +79,9 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
   };
 }
 
+// The CLI's `backup` and `restore` (loaded with this module, on first use, like the embedded core).
+export { backupDataDirectory, DataDirectoryInUseError, DataFileError, restoreDataDirectory, RestoreKeyError } from '@unicrm/core';
+
 /**
  * The core on a data directory, with the SDK's settings (logs on stderr, silent by default). For the CLI's commands
  * that work on the data directory itself (`tokens`, `keys`); not part of the SDK's public API.

@@ -1,25 +1,30 @@
 import 'reflect-metadata';
 import {
+  type AccountFault,
   type AccountStore,
   type Clock,
   type Connector,
+  EncryptionKeyChangedError,
   type IntegratedAccount,
   IntegratedAccountCreateBodySchema,
   type IntegratedAccountList,
   IntegratedAccountListQuerySchema,
   IntegratedAccountPatchBodySchema,
   exceedsJsonDepth,
+  InvalidCursorError,
   isJsonObject,
   type Logger,
   MAX_JSON_DEPTH,
   type StoredAccount,
   TOKENS,
+  type UnicrmConfig,
   UnicrmError,
   zodFailures,
 } from '@unicrm/model';
 import { parseQueryString } from '@unicrm/query';
 import { randomUUID } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
+import type { CoreEnvironment } from './config';
 import { ConnectorRegistry } from './registry';
 
 /** How many accounts {@link IntegratedAccountService.load} keeps in memory; past it the oldest one read is dropped. */
@@ -43,6 +48,12 @@ function requireObject(body: unknown): Record<string, unknown> {
  * long as the store's `changeStamp()` stays the same: any write through the store (create, update, delete, a
  * status change) or commit by another process on the same database (the CLI's `accounts update|remove`,
  * `keys rotate`) empties the cache before the next read, so an account changed or deleted anywhere is read again.
+ *
+ * An account that cannot be used as stored (a `fault`: credentials that do not decrypt, a public context that is not
+ * JSON, an integration no connector handles, a key changed under this process) is still listed, shown, updated where
+ * that repairs it, and deleted; it shows `is_usable: false` and, in `last_error`, why and what the operator can do
+ * ({@link faultMessage}). Calls that need it ({@link load}) answer 500 with that message: the caller did nothing
+ * wrong, so never a 400, and nothing is sent to the provider (docs/reliability.md, "Unusable accounts").
  */
 @injectable()
 export class IntegratedAccountService {
@@ -56,6 +67,7 @@ export class IntegratedAccountService {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly registry: ConnectorRegistry,
+    @inject(TOKENS.Config) private readonly config: UnicrmConfig & Partial<CoreEnvironment>,
   ) {}
 
   /**
@@ -84,14 +96,21 @@ export class IntegratedAccountService {
       createdAt: now,
       updatedAt: now,
     };
-    this.store.create(account);
+    try {
+      this.store.create(account);
+    } catch (error) {
+      if (!(error instanceof EncryptionKeyChangedError)) throw error;
+      this.logger.error({ integrated_account_id: account.id, fault: 'key_changed' }, 'integrated account not stored');
+      throw new UnicrmError(500, `The integrated account was not stored. ${this.keyChangedAdvice()}`);
+    }
     return this.present(account);
   }
 
   /**
    * Lists the environment's accounts, oldest first: `{ result, next_cursor, limit }`.
    * @param query raw query string or object: `tenant_id`, `status`, `integration`, `limit` (1–500, default 100), `next_cursor`
-   * @throws UnicrmError 400 for a bad filter, limit or cursor
+   * Accounts that cannot be used are listed too, with `is_usable: false` and why in `last_error`.
+   * @throws UnicrmError 400 for a bad filter, limit or cursor (only a cursor the store did not make)
    */
   list(environmentId: string, query: string | Record<string, unknown>): IntegratedAccountList {
     const params = typeof query === 'string' ? parseQueryString(query) : query;
@@ -101,18 +120,20 @@ export class IntegratedAccountService {
     let page;
     try {
       page = this.store.list(environmentId, { tenantId: tenant_id, status, integration, limit, cursor: next_cursor });
-    } catch {
-      throw UnicrmError.validation([{ path: 'next_cursor', message: 'is not a cursor this API gave out' }]);
+    } catch (error) {
+      if (error instanceof InvalidCursorError) throw UnicrmError.validation([{ path: 'next_cursor', message: error.message }]);
+      throw error;
     }
     return { result: page.accounts.map((account) => this.present(account)), next_cursor: page.nextCursor, limit };
   }
 
   /**
+   * The account, secrets stripped; one that cannot be used is shown too (`is_usable: false`, why in `last_error`).
    * @param requestId the request's id, for log lines (`req_id`)
    * @throws UnicrmError 404 when the account does not exist in this environment
    */
   get(environmentId: string, id: string, requestId?: string): IntegratedAccount {
-    const account = this.load(environmentId, id, requestId);
+    const account = this.read(environmentId, id, requestId);
     // The loaded account is shared: the caller gets its own copy of the context it may change.
     return this.present({ ...account, publicContext: structuredClone(account.publicContext) });
   }
@@ -121,27 +142,40 @@ export class IntegratedAccountService {
    * Updates `tenant_id` and/or merges `context` shallowly (truto-contract.md §4.2). The merged context is
    * checked again by the connector and, unless `validate: false`, its credentials by the provider; new
    * credentials move a `needs_reauth` account back to `active`.
+   *
+   * Repairs an account that cannot be used where the body gives what is missing: a public context that is not JSON
+   * is written again from the credentials (any PATCH); credentials that do not decrypt are replaced when `context`
+   * holds the whole context, secrets included (nothing of the unreadable one is kept).
    * @param requestId the request's id, for log lines (`req_id`)
-   * @throws UnicrmError 400, 404, 422 (rejected credentials: nothing changes)
+   * @throws UnicrmError 400, 404, 422 (rejected credentials: nothing changes); 500 when the account cannot be used
+   *   and the body does not repair it (the message says what would)
    */
   async update(environmentId: string, id: string, body: unknown, requestId?: string): Promise<IntegratedAccount> {
     const parsed = IntegratedAccountPatchBodySchema.safeParse(requireObject(body));
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
-    const account = this.load(environmentId, id, requestId);
-    const connector = this.registry.get(account.integration);
+    const account = this.read(environmentId, id, requestId);
+    const fault = this.faultOf(account);
+    const connector = this.registry.byName(account.integration);
+    const patch = parsed.data.context;
+    const replacesCredentials =
+      fault === 'credentials_unreadable' && connector !== undefined && patch !== undefined && connector.secretContextKeys.every((key) => key in patch);
+    if (connector === undefined || (fault !== undefined && fault !== 'public_context_unreadable' && !replacesCredentials)) {
+      throw this.unusable(account, fault ?? 'integration_unknown', requestId);
+    }
     const next: StoredAccount = { ...account, updatedAt: this.clock.now().toISOString() };
+    delete next.fault;
     if (parsed.data.tenant_id !== undefined) next.tenantId = parsed.data.tenant_id;
-    if (parsed.data.context !== undefined) {
-      this.checkCredentialBinding(connector, account.context, parsed.data.context);
-      next.context = connector.parseContext({ ...account.context, ...parsed.data.context });
-      next.publicContext = this.publicContext(connector, next.context);
+    if (patch !== undefined) {
+      if (!replacesCredentials) this.checkCredentialBinding(connector, account.context, patch);
+      next.context = connector.parseContext(replacesCredentials ? patch : { ...account.context, ...patch });
       if (parsed.data.validate) await this.verify(connector, next.context);
       if (account.status !== 'active') {
         next.status = 'active';
         next.lastError = null;
       }
     }
-    const updated = this.store.update(next);
+    next.publicContext = patch !== undefined || fault !== undefined ? this.publicContext(connector, next.context) : next.publicContext;
+    const updated = this.write(() => this.store.update(next), account, requestId);
     this.forget(environmentId, account.id);
     if (!updated) throw this.notFound(id);
     return this.present(next);
@@ -161,10 +195,18 @@ export class IntegratedAccountService {
    * account is not remembered). The returned object is shared by every caller until the account changes, and
    * frozen: copy it to change it (its `context` objects are shared too, and must not be modified).
    * @param requestId the id of the request being served, for the `req_id` of the line logged on a 500
-   * @throws UnicrmError 404 when the account does not exist in this environment; 500 when its stored
-   *   secrets cannot be decrypted (altered in the database, or another key), or the store cannot be read
+   * @throws UnicrmError 404 when the account does not exist in this environment; 500 when it cannot be used as
+   *   stored (see the class: the message says why and what the operator can do; nothing is sent to the provider)
    */
   load(environmentId: string, id: string, requestId?: string): StoredAccount {
+    const account = this.read(environmentId, id, requestId);
+    const fault = this.faultOf(account);
+    if (fault) throw this.unusable(account, fault, requestId);
+    return account;
+  }
+
+  /** {@link load} without the fault check: the account as stored, usable or not. */
+  private read(environmentId: string, id: string, requestId?: string): StoredAccount {
     const lowerId = id.toLowerCase();
     const key = cacheKey(environmentId, lowerId);
     let account: StoredAccount | undefined;
@@ -180,18 +222,86 @@ export class IntegratedAccountService {
       }
       account = this.store.get(environmentId, lowerId);
     } catch (error) {
-      this.logger.error({ req_id: requestId, integrated_account_id: id, err: (error as Error).message }, 'stored credentials failed authentication');
-      throw new UnicrmError(
-        500,
-        `The stored credentials of integrated account ${id} failed their integrity check (altered, or written with another key); ` +
-          'they were not used. Delete the account and connect it again.',
-      );
+      this.logger.error({ req_id: requestId, integrated_account_id: id, err: (error as Error).message }, 'the account store cannot be read');
+      throw new UnicrmError(500, `Integrated account ${id} cannot be read from the database (${this.config.dataDir}); the error was logged.`);
     }
     if (!account) throw this.notFound(id);
     Object.freeze(account);
     if (this.cache.size >= ACCOUNT_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(key, account);
     return account;
+  }
+
+  /** Why the account cannot be used (the store's fault, or an integration without a connector), or undefined. */
+  private faultOf(account: StoredAccount): AccountFault | undefined {
+    return account.fault ?? (this.registry.byName(account.integration) ? undefined : 'integration_unknown');
+  }
+
+  /** The 500 of a call that needs an account that cannot be used, logged (id and fault only, never a secret). */
+  private unusable(account: StoredAccount, fault: AccountFault, requestId?: string): UnicrmError {
+    this.logger.error({ req_id: requestId, integrated_account_id: account.id, fault }, 'integrated account cannot be used');
+    return new UnicrmError(500, this.faultMessage(account, fault));
+  }
+
+  /** Runs a store write; a key changed under this process becomes the 500 that says to restart it. */
+  private write<T>(run: () => T, account: StoredAccount, requestId?: string): T {
+    try {
+      return run();
+    } catch (error) {
+      if (error instanceof EncryptionKeyChangedError) throw this.unusable(account, 'key_changed', requestId);
+      throw error;
+    }
+  }
+
+  /**
+   * What is wrong with an account that cannot be used, and what the operator can do, in one message (the 500's, and
+   * `last_error` in listings). Names the account, the data directory and where the key is; never a secret.
+   */
+  faultMessage(account: StoredAccount, fault: AccountFault): string {
+    const id = account.id;
+    const keyLocation = this.config.encryptionKey ? 'UNICRM_ENCRYPTION_KEY' : `${this.config.dataDir}/encryption.key`;
+    switch (fault) {
+      case 'key_changed':
+        return `Integrated account ${id} cannot be used by this unicrm process; nothing was sent or stored. ${this.keyChangedAdvice()}`;
+      case 'credentials_unreadable':
+        return (
+          `Integrated account ${id} cannot be used: its stored credentials fail their integrity check under the data ` +
+          `directory's key (${keyLocation}): the row was altered in the database, or sealed by a process that held ` +
+          'another key (one that kept running through a key rotation). They were not used. Store them again with ' +
+          `PATCH /integrated-account/${id} and the whole context, secrets included (${this.contextKeys(account)}), ` +
+          'or restore a backup made before the damage (unicrm restore).'
+        );
+      case 'public_context_unreadable':
+        return (
+          `Integrated account ${id} cannot be used: its stored context (the part without secrets) is not a JSON object; ` +
+          `the row was altered in the database. Its credentials are intact: PATCH /integrated-account/${id} with ` +
+          '{"context": {}} writes that context again from them.'
+        );
+      case 'integration_unknown':
+        return (
+          `Integrated account ${id} cannot be used: it belongs to the integration "${account.integration}", which this ` +
+          `unicrm does not have (it has: ${this.registry.names().join(', ')}). Run a unicrm version with the ` +
+          `${account.integration} connector on this data directory.`
+        );
+    }
+  }
+
+  /** Why this process's key no longer fits its data directory, and what to do: the end of every `key_changed` message. */
+  private keyChangedAdvice(): string {
+    const keyLocation = this.config.encryptionKey ? 'UNICRM_ENCRYPTION_KEY' : `${this.config.dataDir}/encryption.key`;
+    return (
+      `The encryption key this process loaded at start no longer opens the data directory ${this.config.dataDir}: ` +
+      'another process changed the key (unicrm keys rotate, or unicrm restore) while this one was running. Restart ' +
+      `this process (the API: stop it and start it again) so that it loads the current key from ${keyLocation}; if ` +
+      `the key was not meant to change, put back the key the data was written with (${keyLocation}) first.`
+    );
+  }
+
+  /** The context keys of an account, for messages: its stored public keys and its integration's secret keys. */
+  private contextKeys(account: StoredAccount): string {
+    const secrets = this.registry.byName(account.integration)?.secretContextKeys ?? [];
+    const keys = [...new Set([...Object.keys(account.publicContext), ...secrets])];
+    return keys.length > 0 ? keys.join(', ') : 'every field';
   }
 
   /**
@@ -253,17 +363,22 @@ export class IntegratedAccountService {
     return Object.fromEntries(Object.entries(context).filter(([key]) => !secrets.has(key)));
   }
 
-  /** The Truto-shaped account, secrets stripped. */
+  /**
+   * The Truto-shaped account, secrets stripped. One that cannot be used has `is_usable: false` and the reason in
+   * `last_error` (its stored `status` is kept); an integration without a connector has the category `unknown`.
+   */
   present(account: StoredAccount): IntegratedAccount {
-    const connector = this.registry.get(account.integration);
+    const connector = this.registry.byName(account.integration);
+    const fault = this.faultOf(account);
     return {
       id: account.id,
       tenant_id: account.tenantId,
       environment_id: account.environmentId,
-      integration: { name: connector.integration, category: connector.category },
+      integration: { name: account.integration, category: connector?.category ?? 'unknown' },
       status: account.status,
+      is_usable: fault === undefined,
       context: account.publicContext,
-      last_error: account.lastError,
+      last_error: fault === undefined ? account.lastError : this.faultMessage(account, fault),
       created_at: account.createdAt,
       updated_at: account.updatedAt,
     };

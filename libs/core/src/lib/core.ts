@@ -2,6 +2,8 @@ import 'reflect-metadata';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
 import { BUILT_IN_RESOURCES, buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
 import {
+  claimServing,
+  type DataDirectoryClaim,
   openDataDirectory,
   rotateEncryptionKey,
   type RotateResult,
@@ -46,6 +48,14 @@ export interface CreateCoreOptions {
   defaultLogLevel?: string;
   /** Last word on the registrations: tests swap one here (e.g. `TOKENS.HttpTransport`). */
   register?: (container: DependencyContainer) => void;
+  /**
+   * This core serves the data directory (the HTTP API): it marks the directory as served before opening it, until
+   * {@link UnicrmCore.close} or the end of the process (`claimServing` of `@unicrm/store`: a file lock the OS drops
+   * with the process, and `<dataDir>/serving/<pid>.json` naming it). `unicrm keys rotate` and `restore` refuse
+   * while it is marked. A rotation or restore under way is waited for (`waitMs`, default 30 000 ms). Embedded SDK
+   * cores and the CLI do not serve. Default false.
+   */
+  serving?: boolean | { waitMs?: number };
 }
 
 /** The one core both apps are front doors to (DESIGN.md §1). */
@@ -71,7 +81,9 @@ export interface UnicrmCore {
   proxy(call: ProxyCall): Promise<UnifiedResponse>;
   /**
    * Re-encrypts every stored secret under a new key (`unicrm keys rotate`); with `newKey` (hex or base64 of
-   * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Stop the API first.
+   * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Refused while an API serves the
+   * data directory (see {@link CreateCoreOptions.serving}).
+   * @throws DataDirectoryInUseError naming the serving processes (nothing changed)
    * @throws Error when the rotation failed (nothing changed) or the new key is malformed
    */
   rotateEncryptionKey(newKey?: string): RotateResult;
@@ -99,6 +111,7 @@ export const LOG_REDACT_PATHS = [
  * Builds the core: configuration, logger, SQLite store with encrypted secrets, the undici transport,
  * every connector under `TOKENS.Connector`, and the use cases, wired in a child container of
  * tsyringe's root container so that several cores (tests) live side by side.
+ * @throws DataDirectoryInUseError with `serving`, when a rotation or restore holds the data directory past the wait
  * @throws Error when the configuration is invalid or the encryption key does not fit the data directory
  */
 export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
@@ -111,7 +124,18 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
-  const { db, box } = openDataDirectory(config.dataDir, config.encryptionKey);
+  // The claim comes first: a rotation or restore cannot slip in between reading the key and serving with it.
+  const claim: DataDirectoryClaim | undefined = options.serving
+    ? claimServing(config.dataDir, typeof options.serving === 'object' ? options.serving.waitMs : undefined)
+    : undefined;
+  let opened: ReturnType<typeof openDataDirectory>;
+  try {
+    opened = openDataDirectory(config.dataDir, config.encryptionKey);
+  } catch (error) {
+    claim?.release();
+    throw error;
+  }
+  const { db, box } = opened;
 
   const container = rootContainer.createChildContainer();
   const clock: Clock = { now: () => new Date() };
@@ -183,6 +207,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
       closed = true;
       await container.resolve<HttpTransport>(TOKENS.HttpTransport).close();
       db.close();
+      claim?.release();
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
     },
   };

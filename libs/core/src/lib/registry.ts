@@ -19,8 +19,13 @@ export class ConnectorRegistry {
     return [...this.byIntegration.keys()].sort();
   }
 
+  /** The connector of an integration, or undefined when none is registered. */
+  byName(integration: string): Connector | undefined {
+    return this.byIntegration.get(integration);
+  }
+
   /**
-   * The connector of an integration.
+   * The connector of an integration a caller named.
    * @throws UnicrmError 400 naming the known integrations
    */
   get(integration: string): Connector {

@@ -15,8 +15,15 @@ export const IntegratedAccountSchema = z
     environment_id: z.string(),
     integration: z.object({ name: z.string(), category: z.string() }),
     status: IntegratedAccountStatusSchema,
+    is_usable: z
+      .boolean()
+      .describe(
+        'false when unicrm cannot use the account as stored (its credentials do not decrypt, its stored context is ' +
+          'unreadable, or its integration is not registered): calls that use it answer 500, and last_error says why ' +
+          'and what the operator can do. status keeps the stored value. It can still be read, updated and deleted.',
+      ),
     context: z.record(z.string(), z.unknown()).describe('Non-secret context; secrets are never returned'),
-    last_error: z.string().nullable(),
+    last_error: z.string().nullable().describe('Why the account needs attention (a provider refusal, or why it is not usable); null when nothing is wrong'),
     created_at: z.iso.datetime(),
     updated_at: z.iso.datetime(),
   })

@@ -68,6 +68,18 @@ export interface HttpTransport {
   close(): Promise<void>;
 }
 
+/**
+ * Why a stored account cannot be used. The store still returns such an account (so that it can be listed, shown,
+ * repaired and deleted); the use cases refuse to call a provider with it (docs/reliability.md, "Unusable accounts").
+ * - `key_changed`: this process's encryption key no longer opens the data directory: another process rotated the
+ *   key (or replaced the database) while this one was running. Every account of the process reads so.
+ * - `credentials_unreadable`: its sealed context does not open under the data directory's key: the row was altered,
+ *   copied from another row, or written by a process that held another key.
+ * - `public_context_unreadable`: its stored public context is not a JSON object (altered in the database).
+ * - `integration_unknown`: no connector of this unicrm handles its integration (set by the core, not the store).
+ */
+export type AccountFault = 'key_changed' | 'credentials_unreadable' | 'public_context_unreadable' | 'integration_unknown';
+
 /** What the store keeps of an integrated account; `context` holds the decrypted secrets. */
 export interface StoredAccount {
   id: string;
@@ -75,26 +87,55 @@ export interface StoredAccount {
   tenantId: string;
   integration: string;
   status: IntegratedAccountStatus;
-  /** Full context, secrets included (decrypted). Never leaves the process. */
+  /** Full context, secrets included (decrypted). Never leaves the process. `{}` when the credentials are unreadable. */
   context: Record<string, unknown>;
-  /** Context without secrets, as the admin API shows it. */
+  /** Context without secrets, as the admin API shows it. `{}` when it is unreadable. */
   publicContext: Record<string, unknown>;
+  /** Set when the account cannot be used as stored; absent when it can. */
+  fault?: AccountFault;
   lastError: string | null;
   createdAt: string;
   updatedAt: string;
 }
 
+/** `AccountStore.list` was given a cursor it did not make (a caller's mistake: a 400). */
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('is not a cursor this API gave out');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+/**
+ * An account write was refused because the data directory's encryption key is no longer the one this process
+ * holds (another process rotated it, or replaced the database, while this one was running): what it would seal
+ * could not be read by anyone else. Nothing was written; the process must be restarted to load the current key.
+ */
+export class EncryptionKeyChangedError extends Error {
+  constructor(dataDescription: string) {
+    super(`The encryption key of ${dataDescription} changed while this process was running; nothing was written.`);
+    this.name = 'EncryptionKeyChangedError';
+  }
+}
+
 /** Persistence of integrated accounts (DESIGN.md §4–5). Secrets are encrypted at rest by the implementation. */
 export interface AccountStore {
+  /** @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written) */
   create(account: StoredAccount): void;
-  /** The account with this id in this environment, or undefined (other environments' accounts are invisible). */
+  /**
+   * The account with this id in this environment, or undefined (other environments' accounts are invisible).
+   * An account whose stored data cannot be read is returned with `fault` set, never thrown.
+   */
   get(environmentId: string, id: string): StoredAccount | undefined;
   /**
-   * A page of the environment's accounts, oldest first.
-   * @throws Error when `cursor` is not one this store made
+   * A page of the environment's accounts, oldest first; unreadable accounts are in it with `fault` set.
+   * @throws InvalidCursorError when `cursor` is not one this store made
    */
   list(environmentId: string, query: AccountListQuery): AccountPage;
-  /** Replaces the stored account (context re-encrypted); false when there was none. */
+  /**
+   * Replaces the stored account (context re-encrypted); false when there was none.
+   * @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written)
+   */
   update(account: StoredAccount): boolean;
   /** Removes the account; false when there was none. */
   delete(environmentId: string, id: string): boolean;

@@ -186,7 +186,9 @@ describe('databaseChangeStamp', () => {
     const b = connect();
     const stamp = store.changeStamp();
     new SqliteAccountStore(b.db, b.box).delete('env-a', ID);
-    expect(store.changeStamp()).toBe(stamp + 1);
+    // Moved at once; by 1 (the write noted in this process) or 2 when over 1 ms passed and data_version was read again
+    // (it also counts b's commit): on a loaded machine both happen, and the contract is only that it moves.
+    expect(store.changeStamp()).toBeGreaterThan(stamp);
     expect(store.get('env-a', ID)).toBeUndefined();
   });
 

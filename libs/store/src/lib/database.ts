@@ -45,6 +45,12 @@ const MIGRATIONS: string[] = [
    CREATE INDEX idempotency_records_expiry ON idempotency_records (expires_at);`,
 ];
 
+/** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The tables every unicrm database has, from its first schema version on. */
+export const UNICRM_TABLES = ['meta', 'integrated_accounts', 'api_tokens'] as const;
+
 /** The known plaintext sealed in `meta.key_check`: opening it proves a key is the data directory's. */
 export const KEY_CHECK = 'unicrm-key-check';
 /** `meta` key of the key check. */

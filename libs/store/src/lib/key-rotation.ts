@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { noteDatabaseWrite } from './change-stamp';
 import { KEY_CHECK, KEY_CHECK_ROW, keyFits } from './database';
 import { KEY_FILE, SecretBox } from './secret-box';
+import { claimExclusive } from './serving-lock';
 
 /** The key file written before a rotation commits; renamed over `encryption.key` after. */
 export const NEXT_KEY_FILE = `${KEY_FILE}.next`;
@@ -38,11 +39,24 @@ export interface RotateResult {
  *    (and `.next` is removed): the old key still opens everything;
  * 3. `.next` is renamed over `encryption.key` (atomic). A crash between 2 and 3 is finished by
  *    {@link recoverKeyRotation} on the next start.
- * The API must be stopped while keys rotate (it holds the old key in memory). Caches in front of the stores see
- * the rotation: other connections through `PRAGMA data_version`, this one through {@link noteDatabaseWrite}.
+ * No API may serve the directory meanwhile (it holds the old key in memory): the rotation holds the directory to
+ * itself ({@link claimExclusive}) and refuses while a process serves it. Another process that still holds the old
+ * key (a program embedding the SDK) cannot write with it afterwards: the account store's writes are conditional on
+ * the key check this rotation replaces. Caches in front of the stores see the rotation: other connections through
+ * `PRAGMA data_version`, this one through {@link noteDatabaseWrite}.
+ * @throws DataDirectoryInUseError when a process serves the data directory (nothing changed)
  * @throws Error when `oldBox` is not the data directory's key, or when the re-encryption fails (nothing changed)
  */
 export function rotateEncryptionKey(dataDir: string, db: Database.Database, oldBox: SecretBox, options: RotateOptions = {}): RotateResult {
+  const claim = claimExclusive(dataDir, 'keys rotate');
+  try {
+    return rotateAlone(dataDir, db, oldBox, options);
+  } finally {
+    claim.release();
+  }
+}
+
+function rotateAlone(dataDir: string, db: Database.Database, oldBox: SecretBox, options: RotateOptions): RotateResult {
   if (!keyFits(db, oldBox)) throw new Error('The current key does not open this data directory; nothing was rotated.');
   const newKey = options.newKey ?? randomBytes(32);
   const newBox = new SecretBox(newKey);

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
@@ -51,6 +51,33 @@ export class SecretBox {
 
 /** Name of the key file inside the data directory. */
 export const KEY_FILE = 'encryption.key';
+
+/**
+ * Reads a 32-byte key given as 64 hex characters or base64 (the forms of `UNICRM_ENCRYPTION_KEY`).
+ * @param name what to call the value in the error
+ * @throws Error naming `name` when the text is not a 32-byte key
+ */
+export function parseEncryptionKey(text: string, name = 'UNICRM_ENCRYPTION_KEY'): Buffer {
+  const trimmed = text.trim();
+  const key = /^[0-9a-f]{64}$/i.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64');
+  if (key.length !== 32) throw new Error(`${name} must be 32 bytes, as 64 hex characters or base64 (openssl rand -base64 32).`);
+  return key;
+}
+
+/**
+ * The key of a data directory as {@link loadEncryptionKey} finds it, but never creating one: `envValue` when set,
+ * else `<dataDir>/encryption.key` when it exists.
+ * @returns the key, or undefined when there is neither
+ * @throws Error when the value or the file does not hold a 32-byte key
+ */
+export function findEncryptionKey(dataDir: string, envValue?: string): Buffer | undefined {
+  if (envValue !== undefined && envValue !== '') return parseEncryptionKey(envValue);
+  const path = join(dataDir, KEY_FILE);
+  if (!existsSync(path)) return undefined;
+  const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+  if (key.length !== 32) throw new Error(`The key file ${path} does not hold a 32-byte base64 key.`);
+  return key;
+}
 
 /**
  * The 32-byte key for {@link SecretBox} (DESIGN.md §4): from `envValue` (`UNICRM_ENCRYPTION_KEY`,

@@ -1,4 +1,4 @@
-import type { StoredAccount } from '@unicrm/model';
+import { InvalidCursorError, type StoredAccount } from '@unicrm/model';
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -107,7 +107,7 @@ describe('key rotation', () => {
 });
 
 describe('tampering and listing', () => {
-  it('detects a tampered ciphertext instead of decrypting it', () => {
+  it('detects a tampered ciphertext instead of decrypting it, and returns the account marked, not a throw', () => {
     seed(1);
     const raw = new Database(join(dir, DATABASE_FILE));
     const { sealed_context } = raw.prepare('SELECT sealed_context FROM integrated_accounts').get() as { sealed_context: string };
@@ -117,7 +117,9 @@ describe('tampering and listing', () => {
     raw.prepare('UPDATE integrated_accounts SET sealed_context = ?').run([parts[0], parts[1], parts[2], bytes.toString('base64')].join(':'));
     raw.close();
     const { db, box } = openDataDirectory(dir);
-    expect(() => new SqliteAccountStore(db, box).get('env-a', account(1).id)).toThrow(/unable to authenticate data|auth/i);
+    const got = new SqliteAccountStore(db, box).get('env-a', account(1).id);
+    expect(got).toMatchObject({ id: account(1).id, fault: 'credentials_unreadable', context: {}, publicContext: account(1).publicContext });
+    expect(JSON.stringify(got)).not.toContain('SECRET-1');
     db.close();
   });
 
@@ -136,7 +138,8 @@ describe('tampering and listing', () => {
     expect(store.list('env-a', { limit: 10, tenantId: 'tenant-1' }).accounts.map((a) => a.id.slice(-1))).toEqual(['1', '3', '5']);
     expect(store.list('env-a', { limit: 10, status: 'needs_reauth' }).accounts).toHaveLength(1);
     expect(store.list('env-a', { limit: 10, integration: 'hubspot' }).accounts).toHaveLength(0);
-    expect(() => store.list('env-a', { limit: 2, cursor: 'garbage' })).toThrow();
+    expect(() => store.list('env-a', { limit: 2, cursor: 'garbage' })).toThrow(InvalidCursorError);
+    expect(() => store.list('env-a', { limit: 2, cursor: Buffer.from('[1,2]').toString('base64url') })).toThrow(InvalidCursorError);
     db.close();
   });
 

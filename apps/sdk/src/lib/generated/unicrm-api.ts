@@ -197,10 +197,13 @@ export interface components {
             };
             /** @enum {string} */
             status: "active" | "needs_reauth" | "validation_error";
+            /** @description false when unicrm cannot use the account as stored (its credentials do not decrypt, its stored context is unreadable, or its integration is not registered): calls that use it answer 500, and last_error says why and what the operator can do. status keeps the stored value. It can still be read, updated and deleted. */
+            is_usable: boolean;
             /** @description Non-secret context; secrets are never returned */
             context: {
                 [key: string]: unknown;
             };
+            /** @description Why the account needs attention (a provider refusal, or why it is not usable); null when nothing is wrong */
             last_error: string | null;
             /** Format: date-time */
             created_at: string;
