@@ -1,5 +1,6 @@
-// unicrm benchmark: what unicrm adds over the cheapest Node gateway, on the same machine, in one run.
-// Method, process layout and figures: docs/benchmarks.md. Usage: tools/bench/README.md (or --help).
+// unicrm benchmark: what unicrm adds over the cheapest Node gateway, on the same machine, in one run, for a create,
+// a list of 100 stages and a get. Method, process layout and figures: docs/benchmarks.md. Usage:
+// tools/bench/README.md (or --help).
 //
 // Runs against the BUILT code in dist/ (`npm run bench` builds first). Everything listens on 127.0.0.1 and every
 // load loop is bounded by time (autocannon's duration) and by count.
@@ -10,43 +11,53 @@ import { createServer } from 'node:net';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bodiesFor, cpuMsOf, LatencyRecorder, median, MiB, rssOf, SHAPES, SIZES } from './lib.mjs';
+import { bodiesFor, cpuMsOf, LatencyRecorder, LIST_LIMIT, median, MiB, parseScenarios, rssOf, SCENARIOS, SHAPES, SIZES, workOf } from './lib.mjs';
 import { printSummary, summarise } from './prof-top.mjs';
-import { PASSWORD, PIPELINE_ID, SPACE, USERNAME } from './upstream.mjs';
+import { GET_STEP_ID, PASSWORD, PIPELINE_NAME, SPACE, stepIdOf, USERNAME } from './upstream.mjs';
 
 const ROOT = resolve(new URL('../../', import.meta.url).pathname);
 const HERE = join(ROOT, 'tools/bench');
 const API_TOKEN = 'bench-api-token-0123456789';
-const TARGETS = ['direct', 'floor', 'unicrm'];
+/**
+ * The four targets of every configuration: Pipeliner directly, the undici passthrough (`floor`, what ratios are
+ * taken against), the node:http passthrough (`floor-http`) and unicrm.
+ */
+const TARGETS = ['direct', 'floor', 'floor-http', 'unicrm'];
+const TARGET_LABELS = { direct: 'direct', floor: 'floor (undici)', 'floor-http': 'floor (node:http)', unicrm: 'unicrm' };
+/** The goal of issue 13 for create and list at c=64: unicrm's throughput at least this share of the undici floor's. */
+const GOAL_RATIO = 0.6;
 /** Requests per rate-limit window (10 s) the benchmark's API allows per token and per account: more than any run sends. */
 const RATE_LIMIT = 1_000_000_000;
 const BASIC_AUTH = `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`;
 
 const HELP = `usage: node tools/bench/bench.mjs [options]     (npm run bench -- [options] builds first)
 
-  --quick                 smoke run: 1 s measurements, 0.3 s warm-ups (still 3 alternating repeats)
+  --scenario <list>       what to measure: create, list (a page of ${LIST_LIMIT} stages), get (one stage); default all
+  --quick                 smoke run: 1 s measurements, 0.3 s warm-ups (still 3 alternating repeats), every scenario
+                          at c=64 and 1 KiB only (unless --concurrency or --sizes say otherwise)
   --duration <s>          seconds per measurement (default 5)
   --warmup <s>            seconds of warm-up per target and configuration (default 1)
   --repeats <n>           alternating repeats per configuration, medians reported (default 3)
-  --concurrency <list>    concurrency sweep at 1 KiB remote_data (default 1,16,64,256)
-  --sizes <list>          remote_data sweep at concurrency 64: 1k,64k,1m (default all)
-  --full-matrix           every size at every concurrency (about twice as long)
+  --concurrency <list>    concurrencies (default: create 1,16,64,256 at 1 KiB remote_data; list and get 64)
+  --sizes <list>          create's remote_data sweep at concurrency 64: 1k,64k,1m (default all)
+  --full-matrix           create: every size at every concurrency (about twice as long)
   --shape <fields|wide>   how remote_data is made up: 16 custom fields growing with the size (default), or
                           100-character fields, as many as the size takes (8 728 keys at ~1 MiB; the worst case)
   --no-sdk                skip the SDK in-process comparison
   --soak-minutes <n>      also run unicrm alone at c=64, 1 KiB for n minutes and report RSS start/end
   --soak-only             only the soak (with --soak-minutes, default 5): no sweeps, no SDK comparison
   --profile [seconds]     only profile: API under node --cpu-prof at c=64, 1 KiB (default 15 s); prints the top items
-  --profile-size <size>   remote_data size of the profile run (default 1k)
+  --profile-scenario <s>  the scenario of the profile run: create (default), list or get
+  --profile-size <size>   remote_data size of the profile run (create; default 1k)
   --api-log <path>        where the API's logs go (default: api.log in the run's temporary directory)
   --api-root <dir>        run the API of another checkout or build (its dist/apps/api/src/main.js); default this one
   --json <file>           write every figure to a JSON file
   --keep                  keep the temporary directory (data, logs)`;
 
-function parseArgs(argv) {
+export function parseArgs(argv) {
   const o = {
-    quick: false, duration: 5, warmup: 1, repeats: 3, concurrency: [1, 16, 64, 256], sizes: ['1k', '64k', '1m'],
-    fullMatrix: false, shape: 'fields', sdk: true, soakOnly: false, apiRoot: ROOT, soakMinutes: 0, profile: 0, profileSize: '1k', apiLog: undefined, json: undefined, keep: false,
+    scenarios: [...SCENARIOS], quick: false, duration: 5, warmup: 1, repeats: 3, concurrency: undefined, sizes: undefined,
+    fullMatrix: false, shape: 'fields', sdk: true, soakOnly: false, apiRoot: ROOT, soakMinutes: 0, profile: 0, profileScenario: 'create', profileSize: '1k', apiLog: undefined, json: undefined, keep: false,
   };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -58,6 +69,7 @@ function parseArgs(argv) {
     };
     switch (arg) {
       case '--help': case '-h': console.log(HELP); process.exit(0); break;
+      case '--scenario': case '--scenarios': o.scenarios = parseScenarios(value()); break;
       case '--quick': o.quick = true; break;
       case '--duration': o.duration = Number(value()); set.add('duration'); break;
       case '--warmup': o.warmup = Number(value()); set.add('warmup'); break;
@@ -70,6 +82,7 @@ function parseArgs(argv) {
       case '--soak-minutes': o.soakMinutes = Number(value()); break;
       case '--soak-only': o.soakOnly = true; break;
       case '--profile': o.profile = /^\d+$/.test(argv[i + 1] ?? '') ? Number(argv[++i]) : 15; break;
+      case '--profile-scenario': o.profileScenario = parseScenarios(value())[0]; break;
       case '--profile-size': o.profileSize = value(); break;
       case '--api-log': o.apiLog = resolve(value()); break;
       case '--api-root': o.apiRoot = resolve(value()); break;
@@ -82,11 +95,16 @@ function parseArgs(argv) {
     if (!set.has('duration')) o.duration = 1;
     if (!set.has('warmup')) o.warmup = 0.3;
   }
+  // Concurrencies per scenario: --concurrency for all of them; else create's sweep and c=64 for list and get (c=64
+  // only for every scenario with --quick). Sizes are create's: all three, 1 KiB only with --quick.
+  o.createConcurrency = o.concurrency ?? (o.quick ? [64] : [1, 16, 64, 256]);
+  o.readConcurrency = o.concurrency ?? [64];
+  o.sizes ??= o.quick ? ['1k'] : ['1k', '64k', '1m'];
   if (!SHAPES.includes(o.shape)) throw new Error(`--shape must be one of ${SHAPES.join(', ')}`);
   for (const size of [...o.sizes, o.profileSize]) if (!SIZES[size]) throw new Error(`unknown size ${size}; known: ${Object.keys(SIZES).join(', ')}`);
   if (!(o.duration > 0 && o.duration <= 600) || !(o.warmup >= 0 && o.warmup <= 60)) throw new Error('--duration must be in (0, 600], --warmup in [0, 60]');
   if (!Number.isInteger(o.repeats) || o.repeats < 1 || o.repeats > 20) throw new Error('--repeats must be 1..20');
-  if (o.concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) throw new Error('--concurrency values must be 1..1024');
+  if ([...o.createConcurrency, ...o.readConcurrency].some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) throw new Error('--concurrency values must be 1..1024');
   if (o.soakOnly) {
     o.sdk = false;
     o.soakMinutes ||= 5;
@@ -180,28 +198,40 @@ export function killAll() {
 // ---------------------------------------------------------------------------------------------------------------
 // measurement
 
-/** The HTTP request of one target for one body size. */
-export function requestFor(target, env, bodies) {
+/**
+ * The HTTP request of one target for one scenario's work (`workOf`): unicrm's unified call, or the Pipeliner call
+ * unicrm makes for it, straight at the upstream (`direct`) or through a floor:
+ *   create: POST /unified/crm/stages            | POST {base}/Steps?validation-level=8 with the Step body
+ *   list:   GET /unified/crm/stages?limit=100   | GET {base}/Steps?first=100
+ *   get:    GET /unified/crm/stages/{id}        | GET {base}/Steps/{id}
+ * (unicrm also reads the pipeline's name, `GET {base}/Pipelines/{id}?load-only=id,name`, for create, and for list
+ * and get once a minute per pipeline: part of its cost, not of the floors'.)
+ * @returns {{ method: string, url: string, headers: Record<string, string>, body?: string, pid: number }}
+ */
+export function requestFor(target, env, work) {
+  const { scenario } = work;
   if (target === 'unicrm') {
-    return {
-      url: `http://127.0.0.1:${env.api.port}/unified/crm/stages?integrated_account_id=${env.accountId}`,
-      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
-      body: bodies.unifiedText,
-      pid: env.api.pid,
-    };
+    const api = `http://127.0.0.1:${env.api.port}/unified/crm/stages`;
+    const account = `integrated_account_id=${env.accountId}`;
+    const authorization = `Bearer ${API_TOKEN}`;
+    if (scenario === 'create') return { method: 'POST', url: `${api}?${account}`, headers: { authorization, 'content-type': 'application/json' }, body: work.bodies.unifiedText, pid: env.api.pid };
+    if (scenario === 'list') return { method: 'GET', url: `${api}?${account}&limit=${LIST_LIMIT}`, headers: { authorization }, pid: env.api.pid };
+    return { method: 'GET', url: `${api}/${GET_STEP_ID}?${account}`, headers: { authorization }, pid: env.api.pid };
   }
-  const port = target === 'direct' ? env.upstream.port : env.floor.port;
-  return {
-    url: `http://127.0.0.1:${port}/api/v100/rest/spaces/${SPACE}/entities/Steps?validation-level=8`,
-    headers: { authorization: env.basicAuth, 'content-type': 'application/json' },
-    body: bodies.stepText,
-    pid: target === 'direct' ? env.upstream.pid : env.floor.pid,
-  };
+  const proc = target === 'direct' ? env.upstream : target === 'floor' ? env.floor : env.floorHttp;
+  const base = `http://127.0.0.1:${proc.port}/api/v100/rest/spaces/${SPACE}/entities/`;
+  const authorization = env.basicAuth;
+  if (scenario === 'create') return { method: 'POST', url: `${base}Steps?validation-level=8`, headers: { authorization, 'content-type': 'application/json' }, body: work.bodies.stepText, pid: proc.pid };
+  if (scenario === 'list') return { method: 'GET', url: `${base}Steps?first=${LIST_LIMIT}`, headers: { authorization }, pid: proc.pid };
+  return { method: 'GET', url: `${base}Steps/${GET_STEP_ID}`, headers: { authorization }, pid: proc.pid };
 }
 
-/** One autocannon run; latencies recorded at full resolution (autocannon's own histogram has 1 ms steps). */
-export async function measure(env, target, bodies, concurrency, seconds) {
-  const req = requestFor(target, env, bodies);
+/**
+ * One autocannon run of `target` doing `work` (`workOf`); latencies recorded at full resolution (autocannon's own
+ * histogram has 1 ms steps); CPU per answered request of the target's process, the upstream and the load generator.
+ */
+export async function measure(env, target, work, concurrency, seconds) {
+  const req = requestFor(target, env, work);
   const recorder = new LatencyRecorder();
   let non2xx = 0;
   let rssPeak = rssOf(req.pid);
@@ -216,7 +246,7 @@ export async function measure(env, target, bodies, concurrency, seconds) {
   const result = await new Promise((resolveRun, reject) => {
     const instance = autocannon(
       {
-        url: req.url, method: 'POST', headers: req.headers, body: req.body,
+        url: req.url, method: req.method, headers: req.headers, body: req.body,
         connections: concurrency, pipelining: 1, duration: seconds, timeout: 30,
       },
       (error, res) => (error ? reject(error) : resolveRun(res)),
@@ -231,11 +261,11 @@ export async function measure(env, target, bodies, concurrency, seconds) {
   rssPeak = Math.max(rssPeak, rssOf(req.pid));
   const loadgen = process.cpuUsage(cpu0.loadgen);
   const ok = recorder.count;
-  if (ok === 0) console.log(`  warning: ${target} answered no 2xx in ${elapsed.toFixed(1)} s (c=${concurrency}, ${bodies.label}; errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${non2xx})`);
+  if (ok === 0) console.log(`  warning: ${target} answered no 2xx in ${elapsed.toFixed(1)} s (${work.scenario}, c=${concurrency}, ${work.label}; errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${non2xx})`);
   const cpuPerReq = (ms) => (ok > 0 ? (ms * 1000) / ok : NaN);
   await sleep(200); // let closed connections settle before the next run
   return {
-    target, concurrency, size: bodies.size, seconds: elapsed, ok, non2xx, errors: result.errors, timeouts: result.timeouts,
+    target, scenario: work.scenario, concurrency, size: work.size, seconds: elapsed, ok, non2xx, errors: result.errors, timeouts: result.timeouts,
     rps: ok / elapsed,
     ...recorder.stats(),
     rssPeakMiB: rssPeak / MiB,
@@ -263,12 +293,17 @@ export function medians(runs) {
   return out;
 }
 
-function ratiosOf(m) {
+/** Ratios of one configuration's medians. `unicrmOverFloorRps` is against the undici floor (`floor`). */
+export function ratiosOf(m) {
+  const minus = (a, b) => ({ p50: a.p50 - b.p50, p99: a.p99 - b.p99, p999: a.p999 - b.p999 });
   return {
     unicrmOverFloorRps: m.unicrm.rps / m.floor.rps,
+    unicrmOverFloorHttpRps: m.unicrm.rps / m['floor-http'].rps,
+    floorHttpOverFloorRps: m['floor-http'].rps / m.floor.rps,
     floorOverDirectRps: m.floor.rps / m.direct.rps,
-    unicrmMinusDirect: { p50: m.unicrm.p50 - m.direct.p50, p99: m.unicrm.p99 - m.direct.p99, p999: m.unicrm.p999 - m.direct.p999 },
-    floorMinusDirect: { p50: m.floor.p50 - m.direct.p50, p99: m.floor.p99 - m.direct.p99, p999: m.floor.p999 - m.direct.p999 },
+    unicrmMinusDirect: minus(m.unicrm, m.direct),
+    floorMinusDirect: minus(m.floor, m.direct),
+    floorHttpMinusDirect: minus(m['floor-http'], m.direct),
   };
 }
 
@@ -277,56 +312,101 @@ function ratiosOf(m) {
 
 const f = (v, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 const pad = (cells, widths) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+const plus = (v) => (Number.isFinite(v) && v < 0 ? f(v) : `+${f(v)}`);
+
+/** `create, c=64, 1 KiB` / `list, c=64, page of 100`. */
+const configName = (config) => `${config.scenario}, c=${config.concurrency}, ${config.label}`;
 
 function printConfig(config) {
-  const { concurrency, label, bodyBytes, medians: m, ratios: r } = config;
-  console.log(`\nconcurrency ${concurrency}, remote_data ${label} (${config.remoteDataKeys} keys; unified body ${bodyBytes} B), medians of ${m.unicrm.runs}`);
-  const widths = [8, 9, 8, 8, 9, 9, 13, 15, 8];
+  const { medians: m, ratios: r } = config;
+  const what =
+    config.scenario === 'create'
+      ? `remote_data ${config.label} (${config.remoteDataKeys} keys; unified body ${config.bodyBytes} B)`
+      : `${config.label} (Pipeliner's answer ${config.answerBytes?.direct ?? '?'} B, unicrm's ${config.answerBytes?.unicrm ?? '?'} B)`;
+  console.log(`\n${config.scenario}: concurrency ${config.concurrency}, ${what}, medians of ${m.unicrm.runs}`);
+  const widths = [17, 9, 8, 8, 9, 9, 13, 15, 8];
   console.log(pad(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'RSS MiB', 'server µs/req', 'upstream µs/req', 'failed'], widths));
   for (const t of TARGETS) {
     const x = m[t];
-    console.log(pad([t, f(x.rps, 0), f(x.p50), f(x.p99), f(x.p999), f(x.rssPeakMiB, 1), f(x.cpuUsPerReq.server, 0), f(x.cpuUsPerReq.upstream, 0), x.failed], widths));
+    console.log(pad([TARGET_LABELS[t], f(x.rps, 0), f(x.p50), f(x.p99), f(x.p999), f(x.rssPeakMiB, 1), f(x.cpuUsPerReq.server, 0), f(x.cpuUsPerReq.upstream, 0), x.failed], widths));
   }
   console.log(
-    `unicrm/floor throughput ${f(r.unicrmOverFloorRps)}; unicrm − direct: p50 +${f(r.unicrmMinusDirect.p50)} ms, p99 +${f(r.unicrmMinusDirect.p99)} ms` +
-      `  (floor/direct ${f(r.floorOverDirectRps)}; floor − direct: p50 +${f(r.floorMinusDirect.p50)} ms, p99 +${f(r.floorMinusDirect.p99)} ms)`,
+    `unicrm ÷ floor (undici) ${f(r.unicrmOverFloorRps)} (÷ floor (node:http) ${f(r.unicrmOverFloorHttpRps)}); API CPU ${f(m.unicrm.cpuUsPerReq.server, 0)} µs/req; ` +
+      `unicrm − direct: p50 ${plus(r.unicrmMinusDirect.p50)} ms, p99 ${plus(r.unicrmMinusDirect.p99)} ms` +
+      `  (floor (undici) − direct: p50 ${plus(r.floorMinusDirect.p50)}, p99 ${plus(r.floorMinusDirect.p99)}; floor (node:http) − direct: p50 ${plus(r.floorHttpMinusDirect.p50)}, p99 ${plus(r.floorHttpMinusDirect.p99)})`,
   );
+}
+
+/** One line per configuration: what the brief of issue 13 asks to report. */
+function printSummaryTable(configs) {
+  const widths = [26, 8, 15, 18, 8, 14, 11, 13, 13];
+  console.log(`\nsummary (medians; req/s of each target, unicrm ÷ the undici floor, unicrm's API CPU per request, unicrm − direct latency)`);
+  console.log(pad(['configuration', 'direct', 'floor (undici)', 'floor (node:http)', 'unicrm', 'unicrm ÷ floor', 'API µs/req', 'added p50 ms', 'added p99 ms'], widths));
+  for (const c of configs) {
+    const m = c.medians;
+    console.log(
+      pad(
+        [configName(c), f(m.direct.rps, 0), f(m.floor.rps, 0), f(m['floor-http'].rps, 0), f(m.unicrm.rps, 0), f(c.ratios.unicrmOverFloorRps), f(m.unicrm.cpuUsPerReq.server, 0), plus(c.ratios.unicrmMinusDirect.p50), plus(c.ratios.unicrmMinusDirect.p99)],
+        widths,
+      ),
+    );
+  }
 }
 
 function markdownTable(configs) {
   const lines = [
-    '| c | remote_data | target | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | server CPU µs/req | unicrm/floor | unicrm − direct p50 / p99 ms |',
-    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| scenario | c | body / page | target | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | server CPU µs/req | unicrm ÷ floor (undici) | unicrm − direct p50 / p99 ms |',
+    '|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const c of configs) {
     for (const t of TARGETS) {
       const x = c.medians[t];
       const ratio = t === 'unicrm' ? f(c.ratios.unicrmOverFloorRps) : '';
-      const added = t === 'unicrm' ? `+${f(c.ratios.unicrmMinusDirect.p50)} / +${f(c.ratios.unicrmMinusDirect.p99)}` : t === 'floor' ? `(floor: +${f(c.ratios.floorMinusDirect.p50)} / +${f(c.ratios.floorMinusDirect.p99)})` : '';
-      lines.push(`| ${c.concurrency} | ${c.label} | ${t} | ${f(x.rps, 0)} | ${f(x.p50)} | ${f(x.p99)} | ${f(x.p999)} | ${f(x.rssPeakMiB, 1)} | ${f(x.cpuUsPerReq.server, 0)} | ${ratio} | ${added} |`);
+      const added =
+        t === 'unicrm'
+          ? `${plus(c.ratios.unicrmMinusDirect.p50)} / ${plus(c.ratios.unicrmMinusDirect.p99)}`
+          : t === 'floor'
+            ? `(${plus(c.ratios.floorMinusDirect.p50)} / ${plus(c.ratios.floorMinusDirect.p99)})`
+            : t === 'floor-http'
+              ? `(${plus(c.ratios.floorHttpMinusDirect.p50)} / ${plus(c.ratios.floorHttpMinusDirect.p99)})`
+              : '';
+      lines.push(`| ${c.scenario} | ${c.concurrency} | ${c.label} | ${TARGET_LABELS[t]} | ${f(x.rps, 0)} | ${f(x.p50)} | ${f(x.p99)} | ${f(x.p999)} | ${f(x.rssPeakMiB, 1)} | ${f(x.cpuUsPerReq.server, 0)} | ${ratio} | ${added} |`);
     }
   }
   return lines.join('\n');
 }
 
-function evaluateTargets(configs, soak) {
-  const at = (c, size) => configs.find((x) => x.concurrency === c && x.size === size);
+/**
+ * The goals of issue 13 (create at 1 KiB and list at c=64: unicrm ≥ 0.6 × the undici floor) and the targets of
+ * issue 8 (the create at c=64: throughput, added latency, RSS, ~1 MiB, soak), now read against the undici floor.
+ * Each: { issue, target, want, got, met }; a goal whose configuration was not run is not listed.
+ */
+export function evaluateTargets(configs, soak) {
+  const at = (scenario, c, size) => configs.find((x) => x.scenario === scenario && x.concurrency === c && (size === undefined || x.size === size));
   const out = [];
-  const c64 = at(64, '1k');
+  const goal = (config, what) => {
+    if (!config) return;
+    const r = config.ratios.unicrmOverFloorRps;
+    out.push({ issue: 13, target: `${what}: unicrm ÷ floor (undici) throughput at c=64`, want: `>= ${GOAL_RATIO}`, got: f(r), met: r >= GOAL_RATIO });
+  };
+  goal(at('create', 64, '1k'), 'create (1 KiB)');
+  goal(at('list', 64), `list (page of ${LIST_LIMIT})`);
+  const c64 = at('create', 64, '1k');
   if (c64) {
     const r = c64.ratios;
-    out.push({ target: 'unicrm/floor throughput at c=64, 1 KiB', want: '>= 0.85', got: f(r.unicrmOverFloorRps), met: r.unicrmOverFloorRps >= 0.85 });
-    out.push({ target: 'added p50 over direct at c=64, 1 KiB', want: '<= 0.5 ms', got: `${f(r.unicrmMinusDirect.p50)} ms`, met: r.unicrmMinusDirect.p50 <= 0.5 });
-    out.push({ target: 'added p99 over direct at c=64, 1 KiB', want: '<= 3 ms', got: `${f(r.unicrmMinusDirect.p99)} ms`, met: r.unicrmMinusDirect.p99 <= 3 });
-    out.push({ target: 'unicrm peak RSS at c=64, 1 KiB', want: '<= 150 MiB', got: `${f(c64.medians.unicrm.rssPeakMiB, 1)} MiB`, met: c64.medians.unicrm.rssPeakMiB <= 150 });
+    out.push({ issue: 8, target: 'create: unicrm ÷ floor (undici) throughput at c=64, 1 KiB', want: '>= 0.85', got: f(r.unicrmOverFloorRps), met: r.unicrmOverFloorRps >= 0.85 });
+    out.push({ issue: 8, target: 'create: added p50 over direct at c=64, 1 KiB', want: '<= 0.5 ms', got: `${f(r.unicrmMinusDirect.p50)} ms`, met: r.unicrmMinusDirect.p50 <= 0.5 });
+    out.push({ issue: 8, target: 'create: added p99 over direct at c=64, 1 KiB', want: '<= 3 ms', got: `${f(r.unicrmMinusDirect.p99)} ms`, met: r.unicrmMinusDirect.p99 <= 3 });
+    out.push({ issue: 8, target: 'create: unicrm peak RSS at c=64, 1 KiB', want: '<= 150 MiB', got: `${f(c64.medians.unicrm.rssPeakMiB, 1)} MiB`, met: c64.medians.unicrm.rssPeakMiB <= 150 });
   }
-  const big = at(64, '1m');
+  const big = at('create', 64, '1m');
   if (big) {
-    out.push({ target: 'unicrm/floor throughput at c=64, ~1 MiB', want: '>= 0.6', got: f(big.ratios.unicrmOverFloorRps), met: big.ratios.unicrmOverFloorRps >= 0.6 });
+    out.push({ issue: 8, target: 'create: unicrm ÷ floor (undici) throughput at c=64, ~1 MiB', want: '>= 0.6', got: f(big.ratios.unicrmOverFloorRps), met: big.ratios.unicrmOverFloorRps >= 0.6 });
   }
   if (soak) {
     out.push({
-      target: `no RSS growth over ${soak.minutes} min (c=64, 1 KiB)`,
+      issue: 8,
+      target: `no RSS growth over ${soak.minutes} min (create, c=64, 1 KiB)`,
       want: 'median RSS of the last minute <= that of minute 1 + 10 %',
       got: `median minute 1 ${f(soak.firstMinuteMedianMiB, 1)} MiB, last minute ${f(soak.lastMinuteMedianMiB, 1)} MiB (end samples ${f(soak.firstMinuteMiB, 1)} -> ${f(soak.endMiB, 1)} MiB, max ${f(soak.maxMiB, 1)} MiB)`,
       met: soak.lastMinuteMedianMiB <= soak.firstMinuteMedianMiB * 1.1,
@@ -395,15 +475,29 @@ async function sdkComparison(env, o, bodies) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/**
+ * Starts the upstream, both floors and the API, connects the account, and checks one request of every target in
+ * every scenario of `o.scenarios` (`sanityCheck`). A scenario unicrm cannot serve (an API without the route, an
+ * API bug) is left out and named in `env.skipped`; a failure of direct or a floor throws (the bench's own fault).
+ */
 export async function setUp(o, dir, nodeFlags = []) {
   const upstream = await startChild('upstream', 'upstream.mjs', [0]);
-  const floor = await startChild('floor', 'floor.mjs', [upstream.port]);
+  const floor = await startChild('floor (undici)', 'floor-undici.mjs', [upstream.port]);
+  const floorHttp = await startChild('floor (node:http)', 'floor.mjs', [upstream.port]);
   const dataDir = join(dir, 'data');
   const logPath = o.apiLog ?? join(dir, 'api.log');
   const api = await startApi({ dataDir, logPath, nodeFlags, root: o.apiRoot });
   const accountId = await connectAccount(api, upstream);
-  const env = { upstream, floor, api, dataDir, logPath, accountId, basicAuth: BASIC_AUTH };
-  await sanityCheck(env);
+  const env = { upstream, floor, floorHttp, api, dataDir, logPath, accountId, basicAuth: BASIC_AUTH, answerBytes: {}, skipped: [] };
+  for (const scenario of o.scenarios) {
+    try {
+      env.answerBytes[scenario] = await sanityCheck(env, workOf(scenario));
+    } catch (error) {
+      if (error.target !== 'unicrm') throw error;
+      env.skipped.push({ scenario, reason: error.message });
+      console.log(`scenario ${scenario} left out: ${error.message}`);
+    }
+  }
   return env;
 }
 
@@ -423,22 +517,59 @@ export async function connectAccount(api, upstream) {
   return account.id;
 }
 
-/** One request through each target; unicrm's answer must be the unified stage with the pipeline's name. */
-export async function sanityCheck(env, targets = TARGETS) {
-  const bodies = bodiesFor('1k');
-  for (const target of targets) {
-    const req = requestFor(target, env, bodies);
-    const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
-    const body = await res.json();
-    if (res.status !== 201) throw new Error(`${target}: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+/**
+ * What is wrong with one target's answer in a scenario, or undefined when it is what the scenario measures:
+ * create 201 with the Step (unicrm: the unified stage with its pipeline's name and remote_data); list 200 with a
+ * page of LIST_LIMIT Steps and a next page (unicrm: `result` of LIST_LIMIT stages in Pipeliner's order, with the
+ * pipeline's name, and a `next_cursor`); get 200 with the Step GET_STEP_ID (unicrm: that stage, with the name).
+ */
+export function answerProblem(target, scenario, status, text) {
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return `HTTP ${status}, not JSON: ${text.slice(0, 300)}`;
+  }
+  const want = scenario === 'create' ? 201 : 200;
+  if (status !== want) return `HTTP ${status} (want ${want}) ${text.slice(0, 500)}`;
+  const unexpected = `an unexpected body: ${text.slice(0, 500)}`;
+  if (scenario === 'create') {
     if (target === 'unicrm') {
-      if (body.pipeline?.name !== 'Sales Pipeline' || body.remote_data?.cf_bench_00001 === undefined || body.created_at === undefined) {
-        throw new Error(`unicrm answered an unexpected body: ${JSON.stringify(body).slice(0, 500)}`);
-      }
-    } else if (typeof body.data?.id !== 'string') {
-      throw new Error(`${target}: no Step in the answer`);
+      return body.pipeline?.name === PIPELINE_NAME && body.remote_data?.cf_bench_00001 !== undefined && body.created_at !== undefined ? undefined : unexpected;
+    }
+    return typeof body.data?.id === 'string' ? undefined : 'no Step in the answer';
+  }
+  if (scenario === 'list') {
+    if (target === 'unicrm') {
+      const items = body.result;
+      if (!Array.isArray(items) || items.length !== LIST_LIMIT) return `result is not a page of ${LIST_LIMIT}: ${text.slice(0, 500)}`;
+      if (items.some((item, i) => item.id !== stepIdOf(i) || item.pipeline?.name !== PIPELINE_NAME)) return `the stages are not Pipeliner's first ${LIST_LIMIT} with the pipeline's name: ${text.slice(0, 500)}`;
+      return typeof body.next_cursor === 'string' ? undefined : `no next_cursor: ${text.slice(0, 300)}`;
+    }
+    return Array.isArray(body.data) && body.data.length === LIST_LIMIT && body.page_info?.has_next_page === true ? undefined : `not a page of ${LIST_LIMIT} Steps`;
+  }
+  if (target === 'unicrm') return body.id === GET_STEP_ID && body.pipeline?.name === PIPELINE_NAME ? undefined : unexpected;
+  return body.data?.id === GET_STEP_ID ? undefined : 'not the Step asked for';
+}
+
+/**
+ * One request of each target for `work` (`workOf`), checked with `answerProblem`.
+ * @returns the size in bytes of each target's answer
+ * @throws Error with `target` (the first target whose answer is wrong) and `scenario`
+ */
+export async function sanityCheck(env, work, targets = TARGETS) {
+  const sizes = {};
+  for (const target of targets) {
+    const req = requestFor(target, env, work);
+    const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body });
+    const text = await res.text();
+    sizes[target] = Buffer.byteLength(text);
+    const problem = answerProblem(target, work.scenario, res.status, text);
+    if (problem !== undefined) {
+      throw Object.assign(new Error(`${work.scenario}: ${target} ${req.method} ${new URL(req.url).pathname}: ${problem}`), { target, scenario: work.scenario });
     }
   }
+  return sizes;
 }
 
 function machine() {
@@ -453,14 +584,16 @@ async function profileRun(o, dir) {
   const profDir = join(ROOT, 'tmp/bench-profile');
   mkdirSync(profDir, { recursive: true });
   const before = new Set(readdirSync(profDir));
-  const env = await setUp(o, dir, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
-  const bodies = bodiesFor(o.profileSize, o.shape);
-  console.log(`profiling the API (pid ${env.api.pid}) at c=64, remote_data ${bodies.label} for ${o.profile} s (after a ${o.warmup} s warm-up)`);
-  await measure(env, 'unicrm', bodies, 64, o.warmup || 1);
-  const run = await measure(env, 'unicrm', bodies, 64, o.profile);
+  const env = await setUp({ ...o, scenarios: [o.profileScenario] }, dir, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  if (env.skipped.length > 0) throw new Error(`cannot profile ${o.profileScenario}: ${env.skipped[0].reason}`);
+  const work = workOf(o.profileScenario, o.profileSize, o.shape);
+  console.log(`profiling the API (pid ${env.api.pid}): ${work.scenario} at c=64, ${work.label} for ${o.profile} s (after a ${o.warmup} s warm-up)`);
+  await measure(env, 'unicrm', work, 64, o.warmup || 1);
+  const run = await measure(env, 'unicrm', work, 64, o.profile);
   console.log(`  ${f(run.rps, 0)} req/s, p50 ${f(run.p50)} ms, p99 ${f(run.p99)} ms (under the profiler)`);
   await stop(env.api);
   await stop(env.floor);
+  await stop(env.floorHttp);
   await stop(env.upstream);
   const file = readdirSync(profDir).filter((name) => name.endsWith('.cpuprofile') && !before.has(name)).map((name) => join(profDir, name)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
   if (!file) throw new Error(`no .cpuprofile was written in ${profDir}`);
@@ -471,19 +604,19 @@ async function profileRun(o, dir) {
 }
 
 async function soakRun(env, o, dir) {
-  const bodies = bodiesFor('1k');
+  const work = workOf('create', '1k');
   const minutes = o.soakMinutes;
   // A fresh API process, so that what earlier runs (1 MiB bodies) left in its heap does not count.
   await stop(env.api);
   env.api = await startApi({ dataDir: join(dir, 'soak-data'), logPath: env.logPath, root: o.apiRoot });
   env.accountId = await connectAccount(env.api, env.upstream);
   console.log(`\nsoak: unicrm alone (a fresh API process, pid ${env.api.pid}) at c=64, 1 KiB for ${minutes} min (RSS sampled at the end of every minute)`);
-  await measure(env, 'unicrm', bodies, 64, Math.max(o.warmup, 1));
+  await measure(env, 'unicrm', work, 64, Math.max(o.warmup, 1));
   const startMiB = rssOf(env.api.pid) / MiB;
   const perMinute = [];
   for (let i = 0; i < Math.ceil(minutes); i++) {
     const seconds = Math.min(60, minutes * 60 - i * 60);
-    const run = await measure(env, 'unicrm', bodies, 64, seconds);
+    const run = await measure(env, 'unicrm', work, 64, seconds);
     perMinute.push({ minute: i + 1, rps: run.rps, p50: run.p50, p99: run.p99, rssEndMiB: rssOf(env.api.pid) / MiB, rssMedianMiB: run.rssMedianMiB, rssPeakMiB: run.rssPeakMiB });
     console.log(`  minute ${i + 1}: ${f(run.rps, 0)} req/s, p50 ${f(run.p50)} ms, p99 ${f(run.p99)} ms, RSS now ${f(perMinute.at(-1).rssEndMiB, 1)} MiB, median ${f(run.rssMedianMiB, 1)} MiB, peak ${f(run.rssPeakMiB, 1)} MiB`);
   }
@@ -499,6 +632,49 @@ async function soakRun(env, o, dir) {
       `at the end of minute 1 ${f(soak.firstMinuteMiB, 1)} MiB, of the last ${f(soak.endMiB, 1)} MiB; max ${f(soak.maxMiB, 1)} MiB`,
   );
   return soak;
+}
+
+/**
+ * The configurations of a run, in order: create (each of `o.createConcurrency` at 1 KiB, then each other size at
+ * c=64; every pair with `o.fullMatrix`), then list and get at each of `o.readConcurrency`; only the scenarios in
+ * `o.scenarios`, none with `o.soakOnly`.
+ * @returns {Array<{ scenario: string, concurrency: number, size: string | null }>}
+ */
+export function planOf(o) {
+  const plan = [];
+  if (o.soakOnly) return plan;
+  for (const scenario of o.scenarios) {
+    if (scenario === 'create') {
+      if (o.fullMatrix) {
+        for (const size of o.sizes) for (const c of o.createConcurrency) plan.push({ scenario, concurrency: c, size });
+      } else {
+        if (o.sizes.includes('1k')) for (const c of o.createConcurrency) plan.push({ scenario, concurrency: c, size: '1k' });
+        for (const size of o.sizes.filter((s) => s !== '1k')) plan.push({ scenario, concurrency: 64, size });
+      }
+    } else {
+      for (const c of o.readConcurrency) plan.push({ scenario, concurrency: c, size: null });
+    }
+  }
+  return plan;
+}
+
+/** The measurements of one configuration: a warm-up of each target, then `o.repeats` alternating runs; medians. */
+async function runConfig(env, o, { scenario, concurrency, size }) {
+  const work = workOf(scenario, size ?? '1k', o.shape);
+  for (const target of TARGETS) await measure(env, target, work, concurrency, o.warmup || 0.1);
+  const runs = Object.fromEntries(TARGETS.map((t) => [t, []]));
+  for (let r = 0; r < o.repeats; r++) {
+    // Alternate the order too, so no target always runs right after another.
+    const order = r % 2 === 0 ? TARGETS : [...TARGETS].reverse();
+    for (const target of order) runs[target].push(await measure(env, target, work, concurrency, o.duration));
+  }
+  const m = Object.fromEntries(TARGETS.map((t) => [t, medians(runs[t])]));
+  const config = { scenario, concurrency, size: work.size, label: work.label, answerBytes: env.answerBytes[scenario], runs, medians: m, ratios: ratiosOf(m) };
+  if (work.bodies) {
+    const { bodies } = work;
+    Object.assign(config, { bodyBytes: Buffer.byteLength(bodies.unifiedText), stepBodyBytes: Buffer.byteLength(bodies.stepText), remoteDataBytes: bodies.remoteDataBytes, remoteDataKeys: bodies.remoteDataKeys, shape: bodies.shape });
+  }
+  return config;
 }
 
 async function main() {
@@ -520,59 +696,54 @@ async function main() {
     console.log(`unicrm benchmark: node ${info.node}, ${info.nproc} × ${info.cpuModel}, ${info.totalMemMiB} MiB RAM, load average ${info.loadavgAtStart.join(' ')}`);
     if (o.profile) return await profileRun(o, dir);
 
+    if (o.soakOnly) o.scenarios = ['create'];
     const env = await setUp(o, dir);
     console.log(
       `processes: load generator (autocannon) pid ${process.pid}; upstream pid ${env.upstream.pid} :${env.upstream.port}; ` +
-        `floor pid ${env.floor.pid} :${env.floor.port}; unicrm API pid ${env.api.pid} :${env.api.port}, logs (info) -> ${env.logPath}` +
+        `floor (undici) pid ${env.floor.pid} :${env.floor.port}; floor (node:http) pid ${env.floorHttp.pid} :${env.floorHttp.port}; ` +
+        `unicrm API pid ${env.api.pid} :${env.api.port}, logs (info) -> ${env.logPath}` +
         (o.apiRoot === ROOT ? '' : `; API of ${o.apiRoot}`),
     );
-    const plan = [];
-    if (o.soakOnly) o.sizes = [];
-    const sizes = o.sizes.filter((s) => s !== '1k');
-    if (o.fullMatrix) {
-      for (const size of o.sizes) for (const c of o.concurrency) plan.push({ concurrency: c, size });
-    } else {
-      if (o.sizes.includes('1k')) for (const c of o.concurrency) plan.push({ concurrency: c, size: '1k' });
-      for (const size of sizes) plan.push({ concurrency: 64, size });
-    }
-    const perRun = o.warmup * TARGETS.length + o.duration * TARGETS.length * o.repeats;
+    const skipped = new Set(env.skipped.map((s) => s.scenario));
+    const plan = planOf(o).filter((c) => !skipped.has(c.scenario));
+    const perConfig = o.warmup * TARGETS.length + o.duration * TARGETS.length * o.repeats + 0.2 * TARGETS.length * (o.repeats + 1);
     console.log(
-      `plan: ${plan.length} configurations × ${TARGETS.length} targets × ${o.repeats} alternating repeats of ${o.duration} s ` +
-        `(+${o.warmup} s warm-up each): about ${Math.ceil((plan.length * perRun + (o.sdk ? 4 * o.repeats * (o.duration + o.warmup + 0.7) : 0) + o.soakMinutes * 60) / 60)} min`,
+      `plan: ${plan.length} configurations (${[...new Set(plan.map((c) => c.scenario))].join(', ') || 'none'}) × ${TARGETS.length} targets × ${o.repeats} alternating repeats of ${o.duration} s ` +
+        `(+${o.warmup} s warm-up each): about ${Math.ceil((plan.length * perConfig + (o.sdk ? 4 * o.repeats * (o.duration + o.warmup + 0.7) : 0) + o.soakMinutes * 60) / 60)} min`,
     );
 
     const configs = [];
-    for (const { concurrency, size } of plan) {
-      const bodies = bodiesFor(size, o.shape);
-      for (const target of TARGETS) await measure(env, target, bodies, concurrency, o.warmup || 0.1);
-      const runs = { direct: [], floor: [], unicrm: [] };
-      for (let r = 0; r < o.repeats; r++) {
-        // Alternate the order too, so no target always runs right after another.
-        const order = r % 2 === 0 ? TARGETS : [...TARGETS].reverse();
-        for (const target of order) runs[target].push(await measure(env, target, bodies, concurrency, o.duration));
-      }
-      const m = Object.fromEntries(TARGETS.map((t) => [t, medians(runs[t])]));
-      const config = { concurrency, size, label: bodies.label, bodyBytes: Buffer.byteLength(bodies.unifiedText), stepBodyBytes: Buffer.byteLength(bodies.stepText), remoteDataBytes: bodies.remoteDataBytes, remoteDataKeys: bodies.remoteDataKeys, shape: bodies.shape, runs, medians: m, ratios: ratiosOf(m) };
+    for (const entry of plan) {
+      const config = await runConfig(env, o, entry);
       configs.push(config);
       printConfig(config);
     }
 
     const sdk = o.sdk ? await sdkComparison(env, o, bodiesFor('1k')) : undefined;
-    const soak = o.soakMinutes > 0 ? await soakRun(env, o, dir) : undefined;
+    const soak = o.soakMinutes > 0 && !skipped.has('create') ? await soakRun(env, o, dir) : undefined;
     const apiRssEndMiB = rssOf(env.api.pid) / MiB;
     await stop(env.api);
     await stop(env.floor);
+    await stop(env.floorHttp);
     await stop(env.upstream);
     const logBytes = existsSync(env.logPath) ? statSync(env.logPath).size : 0;
 
-    if (configs.length > 0) console.log('\n' + markdownTable(configs));
+    if (configs.length > 0) {
+      console.log('\n' + markdownTable(configs));
+      printSummaryTable(configs);
+    }
     const targets = evaluateTargets(configs, soak);
-    console.log('\ntargets (issue 8; docs/benchmarks.md "Targets"):');
-    for (const t of targets) console.log(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.target}: ${t.got} (want ${t.want})`);
+    for (const [issue, title] of [[13, 'goals (issue 13; docs/benchmarks.md "Goals"): against the undici floor'], [8, 'targets (issue 8, the create; now against the undici floor)']]) {
+      const rows = targets.filter((t) => t.issue === issue);
+      if (rows.length === 0) continue;
+      console.log(`\n${title}:`);
+      for (const t of rows) console.log(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.target}: ${t.got} (want ${t.want})`);
+    }
+    for (const s of env.skipped) console.log(`\nNOT MEASURED: ${s.scenario}: ${s.reason}`);
     const kept = o.apiLog || o.keep ? `written to ${env.logPath}` : 'written to the run\'s temporary directory, removed now (keep it with --keep or --api-log <path>)';
     console.log(`\nAPI RSS at the end: ${f(apiRssEndMiB, 1)} MiB; API log: ${(logBytes / MiB).toFixed(1)} MiB ${kept}`);
     if (o.json) {
-      writeFileSync(o.json, JSON.stringify({ machine: machine(), startedWith: info, options: o, configs, sdk, soak, targets, apiRssEndMiB, logBytes }, null, 2));
+      writeFileSync(o.json, JSON.stringify({ machine: machine(), startedWith: info, options: o, targetNames: TARGET_LABELS, configs, skipped: env.skipped, sdk, soak, targets, apiRssEndMiB, logBytes }, null, 2));
       console.log(`figures written to ${o.json}`);
     }
   } finally {

@@ -121,3 +121,37 @@ export class LatencyRecorder {
 }
 
 export const MiB = 1024 * 1024;
+
+/**
+ * What the benchmark measures (docs/benchmarks.md "Scenarios"): `create` (POST /unified/crm/stages with a body of
+ * each size), `list` (GET /unified/crm/stages?limit=100: a page of 100 stages) and `get` (GET /unified/crm/stages/:id).
+ */
+export const SCENARIOS = ['create', 'list', 'get'];
+/** The page size of the `list` scenario: Pipeliner's largest page (`first=100`), asked as unicrm's `limit=100`. */
+export const LIST_LIMIT = 100;
+
+/**
+ * One scenario's work: its name, what its figures are labelled with, and for `create` the bodies of `size`.
+ * @throws Error for an unknown scenario, size or shape
+ */
+export function workOf(scenario, size = '1k', shape = 'fields') {
+  if (scenario === 'create') {
+    const bodies = bodiesFor(size, shape);
+    return { scenario, size, label: bodies.label, bodies };
+  }
+  if (scenario === 'list') return { scenario, size: null, label: `page of ${LIST_LIMIT}` };
+  if (scenario === 'get') return { scenario, size: null, label: 'one stage' };
+  throw new Error(`unknown scenario ${scenario}; known: ${SCENARIOS.join(', ')}`);
+}
+
+/**
+ * Parses `--scenario create,list,get`: known names, no repeats, at least one.
+ * @throws Error naming what is wrong
+ */
+export function parseScenarios(text) {
+  const names = String(text).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new Error(`--scenario needs one or more of ${SCENARIOS.join(', ')}`);
+  for (const name of names) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
+  if (new Set(names).size !== names.length) throw new Error('--scenario names a scenario twice');
+  return names;
+}

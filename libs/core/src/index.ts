@@ -18,4 +18,6 @@ export * from './lib/update';
 export * from './lib/delete';
 export * from './lib/meta';
 export * from './lib/proxy';
+export * from './lib/bulkhead';
+export * from './lib/operation-deadline';
 export * from './lib/data-directory';

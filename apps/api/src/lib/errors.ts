@@ -3,7 +3,7 @@ import { isUnicrmError, UnicrmError } from '@unicrm/model';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { noteErrorMessage, requestIdOf, sendJsonText } from './front-door';
+import { noteErrorMessage, RATE_LIMIT_HEADERS, requestIdOf, sendJsonText } from './front-door';
 
 /** Errors whose message quotes the request body (JSON.parse's): answered as they are, but not logged. */
 const QUOTES_THE_BODY = new WeakSet<UnicrmError>();
@@ -57,7 +57,9 @@ export function toUnicrmError(err: unknown, logger: Logger, requestId?: string):
 
 /**
  * Renders a failure as `{ statusCode, error, message, ... }` with its headers; when the answer had started
- * already, the connection is closed instead (the client sees a cut answer, not a wrong one).
+ * already, the connection is closed instead (the client sees a cut answer, not a wrong one). A remote error carries
+ * the provider's forwarded headers only: unicrm's own `RateLimit-*` headers, set when the request was counted, are
+ * taken off (issue 12: a client must not read unicrm's budget as the provider's, nor mix the two).
  */
 export function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
   const error = toUnicrmError(err, logger, requestIdOf(res));
@@ -67,6 +69,7 @@ export function sendError(res: ServerResponse, err: unknown, logger: Logger): vo
     res.destroy();
     return;
   }
+  if (error.isRemote) for (const name of RATE_LIMIT_HEADERS) res.removeHeader(name);
   sendJsonText(res, error.statusCode, JSON.stringify(error.body), error.headers as Record<string, string>);
 }
 

@@ -126,21 +126,27 @@ export class RateLimiter {
 
   /**
    * Counts one request of `key`.
-   * @returns what {@link RateLimitCount.setHeaders} writes
-   * @throws UnicrmError 429 (with `Retry-After`, the RateLimit headers set on `res`) when the key is over its
-   *   limit in this window
+   * @returns the count; `exceeded` when the key went over its limit in this window (see {@link countRequest} for
+   *   the 429, which weighs every limit first)
    */
-  async hit(key: string, res: ServerResponse): Promise<RateLimitCount> {
+  async hit(key: string): Promise<RateLimitCount> {
     const { totalHits, resetTime } = await this.store.increment(key);
-    const resetSeconds = resetTime ? Math.max(0, Math.ceil((resetTime.getTime() - Date.now()) / 1000)) : Math.ceil(this.windowMs / 1000);
-    const count = new RateLimitCount(this.policy, this.limit, Math.max(0, this.limit - totalHits), resetSeconds);
-    if (totalHits <= this.limit) return count;
-    count.setHeaders(res);
-    throw new UnicrmError(
+    return this.count(totalHits, resetTime);
+  }
+
+  /** The count of `key` without counting a request (a request already refused by another limit). */
+  async peek(key: string): Promise<RateLimitCount> {
+    const info = await this.store.get(key);
+    return this.count(info?.totalHits ?? 0, info?.resetTime);
+  }
+
+  /** The 429 of a full window: `Retry-After` its reset, the message naming this limit. */
+  tooMany(count: RateLimitCount): UnicrmError {
+    return new UnicrmError(
       429,
-      `Rate limit exceeded: ${this.limit} requests per ${this.windowMs / 1000} s per ${this.what}. Retry after ${resetSeconds} s.`,
+      `Rate limit exceeded: ${this.limit} requests per ${this.windowMs / 1000} s per ${this.what}. Retry after ${count.resetSeconds} s.`,
       { truto_error_insight: { rate_limit_error: { description: `unicrm's own limit per ${this.what}` } } },
-      { 'Retry-After': String(resetSeconds) },
+      { 'Retry-After': String(count.resetSeconds) },
     );
   }
 
@@ -148,16 +154,34 @@ export class RateLimiter {
   close(): void {
     this.store.shutdown();
   }
+
+  private count(totalHits: number, resetTime: Date | undefined): RateLimitCount {
+    const resetSeconds = resetTime ? Math.max(0, Math.ceil((resetTime.getTime() - Date.now()) / 1000)) : Math.ceil(this.windowMs / 1000);
+    return new RateLimitCount(this, this.policy, this.limit, Math.max(0, this.limit - totalHits), resetSeconds, totalHits);
+  }
 }
 
 /** One counted request: the values of the draft-6 headers (seconds for the reset). */
 export class RateLimitCount {
   constructor(
+    readonly limiter: RateLimiter,
     readonly policy: string,
     readonly limit: number,
     readonly remaining: number,
     readonly resetSeconds: number,
+    /** Requests counted in this window, this one included. */
+    readonly hits: number,
   ) {}
+
+  /** Over the limit: this request is refused. */
+  get exceeded(): boolean {
+    return this.hits > this.limit;
+  }
+
+  /** No request left in this window: the next one is refused until the window resets. */
+  get full(): boolean {
+    return this.hits >= this.limit;
+  }
 
   /** Sets `RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (unless the answer started). */
   setHeaders(res: ServerResponse): void {
@@ -168,6 +192,9 @@ export class RateLimitCount {
     res.setHeader('RateLimit-Reset', String(this.resetSeconds));
   }
 }
+
+/** The names of the headers {@link RateLimitCount.setHeaders} sets. */
+export const RATE_LIMIT_HEADERS = ['RateLimit-Policy', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'] as const;
 
 /** unicrm's two limits (truto-contract.md §3.4); a limit of 0 is none. */
 export interface RateLimitPair {

@@ -3,7 +3,7 @@ import { UnicrmError } from '@unicrm/model';
 import express, { type RequestHandler } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { type RateLimitPair, rawQuery } from './front-door';
+import { type RateLimitCount, type RateLimitPair, rawQuery } from './front-door';
 
 /** Largest accepted body (DESIGN.md §2: 1 MiB, else 413). */
 export const BODY_LIMIT = '1mb';
@@ -139,14 +139,27 @@ export function accountLimitKey(environmentId: string, url: string): string | un
 /**
  * Counts a request against the caller's token and, on unified routes, its integrated account
  * (truto-contract.md §3.4), and sets the RateLimit headers of the narrower one that applies (the account's on
- * unified routes), as express-rate-limit's two middlewares did (the second overwrote the first).
+ * unified routes), as express-rate-limit's two middlewares did (the second overwrote the first). A request the
+ * token's limit refuses is not counted against the account (as before), but the account's window is looked at:
+ * when either limit refuses, the 429's `Retry-After` (and the headers and message) are those of the full window that
+ * resets last, so a client that waits that long is not refused again by the other limit (issue 12).
  * @param accountKey from {@link accountLimitKey}; undefined outside unified routes or without an account
- * @throws UnicrmError 429 over either limit (with that limit's headers)
+ * @throws UnicrmError 429 over either limit
  */
 export async function countRequest(limits: RateLimitPair, res: ServerResponse, tokenId: string, accountKey: string | undefined): Promise<void> {
-  let count = limits.perToken ? await limits.perToken.hit(tokenId, res) : undefined;
-  if (limits.perAccount && accountKey !== undefined) count = await limits.perAccount.hit(accountKey, res);
-  count?.setHeaders(res);
+  const token = limits.perToken ? await limits.perToken.hit(tokenId) : undefined;
+  let account: RateLimitCount | undefined;
+  if (limits.perAccount && accountKey !== undefined) {
+    account = token?.exceeded ? await limits.perAccount.peek(accountKey) : await limits.perAccount.hit(accountKey);
+  }
+  if (token?.exceeded || account?.exceeded) {
+    // Every full window must reset before a request can pass: name the one that resets last.
+    let longest = token?.exceeded ? token : (account as RateLimitCount);
+    for (const count of [token, account]) if (count?.full && count.resetSeconds > longest.resetSeconds) longest = count;
+    longest.setHeaders(res);
+    throw longest.limiter.tooMany(longest);
+  }
+  (account ?? token)?.setHeaders(res);
 }
 
 /** {@link countRequest} as Express middleware (after `authenticate`). */

@@ -79,7 +79,7 @@ const cases: Array<[string, Case]> = [
     fault: onCreate({ reset: true }), status: 502, message: /^The connection to http:\/\/127\.0\.0\.1:\d+ broke before an answer came \(\w+\)\. The stage may have been created/, raw: null, insight: ['remote_error'],
   }],
   ['no answer within the timeout', {
-    fault: onCreate({ hang: true }), status: 504, message: /^http:\/\/127\.0\.0\.1:\d+ did not answer within 400 ms \(UND_ERR_HEADERS_TIMEOUT\)\. The stage may have been created: check before retrying, or send an Idempotency-Key so that a retry cannot create it twice\.$/, raw: null, insight: ['remote_error'],
+    fault: onCreate({ hang: true }), status: 504, message: /^http:\/\/127\.0\.0\.1:\d+ did not answer within 400 ms \(the call's deadline, from waiting for a connection to the answer's last byte\)\. The stage may have been created: check before retrying, or send an Idempotency-Key so that a retry cannot create it twice\.$/, raw: null, insight: ['remote_error'],
   }],
 ];
 

@@ -13,6 +13,27 @@ export interface CoreEnvironment {
   rateLimits: RateLimits;
   /** `UNICRM_IDEMPOTENCY_TTL_MS`: how long an idempotent answer is replayed (default 24 h). */
   idempotencyTtlMs: number;
+  /**
+   * `UNICRM_IDEMPOTENCY_LEASE_MS`: lease of an in-flight `Idempotency-Key` (default 30 000). The request holding the
+   * key renews it every third of it while it runs; a key whose lease ended was abandoned by a dead process.
+   */
+  idempotencyLeaseMs: number;
+  /**
+   * `UNICRM_OPERATION_TIMEOUT_MS`: deadline of one unified operation, every provider call it makes included
+   * (a create: the POST and the pipeline-name read; an idempotent retry: the lookup too), from the moment the core
+   * takes it (default 60 000: two calls at the full remote timeout). Past it: 504.
+   */
+  operationTimeoutMs: number;
+  /** Per integrated account: how many unified operations may be in flight, and how many may wait for a slot. */
+  bulkhead: BulkheadLimits;
+}
+
+/** The per-account bulkhead (docs/reliability.md "One account cannot starve the others"). */
+export interface BulkheadLimits {
+  /** `UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT` (default 16; 0 = no limit): operations running towards the provider at once. */
+  maxInFlight: number;
+  /** `UNICRM_MAX_QUEUED_PER_ACCOUNT` (default 64): operations waiting for a slot; past them: 429. */
+  maxQueued: number;
 }
 
 /** Requests allowed per window; 0 turns a limit off. */
@@ -37,7 +58,9 @@ function wholeNumber(name: string, text: string | undefined, fallback: number, m
  * `UNICRM_DATA_DIR` (default `./.unicrm`, resolved against the working directory),
  * `UNICRM_REMOTE_TIMEOUT_MS` (30000), `UNICRM_CONNECT_TIMEOUT_MS` (10000),
  * `UNICRM_ENCRYPTION_KEY`, `UNICRM_API_TOKEN`, `UNICRM_LOG_LEVEL`, `UNICRM_RATE_LIMIT_PER_TOKEN` (500),
- * `UNICRM_RATE_LIMIT_PER_ACCOUNT` (50), `UNICRM_RATE_LIMIT_WINDOW_MS` (10000).
+ * `UNICRM_RATE_LIMIT_PER_ACCOUNT` (50), `UNICRM_RATE_LIMIT_WINDOW_MS` (10000), `UNICRM_IDEMPOTENCY_TTL_MS` (86400000),
+ * `UNICRM_IDEMPOTENCY_LEASE_MS` (30000), `UNICRM_OPERATION_TIMEOUT_MS` (60000), `UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT` (16),
+ * `UNICRM_MAX_QUEUED_PER_ACCOUNT` (64).
  * @throws Error naming the variable when a number is malformed
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfig & CoreEnvironment {
@@ -46,6 +69,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
     remoteTimeoutMs: wholeNumber('UNICRM_REMOTE_TIMEOUT_MS', env.UNICRM_REMOTE_TIMEOUT_MS, 30_000, 1),
     connectTimeoutMs: wholeNumber('UNICRM_CONNECT_TIMEOUT_MS', env.UNICRM_CONNECT_TIMEOUT_MS, 10_000, 1),
     idempotencyTtlMs: wholeNumber('UNICRM_IDEMPOTENCY_TTL_MS', env.UNICRM_IDEMPOTENCY_TTL_MS, 86_400_000, 1),
+    idempotencyLeaseMs: wholeNumber('UNICRM_IDEMPOTENCY_LEASE_MS', env.UNICRM_IDEMPOTENCY_LEASE_MS, 30_000, 30),
+    operationTimeoutMs: wholeNumber('UNICRM_OPERATION_TIMEOUT_MS', env.UNICRM_OPERATION_TIMEOUT_MS, 60_000, 1),
+    bulkhead: {
+      maxInFlight: wholeNumber('UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT', env.UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT, 16, 0),
+      maxQueued: wholeNumber('UNICRM_MAX_QUEUED_PER_ACCOUNT', env.UNICRM_MAX_QUEUED_PER_ACCOUNT, 64, 0),
+    },
     rateLimits: {
       perToken: wholeNumber('UNICRM_RATE_LIMIT_PER_TOKEN', env.UNICRM_RATE_LIMIT_PER_TOKEN, 500, 0),
       perAccount: wholeNumber('UNICRM_RATE_LIMIT_PER_ACCOUNT', env.UNICRM_RATE_LIMIT_PER_ACCOUNT, 50, 0),

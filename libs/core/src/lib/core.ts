@@ -16,6 +16,7 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
 import { ApiTokenService } from './api-tokens';
 import { configFromEnv, type CoreEnvironment } from './config';
+import { AccountBulkhead } from './bulkhead';
 import { CORE_TOKENS } from './core-tokens';
 import { CreateUseCase } from './create';
 import { CursorCodec } from './cursors';
@@ -155,6 +156,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     IntegratedAccountService,
     ApiTokenService,
     IdempotencyGuard,
+    AccountBulkhead,
     UnifiedTargets,
     ListUseCase,
     GetUseCase,

@@ -29,22 +29,22 @@ export class CreateUseCase {
     const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'create', request.requestId);
     const method: CreateMethod = target.method;
     const body = this.targets.integrationBody(target.connector, method.bodySchema, unifiedBody);
-    const options = this.targets.callOptions(query, request);
     const status = UNIFIED_METHOD_ROUTES.create.status;
     const findCreated = method.findCreated;
-    return this.targets.write(
-      target,
-      request,
-      { method: 'POST', path: `/unified/${definition.model}/${definition.resource}` },
-      { query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody },
-      async () => this.targets.answer(definition, await this.targets.call(target, request.requestId, () => method.create(target.connectorAccount, body, options)), query, status),
-      findCreated &&
-        (async (since) => {
-          const found = await this.targets.call(target, request.requestId, () =>
-            findCreated.call(method, target.connectorAccount, body, since, { remoteQuery: {}, signal: request.signal, requestId: request.requestId }),
-          );
-          return found && this.targets.answer(definition, found, query, status);
-        }),
+    return this.targets.operation(target.account, request, query.remote_query, ({ options, remote }) =>
+      this.targets.write(
+        target,
+        request,
+        { method: 'POST', path: `/unified/${definition.model}/${definition.resource}` },
+        { query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody },
+        async () => this.targets.answer(definition, await remote(() => method.create(target.connectorAccount, body, options)), query, status),
+        findCreated &&
+          (async (since) => {
+            // The lookup asks the provider in its own terms: the caller's remote_query does not apply to it.
+            const found = await remote(() => findCreated.call(method, target.connectorAccount, body, since, { ...options, remoteQuery: {} }));
+            return found && this.targets.answer(definition, found, query, status);
+          }),
+      ),
     ) as Promise<UnifiedResponse>;
   }
 }

@@ -23,13 +23,14 @@ export class DeleteUseCase {
     const id = checkRecordId(request.id);
     const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'delete', request.requestId);
     const method: DeleteMethod = target.method;
-    const options = this.targets.callOptions(query, request);
-    return this.targets.write(
-      target,
-      request,
-      { method: 'DELETE', path: `/unified/${definition.model}/${definition.resource}/${id}` },
-      { query: { ...query, integrated_account_id: target.account.id } },
-      async () => this.targets.answer(definition, await this.targets.call(target, request.requestId, () => method.delete(target.connectorAccount, id, options)), query, 200),
+    return this.targets.operation(target.account, request, query.remote_query, ({ options, remote }) =>
+      this.targets.write(
+        target,
+        request,
+        { method: 'DELETE', path: `/unified/${definition.model}/${definition.resource}/${id}` },
+        { query: { ...query, integrated_account_id: target.account.id } },
+        async () => this.targets.answer(definition, await remote(() => method.delete(target.connectorAccount, id, options)), query, 200),
+      ),
     ) as Promise<UnifiedResponse>;
   }
 }

@@ -28,7 +28,8 @@ export class GetUseCase {
     const id = checkRecordId(request.id);
     const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'get', request.requestId);
     const method: GetMethod = target.method;
-    const result = await this.targets.call(target, request.requestId, () => method.get(target.connectorAccount, id, this.targets.callOptions(query, request)));
-    return this.targets.answer(definition, result, query, 200);
+    return this.targets.operation(target.account, request, query.remote_query, async ({ options, remote }) =>
+      this.targets.answer(definition, await remote(() => method.get(target.connectorAccount, id, options)), query, 200),
+    );
   }
 }

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { type Clock, type IdempotencyStore, type Logger, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
-import { createHash } from 'node:crypto';
+import { type Clock, type IdempotencyLease, type IdempotencyStore, type Logger, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { createHash, randomUUID } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import type { CoreEnvironment } from './config';
 
@@ -43,13 +43,24 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * answers 409 with `Retry-After`; after that it first asks `reconcile` whether the write exists, and answers
  * it if so, instead of writing twice.
  * Any other failure releases the key, so the request can be retried.
+ *
+ * Liveness (issue 12): the request holding an in-flight key holds it by a random claim token under a lease
+ * (`UNICRM_IDEMPOTENCY_LEASE_MS`) that this guard renews every third of the lease while the request runs, however
+ * long it runs. A key held by a request of this guard is never taken over; one held by another process only once
+ * its lease has ended, i.e. that process stopped renewing (it died). Its write may have been sent before it died,
+ * so such a key is treated as ambiguous from the end of the lease (settle, then `reconcile`), never written blindly.
+ * Every write to a held record is conditional on the holder's token (the store's one conditional statement), so two
+ * requests cannot both take a key over and a late holder cannot overwrite its successor's record.
  */
 @injectable()
 export class IdempotencyGuard {
   private lastPrune = 0;
   private readonly ttlMs: number;
-  private readonly staleAfterMs: number;
+  private readonly leaseMs: number;
   private readonly settleMs: number;
+  /** Keys held by this guard's running requests: claim token -> scope. */
+  private readonly held = new Map<string, string>();
+  private renewTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @inject(TOKENS.IdempotencyStore) private readonly store: IdempotencyStore,
@@ -58,10 +69,9 @@ export class IdempotencyGuard {
     @inject(TOKENS.Config) config: UnicrmConfig & CoreEnvironment,
   ) {
     this.ttlMs = config.idempotencyTtlMs;
-    // A first request that has not finished by then was lost with its process: its key may be taken over.
-    this.staleAfterMs = 2 * config.remoteTimeoutMs + config.connectTimeoutMs + 5_000;
+    this.leaseMs = config.idempotencyLeaseMs;
     // A write that timed out may still land at the provider for a while: look for it only once it had the time to,
-    // counted from the failure (a timeout fires late: undici checks on a coarse clock).
+    // counted from the failure (a write that arrived at most one call deadline before it).
     this.settleMs = 2 * config.remoteTimeoutMs;
   }
 
@@ -82,10 +92,12 @@ export class IdempotencyGuard {
    * Runs `operation` at most once per key and request.
    * @param scope what the key is scoped to: `[environment, integrated account, method, path]`
    * @param request the validated request, fingerprinted (key order does not matter)
+   * @param reconcile looks for the write of an earlier attempt that may have happened, made at or after `since`
    * @param options `retrySafe`: the operation may simply run again after a failure that left its outcome unknown (an
-   *   update, a delete), so such a failure releases the key instead of marking it ambiguous
-   * @throws UnicrmError 422 (key reused with another request), 409 (first request still running), a replayed
-   *   error, or whatever `operation` throws
+   *   update, a delete): such a failure releases the key instead of marking it ambiguous, and a key abandoned in
+   *   flight is taken over and run again without waiting for a late write or looking for one
+   * @throws UnicrmError 422 (key reused with another request), 409 (first request still running, or an ambiguous
+   *   or abandoned key still settling), a replayed error, or whatever `operation` or `reconcile` throws
    */
   async run(
     scope: string[],
@@ -96,41 +108,98 @@ export class IdempotencyGuard {
     options: { retrySafe?: boolean } = {},
   ): Promise<IdempotentAnswer> {
     const id = sha256([...scope, key].join('\n'));
+    const retrySafe = options.retrySafe === true;
     const fingerprint = sha256(canonical(request));
     const now = this.clock.now();
+    const nowText = now.toISOString();
     this.prune(now);
 
-    const existing = this.store.claim(id, fingerprint, now.toISOString(), new Date(now.getTime() + this.ttlMs).toISOString());
-    if (existing) {
-      const expired = existing.expiresAt <= now.toISOString();
-      const stale = existing.state === 'in_flight' && now.getTime() - Date.parse(existing.createdAt) > this.staleAfterMs;
-      if (expired || stale) {
-        this.store.release(id);
-        return this.run(scope, key, request, operation, reconcile, options);
-      }
-      if (existing.fingerprint !== fingerprint) {
-        throw new UnicrmError(422, 'This Idempotency-Key was used with a different request; use a new key for a new request.');
-      }
-      if (existing.state === 'done') return this.replay(existing.statusCode ?? 500, existing.body ?? 'null', existing.rawText, existing.headers);
-      if (existing.state === 'in_flight') throw this.inFlight();
-      const settled = Date.parse(existing.createdAt) + this.settleMs - now.getTime();
-      if (settled > 0) throw this.unsettled(settled);
-      if (!this.store.reclaim(id)) throw this.inFlight();
-      // An earlier attempt may have done the write: look for it before writing again.
-      let found: IdempotentAnswer | undefined;
-      try {
-        found = await reconcile?.(new Date(existing.createdAt));
-      } catch (error) {
-        // The lookup failed: still ambiguous, and still counted from the first failure.
-        this.store.markAmbiguous(id, existing.createdAt);
-        throw error;
-      }
-      if (found) {
-        this.store.complete(id, { statusCode: found.statusCode, body: JSON.stringify(found.body), rawText: found.rawText ?? null, headers: found.headers ?? {} });
-        return found;
-      }
+    const token = randomUUID();
+    const existing = this.store.claim(id, fingerprint, nowText, new Date(now.getTime() + this.ttlMs).toISOString(), this.lease(token, now));
+    if (!existing) return this.execute(id, token, operation, retrySafe);
+    const alive = existing.state === 'in_flight' && (this.held.has(existing.claimToken) || existing.leaseExpiresAt > nowText);
+    if (existing.expiresAt <= nowText && !alive) {
+      // Past its TTL: forgotten. Conditional on the token read, so a request that took the key meanwhile keeps it.
+      this.store.release(id, existing.claimToken);
+      return this.run(scope, key, request, operation, reconcile, options);
     }
-    return this.execute(id, operation, options.retrySafe === true);
+    if (existing.fingerprint !== fingerprint) {
+      throw new UnicrmError(422, 'This Idempotency-Key was used with a different request; use a new key for a new request.');
+    }
+    if (existing.state === 'done') return this.replay(existing.statusCode ?? 500, existing.body ?? 'null', existing.rawText, existing.headers);
+    if (alive) throw this.inFlight();
+    if (retrySafe) {
+      // Running it again has the effect of running it once: no late write to wait for, nothing to look for.
+      if (!this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText)) throw this.inFlight();
+      return this.execute(id, token, operation, retrySafe);
+    }
+    // Ambiguous, or abandoned in flight (its process stopped renewing the lease, maybe after sending the write):
+    // the write may have happened. Counted from the failure: for an abandoned key, the end of its lease.
+    const failedAt = existing.state === 'ambiguous' ? existing.createdAt : existing.leaseExpiresAt;
+    const settled = Date.parse(failedAt) + this.settleMs - now.getTime();
+    if (settled > 0) throw this.unsettled(settled);
+    if (!this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText)) throw this.inFlight();
+    if (existing.state === 'in_flight') this.logger.warn({ lease_expired_at: failedAt }, 'idempotency key taken over from a request whose lease ended');
+    // An earlier attempt may have done the write: look for it before writing again (for an abandoned key, from
+    // when it was claimed; for an ambiguous one, from its failure: the connector reaches back further for skew).
+    let found: IdempotentAnswer | undefined;
+    this.hold(id, token);
+    try {
+      found = await reconcile?.(new Date(existing.createdAt));
+    } catch (error) {
+      // The lookup failed: still ambiguous, and still counted from the first failure.
+      this.letGo(token);
+      this.kept(this.store.markAmbiguous(id, token, failedAt));
+      throw error;
+    }
+    if (found) {
+      this.letGo(token);
+      this.kept(this.store.complete(id, token, { statusCode: found.statusCode, body: JSON.stringify(found.body), rawText: found.rawText ?? null, headers: found.headers ?? {} }));
+      return found;
+    }
+    return this.execute(id, token, operation, retrySafe);
+  }
+
+  /**
+   * Extends the lease of every key this guard's running requests hold (by the lease length, from now). Runs on a
+   * timer every third of the lease while any is held; callable directly (tests).
+   * @returns how many leases were extended
+   */
+  renewLeases(): number {
+    if (this.held.size === 0) return 0;
+    const holds = Array.from(this.held, ([token, scope]) => ({ scope, token }));
+    try {
+      return this.store.renew(holds, new Date(this.clock.now().getTime() + this.leaseMs).toISOString());
+    } catch (error) {
+      // A busy database: the next tick tries again (a lease outlives two missed renewals).
+      this.logger.warn({ err: error, held: holds.length }, 'could not renew idempotency leases');
+      return 0;
+    }
+  }
+
+  private lease(token: string, now: Date): IdempotencyLease {
+    return { token, expiresAt: new Date(now.getTime() + this.leaseMs).toISOString() };
+  }
+
+  private hold(scope: string, token: string): void {
+    this.held.set(token, scope);
+    if (this.renewTimer === undefined) {
+      this.renewTimer = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3)));
+      this.renewTimer.unref();
+    }
+  }
+
+  private letGo(token: string): void {
+    this.held.delete(token);
+    if (this.held.size === 0 && this.renewTimer !== undefined) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = undefined;
+    }
+  }
+
+  /** Logs a write that found the key held by another request (it took the key over: this one's lease had ended). */
+  private kept(written: boolean): void {
+    if (!written) this.logger.warn({}, 'idempotency key was taken over while its request ran; this request\'s outcome was not recorded');
   }
 
   private unsettled(remainingMs: number): UnicrmError {
@@ -147,27 +216,32 @@ export class IdempotencyGuard {
     return new UnicrmError(409, 'A request with this Idempotency-Key is still being processed; retry after it finishes.', {}, { 'retry-after': '1' });
   }
 
-  /** Runs the operation for a claimed scope and records how it ended. */
-  private async execute(id: string, operation: () => Promise<IdempotentAnswer>, retrySafe: boolean): Promise<IdempotentAnswer> {
+  /** Runs the operation for a scope held by `token` and records how it ended. */
+  private async execute(id: string, token: string, operation: () => Promise<IdempotentAnswer>, retrySafe: boolean): Promise<IdempotentAnswer> {
+    this.hold(id, token);
     let answer: IdempotentAnswer;
     try {
       answer = await operation();
     } catch (error) {
+      this.letGo(token);
       if (error instanceof UnicrmError && error.isRemote && error.statusCode >= 400 && error.statusCode < 500 && !RETRYABLE.has(error.statusCode)) {
-        this.store.complete(id, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } });
+        this.kept(this.store.complete(id, token, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } }));
       } else if (error instanceof UnicrmError && error.requestMayHaveArrived && !retrySafe) {
-        this.store.markAmbiguous(id, this.clock.now().toISOString());
+        this.kept(this.store.markAmbiguous(id, token, this.clock.now().toISOString()));
       } else {
-        this.store.release(id);
+        this.kept(this.store.release(id, token));
       }
       throw error;
     }
-    this.store.complete(id, {
-      statusCode: answer.statusCode,
-      body: JSON.stringify(answer.body),
-      rawText: answer.rawText ?? null,
-      headers: answer.headers ?? {},
-    });
+    this.letGo(token);
+    this.kept(
+      this.store.complete(id, token, {
+        statusCode: answer.statusCode,
+        body: JSON.stringify(answer.body),
+        rawText: answer.rawText ?? null,
+        headers: answer.headers ?? {},
+      }),
+    );
     return answer;
   }
 

@@ -57,8 +57,8 @@ export class ListUseCase {
     };
     const from = query.next_cursor === undefined ? undefined : this.cursors.open(binding, query.next_cursor);
     const limit = query.truto_ignore_limit || query.limit === undefined ? method.pageSize.default : Math.min(query.limit, method.pageSize.max);
-    const page = await this.targets.call(target, request.requestId, () =>
-      method.list(target.connectorAccount, filters, { limit, cursor: from?.cursor, direction: from?.direction ?? 'next' }, this.targets.callOptions(query, request)),
+    const page = await this.targets.operation(target.account, request, query.remote_query, ({ options, remote }) =>
+      remote(() => method.list(target.connectorAccount, filters, { limit, cursor: from?.cursor, direction: from?.direction ?? 'next' }, options)),
     );
     const next = page.nextCursor === null ? null : this.cursors.issue(binding, { cursor: page.nextCursor, direction: 'next' });
     const prev = page.prevCursor === null ? null : this.cursors.issue(binding, { cursor: page.prevCursor, direction: 'prev' });

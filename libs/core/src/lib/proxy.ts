@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type Logger, type ProxyRequest, TOKENS, UnicrmError, type ValidationFailure } from '@unicrm/model';
+import { type ProxyRequest, UnicrmError, type ValidationFailure } from '@unicrm/model';
 import { parseQueryString } from '@unicrm/query';
 import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
@@ -8,7 +8,7 @@ import { type CursorBinding, CursorCodec } from './cursors';
 import { checkRecordId } from './get';
 import { fingerprintOf, IdempotencyGuard } from './idempotency';
 import { ConnectorRegistry } from './registry';
-import type { UnifiedResponse } from './unified-target';
+import { type UnifiedResponse, UnifiedTargets } from './unified-target';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Parameters unicrm reads itself; every other one reaches the provider. */
@@ -38,7 +38,8 @@ export interface ProxyCall {
  * provider's (`limit`, `next_cursor`); any other answer is the provider's body verbatim with its status. Query
  * parameters other than `integrated_account_id`, `limit` and `next_cursor` are forwarded; `truto_*` parameters are a
  * 400 (none applies here). Writes take an Idempotency-Key; a POST whose outcome is unknown stays ambiguous (unicrm
- * cannot look a provider record up on its own), so it is never sent twice under one key.
+ * cannot look a provider record up on its own), so it is never sent twice under one key. Like the unified methods, a
+ * proxy call runs within the operation deadline and the account's bulkhead compartment.
  */
 @injectable()
 export class ProxyUseCase {
@@ -46,8 +47,8 @@ export class ProxyUseCase {
     private readonly accounts: IntegratedAccountService,
     private readonly registry: ConnectorRegistry,
     private readonly idempotency: IdempotencyGuard,
+    private readonly targets: UnifiedTargets,
     @inject(CORE_TOKENS.CursorCodec) private readonly cursors: CursorCodec,
-    @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {}
 
   /** @throws UnicrmError 400, 401, 404 (account), 409/422 (Idempotency-Key), 501 (no proxy), remote errors mirrored, 502, 504 */
@@ -104,16 +105,9 @@ export class ProxyUseCase {
     };
     const connectorAccount = { id: account.id, integration: account.integration, context: account.context };
     const send = async (): Promise<UnifiedResponse> => {
-      let response;
-      try {
-        response = await proxy.request(connectorAccount, request, { signal: call.signal, requestId: call.requestId });
-      } catch (error) {
-        if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
-          this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
-          this.logger.warn({ req_id: call.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
-        }
-        throw error;
-      }
+      const response = await this.targets.operation(account, call, {}, ({ options, remote }) =>
+        remote(() => proxy.request(connectorAccount, request, { signal: options.signal, requestId: call.requestId })),
+      );
       if (!response.list) return { statusCode: response.status, body: undefined, rawText: response.bodyText, headers: response.headers };
       const { items, nextCursor, prevCursor } = response.list;
       const { 'content-type': _type, ...headersBack } = response.headers;

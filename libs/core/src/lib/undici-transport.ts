@@ -1,5 +1,5 @@
-import { errorCodeOf, type HttpRequest, type HttpResponse, type HttpTransport, UnicrmError, type UnicrmConfig } from '@unicrm/model';
-import { Agent } from 'undici';
+import { errorCodeOf, type HttpRequest, type HttpResponse, type HttpTransport, isUnicrmError, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { Agent, Dispatcher } from 'undici';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 /** Failures that happen before a byte of the request is sent: the provider cannot have acted on it. */
@@ -30,17 +30,69 @@ const remoteInsight = (description: string) => ({
   truto_error_insight: { remote_error: { description } },
 });
 
+/** What one call learns from undici about itself: whether its request was handed to a connection. */
+interface CallState {
+  sent: boolean;
+}
+/** Dispatch option carrying a call's {@link CallState} (undici passes unknown options through untouched). */
+const CALL_STATE = Symbol('unicrm.callState');
+const noop = () => undefined;
+/** The abort reason of a call's own deadline. */
+const DEADLINE = new Error('remote call deadline');
+
+/**
+ * The agent, with one thing more: it notes when a request is handed to a connection. undici calls a handler's
+ * `onConnect` right before it writes the request to the socket (client-h1's `writeH1`), never while the request waits
+ * in the pool's queue or for a connection; so a call aborted before then cannot have reached the provider.
+ */
+class SendTrackingDispatcher extends Dispatcher {
+  constructor(private readonly agent: Agent) {
+    super();
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const call = (options as { [CALL_STATE]?: CallState })[CALL_STATE];
+    const onConnect = handler.onConnect;
+    if (call && onConnect) {
+      // The handler is undici's own (its `request` API's), made for this one call: patching it costs no extra layer.
+      // undici passes a context object after `abort` that its types omit: every argument is handed on.
+      const patched = (...args: unknown[]): void => {
+        call.sent = true;
+        Reflect.apply(onConnect, handler, args);
+      };
+      handler.onConnect = patched as typeof onConnect;
+    }
+    return this.agent.dispatch(options, handler);
+  }
+
+  override close(): Promise<void> {
+    return this.agent.close();
+  }
+
+  override destroy(): Promise<void> {
+    return this.agent.destroy();
+  }
+}
+
 /**
  * {@link HttpTransport} on undici: one `Agent`, which keeps a keep-alive connection pool per origin
- * (per service URL). Timeouts: connect, headers and body each bounded by the config. It never
- * retries (undici's plain Agent does not), so a POST is sent at most once (DESIGN.md §3).
- * Failures: no connection or a broken answer -> UnicrmError 502; a timeout -> 504.
+ * (per service URL). It never retries (undici's plain Agent does not), so a POST is sent at most once (DESIGN.md §3).
+ *
+ * Deadline (issue 12): each call as a whole, from the moment it is made (waiting for a pooled connection included)
+ * through connecting, sending and reading the answer to its last byte, lasts at most `remoteTimeoutMs`: one timer
+ * per call aborts it. undici's own bounds stay as a second line: connect (`connectTimeoutMs`), headers and idle time
+ * between body chunks (`remoteTimeoutMs` each). The caller's `signal` (the operation's deadline) aborts it too.
+ *
+ * Failures: no connection or a broken answer -> UnicrmError 502; a timeout -> 504; an abort by the caller's
+ * `signal` -> its reason when that is a UnicrmError (a copy), else 504 for a `TimeoutError`, 502 otherwise.
+ * `requestMayHaveArrived` is false whenever the request was never handed to a connection, else true unless the
+ * failure code proves nothing was sent (connection refused, DNS, TLS, connect timeout).
  */
 export class UndiciTransport implements HttpTransport {
-  private readonly agent: Agent;
+  private readonly dispatcher: SendTrackingDispatcher;
 
   constructor(private readonly config: Pick<UnicrmConfig, 'remoteTimeoutMs' | 'connectTimeoutMs'>) {
-    this.agent = new Agent({
+    const agent = new Agent({
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
       connections: 128,
@@ -50,47 +102,103 @@ export class UndiciTransport implements HttpTransport {
       connect: { timeout: config.connectTimeoutMs },
       maxResponseSize: MAX_REMOTE_RESPONSE_BYTES,
     });
+    this.dispatcher = new SendTrackingDispatcher(agent);
   }
 
   async request(request: HttpRequest): Promise<HttpResponse> {
     const url = new URL(request.url);
+    const call: CallState = { sent: false };
+    const controller = new AbortController();
+    // undici acts on an abort only once the request has a connection (a queued or connecting one stays where it is,
+    // and is dropped unsent when its turn comes), so the call itself ends at the abort, whatever undici is doing.
+    let sentAtAbort = false;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      controller.signal.addEventListener(
+        'abort',
+        () => {
+          sentAtAbort = call.sent;
+          reject(controller.signal.reason);
+        },
+        { once: true },
+      );
+    });
+    aborted.catch(noop);
+    const deadline = setTimeout(() => controller.abort(DEADLINE), this.config.remoteTimeoutMs);
+    const caller = request.signal;
+    const onCallerAbort = () => controller.abort(caller?.reason);
+    if (caller?.aborted) onCallerAbort();
+    else caller?.addEventListener('abort', onCallerAbort, { once: true });
     let stage = 'connect';
     try {
-      const response = await this.agent.request({
+      const pending = this.dispatcher.request({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method: request.method,
         headers: request.headers,
         body: request.body,
-        signal: request.signal,
-      });
+        signal: controller.signal,
+        [CALL_STATE]: call,
+      } as Dispatcher.RequestOptions);
+      // When the abort wins, undici settles this later: its answer (if any) is thrown away.
+      pending.then((response) => controller.signal.aborted && response.body.destroy(), noop);
+      const response = await Promise.race([pending, aborted]);
       stage = 'body';
-      const bodyText = await response.body.text();
+      const bodyText = await Promise.race([response.body.text(), aborted]);
       return { status: response.statusCode, headers: response.headers as HttpResponse['headers'], bodyText };
     } catch (error) {
-      const code = errorCode(error);
-      let failure: UnicrmError;
-      if (TIMEOUT_CODES.has(code)) {
-        failure = new UnicrmError(
-          504,
-          `${url.origin} did not answer within ${code === 'UND_ERR_CONNECT_TIMEOUT' ? this.config.connectTimeoutMs : this.config.remoteTimeoutMs} ms (${code}).`,
-          remoteInsight('The provider did not answer in time.'),
-        );
-      } else {
-        const what =
-          stage === 'body'
-            ? `The answer from ${url.origin} broke off`
-            : BEFORE_SENDING.has(code)
-              ? `Could not reach ${url.origin}`
-              : `The connection to ${url.origin} broke before an answer came`;
-        failure = new UnicrmError(502, `${what} (${code}).`, remoteInsight('The provider could not be reached or its answer was incomplete.'));
+      if (controller.signal.aborted) {
+        const failure = this.aborted(url.origin, controller.signal.reason);
+        failure.requestMayHaveArrived = sentAtAbort;
+        throw failure;
       }
-      failure.requestMayHaveArrived = stage === 'body' || !BEFORE_SENDING.has(code);
+      const failure = this.failed(url.origin, error, stage);
+      failure.requestMayHaveArrived = call.sent && (stage === 'body' || !BEFORE_SENDING.has(errorCode(error)));
       throw failure;
+    } finally {
+      clearTimeout(deadline);
+      caller?.removeEventListener('abort', onCallerAbort);
     }
   }
 
   close(): Promise<void> {
-    return this.agent.close();
+    return this.dispatcher.close();
+  }
+
+  /** The error of a call aborted by its own deadline or by the caller's signal. */
+  private aborted(origin: string, reason: unknown): UnicrmError {
+    if (reason === DEADLINE) {
+      return new UnicrmError(
+        504,
+        `${origin} did not answer within ${this.config.remoteTimeoutMs} ms (the call's deadline, from waiting for a connection to the answer's last byte).`,
+        remoteInsight('The provider did not answer in time.'),
+      );
+    }
+    if (isUnicrmError(reason)) {
+      const { statusCode: _s, error: _e, message, ...extras } = reason.body;
+      return new UnicrmError(reason.statusCode, message, extras, { ...reason.headers });
+    }
+    if ((reason as Error | undefined)?.name === 'TimeoutError') {
+      return new UnicrmError(504, `The call to ${origin} was stopped: its caller's deadline passed.`, remoteInsight('The provider did not answer in time.'));
+    }
+    return new UnicrmError(502, `The call to ${origin} was aborted by its caller.`, remoteInsight('The call to the provider was aborted.'));
+  }
+
+  /** The error of a call that failed on its own (no connection, undici's timeouts, a broken answer). */
+  private failed(origin: string, error: unknown, stage: string): UnicrmError {
+    const code = errorCode(error);
+    if (TIMEOUT_CODES.has(code)) {
+      return new UnicrmError(
+        504,
+        `${origin} did not answer within ${code === 'UND_ERR_CONNECT_TIMEOUT' ? this.config.connectTimeoutMs : this.config.remoteTimeoutMs} ms (${code}).`,
+        remoteInsight('The provider did not answer in time.'),
+      );
+    }
+    const what =
+      stage === 'body'
+        ? `The answer from ${origin} broke off`
+        : BEFORE_SENDING.has(code)
+          ? `Could not reach ${origin}`
+          : `The connection to ${origin} broke before an answer came`;
+    return new UnicrmError(502, `${what} (${code}).`, remoteInsight('The provider could not be reached or its answer was incomplete.'));
   }
 }

@@ -22,7 +22,10 @@ import {
 import { inject, injectable } from 'tsyringe';
 import type { z } from 'zod';
 import { IntegratedAccountService } from './accounts';
+import { AccountBulkhead } from './bulkhead';
+import type { CoreEnvironment } from './config';
 import { IdempotencyGuard, type IdempotentAnswer } from './idempotency';
+import { operationDeadline } from './operation-deadline';
 import { ConnectorRegistry } from './registry';
 import { ResourceCatalog } from './resource-catalog';
 
@@ -55,6 +58,16 @@ export interface UnifiedResponse extends FormattedResponse {
 /** The answer to a body that is not a JSON object. */
 export const NOT_A_JSON_OBJECT = 'The body must be a JSON object, e.g. {"name": "Qualified"}.';
 
+/**
+ * How a use case reaches the provider within one operation: `options` for the connector (its `signal` is the
+ * operation's deadline), and `remote` to run a connector call in the account's bulkhead compartment, a remote 401
+ * marking the account `needs_reauth`.
+ */
+export interface Operation {
+  options: CallOptions;
+  remote<T>(call: () => Promise<T>): Promise<T>;
+}
+
 /** Everything a method needs once a request is resolved: the resource, the account, its connector and method. */
 export interface UnifiedTarget<M> {
   definition: UnifiedResourceDefinition;
@@ -74,13 +87,19 @@ export interface UnifiedTarget<M> {
  */
 @injectable()
 export class UnifiedTargets {
+  private readonly operationTimeoutMs: number;
+
   constructor(
     private readonly catalog: ResourceCatalog,
     private readonly accounts: IntegratedAccountService,
     private readonly registry: ConnectorRegistry,
     private readonly idempotency: IdempotencyGuard,
+    private readonly bulkhead: AccountBulkhead,
     @inject(TOKENS.Logger) private readonly logger: Logger,
-  ) {}
+    @inject(TOKENS.Config) config: CoreEnvironment,
+  ) {
+    this.operationTimeoutMs = config.operationTimeoutMs;
+  }
 
   /** @throws UnicrmError 404 for an unknown resource */
   definition(request: Pick<UnifiedRequest, 'model' | 'resource'>): UnifiedResourceDefinition {
@@ -156,24 +175,35 @@ export class UnifiedTargets {
     throw error;
   }
 
-  /** The options of a connector call for a request. */
-  callOptions(query: UnifiedQuery, request: Pick<UnifiedRequest, 'signal' | 'requestId'>): CallOptions {
-    return { remoteQuery: query.remote_query, signal: request.signal, requestId: request.requestId };
-  }
-
   /**
-   * Runs a connector call; a remote 401 marks the account `needs_reauth` (DESIGN.md §3), unless it changed since it
-   * was read. Every error is rethrown as it is.
+   * Runs one operation against the provider (issue 12 "Deadlines and isolation"): every connector call it makes runs
+   * within one deadline (`UNICRM_OPERATION_TIMEOUT_MS`, then 504; the caller's signal aborts it too) and in the
+   * account's compartment of the {@link AccountBulkhead} (429 when it is full), and a remote 401 marks the account
+   * `needs_reauth` (DESIGN.md §3), unless it changed since it was read.
    */
-  async call<T>(target: UnifiedTarget<unknown>, requestId: string | undefined, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
-        this.accounts.markNeedsReauth(target.account, `${target.account.integration} answered 401: ${error.message}`);
-        this.logger.warn({ req_id: requestId, integrated_account_id: target.account.id }, 'remote 401: account marked needs_reauth');
+  async operation<T>(
+    account: StoredAccount,
+    request: { environmentId: string; signal?: AbortSignal; requestId?: string },
+    remoteQuery: UnifiedQuery['remote_query'],
+    body: (operation: Operation) => Promise<T>,
+  ): Promise<T> {
+    const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
+    const compartment = `${request.environmentId}:${account.id}`;
+    const remote = async <R>(call: () => Promise<R>): Promise<R> => {
+      try {
+        return await this.bulkhead.run(compartment, call, deadline.signal);
+      } catch (error) {
+        if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
+          this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
+          this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+        }
+        throw error;
       }
-      throw error;
+    };
+    try {
+      return await body({ options: { remoteQuery, signal: deadline.signal, requestId: request.requestId }, remote });
+    } finally {
+      deadline.clear();
     }
   }
 

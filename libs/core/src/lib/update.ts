@@ -25,13 +25,14 @@ export class UpdateUseCase {
     const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'update', request.requestId);
     const method: UpdateMethod = target.method;
     const body = this.targets.integrationBody(target.connector, method.bodySchema, unifiedBody);
-    const options = this.targets.callOptions(query, request);
-    return this.targets.write(
-      target,
-      request,
-      { method: 'PATCH', path: `/unified/${definition.model}/${definition.resource}/${id}` },
-      { query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody },
-      async () => this.targets.answer(definition, await this.targets.call(target, request.requestId, () => method.update(target.connectorAccount, id, body, options)), query, 200),
+    return this.targets.operation(target.account, request, query.remote_query, ({ options, remote }) =>
+      this.targets.write(
+        target,
+        request,
+        { method: 'PATCH', path: `/unified/${definition.model}/${definition.resource}/${id}` },
+        { query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody },
+        async () => this.targets.answer(definition, await remote(() => method.update(target.connectorAccount, id, body, options)), query, 200),
+      ),
     ) as Promise<UnifiedResponse>;
   }
 }

@@ -23,7 +23,10 @@ export const TOKENS = {
 export interface UnicrmConfig {
   /** Directory of the SQLite database and the key file (`UNICRM_DATA_DIR`, default `./.unicrm`). */
   dataDir: string;
-  /** Whole-request timeout of a provider call: headers and body each (DESIGN.md §3: default 30 000). */
+  /**
+   * Deadline of one provider call as a whole, from the moment it is made (waiting for a pooled connection included)
+   * to the last byte of the answer (DESIGN.md §3: default 30 000; issue 12: a deadline, not a per-phase timeout).
+   */
   remoteTimeoutMs: number;
   /** TCP/TLS connect timeout of a provider call (default 10 000). */
   connectTimeoutMs: number;
@@ -61,7 +64,10 @@ export interface HttpResponse {
 /**
  * Outgoing HTTP with connection reuse per origin. Implementations never retry a request on their own
  * (DESIGN.md §3: a POST is never retried once its bytes may have reached the provider) and throw
- * `UnicrmError` 502 when the provider cannot be reached or its answer breaks off, 504 on a timeout.
+ * `UnicrmError` 502 when the provider cannot be reached or its answer breaks off, 504 when the call's deadline
+ * (`UnicrmConfig.remoteTimeoutMs`, the whole call) passes. An abort of `HttpRequest.signal` ends the call at once,
+ * even while it waits for a connection, with the signal's reason when that is a `UnicrmError`.
+ * `requestMayHaveArrived` is set on every failure after which the provider may have received the request.
  */
 export interface HttpTransport {
   request(request: HttpRequest): Promise<HttpResponse>;
@@ -208,7 +214,7 @@ export interface AccountPage {
 /** A stored answer for an idempotency key (IETF draft-ietf-httpapi-idempotency-key-header). */
 export interface IdempotencyRecord {
   /**
-   * `in_flight` while the first request runs, `done` once its answer is stored, `ambiguous` when it failed
+   * `in_flight` while a request holds the key, `done` once its answer is stored, `ambiguous` when it failed
    * in a way that may have left the write done at the provider (see `UnicrmError.requestMayHaveArrived`).
    */
   state: 'in_flight' | 'done' | 'ambiguous';
@@ -220,25 +226,62 @@ export interface IdempotencyRecord {
   /** The provider's exact text, for the raw format. */
   rawText: string | null;
   headers: Record<string, string>;
+  /** RFC 3339 UTC: when the key was claimed; for an `ambiguous` record, when the failure happened. */
   createdAt: string;
+  /** RFC 3339 UTC: when the record stops being replayed (the TTL). */
+  expiresAt: string;
+  /**
+   * The random token of the request that last claimed or took over the key. Every write of the holder is
+   * conditional on it, so a holder that lost the key cannot overwrite its new holder's record.
+   */
+  claimToken: string;
+  /**
+   * RFC 3339 UTC: while `in_flight`, the holder is alive until then; it renews this while it runs. An in-flight
+   * record whose lease ended was abandoned (its process died) and may be taken over.
+   */
+  leaseExpiresAt: string;
+}
+
+/** The hold of one request on an idempotency key: its claim token and the end of its lease (RFC 3339 UTC). */
+export interface IdempotencyLease {
+  token: string;
   expiresAt: string;
 }
 
-/** Persistence of idempotency records, keyed by a scope hash (environment, account, method, path, key). */
+/**
+ * Persistence of idempotency records, keyed by a scope hash (environment, account, method, path, key). Every
+ * write after the claim is conditional on the claim token of its caller (one conditional statement each), so
+ * that two requests that both read a record cannot both take it over, and a request that lost its key cannot
+ * overwrite the record of the one that took it. Times are RFC 3339 UTC strings of the same length (ordered as text).
+ */
 export interface IdempotencyStore {
   /**
-   * Claims `scope` for a new request: inserts an `in_flight` record unless one exists.
+   * Claims `scope` for a new request: inserts an `in_flight` record held by `lease` unless one exists.
    * @returns undefined when claimed, else the existing record
    */
-  claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string): IdempotencyRecord | undefined;
-  /** Stores the final answer of a claimed scope. */
-  complete(scope: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): void;
-  /** Drops a record (the first request failed in a way that must not be replayed). */
-  release(scope: string): void;
-  /** Marks a claimed scope `ambiguous` at `at` (its `createdAt` becomes the failure time): its write may have happened. */
-  markAmbiguous(scope: string, at: string): void;
-  /** Takes an `ambiguous` scope back to `in_flight` for a retry; false when another request took it first. */
-  reclaim(scope: string): boolean;
+  claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string, lease: IdempotencyLease): IdempotencyRecord | undefined;
+  /**
+   * Extends the leases of in-flight records still held by these tokens to `leaseExpiresAt`.
+   * @returns how many were extended (fewer than given when a record was taken over or finished)
+   */
+  renew(holds: ReadonlyArray<{ scope: string; token: string }>, leaseExpiresAt: string): number;
+  /** Stores the final answer of a scope held by `token`; false (nothing written) when `token` no longer holds it. */
+  complete(scope: string, token: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): boolean;
+  /** Drops the record held by `token` (a failure that must not be replayed); false when `token` no longer holds it. */
+  release(scope: string, token: string): boolean;
+  /**
+   * Marks the scope held by `token` `ambiguous` at `at` (its `createdAt` becomes the failure time): its write may
+   * have happened. False when `token` no longer holds it.
+   */
+  markAmbiguous(scope: string, token: string, at: string): boolean;
+  /**
+   * Takes a key over from a request that no longer holds it: an `ambiguous` record, or an `in_flight` one whose
+   * lease ended at or before `now`; only if its claim token is still `expectedToken` (what the caller read). One
+   * conditional update: of two requests that read the same record, one wins. The record becomes `in_flight`, held
+   * by `lease`; `createdAt` is kept.
+   * @returns true when this caller now holds the key
+   */
+  takeOver(scope: string, expectedToken: string, lease: IdempotencyLease, now: string): boolean;
   /** Deletes records that expired before `now`; returns how many. */
   prune(now: string): number;
 }

@@ -43,6 +43,12 @@ const MIGRATIONS: string[] = [
      expires_at TEXT NOT NULL
    );
    CREATE INDEX idempotency_records_expiry ON idempotency_records (expires_at);`,
+  // Issue 12: an in-flight key is held by a claim token under a lease its request renews (docs/reliability.md).
+  // Records of an older version get a random token; an in-flight one gets a lease that ended when it was claimed, so
+  // it is treated as abandoned (looked for before creating again), never as live.
+  `ALTER TABLE idempotency_records ADD COLUMN claim_token TEXT NOT NULL DEFAULT '';
+   ALTER TABLE idempotency_records ADD COLUMN lease_expires_at TEXT NOT NULL DEFAULT '';
+   UPDATE idempotency_records SET claim_token = lower(hex(randomblob(16))), lease_expires_at = created_at;`,
 ];
 
 /** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */

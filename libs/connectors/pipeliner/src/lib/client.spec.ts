@@ -89,12 +89,20 @@ describe('PipelinerClient.pipelineName', () => {
     await expect(third).resolves.toBe('Sales Pipeline');
   });
 
-  it('reads on its own for a caller with an abort signal', async () => {
+  it('shares the read with a caller that has an abort signal, which stops waiting alone when it aborts', async () => {
+    // Issue 12: every create now carries its operation's deadline as a signal; single flight must still hold.
     const transport = new HeldTransport();
-    void new PipelinerClient(transport, context).pipelineName(PIPELINE);
-    void new PipelinerClient(transport, context).pipelineName(PIPELINE, new AbortController().signal);
-    expect(gets(transport)).toHaveLength(2);
-    expect(gets(transport)[1]?.signal).toBeDefined();
+    const plain = new PipelinerClient(transport, context).pipelineName(PIPELINE);
+    const controller = new AbortController();
+    const withSignal = new PipelinerClient(transport, context).pipelineName(PIPELINE, controller.signal);
+    const kept = new PipelinerClient(transport, context).pipelineName(PIPELINE, new AbortController().signal);
+    expect(gets(transport)).toHaveLength(1);
+    const reason = new UnicrmError(504, 'deadline');
+    controller.abort(reason);
+    await expect(withSignal).rejects.toBe(reason);
+    transport.answer(pipelineAnswer());
+    await expect(Promise.all([plain, kept])).resolves.toEqual(['Sales Pipeline', 'Sales Pipeline']);
+    await expect(new PipelinerClient(transport, context).pipelineName(PIPELINE, controller.signal)).rejects.toBe(reason);
   });
 
   it('answers undefined for a pipeline without a string name', async () => {

@@ -40,6 +40,25 @@ export const PIPELINE_NAME_QUERY: PipelinerQuery = Object.freeze({ 'load-only': 
  */
 const pipelineNamesInFlight = new WeakMap<HttpTransport, Map<string, Promise<string | undefined>>>();
 
+/** `promise`, or the reason of `signal` if it aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
 // Keys keep their brackets readable (`filter[name]`), everything else is percent-encoded.
 const encodeKey = (text: string) => encodeURIComponent(text).replace(/%5B/gi, '[').replace(/%5D/gi, ']');
 
@@ -218,9 +237,11 @@ export class PipelinerClient {
    * read's answer is kept. Without one (or once it expired): concurrent reads of the same pipeline with the same credentials share one request while it is in flight
    * (single flight): under load, creates in one pipeline make one read per round trip instead of one each.
    * Nothing is kept once the read settles, so the next call reads again (a renamed pipeline is seen at once),
-   * and a failure reaches every caller that shared the read. A call with an abort `signal` reads on its own,
-   * so aborting it never fails another caller.
-   * @throws UnicrmError (remote errors, 502, 504)
+   * and a failure reaches every caller that shared the read. A caller with an abort `signal` (its operation's
+   * deadline) shares the read too, and stops waiting when its signal aborts (rejecting with the signal's reason);
+   * the shared read itself is not aborted, so no other caller fails with it (the transport's own per-call deadline
+   * bounds it).
+   * @throws UnicrmError (remote errors, 502, 504); the signal's reason when it aborts first
    */
   pipelineName(id: string, signal?: AbortSignal): Promise<string | undefined> {
     if (!this.names) return this.readPipelineName(id, signal);
@@ -243,23 +264,21 @@ export class PipelinerClient {
 
   private readPipelineName(id: string, signal?: AbortSignal): Promise<string | undefined> {
     const url = this.url('Pipelines', id, PIPELINE_NAME_QUERY);
-    const read = async () => {
-      const answer = await this.send('GET', url, undefined, signal);
-      return typeof answer.entity.name === 'string' ? answer.entity.name : undefined;
-    };
-    if (signal) return read();
     let flights = pipelineNamesInFlight.get(this.transport);
     if (!flights) {
       flights = new Map();
       pipelineNamesInFlight.set(this.transport, flights);
     }
     const key = `${this.authorization} ${url}`;
-    const pending = flights.get(key);
-    if (pending) return pending;
-    const inFlight = flights;
-    const flight = read().finally(() => inFlight.delete(key));
-    flights.set(key, flight);
-    return flight;
+    let flight = flights.get(key);
+    if (!flight) {
+      const inFlight = flights;
+      flight = this.send('GET', url, undefined)
+        .then((answer) => (typeof answer.entity.name === 'string' ? answer.entity.name : undefined))
+        .finally(() => inFlight.delete(key));
+      flights.set(key, flight);
+    }
+    return signal ? untilAborted(flight, signal) : flight;
   }
 
   private async send(method: 'GET' | 'POST' | 'PATCH', url: string, body: string | undefined, signal?: AbortSignal): Promise<EntityAnswer> {
