@@ -49,7 +49,7 @@ export default [
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',
-        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/pipeliner-sandbox', '@unicrm/sdk', '@unicrm/api'] },
+        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/sandboxes', '@unicrm/sdk', '@unicrm/api'] },
       ],
     },
   },

@@ -28,6 +28,8 @@ const TARGET_LABELS = { direct: 'direct', floor: 'floor (undici)', 'floor-http':
 const GOAL_RATIO = 0.6;
 /** Requests per rate-limit window (10 s) the benchmark's API allows per token and per account: more than any run sends. */
 const RATE_LIMIT = 1_000_000_000;
+/** Operations one account may run at once, and wait: above every concurrency the benchmark drives (256). */
+const BULKHEAD = 1024;
 const BASIC_AUTH = `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`;
 
 const HELP = `usage: node tools/bench/bench.mjs [options]     (npm run bench -- [options] builds first)
@@ -166,6 +168,10 @@ export async function startApi({ dataDir, logPath, nodeFlags = [], root = ROOT }
     // The rate limiters stay on (their cost is part of every request) with limits no run reaches.
     UNICRM_RATE_LIMIT_PER_TOKEN: String(RATE_LIMIT),
     UNICRM_RATE_LIMIT_PER_ACCOUNT: String(RATE_LIMIT),
+    // The per-account bulkhead stays on too, wide enough for the widest run: every run drives one account, and the
+    // benchmark measures the gateway's cost, not its fairness between accounts (docs/benchmarks.md "Method").
+    UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT: String(BULKHEAD),
+    UNICRM_MAX_QUEUED_PER_ACCOUNT: String(BULKHEAD),
   });
   const fd = openSync(logPath, 'a');
   const child = spawn(process.execPath, [...nodeFlags, join(root, 'dist/apps/api/src/main.js')], { env, stdio: ['ignore', fd, fd] });

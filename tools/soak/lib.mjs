@@ -17,7 +17,7 @@ export const MiB = 1024 * 1024;
 /** Statuses from unicrm after which a well-behaved client retries the same Idempotency-Key. */
 export const RETRYABLE_STATUSES = new Set([409, 429, 502, 503, 504]);
 
-export const HELP = `usage: npm run soak -- [options]          (builds api and pipeliner-sandbox, then runs tools/soak/soak.mjs)
+export const HELP = `usage: npm run soak -- [options]          (builds api and sandboxes, then runs tools/soak/soak.mjs)
        node tools/soak/soak.mjs [options]  (against what is already in dist/)
 
 load

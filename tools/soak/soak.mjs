@@ -2,7 +2,7 @@
 // reconciliation of what the client was told against the Steps the sandbox holds. Usage and how to read the
 // output: tools/soak/README.md (or --help).
 //
-// Runs against the BUILT code in dist/ (`npm run soak` builds api and pipeliner-sandbox first). Both servers are
+// Runs against the BUILT code in dist/ (`npm run soak` builds api and sandboxes first). Both servers are
 // child processes listening on 127.0.0.1; the load is bounded by --minutes and --max-requests and every create by
 // its --budget-ms, and the whole run by a hard deadline, so it always stops by itself.
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,7 +20,9 @@ import {
 
 const ROOT = resolve(new URL('../../', import.meta.url).pathname);
 const API_MAIN = 'dist/apps/api/src/main.js';
-const SANDBOX_MAIN = 'dist/apps/pipeliner-sandbox/src/main.js';
+const SANDBOX_MAIN = 'dist/apps/sandboxes/src/main.js';
+/** Only the Pipeliner sandbox: without a name, main.js would also start every other registered provider's. */
+const SANDBOX_ARGS = ['pipeliner'];
 const API_TOKEN = `soak-token-${randomBytes(16).toString('hex')}`;
 /** Time a child gets to stop after SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 15_000;
@@ -55,9 +57,9 @@ function childEnv(extra) {
  * Starts `node <script>` with its stdout and stderr copied to `logPath`, and waits until stdout matches `ready`.
  * @returns {Promise<{ name: string, child: import('node:child_process').ChildProcess, pid: number, match: RegExpExecArray, exited: Promise<{ code: number | null, signal: string | null }> }>}
  */
-async function startChild(name, script, env, logPath, ready, timeoutMs = 20_000) {
+async function startChild(name, script, env, logPath, ready, timeoutMs = 20_000, args = []) {
   const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(process.execPath, [join(ROOT, script)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, script), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = { name, child, pid: child.pid, logPath };
   proc.exited = new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
   children.add(proc);
@@ -186,7 +188,7 @@ async function run(o, dir) {
   // 1. the two servers
   const sandbox = await startChild(
     'sandbox', SANDBOX_MAIN, childEnv({ PIPELINER_SANDBOX_PORT: '0', PIPELINER_SANDBOX_FAULTS: '1' }), join(dir, 'sandbox.log'),
-    /service URL\s*:\s*(http:\/\/\S+)/,
+    /service URL\s*:\s*(http:\/\/\S+)/, undefined, SANDBOX_ARGS,
   );
   const sandboxUrl = sandbox.match[1];
   const api = await startChild(

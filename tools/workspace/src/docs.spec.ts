@@ -98,7 +98,7 @@ describe('the docs stand alone', () => {
   const files = docFiles();
 
   it('finds the docs it is to check', () => {
-    expect(files).toEqual(expect.arrayContaining(['README.md', 'docs/contract.md', 'apps/sdk/README.md', 'apps/pipeliner-sandbox/README.md']));
+    expect(files).toEqual(expect.arrayContaining(['README.md', 'docs/contract.md', 'apps/sdk/README.md', 'apps/sandboxes/README.md']));
   });
 
   it.each(files)('%s: every relative link and anchor resolves inside the repository', (file) => {

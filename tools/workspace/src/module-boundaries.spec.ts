@@ -12,13 +12,13 @@ const forbidden: Case[] = [
   ['a connector imports core', 'libs/connectors/pipeliner/src/lib/x.ts', "import { createUnicrmCore } from '@unicrm/core';\nexport const x = createUnicrmCore;\n", 'core'],
   ['query imports formatters', 'libs/query/src/lib/x.ts', "import { excludeFields } from '@unicrm/formatters';\nexport const x = excludeFields;\n", 'can only depend on libs tagged with "scope:model"'],
   ['an app imports a connector directly', 'apps/api/src/lib/x.ts', "import { PipelinerConnector } from '@unicrm/connector-pipeliner';\nexport const x = PipelinerConnector;\n", 'can only depend on libs tagged with'],
-  ['an app imports the sandbox outside tests', 'apps/api/src/lib/x.ts', "import { startSandbox } from '@unicrm/pipeliner-sandbox';\nexport const x = startSandbox;\n", 'Imports of apps are forbidden'],
-  ['the sandbox imports the model', 'apps/pipeliner-sandbox/src/lib/x.ts', "import { StageSchema } from '@unicrm/model';\nexport const x = StageSchema;\n", 'scope:sandbox'],
+  ['an app imports the sandbox outside tests', 'apps/api/src/lib/x.ts', "import { startSandbox } from '@unicrm/sandboxes';\nexport const x = startSandbox;\n", 'Imports of apps are forbidden'],
+  ['the sandbox imports the model', 'apps/sandboxes/src/pipeliner/x.ts', "import { StageSchema } from '@unicrm/model';\nexport const x = StageSchema;\n", 'scope:sandbox'],
 ];
 const allowed: Case[] = [
   ['the core imports a connector', 'libs/core/src/lib/x.ts', "import { PipelinerConnector } from '@unicrm/connector-pipeliner';\nexport const x = PipelinerConnector;\n"],
   ['a connector imports the model', 'libs/connectors/pipeliner/src/lib/x.ts', "import { StageSchema } from '@unicrm/model';\nexport const x = StageSchema;\n"],
-  ['an app test starts the sandbox', 'apps/api/src/lib/x.spec.ts', "import { startSandbox } from '@unicrm/pipeliner-sandbox';\nexport const x = startSandbox;\n"],
+  ['an app test starts the sandbox', 'apps/api/src/lib/x.spec.ts', "import { startSandbox } from '@unicrm/sandboxes';\nexport const x = startSandbox;\n"],
 ];
 
 const root = join(__dirname, '../../..');

@@ -1,5 +1,5 @@
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/sandboxes';
 import { createUnicrm, type Unicrm, UnicrmError } from '@unicrm/sdk';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 import { claimExclusive, createUnicrmCore, DataDirectoryInUseError } from '@unicrm/core';
-import { type RunningSandbox, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, startSandbox } from '@unicrm/sandboxes';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-import type { FaultRule } from '@unicrm/pipeliner-sandbox';
+import type { FaultRule } from '@unicrm/sandboxes';
 import { createServer } from 'node:net';
 import request from 'supertest';
 import { AUTH, type Harness, startHarness } from '../testing/harness';

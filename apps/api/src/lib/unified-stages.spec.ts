@@ -1,4 +1,4 @@
-import { SANDBOX_SEED_IDS } from '@unicrm/pipeliner-sandbox';
+import { SANDBOX_SEED_IDS } from '@unicrm/sandboxes';
 import request from 'supertest';
 import { AUTH, type Harness, startHarness } from '../testing/harness';
 

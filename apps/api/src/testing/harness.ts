@@ -1,5 +1,5 @@
 import { type CreateCoreOptions, createUnicrmCore, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, startSandbox } from '@unicrm/sandboxes';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

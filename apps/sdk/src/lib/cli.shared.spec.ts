@@ -1,6 +1,6 @@
 import { createApp } from '@unicrm/api';
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/sandboxes';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -20,6 +20,8 @@ const RUN = `node ${existsSync(CLI) ? realpathSync(CLI) : CLI}`;
 const BUILT_CORE = join(__dirname, '../../../../dist/libs/core/src/index.js');
 const TOKEN = 'cli-suite-token';
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
+const RENEWALS = SANDBOX_SEED_IDS.renewalsPipelineId;
+const [S1, S2, S3, S4, S5] = SANDBOX_SEED_IDS.salesStepIds;
 const MISSING_PIPELINE = '99999999-9999-4999-8999-999999999999';
 
 interface Run {
@@ -99,7 +101,12 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       accountId = id as string;
       expect(added.stdout).toMatch(/^status: +active$/m);
       expect(added.stdout).toMatch(/^tenant_id: +\w+$/m);
-      expect(added.stdout).toContain(`Next: ${RUN} stages create --account ${accountId} --name "Qualified"`);
+      // The next steps: where the pipeline ids are, then a stage in one.
+      expect(added.stdout.split('\n').slice(-3)).toEqual([
+        `Next: ${RUN} pipelines list --account ${accountId}      (the pipelines and their ids)`,
+        `Then: ${RUN} stages create --account ${accountId} --pipeline <pipeline id> --name "Qualified"`,
+        '',
+      ]);
     });
 
     beforeEach(() => sandbox.reset());
@@ -185,6 +192,151 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       const inline = await unicrm(['stages', 'create', '--account', accountId, '--json', '{"name": "Inline", "status": "active"}', '--name', 'Flag wins', '--output', 'json']);
       expect(JSON.parse(inline.stdout)).toMatchObject({ name: 'Flag wins', status: 'active' });
     });
+
+    // The tests below spawn the CLI several times each: on a loaded machine a spawn can take seconds.
+    const SPAWNS = 60_000;
+
+    it('lists the pipelines as a table of their stages, or prints the JSON', async () => {
+      const human = await unicrm(['pipelines', 'list', '--account', accountId]);
+      expect(human.stderr).toBe('');
+      expect(human.code).toBe(0);
+      expect(human.stdout.split('\n')).toEqual([
+        'id                                    name            stages  stage names',
+        `${SALES}  Sales Pipeline  5       Qualification, Needs Analysis, Proposal, Negotiation, Closing`,
+        `${RENEWALS}  Renewals        3       Renewal Due, Renewal Quoted, Renewed`,
+        '',
+      ]);
+      const json = await unicrm(['pipelines', 'list', '--account', accountId, '--name', 'Renewals', '--output', 'json']);
+      expect(JSON.parse(json.stdout)).toEqual({
+        result: [expect.objectContaining({ id: RENEWALS, name: 'Renewals', stages: expect.any(Array), remote_data: expect.any(Object) })],
+        next_cursor: null,
+        prev_cursor: null,
+        result_count: 1,
+      });
+    }, SPAWNS);
+
+    it('shows one pipeline with a table of its stages', async () => {
+      const got = await unicrm(['pipelines', 'get', RENEWALS, '--account', accountId]);
+      expect(got.code).toBe(0);
+      expect(got.stdout.split('\n')).toEqual([
+        `id:          ${RENEWALS}`,
+        'name:        Renewals',
+        'entity:      opportunity',
+        'created_at:  2024-01-15T09:00:00.000Z',
+        'updated_at:  2024-01-15T09:00:00.000Z',
+        expect.stringMatching(/^remote_data: \{\d+ fields of the provider's record; --output json shows them\}$/),
+        'stages:      3',
+        '',
+        'position  stage id                              name            status',
+        `0         ${SANDBOX_SEED_IDS.renewalsStepIds[0]}  Renewal Due     active`,
+        `1         ${SANDBOX_SEED_IDS.renewalsStepIds[1]}  Renewal Quoted  active`,
+        `2         ${SANDBOX_SEED_IDS.renewalsStepIds[2]}  Renewed         active`,
+        '',
+      ]);
+      const missing = await unicrm(['pipelines', 'get', MISSING_PIPELINE, '--account', accountId]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/^error 404 Not Found: /);
+    }, SPAWNS);
+
+    it('lists stages a page at a time, with the command for the next page', async () => {
+      const first = await unicrm(['stages', 'list', '--account', accountId, '--pipeline', SALES, '--limit', '2']);
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      const lines = first.stdout.split('\n');
+      expect(lines.slice(0, 4)).toEqual([
+        'id                                    name            position  status  pipeline',
+        `${S1}  Qualification   0         active  Sales Pipeline`,
+        `${S2}  Needs Analysis  1         active  Sales Pipeline`,
+        '',
+      ]);
+      const more = /^More: (.+) \(or --all\)$/.exec(lines[4] ?? '');
+      expect(more?.[1]).toMatch(new RegExp(`^${RUN} stages list --account ${accountId} --pipeline ${SALES} --limit 2 .* --cursor \\S+$`));
+      // The hint runs as printed (its words need no quoting here): the next page.
+      const next = await spawnCli((more?.[1] ?? '').slice(RUN.length + 1).split(' '), mode.env, dir);
+      expect(next.stdout.split('\n').slice(1, 3).map((line) => line.slice(0, 36))).toEqual([S3, S4]);
+      expect(next.stdout).toContain('More: ');
+    }, SPAWNS);
+
+    it('lists every page with --all, and prints the JSON envelope', async () => {
+      const all = await unicrm(['stages', 'list', '--account', accountId, '--pipeline', SALES, '--limit', '2', '--all']);
+      expect(all.stdout.split('\n').map((line) => line.slice(0, 36))).toEqual(['id'.padEnd(36), S1, S2, S3, S4, S5, '']);
+      const json = await unicrm(['stages', 'list', '--account', accountId, '--limit', '2', '--output', 'json']);
+      expect(JSON.parse(json.stdout)).toEqual({
+        result: [expect.objectContaining({ id: S1 }), expect.objectContaining({ id: S2 })],
+        next_cursor: expect.any(String),
+        prev_cursor: null,
+        result_count: 2,
+      });
+      const allJson = await unicrm(['stages', 'list', '--account', accountId, '--pipeline', RENEWALS, '--limit', '1', '--all', '--output', 'json', '--format', 'normalized']);
+      const every = JSON.parse(allJson.stdout);
+      expect(every).toMatchObject({ next_cursor: null, prev_cursor: null, result_count: 3 });
+      expect(every.result.map((stage: { name: string }) => stage.name)).toEqual(['Renewal Due', 'Renewal Quoted', 'Renewed']);
+    }, SPAWNS);
+
+    it('filters stages, prints a raw page as JSON, and exits 2 for a filter the API refuses', async () => {
+      const named = await unicrm(['stages', 'list', '--account', accountId, '--name', 'Proposal']);
+      expect(named.stdout.split('\n').slice(1)).toEqual([`${S3}  Proposal  2         active  Sales Pipeline`, '']);
+      const none = await unicrm(['stages', 'list', '--account', accountId, '--status', 'inactive']);
+      expect(none.stdout).toBe('No stages.\n');
+      const raw = await unicrm(['stages', 'list', '--account', accountId, '--format', 'raw', '--limit', '1']);
+      expect(JSON.parse(raw.stdout.split('\n\nMore: ')[0] ?? '')).toMatchObject({ success: true, data: [{ id: S1 }] });
+      const bad = await unicrm(['stages', 'list', '--account', accountId, '--status', 'archived']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('\n  status: ');
+    }, SPAWNS);
+
+    it('gets and updates a stage: rename, reorder, move', async () => {
+      const got = await unicrm(['stages', 'get', S3, '--account', accountId]);
+      expect(got.code).toBe(0);
+      expect(got.stdout).toMatch(new RegExp(`^id: +${S3}\nname: +Proposal\nposition: +2\nstatus: +active\npipeline.id: +${SALES}\npipeline.name: +Sales Pipeline\n`));
+      const renamed = await unicrm(['stages', 'update', S3, '--account', accountId, '--name', 'Offer Sent', '--position', '0']);
+      expect(renamed.stderr).toBe('');
+      expect(renamed.stdout).toMatch(/^name: +Offer Sent\nposition: +0\n/m);
+      expect(sandbox.steps().find((s) => s.id === S3)).toMatchObject({ name: 'Offer Sent', sort_order: 0 });
+      const moved = await unicrm(['stages', 'update', S3, '--account', accountId, '--pipeline', RENEWALS, '--remote-data', '{"percent": 55}', '--output', 'json']);
+      expect(JSON.parse(moved.stdout)).toMatchObject({ id: S3, pipeline: { id: RENEWALS, name: 'Renewals' }, remote_data: { percent: 55 } });
+      expect(sandbox.steps().find((s) => s.id === S3)).toMatchObject({ pipeline_id: RENEWALS, percent: 55 });
+    }, SPAWNS);
+
+    it('refuses an update with nothing to change, status inactive, and a command without an id', async () => {
+      const nothing = await unicrm(['stages', 'update', S3, '--account', accountId]);
+      expect(nothing.code).toBe(2);
+      expect(nothing.stderr).toContain('usage error: stages update needs something to change');
+      const inactive = await unicrm(['stages', 'update', S3, '--account', accountId, '--status', 'inactive']);
+      expect(inactive.code).toBe(2);
+      expect(inactive.stderr).toMatch(/^error 400 Bad Request: .*\n {2}status: Pipeliner has no inactive steps/);
+      const noId = await unicrm(['stages', 'get', '--account', accountId]);
+      expect(noId.code).toBe(2);
+      expect(noId.stderr).toContain('usage error: stages get takes an id: stages get <id> --account <account id>');
+      expect(sandbox.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+    }, SPAWNS);
+
+    it('deletes a stage; a second delete exits 2 with the 404', async () => {
+      const deleted = await unicrm(['stages', 'delete', S4, '--account', accountId]);
+      expect(deleted.code).toBe(0);
+      const out = deleted.stdout.split('\n');
+      expect(out).toContain('status:        inactive');
+      expect(out.at(-2)).toBe(
+        `Deleted stage ${S4}. The provider keeps it as inactive: ${RUN} stages list --account ${accountId} --status inactive shows it.`,
+      );
+      expect(sandbox.steps().find((s) => s.id === S4)?.is_deleted).toBe(true);
+      const listed = await unicrm(['stages', 'list', '--account', accountId, '--status', 'inactive']);
+      expect(listed.stdout.split('\n')[1]).toBe(`${S4}  Negotiation  3         inactive  Sales Pipeline`);
+      const again = await unicrm(['stages', 'delete', S4, '--account', accountId]);
+      expect(again.code).toBe(2);
+      expect(again.stdout).toBe('');
+      expect(again.stderr).toMatch(new RegExp(`^error 404 Not Found: Entity 'Step' with id '${S4}' was not found\\.\nremote answer: \\{`));
+    }, SPAWNS);
+
+    it('deletes once per --idempotency-key and prints the JSON body', async () => {
+      const args = ['stages', 'delete', S5 as string, '--account', accountId, '--output', 'json', '--idempotency-key', `cli-delete-${modeName}-${Date.now()}`];
+      const json = await unicrm(args);
+      expect(JSON.parse(json.stdout)).toMatchObject({ id: S5, status: 'inactive' });
+      const replayed = await unicrm(args);
+      expect(replayed.code).toBe(0);
+      expect(JSON.parse(replayed.stdout)).toEqual(JSON.parse(json.stdout));
+      expect(sandbox.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(S5 as string))).toHaveLength(1);
+    }, SPAWNS);
 
     it('exits 2 with a usage error on stderr', async () => {
       const run = await unicrm(['stages', 'create', '--name', 'x']);
@@ -376,6 +528,9 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       const help = await unicrm(['--help']);
       expect(help.code).toBe(0);
       expect(help.stdout).toContain('unicrm stages import <file.csv|file.json> --account <id>');
+      for (const command of ['pipelines list', 'pipelines get <id>', 'stages list', 'stages get <id>', 'stages update <id>', 'stages delete <id>']) {
+        expect(help.stdout).toContain(`  unicrm ${command} --account <id>`);
+      }
       const removed = await unicrm(['accounts', 'remove', accountId]);
       expect(removed.stdout).toBe(`Removed integrated account ${accountId}.\n`);
       const gone = await unicrm(['accounts', 'get', accountId]);

@@ -1,5 +1,5 @@
 import type { UnicrmCore } from '@unicrm/core';
-import { isUnicrmError, type StageCreateBody } from '@unicrm/model';
+import { isUnicrmError, type StageCreateBody, type StageUpdateBody } from '@unicrm/model';
 import qs from 'qs';
 import { readFileSync, realpathSync } from 'node:fs';
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { countsText, importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
 import { errorLines, keyValueLines, table } from './cli-output';
 import { createUnicrmClient } from './remote';
-import type { IntegratedAccountListQuery, StageCreateQuery, Unicrm } from './types';
+import { responseMeta } from './meta';
+import type { IntegratedAccountListQuery, PagedList, PipelineListQuery, StageListQuery, Unicrm, UnifiedRecordQuery, WriteOptions } from './types';
 import { SDK_VERSION } from './version';
 
 /** Where the CLI reads and writes; tests pass their own. */
@@ -66,10 +67,16 @@ Usage:
   unicrm accounts update <id> [--tenant-id <id>] [--service-url <url>] [--space-id <id>] [--username <api token>]
                               [--password <api password>] [--no-validate]
   unicrm accounts remove <id>
+  unicrm pipelines list --account <id> [--name <name>] [--limit <n>] [--cursor <next_cursor>] [--all]
+  unicrm pipelines get <id> --account <id>
+  unicrm stages list --account <id> [--pipeline <id>] [--name <name>] [--status active|inactive] [--limit <n>]
+                     [--cursor <next_cursor>] [--all]
+  unicrm stages get <id> --account <id>
   unicrm stages create --account <id> --name <name> [--pipeline <id>] [--position <n>] [--status active]
-                       [--remote-data <json>] [--json <whole body as json, or @file.json>]
-                       [--format unified|raw|normalized] [--ignore-remote-data] [--exclude-fields a,b.c]
-                       [--remote-query key=value]... [--idempotency-key <key>]
+                       [--remote-data <json>] [--json <whole body as json, or @file.json>] [--idempotency-key <key>]
+  unicrm stages update <id> --account <id> [--name <name>] [--position <n>] [--pipeline <id>] [--status active]
+                       [--remote-data <json>] [--json <body as json, or @file.json>] [--idempotency-key <key>]
+  unicrm stages delete <id> --account <id> [--idempotency-key <key>]
   unicrm stages import <file.csv|file.json> --account <id> [--concurrency 4] [--failed-out <file>]
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (data directory only)
   unicrm tokens list                                                                 (data directory only)
@@ -84,6 +91,15 @@ Where it runs (every command):
                       shared with an API started on the same directory)
   --remote <url>      a unicrm server (or UNICRM_URL); the API token comes from UNICRM_API_TOKEN
   --timeout <ms>      how long to wait for an answer (remote: the server; embedded: Pipeliner); default 30000
+
+The pipelines and stages commands (but import) also take the answer's format and a query for the provider:
+  --format unified|raw|normalized  --ignore-remote-data  --exclude-fields a,b.c  --remote-query key=value (repeatable)
+
+Lists print one page (--limit records; the integration's default page without it) and, when there is more, the
+command for the next page (--cursor <next_cursor>); --all follows the cursors to the last page. A cursor belongs to
+its list: run it with the same --account and filters.
+stages delete: Pipeliner keeps a deleted stage as inactive (stages list --status inactive shows it); its documented
+API cannot restore it.
 
 Output:
   --output human      key: value lines, tables and short summaries (default)
@@ -335,7 +351,12 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     });
     return {
       json: account,
-      human: `${keyValueLines(account)}\n\nNext: ${session.command} stages create --account ${account.id} --name "Qualified"`,
+      human: [
+        keyValueLines(account),
+        '',
+        `Next: ${session.command} pipelines list --account ${account.id}      (the pipelines and their ids)`,
+        `Then: ${session.command} stages create --account ${account.id} --pipeline <pipeline id> --name "Qualified"`,
+      ].join('\n'),
     };
   }
   if (action === 'update') {
@@ -398,23 +419,37 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
   throw new UsageError(`unknown command "accounts ${action ?? ''}": use add, list, get, update or remove`);
 }
 
-async function createStage(session: Session, rest: string[]): Promise<Result> {
-  const { values, positionals } = parse(rest, {
-    account: { type: 'string' },
-    name: { type: 'string' },
-    pipeline: { type: 'string' },
-    position: { type: 'string' },
-    status: { type: 'string' },
-    'remote-data': { type: 'string' },
-    json: { type: 'string' },
-    format: { type: 'string' },
-    'ignore-remote-data': { type: 'boolean' },
-    'exclude-fields': { type: 'string' },
-    'remote-query': { type: 'string', multiple: true },
-    'idempotency-key': { type: 'string' },
-  });
-  session.configure(values);
-  if (positionals.length > 0) throw new UsageError(`stages create takes flags only, not "${positionals[0]}" (quote a name with spaces)`);
+/** The flags of the answer's format and of the provider's query, on every stages and pipelines command (as on create). */
+const FORMAT_FLAGS: OptionSpec = {
+  format: { type: 'string' },
+  'ignore-remote-data': { type: 'boolean' },
+  'exclude-fields': { type: 'string' },
+  'remote-query': { type: 'string', multiple: true },
+};
+
+/** The flags of a stage body (create, update). */
+const STAGE_BODY_FLAGS: OptionSpec = {
+  name: { type: 'string' },
+  pipeline: { type: 'string' },
+  position: { type: 'string' },
+  status: { type: 'string' },
+  'remote-data': { type: 'string' },
+  json: { type: 'string' },
+};
+
+/** `--account` and the format flags as a query on one record (or the base of a list's). */
+function recordQuery(values: Values): UnifiedRecordQuery {
+  const query: UnifiedRecordQuery = { integrated_account_id: required(values, 'account') };
+  if (values.format !== undefined) query.truto_response_format = values.format as UnifiedRecordQuery['truto_response_format'];
+  if (values['ignore-remote-data']) query.truto_ignore_remote_data = true;
+  if (values['exclude-fields'] !== undefined) query.truto_exclude_fields = String(values['exclude-fields']).split(',');
+  const rq = remoteQuery((values['remote-query'] as string[] | undefined) ?? []);
+  if (rq) query.remote_query = rq;
+  return query;
+}
+
+/** A stage body from `--json` (inline or @file) and the field flags, which win over it. */
+function stageBody(values: Values): Record<string, unknown> {
   const body: Record<string, unknown> = jsonOption(optional(values, 'json'), 'json') ?? {};
   if (values.name !== undefined) body.name = values.name;
   if (values.pipeline !== undefined) body.pipeline = { id: values.pipeline };
@@ -426,16 +461,210 @@ async function createStage(session: Session, rest: string[]): Promise<Result> {
   if (values.status !== undefined) body.status = values.status;
   const remoteData = jsonOption(optional(values, 'remote-data'), 'remote-data');
   if (remoteData) body.remote_data = remoteData;
+  return body;
+}
 
-  const query: StageCreateQuery = { integrated_account_id: required(values, 'account') };
-  if (values.format !== undefined) query.truto_response_format = values.format as StageCreateQuery['truto_response_format'];
-  if (values['ignore-remote-data']) query.truto_ignore_remote_data = true;
-  if (values['exclude-fields'] !== undefined) query.truto_exclude_fields = String(values['exclude-fields']).split(',');
-  const rq = remoteQuery((values['remote-query'] as string[] | undefined) ?? []);
-  if (rq) query.remote_query = rq;
+function writeOptions(values: Values): WriteOptions | undefined {
   const key = optional(values, 'idempotency-key');
-  const stage = await (await session.unicrm()).crm.stages.create(query, body as StageCreateBody, key === undefined ? undefined : { idempotencyKey: key });
+  return key === undefined ? undefined : { idempotencyKey: key };
+}
+
+/** The one id a `get`, `update` or `delete` takes. */
+function recordId(positionals: string[], command: string): string {
+  if (positionals.length === 0) throw new UsageError(`${command} takes an id: ${command} <id> --account <account id>`);
+  if (positionals.length > 1) throw new UsageError(`${command} takes one id, not ${positionals.length} (quote a name with spaces)`);
+  return positionals[0] as string;
+}
+
+/** An argument as a POSIX shell reads it back (for the commands the hints print). */
+function shellWord(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command's arguments without `--cursor <c>` and `--all`, for the "More:" hint (its filters bind the cursor). */
+function withoutPaging(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--cursor') i++;
+    else if (arg !== '--all' && !arg.startsWith('--cursor=')) out.push(arg);
+  }
+  return out;
+}
+
+/** A table cell: empty for a missing value (`normalized` answers null). */
+const cell = (value: unknown) => (value === undefined || value === null ? '' : String(value));
+
+/** How a list prints: what it lists, its table, and how to run it again. */
+interface ListView {
+  /** `stages`, `pipelines`: the command group, and the word for "No ...". */
+  noun: string;
+  columns: string[];
+  row: (record: Record<string, unknown>) => string[];
+  /** The arguments after `unicrm` that ran it (for the hint). */
+  args: string[];
+}
+
+/**
+ * Runs a list command: one page (`first()`), or with `--all` every page. Human output: a table of the records and,
+ * when there is a next page, "More: <the same command> --cursor <next_cursor>"; the `raw` format prints the
+ * provider's page as JSON (the SDK cannot make a table of it). `--output json`: the API's body (with `--all`, one
+ * envelope of every record; `raw --all`: the array of the provider's pages).
+ */
+async function listCommand(session: Session, list: PagedList<unknown, unknown>, all: boolean, raw: boolean, view: ListView): Promise<Result> {
+  const pages: unknown[] = [];
+  if (all) for await (const page of list) pages.push(page);
+  else pages.push(await list.first());
+  const last = pages[pages.length - 1];
+  const next = all ? null : (responseMeta(last)?.nextCursor ?? null);
+  const records = raw ? [] : pages.flatMap((page) => {
+    const result = (page as { result?: unknown }).result;
+    return (Array.isArray(result) ? result : Object.values(result ?? {})) as Record<string, unknown>[];
+  });
+  let json: unknown = last;
+  if (all) json = raw ? pages : { result: records, next_cursor: null, prev_cursor: null, result_count: records.length };
+  const lines: string[] = [];
+  if (raw) lines.push(...pages.map((page) => JSON.stringify(page, null, 2)));
+  else lines.push(records.length === 0 ? `No ${view.noun}.` : table(view.columns, records.map(view.row)));
+  if (next !== null) {
+    const again = [...withoutPaging(view.args), '--cursor', next].map(shellWord).join(' ');
+    lines.push('', `More: ${session.command} ${again} (or --all)`);
+  }
+  return { json, human: lines.join('\n') };
+}
+
+const STAGE_COLUMNS = ['id', 'name', 'position', 'status', 'pipeline'];
+const stageRow = (stage: Record<string, unknown>) => {
+  const pipeline = stage.pipeline as { id?: unknown; name?: unknown } | null | undefined;
+  return [cell(stage.id), cell(stage.name), cell(stage.position), cell(stage.status), cell(pipeline?.name ?? pipeline?.id)];
+};
+const PIPELINE_COLUMNS = ['id', 'name', 'stages', 'stage names'];
+const pipelineStages = (pipeline: Record<string, unknown>) => (Array.isArray(pipeline.stages) ? (pipeline.stages as Record<string, unknown>[]) : undefined);
+const pipelineRow = (pipeline: Record<string, unknown>) => {
+  const stages = pipelineStages(pipeline);
+  return [cell(pipeline.id), cell(pipeline.name), stages === undefined ? '' : String(stages.length), (stages ?? []).map((s) => cell(s.name)).join(', ')];
+};
+
+/** One pipeline for people: its fields as key: value lines, then its stages as a table, in their order. */
+function pipelineLines(pipeline: Record<string, unknown>): string {
+  const stages = pipelineStages(pipeline);
+  const { stages: _stages, ...fields } = pipeline;
+  const lines = [keyValueLines(stages === undefined ? pipeline : { ...fields, stages: stages.length })];
+  if (stages !== undefined && stages.length > 0) {
+    lines.push('', table(['position', 'stage id', 'name', 'status'], stages.map((s, i) => [String(i), cell(s.id), cell(s.name), cell(s.status)])));
+  }
+  return lines.join('\n');
+}
+
+async function createStage(session: Session, rest: string[]): Promise<Result> {
+  const { values, positionals } = parse(rest, { account: { type: 'string' }, ...STAGE_BODY_FLAGS, ...FORMAT_FLAGS, 'idempotency-key': { type: 'string' } });
+  session.configure(values);
+  if (positionals.length > 0) throw new UsageError(`stages create takes flags only, not "${positionals[0]}" (quote a name with spaces)`);
+  const body = stageBody(values);
+  const query = recordQuery(values);
+  const stage = await (await session.unicrm()).crm.stages.create(query, body as StageCreateBody, writeOptions(values));
   return { json: stage, human: keyValueLines(stage) };
+}
+
+async function listStages(session: Session, rest: string[]): Promise<Result> {
+  const { values, positionals } = parse(rest, {
+    account: { type: 'string' },
+    pipeline: { type: 'string' },
+    name: { type: 'string' },
+    status: { type: 'string' },
+    limit: { type: 'string' },
+    cursor: { type: 'string' },
+    all: { type: 'boolean' },
+    ...FORMAT_FLAGS,
+  });
+  session.configure(values);
+  if (positionals.length > 0) throw new UsageError(`stages list takes flags only, not "${positionals[0]}" (quote a name with spaces)`);
+  const query: StageListQuery = recordQuery(values);
+  if (values.pipeline !== undefined) query.pipeline = { id: String(values.pipeline) };
+  if (values.name !== undefined) query.name = String(values.name);
+  if (values.status !== undefined) query.status = values.status as StageListQuery['status'];
+  const limit = positiveInt(values, 'limit', undefined);
+  if (limit !== undefined) query.limit = limit;
+  if (values.cursor !== undefined) query.next_cursor = String(values.cursor);
+  const list = (await session.unicrm()).crm.stages.list(query) as PagedList<unknown, unknown>;
+  return listCommand(session, list, values.all === true, query.truto_response_format === 'raw', {
+    noun: 'stages',
+    columns: STAGE_COLUMNS,
+    row: stageRow,
+    args: ['stages', 'list', ...rest],
+  });
+}
+
+async function getStage(session: Session, rest: string[]): Promise<Result> {
+  const { values, positionals } = parse(rest, { account: { type: 'string' }, ...FORMAT_FLAGS });
+  session.configure(values);
+  const id = recordId(positionals, 'stages get');
+  const stage = await (await session.unicrm()).crm.stages.get(id, recordQuery(values));
+  return { json: stage, human: keyValueLines(stage) };
+}
+
+async function updateStage(session: Session, rest: string[]): Promise<Result> {
+  const { values, positionals } = parse(rest, { account: { type: 'string' }, ...STAGE_BODY_FLAGS, ...FORMAT_FLAGS, 'idempotency-key': { type: 'string' } });
+  session.configure(values);
+  const id = recordId(positionals, 'stages update');
+  const body = stageBody(values);
+  if (Object.keys(body).length === 0) {
+    throw new UsageError('stages update needs something to change: --name, --position, --pipeline, --status, --remote-data or --json');
+  }
+  const query = recordQuery(values);
+  const stage = await (await session.unicrm()).crm.stages.update(id, query, body as StageUpdateBody, writeOptions(values));
+  return { json: stage, human: keyValueLines(stage) };
+}
+
+async function deleteStage(session: Session, rest: string[]): Promise<Result> {
+  const { values, positionals } = parse(rest, { account: { type: 'string' }, ...FORMAT_FLAGS, 'idempotency-key': { type: 'string' } });
+  session.configure(values);
+  const id = recordId(positionals, 'stages delete');
+  const query = recordQuery(values);
+  const stage = await (await session.unicrm()).crm.stages.delete(id, query, writeOptions(values));
+  const lines = [keyValueLines(stage), '', `Deleted stage ${id}.`];
+  if ((stage as { status?: unknown }).status === 'inactive') {
+    lines[2] += ` The provider keeps it as inactive: ${session.command} stages list --account ${shellWord(query.integrated_account_id)} --status inactive shows it.`;
+  }
+  return { json: stage, human: lines.join('\n') };
+}
+
+async function pipelines(session: Session, args: string[]): Promise<Result> {
+  const [action, ...rest] = args;
+  if (action === 'list') {
+    const { values, positionals } = parse(rest, {
+      account: { type: 'string' },
+      name: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      all: { type: 'boolean' },
+      ...FORMAT_FLAGS,
+    });
+    session.configure(values);
+    if (positionals.length > 0) throw new UsageError(`pipelines list takes flags only, not "${positionals[0]}" (quote a name with spaces)`);
+    const query: PipelineListQuery = recordQuery(values);
+    if (values.name !== undefined) query.name = String(values.name);
+    const limit = positiveInt(values, 'limit', undefined);
+    if (limit !== undefined) query.limit = limit;
+    if (values.cursor !== undefined) query.next_cursor = String(values.cursor);
+    const list = (await session.unicrm()).crm.pipelines.list(query) as PagedList<unknown, unknown>;
+    return listCommand(session, list, values.all === true, query.truto_response_format === 'raw', {
+      noun: 'pipelines',
+      columns: PIPELINE_COLUMNS,
+      row: pipelineRow,
+      args: ['pipelines', 'list', ...rest],
+    });
+  }
+  if (action === 'get') {
+    const { values, positionals } = parse(rest, { account: { type: 'string' }, ...FORMAT_FLAGS });
+    session.configure(values);
+    const id = recordId(positionals, 'pipelines get');
+    const query = recordQuery(values);
+    const pipeline = await (await session.unicrm()).crm.pipelines.get(id, query);
+    const human = query.truto_response_format === 'raw' ? keyValueLines(pipeline) : pipelineLines(pipeline as Record<string, unknown>);
+    return { json: pipeline, human };
+  }
+  throw new UsageError(`unknown command "pipelines ${action ?? ''}": use list or get`);
 }
 
 async function importCommand(session: Session, rest: string[], io: CliIo): Promise<Result> {
@@ -496,9 +725,13 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
 
 async function stages(session: Session, args: string[], io: CliIo): Promise<Result> {
   const [action, ...rest] = args;
+  if (action === 'list') return listStages(session, rest);
+  if (action === 'get') return getStage(session, rest);
   if (action === 'create') return createStage(session, rest);
+  if (action === 'update') return updateStage(session, rest);
+  if (action === 'delete') return deleteStage(session, rest);
   if (action === 'import') return importCommand(session, rest, io);
-  throw new UsageError(`unknown command "stages ${action ?? ''}": use create or import`);
+  throw new UsageError(`unknown command "stages ${action ?? ''}": use list, get, create, update, delete or import`);
 }
 
 async function tokens(session: Session, args: string[]): Promise<Result> {
@@ -660,10 +893,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     let result: Result;
     if (group === 'accounts') result = await accounts(session, rest, io);
     else if (group === 'stages') result = await stages(session, rest, io);
+    else if (group === 'pipelines') result = await pipelines(session, rest);
     else if (group === 'tokens') result = await tokens(session, rest);
     else if (group === 'keys') result = await keys(session, rest);
     else if (group === 'backup' || group === 'restore') result = await backupOrRestore(session, group, rest, io);
-    else throw new UsageError(`unknown command "${group}": use accounts, stages, tokens, keys, backup or restore`);
+    else throw new UsageError(`unknown command "${group}": use accounts, pipelines, stages, tokens, keys, backup or restore`);
     io.out(session.output === 'json' ? JSON.stringify(result.json, null, 2) : result.human);
     return result.code ?? EXIT.ok;
   } catch (error) {

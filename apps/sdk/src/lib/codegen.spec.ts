@@ -13,7 +13,12 @@ describe('generated remote-client types', () => {
 
   it('describe every operation the remote client calls', () => {
     const generated = readFileSync(join(__dirname, 'generated/unicrm-api.ts'), 'utf8');
-    for (const operation of ['createStage', 'createIntegratedAccount', 'getIntegratedAccount', 'deleteIntegratedAccount']) {
+    const operations = [
+      ...['listStages', 'getStage', 'createStage', 'updateStage', 'deleteStage', 'listPipelines', 'getPipeline'],
+      ...['proxyList', 'proxyGet', 'proxyCreate', 'proxyUpdate', 'proxyDelete', 'proxyAction'],
+      ...['createIntegratedAccount', 'listIntegratedAccounts', 'getIntegratedAccount', 'updateIntegratedAccount', 'deleteIntegratedAccount'],
+    ];
+    for (const operation of operations) {
       expect(generated).toContain(`${operation}: {`);
     }
   });

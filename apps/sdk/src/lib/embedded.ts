@@ -1,8 +1,8 @@
 import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/core';
 import { UnicrmError } from '@unicrm/model';
-import { attachResponseMeta, REPLAYED_HEADER } from './meta';
 import { encodeQuery } from './query';
-import type { StageCreateResult, Unicrm } from './types';
+import type { Unicrm } from './types';
+import { proxyMethod, type Transport, unifiedResource } from './unified';
 
 /** Options of {@link createUnicrm}. */
 export interface CreateUnicrmOptions {
@@ -34,39 +34,81 @@ function asJson(body: unknown): unknown {
 }
 
 /**
+ * A provider body the core kept as text (the raw format, a proxy answer): parsed, `null` when empty, as the remote
+ * client reads the same bytes.
+ * @throws UnicrmError 502 for a body that is not JSON
+ */
+function bodyOfText(text: string | undefined, what: string): unknown {
+  if (text === undefined || text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UnicrmError(502, `The provider answered ${what} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+}
+
+/** The header record of a core answer with lower-case names. */
+function lowerCaseHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) out[name.toLowerCase()] = value;
+  return out;
+}
+
+/**
+ * The embedded {@link Transport}: each call handed to the core's use case of its method (`core.unified.*`,
+ * `core.proxy`), the query encoded with qs as the remote client encodes it (so both are parsed by the same code),
+ * the body as its JSON ({@link asJson}). A key is sent only when the caller gave one: in process there are no
+ * retries to protect.
+ */
+function coreTransport(core: UnicrmCore, environmentId: string): Transport {
+  return async (call) => {
+    const key = typeof call.idempotencyKey === 'string' ? call.idempotencyKey : undefined;
+    const common = {
+      environmentId,
+      resource: call.resource,
+      ...(call.id !== undefined && { id: call.id }),
+      query: encodeQuery(call.query),
+      ...(call.body !== undefined && { body: asJson(call.body) }),
+      ...(key !== undefined && { idempotencyKey: key }),
+    };
+    const answer =
+      call.kind === 'unified'
+        ? await core.unified[call.method]({ ...common, model: call.model })
+        : await core.proxy({ ...common, method: call.method, headers: {} });
+    const what = call.kind === 'unified' ? `${call.method} ${call.model}/${call.resource}` : `${call.method} /proxy/${call.resource}`;
+    return {
+      statusCode: answer.statusCode,
+      // The provider's exact text when the core kept it (raw format, proxy): what the API sends and the remote client
+      // parses. A replayed proxy answer has only that (its body is null).
+      body: answer.rawText !== undefined ? bodyOfText(answer.rawText, what) : answer.body,
+      headers: lowerCaseHeaders(answer.headers),
+      attempts: 1,
+      ...(key !== undefined && { idempotencyKey: key }),
+    };
+  };
+}
+
+/**
  * Creates the embedded client: the same core as the HTTP API, in your process, no server (DESIGN.md §1).
  * The query object is encoded with qs like the remote client and Truto's SDK do, and parsed by the same code as
  * the API's query string, so both front doors answer alike; an idempotency key goes through the same guard as the
  * API's `Idempotency-Key` header. There are no rate limits in process (the API's are per HTTP token). Accounts live in SQLite in `dataDir`, shared with an
- * API that uses the same directory (and encryption key).
+ * API that uses the same directory (and encryption key). The `crm.*` methods are one generic implementation
+ * ({@link unifiedResource}) over the core's use cases.
  * @throws Error when the configuration is invalid or the data directory's encryption key does not match
  */
 export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
   const core = openCore(options);
   const env = DEFAULT_ENVIRONMENT;
+  const send = coreTransport(core, env);
+  const stages = unifiedResource(send, 'crm', 'stages');
+  const pipelines = unifiedResource(send, 'crm', 'pipelines');
   return {
     crm: {
-      stages: {
-        async create(query, body, options) {
-          const key = typeof options?.idempotencyKey === 'string' ? options.idempotencyKey : undefined;
-          const answer = await core.unified.create({
-            environmentId: env,
-            model: 'crm',
-            resource: 'stages',
-            query: encodeQuery(query),
-            body: asJson(body),
-            ...(key !== undefined && { idempotencyKey: key }),
-          });
-          const replayed = Object.entries(answer.headers ?? {}).some(([name, value]) => name.toLowerCase() === REPLAYED_HEADER && value === 'true');
-          return attachResponseMeta(answer.body as StageCreateResult<(typeof query)['truto_response_format']>, {
-            statusCode: answer.statusCode,
-            replayed,
-            ...(key !== undefined && { idempotencyKey: key }),
-            attempts: 1,
-          });
-        },
-      },
+      stages: stages as Unicrm['crm']['stages'],
+      pipelines: { list: pipelines.list, get: pipelines.get } as Unicrm['crm']['pipelines'],
     },
+    proxy: proxyMethod(send) as Unicrm['proxy'],
     accounts: {
       create: async (body) => core.accounts.create(env, asJson(body)),
       // Encoded like the remote client's query string, so that both are validated alike.

@@ -1,12 +1,12 @@
 import { createApp, createHttpServer } from '@unicrm/api';
 import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/sandboxes';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createUnicrmClient, type Unicrm, UnicrmError } from '../index';
+import { createUnicrmClient, responseMeta, type Unicrm, UnicrmError } from '../index';
 
 // The remote client's retries against the real API and the sandbox: safe because every create carries an
 // Idempotency-Key, so a retried create never makes a second step.
@@ -18,6 +18,9 @@ let server: Server;
 let client: Unicrm;
 let dir: string;
 let accountId: string;
+/** The Idempotency-Key of every data-plane request that reached the API, in order. */
+const keys: { method: string; url: string; key: string | undefined }[] = [];
+const [STEP, OTHER_STEP] = SANDBOX_SEED_IDS.salesStepIds;
 
 beforeAll(async () => {
   sandbox = await startSandbox({ port: 0, contract: true });
@@ -26,7 +29,11 @@ beforeAll(async () => {
     env: {},
     config: { dataDir: dir, apiToken: TOKEN, logLevel: 'silent', remoteTimeoutMs: 1000, rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 } },
   });
-  server = createHttpServer(createApp(core));
+  const app = createApp(core);
+  server = createHttpServer((req, res) => {
+    keys.push({ method: req.method ?? '', url: req.url ?? '', key: req.headers['idempotency-key'] as string | undefined });
+    app(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   client = createUnicrmClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: TOKEN, retry: { baseDelayMs: 50, budgetMs: 15_000 } });
   accountId = (
@@ -44,7 +51,10 @@ afterAll(async () => {
   await sandbox.close();
   rmSync(dir, { recursive: true, force: true });
 });
-beforeEach(() => sandbox.reset());
+beforeEach(() => {
+  sandbox.reset();
+  keys.length = 0;
+});
 afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
 const posts = () => sandbox.requests.filter((r) => r.method === 'POST').length;
@@ -95,5 +105,48 @@ describe('the remote client retries safely', () => {
     const error = await create('No key', { idempotencyKey: false }).catch((e: unknown) => e);
     expect((error as UnicrmError).statusCode).toBe(503);
     expect(posts()).toBe(1);
+  });
+
+  it('retries an update after a 503 with its own Idempotency-Key: one write at Pipeliner', async () => {
+    sandbox.injectFault({ method: 'PATCH', path: `/entities/Steps/${STEP}`, status: 503, times: 1 });
+    const stage = await client.crm.stages.update(STEP as string, { integrated_account_id: accountId }, { name: 'Qualify', position: 2 });
+    expect(stage).toMatchObject({ id: STEP, name: 'Qualify', position: 2 });
+    const patches = sandbox.requests.filter((r) => r.method === 'PATCH');
+    expect(patches).toHaveLength(2); // the one answered 503 (not written), and the one that wrote
+    // One write: the step's revision moved once past the seed's last (1010).
+    expect(sandbox.steps().find((s) => s.id === STEP)).toMatchObject({ name: 'Qualify', sort_order: 2, revision: 1011 });
+    const sent = keys.filter((k) => k.method === 'PATCH');
+    expect(sent).toHaveLength(2);
+    expect(sent[0]?.key).toMatch(/^unicrm-sdk-[0-9a-f-]{36}$/);
+    expect(sent[1]?.key).toBe(sent[0]?.key);
+    expect(responseMeta(stage)).toEqual({ statusCode: 200, replayed: false, idempotencyKey: sent[0]?.key, attempts: 2 });
+  });
+
+  it('retries a delete after a 503 with its own Idempotency-Key: the step deleted once, the answer the deleted stage', async () => {
+    sandbox.injectFault({ method: 'DELETE', path: `/entities/Steps/${OTHER_STEP}`, status: 503, times: 1 });
+    const stage = await client.crm.stages.delete(OTHER_STEP as string, { integrated_account_id: accountId });
+    expect(stage).toMatchObject({ id: OTHER_STEP, status: 'inactive' });
+    expect(sandbox.requests.filter((r) => r.method === 'DELETE')).toHaveLength(2);
+    expect(sandbox.steps().find((s) => s.id === OTHER_STEP)?.is_deleted).toBe(true);
+    const sent = keys.filter((k) => k.method === 'DELETE');
+    expect(sent.map((k) => k.key)).toEqual([expect.stringMatching(/^unicrm-sdk-/), sent[0]?.key]);
+    expect(responseMeta(stage)).toMatchObject({ attempts: 2, idempotencyKey: sent[0]?.key });
+  });
+
+  it('retries a list page (a read) without a key', async () => {
+    sandbox.injectFault({ method: 'GET', path: '/entities/Pipelines', status: 503, times: 1 });
+    const pipelines = await client.crm.pipelines.list({ integrated_account_id: accountId }).all();
+    expect(pipelines.map((p) => p.name)).toEqual(['Sales Pipeline', 'Renewals']);
+    expect(keys.filter((k) => k.url.startsWith('/unified/crm/pipelines')).map((k) => k.key)).toEqual([undefined, undefined]);
+  });
+
+  it('sends an update without a key once, when told to', async () => {
+    sandbox.injectFault({ method: 'PATCH', path: `/entities/Steps/${STEP}`, status: 503, times: 1 });
+    const error = await client.crm.stages
+      .update(STEP as string, { integrated_account_id: accountId }, { name: 'Once' }, { idempotencyKey: false })
+      .catch((e: unknown) => e);
+    expect((error as UnicrmError).statusCode).toBe(503);
+    expect(sandbox.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
+    expect(keys.filter((k) => k.method === 'PATCH').map((k) => k.key)).toEqual([undefined]);
   });
 });

@@ -3,20 +3,24 @@ import {
   errorCodeOf,
   type ErrorExtras,
   type IntegratedAccount,
+  type Pipeline,
   type Stage,
   type StageCreateBody,
+  type StageUpdateBody,
   isUnicrmError,
+  UNIFIED_METHOD_ROUTES,
   UnicrmError,
 } from '@unicrm/model';
 import createClient from 'openapi-fetch';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
-import type { components, paths } from './generated/unicrm-api';
-import { attachResponseMeta, REPLAYED_HEADER } from './meta';
+import type { components, operations, paths } from './generated/unicrm-api';
+import { REPLAYED_HEADER } from './meta';
 import { encodeQuery } from './query';
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './retry';
-import type { StageCreateResult, Unicrm } from './types';
+import type { ListPage, PipelineListQuery, StageListQuery, Unicrm, UnifiedRecordQuery } from './types';
+import { type Answer, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, proxyMethod, type Transport, unifiedResource } from './unified';
 import { SDK_VERSION } from './version';
 
 /** Options of {@link createUnicrmClient}. */
@@ -30,14 +34,15 @@ export interface CreateUnicrmClientOptions {
   token: string;
   /**
    * Longest wait for a whole answer (connect, headers and body), in milliseconds; default 30 000. Then the call
-   * rejects with a UnicrmError 504. A create that timed out may still have been carried out by the server.
+   * rejects with a UnicrmError 504. A write that timed out may still have been carried out by the server.
    */
   timeoutMs?: number;
   /** Your product token, put in front of the SDK's: `User-Agent: <userAgent> unicrm-sdk/<version>`. */
   userAgent?: string;
   /**
-   * Retries of calls that are safe to repeat (reads, and creates with an Idempotency-Key, which the client adds by
-   * itself): on 429 (after `Retry-After`), 409 (the key's first request still running), 502, 503, 504 and network
+   * Retries of calls that are safe to repeat (reads, and writes with an Idempotency-Key, which the client adds by
+   * itself to every create, update, delete and proxy write): on 429 (after `Retry-After`), 409 (the key's first
+   * request still running), 502, 503, 504 and network
    * failures, with capped exponential backoff and jitter, within a time budget (`budgetMs`: the whole call, waits
    * included; an attempt's timeout is cut to what is left of it). `Retry-After` is read by {@link retryAfterMs}
    * (RFC 9110: whole seconds or an HTTP-date; anything else falls back to the backoff). Defaults
@@ -57,18 +62,60 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
  */
 const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+|idempotent-replayed)$/;
 
+/** True when A and B are the same type (not only assignable both ways, which optional fields would let pass). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+/** An intersection as one object type, for {@link Same}. */
+type Flat<T> = { [K in keyof T]: T[K] };
+type Check<T extends true> = T;
+/** The JSON body of an operation's answer with status S. */
+type Json<O, S extends number> = O extends { responses: { [K in S]: { content: { 'application/json': infer B } } } } ? B : never;
 /**
  * The SDK's public types come from the model's zod schemas, the remote client's from the generated file: both must
  * describe the same shapes, or the build fails here (then run `npm run codegen:sdk`).
  */
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Check<T extends true> = T;
 type _GeneratedTypesMatchTheModel = [
   Check<Same<Stage, components['schemas']['Stage']>>,
   Check<Same<StageCreateBody, components['schemas']['StageCreateBody']>>,
+  Check<Same<StageUpdateBody, components['schemas']['StageUpdateBody']>>,
+  Check<Same<Pipeline, components['schemas']['Pipeline']>>,
+  Check<Same<ListPage<Stage>, components['schemas']['StageList']>>,
+  Check<Same<ListPage<Pipeline>, components['schemas']['PipelineList']>>,
   Check<Same<IntegratedAccount, components['schemas']['IntegratedAccount']>>,
   Check<Same<ErrorBody, components['schemas']['Error']>>,
+  // The SDK's query types are the API's query parameters.
+  Check<Same<Flat<StageListQuery>, operations['listStages']['parameters']['query']>>,
+  Check<Same<Flat<PipelineListQuery>, operations['listPipelines']['parameters']['query']>>,
+  Check<Same<UnifiedRecordQuery, operations['getStage']['parameters']['query']>>,
+  Check<Same<UnifiedRecordQuery, operations['updateStage']['parameters']['query']>>,
+  Check<Same<UnifiedRecordQuery, operations['deleteStage']['parameters']['query']>>,
+  Check<Same<UnifiedRecordQuery, operations['getPipeline']['parameters']['query']>>,
+  // Every route the generic transport builds is in the document, with the method it sends and the answer it expects.
+  Check<Same<Json<paths['/unified/crm/stages']['get'], 200>, components['schemas']['StageList']>>,
+  Check<Same<Json<paths['/unified/crm/stages']['post'], 201>, components['schemas']['Stage']>>,
+  Check<Same<Json<paths['/unified/crm/stages/{id}']['get'], 200>, components['schemas']['Stage']>>,
+  Check<Same<Json<paths['/unified/crm/stages/{id}']['patch'], 200>, components['schemas']['Stage']>>,
+  Check<Same<Json<paths['/unified/crm/stages/{id}']['delete'], 200>, components['schemas']['Stage']>>,
+  Check<Same<Json<paths['/unified/crm/pipelines']['get'], 200>, components['schemas']['PipelineList']>>,
+  Check<Same<Json<paths['/unified/crm/pipelines/{id}']['get'], 200>, components['schemas']['Pipeline']>>,
+  Check<'get' | 'post' extends keyof paths['/proxy/{resource}'] ? true : false>,
+  Check<'get' | 'post' | 'patch' | 'delete' extends keyof paths['/proxy/{resource}/{id}'] ? true : false>,
 ];
+
+/** The write's outcome the 504 of a call that timed out leaves open, by HTTP method. */
+const MAY_HAVE_HAPPENED: Record<string, string> = {
+  POST: ' A create may still have been carried out.',
+  PATCH: ' An update may still have been carried out.',
+  DELETE: ' A delete may still have been carried out.',
+};
+
+/**
+ * openapi-fetch's client with the path as a plain string: the generic transport builds
+ * `/unified/<model>/<resource>[/{id}]` and `/proxy/{resource}[/{id}]` for any resource, which the typed methods cannot
+ * name one by one. The checks above keep those paths in the generated document.
+ */
+interface UntypedClient {
+  request(method: string, url: string, init: Record<string, unknown>): Promise<FetchResult>;
+}
 
 /** What openapi-fetch resolves to (with `parseAs: 'text'`). */
 interface FetchResult {
@@ -137,10 +184,11 @@ function errorFromAnswer(response: Response, error: unknown, what: string, origi
  * (`GET /openapi.json`; `generated/unicrm-api.ts`), over its own undici connection pool.
  *
  * Every request carries `Authorization: Bearer <token>`, `User-Agent: unicrm-sdk/<version>` and
- * `Accept: application/json` (and `Idempotency-Key` when a create is given one); query objects are encoded with qs in
- * the indices format, as Truto's TS SDK does and the API parses it. Creates carry an `Idempotency-Key` (one of
- * their own unless given one, or `false`), so they and reads are retried per `options.retry`; other writes are
- * sent once.
+ * `Accept: application/json`; query objects are encoded with qs in the indices format, as Truto's TS SDK does and
+ * the API parses it. The `crm.*` methods and `proxy` are one generic transport over the document's paths
+ * (`/unified/<model>/<resource>[/{id}]`, `/proxy/{resource}[/{id}]`). Their writes (create, update, delete, proxy
+ * POST/PATCH/DELETE) carry an `Idempotency-Key` (one of their own unless given one, or `false`), so they and reads
+ * are retried per `options.retry`; a write without a key, and the `accounts` writes, are sent once.
  *
  * Errors: every failure rejects with a UnicrmError. An error answer becomes the UnicrmError the server described
  * (`statusCode`, `message`, `body` as sent, `headers` = the forwarded `Retry-After` / rate-limit headers). No
@@ -183,13 +231,15 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
    * Runs a call, retrying it per {@link retryDelay} when `repeatable` says it is safe to repeat. Each attempt may take
    * the smaller of `timeoutMs` and what is left of the retry budget (`budgetMs`, counted from the call's start), so
    * a call with retries never outlives its budget by more than the timer's slack. Rejects with the last failure.
+   * @param emptyIsNull true when an empty success body is an answer (`null`: the proxy), not a broken one
+   * @returns the parsed body, the response and the number of attempts
    */
-  async function call<T>(
+  async function exchange<T>(
     what: string,
     run: (signal: AbortSignal) => Promise<FetchResult>,
     repeatable: { safe: boolean; idempotencyKey: boolean } = { safe: false, idempotencyKey: false },
-    meta?: (value: T, response: Response, attempts: number) => void,
-  ): Promise<T> {
+    emptyIsNull = false,
+  ): Promise<{ value: T; response: Response; attempts: number }> {
     const started = Date.now();
     let failure: unknown;
     for (let attempt = 1; ; attempt++) {
@@ -197,9 +247,8 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
       // The wait before this retry used up the budget (the timer fired late): no attempt without time to answer.
       if (attempt > 1 && left <= 0) throw failure;
       try {
-        const { value, response } = await once<T>(what, run, Math.min(timeoutMs, left), left < timeoutMs ? policy?.budgetMs : undefined);
-        meta?.(value, response, attempt);
-        return value;
+        const { value, response } = await once<T>(what, run, Math.min(timeoutMs, left), left < timeoutMs ? policy?.budgetMs : undefined, emptyIsNull);
+        return { value, response, attempts: attempt };
       } catch (error) {
         const wait = policy && isUnicrmError(error) ? retryDelay(error, attempt, Date.now() - started, repeatable, policy) : undefined;
         if (wait === undefined || closed) throw error;
@@ -207,6 +256,11 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+  }
+
+  /** {@link exchange}, resolving to the body only. */
+  async function call<T>(what: string, run: (signal: AbortSignal) => Promise<FetchResult>, repeatable?: { safe: boolean; idempotencyKey: boolean }): Promise<T> {
+    return (await exchange<T>(what, run, repeatable)).value;
   }
 
   /**
@@ -218,6 +272,7 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     run: (signal: AbortSignal) => Promise<FetchResult>,
     limitMs: number,
     budgetMs: number | undefined,
+    emptyIsNull: boolean,
   ): Promise<{ value: T; response: Response }> {
     if (closed) throw new Error('This unicrm client is closed.');
     const signal = AbortSignal.timeout(Math.max(1, Math.ceil(limitMs)));
@@ -227,7 +282,8 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     } catch (error) {
       if (signal.aborted) {
         const within = budgetMs === undefined ? `within ${timeoutMs} ms` : `within the retry budget of ${budgetMs} ms`;
-        throw withCause(new UnicrmError(504, `unicrm at ${origin} did not answer ${what} ${within}. A create may still have been carried out.`), error);
+        const open = MAY_HAVE_HAPPENED[what.split(' ', 1)[0] as string] ?? '';
+        throw withCause(new UnicrmError(504, `unicrm at ${origin} did not answer ${what} ${within}.${open}`), error);
       }
       const code = errorCode(error);
       throw withCause(new UnicrmError(502, `Could not reach unicrm at ${origin} for ${what} (${code}). Is the server running?`), error);
@@ -235,6 +291,7 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     const { response } = result;
     if (!response.ok) throw errorFromAnswer(response, result.error, what, origin);
     const text = typeof result.data === 'string' ? result.data : '';
+    if (emptyIsNull && text === '') return { value: null as T, response };
     try {
       return { value: JSON.parse(text) as T, response };
     } catch (error) {
@@ -245,28 +302,53 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     }
   }
 
+  const untyped = client as unknown as UntypedClient;
+
+  /**
+   * The remote {@link Transport}: a unified call or a proxy call as an HTTP request. Reads are retried; a write
+   * (POST, PATCH, DELETE) carries an `Idempotency-Key` (the caller's, else one of its own unless `false`), which makes
+   * its retries safe, and is retried only with one.
+   */
+  const send: Transport = async (c) => {
+    const http = c.kind === 'unified' ? UNIFIED_METHOD_ROUTES[c.method].http : c.method;
+    const write = http !== 'GET';
+    const key =
+      typeof c.idempotencyKey === 'string' ? c.idempotencyKey : write && c.idempotencyKey !== false ? `unicrm-sdk-${randomUUID()}` : undefined;
+    const base = c.kind === 'unified' ? `/unified/${c.model}/${c.resource}` : '/proxy/{resource}';
+    const path = c.id === undefined ? base : `${base}/{id}`;
+    const pathParams = { ...(c.kind === 'proxy' && { resource: c.resource }), ...(c.id !== undefined && { id: c.id }) };
+    const what = `${http} ${c.kind === 'unified' ? base : `/proxy/${c.resource}`}${c.id === undefined ? '' : '/:id'}`;
+    const { value, response, attempts } = await exchange<unknown>(
+      what,
+      (signal) =>
+        untyped.request(http, path, {
+          params: { query: c.query, ...(Object.keys(pathParams).length > 0 && { path: pathParams }) },
+          ...(c.body !== undefined && { body: c.body }),
+          ...(key !== undefined && { headers: { 'Idempotency-Key': key } }),
+          parseAs: 'text',
+          signal,
+        }),
+      write ? { safe: false, idempotencyKey: key !== undefined } : SAFE,
+      c.kind === 'proxy',
+    );
+    const headers: Record<string, string> = {};
+    for (const name of [REPLAYED_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER]) {
+      const header = response.headers.get(name);
+      if (header !== null) headers[name] = header;
+    }
+    const answer: Answer = { statusCode: response.status, body: value, headers, attempts };
+    if (key !== undefined) answer.idempotencyKey = key;
+    return answer;
+  };
+  const stages = unifiedResource(send, 'crm', 'stages');
+  const pipelines = unifiedResource(send, 'crm', 'pipelines');
+
   return {
     crm: {
-      stages: {
-        create(query, body, options) {
-          // A key of its own unless told otherwise, so that the client's retries can never create a stage twice.
-          const key = options?.idempotencyKey === false ? undefined : (options?.idempotencyKey ?? `unicrm-sdk-${randomUUID()}`);
-          const headers = key === undefined ? undefined : { 'Idempotency-Key': key };
-          return call<StageCreateResult<(typeof query)['truto_response_format']>>(
-            'POST /unified/crm/stages',
-            (signal) => client.POST('/unified/crm/stages', { params: { query }, body, headers, parseAs: 'text', signal }),
-            { safe: false, idempotencyKey: key !== undefined },
-            (value, response, attempts) =>
-              attachResponseMeta(value, {
-                statusCode: response.status,
-                replayed: response.headers.get(REPLAYED_HEADER) === 'true',
-                ...(key !== undefined && { idempotencyKey: key }),
-                attempts,
-              }),
-          );
-        },
-      },
+      stages: stages as Unicrm['crm']['stages'],
+      pipelines: { list: pipelines.list, get: pipelines.get } as Unicrm['crm']['pipelines'],
     },
+    proxy: proxyMethod(send) as Unicrm['proxy'],
     accounts: {
       create: (body) =>
         call('POST /integrated-account', (signal) => client.POST('/integrated-account', { body, parseAs: 'text', signal })),

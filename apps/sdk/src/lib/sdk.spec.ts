@@ -1,12 +1,12 @@
 import { createApp } from '@unicrm/api';
 import { createUnicrmCore, UNICRM_VERSION, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/pipeliner-sandbox';
+import { type RunningSandbox, SANDBOX_SEED_IDS, startSandbox } from '@unicrm/sandboxes';
 import { createServer, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createUnicrm, createUnicrmClient, isUnicrmError, responseMeta, SDK_VERSION, type Unicrm, UnicrmError } from '../index';
+import { createUnicrm, createUnicrmClient, isUnicrmError, responseMeta, SDK_VERSION, type Stage, type Unicrm, UnicrmError } from '../index';
 
 // One suite, two transports: every test below runs against the embedded client (the core in this process) and the
 // remote client (HTTP to the API app on 127.0.0.1), with one data directory, one account and one Pipeliner sandbox.
@@ -15,6 +15,13 @@ import { createUnicrm, createUnicrmClient, isUnicrmError, responseMeta, SDK_VERS
 
 const TOKEN = 'sdk-suite-token';
 const SALES = SANDBOX_SEED_IDS.salesPipelineId;
+const RENEWALS = SANDBOX_SEED_IDS.renewalsPipelineId;
+/** The seed's steps, in id order (Pipeliner's default order): the Sales Pipeline's five, then the Renewals' three. */
+const SALES_STEPS = [...SANDBOX_SEED_IDS.salesStepIds];
+const RENEWAL_STEPS = [...SANDBOX_SEED_IDS.renewalsStepIds];
+const ALL_STEPS = [...SALES_STEPS, ...RENEWAL_STEPS];
+const [S1, S2, S3, S4, S5] = SALES_STEPS as [string, string, string, string, string];
+const MISSING_STEP = '99999999-57e9-4999-8999-999999999999';
 const MISSING_PIPELINE = '99999999-9999-4999-8999-999999999999';
 const MISSING_ACCOUNT = '6b1c4f7e-2a3d-4e5f-8a9b-0c1d2e3f4a5b';
 
@@ -268,6 +275,365 @@ describe.each(transports)('the %s SDK', (_name, make) => {
     });
   });
 
+  describe('crm.stages.list', () => {
+    const lean = () => ({ integrated_account_id: accountId, truto_ignore_remote_data: true });
+    const stepCalls = () => sandbox.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/entities/Steps'));
+
+    it('walks every stage one page at a time with limit=1, fetching nothing until iterated', async () => {
+      const list = sdk.crm.stages.list({ ...lean(), limit: 1 });
+      expect(sandbox.requests).toHaveLength(0);
+      const pages = [];
+      for await (const page of list) pages.push(page);
+      expect(pages.map((page) => page.result.map((stage) => stage.id))).toEqual(ALL_STEPS.map((id) => [id]));
+      expect(pages.map((page) => page.result_count)).toEqual(ALL_STEPS.map(() => 1));
+      expect(pages[0]?.prev_cursor).toBeNull();
+      expect(pages.slice(0, -1).every((page) => typeof page.next_cursor === 'string')).toBe(true);
+      expect(pages.at(-1)?.next_cursor).toBeNull();
+      expect(pages[1]?.result[0]).toEqual({
+        id: S2,
+        name: 'Needs Analysis',
+        position: 1,
+        status: 'active',
+        pipeline: { id: SALES, name: 'Sales Pipeline' },
+        created_at: '2024-01-15T09:00:00.000Z',
+        updated_at: '2024-01-15T09:00:00.000Z',
+      });
+      // One Pipeliner call per page, and the cursors on responseMeta too.
+      expect(stepCalls()).toHaveLength(ALL_STEPS.length);
+      expect(responseMeta(pages[1])).toEqual({
+        statusCode: 200,
+        replayed: false,
+        attempts: 1,
+        nextCursor: pages[1]?.next_cursor,
+        prevCursor: pages[1]?.prev_cursor,
+      });
+      // Each iteration is a walk of its own, from the first page.
+      let again = 0;
+      for await (const _page of list) again += 1;
+      expect(again).toBe(ALL_STEPS.length);
+    });
+
+    it('fetches each page when the loop asks: stages reordered or deleted mid-walk are neither repeated nor skipped', async () => {
+      const seen: string[] = [];
+      for await (const page of sdk.crm.stages.list({ ...lean(), pipeline: { id: SALES }, limit: 1 })) {
+        seen.push(...page.result.map((stage) => stage.id));
+        if (seen.length === 2) {
+          // Between two pages: one stage ahead deleted, one moved to the front, one already seen moved to the end.
+          await sdk.crm.stages.delete(S4, lean());
+          await sdk.crm.stages.update(S5, lean(), { position: 0 });
+          await sdk.crm.stages.update(S1, lean(), { position: 4 });
+        }
+      }
+      expect(seen).toEqual([S1, S2, S3, S5]);
+    });
+
+    it('answers every record with all(), the first page with first(), one record at a time with items()', async () => {
+      const list = sdk.crm.stages.list({ ...lean(), pipeline: { id: SALES }, limit: 2 });
+      const all: Stage[] = await list.all();
+      expect(all.map((stage) => stage.name)).toEqual(['Qualification', 'Needs Analysis', 'Proposal', 'Negotiation', 'Closing']);
+      expect(all.map((stage) => stage.position)).toEqual([0, 1, 2, 3, 4]);
+      expect(stepCalls()).toHaveLength(3);
+      expect(decodeURIComponent(stepCalls()[0]?.query ?? '')).toBe(`first=2&filter[pipeline_id]=${SALES}`);
+
+      sandbox.requests.length = 0;
+      const first = await list.first();
+      expect(first.result.map((stage) => stage.id)).toEqual([S1, S2]);
+      expect(first).toMatchObject({ result_count: 2, prev_cursor: null, next_cursor: expect.any(String) });
+      expect(stepCalls()).toHaveLength(1);
+
+      const names: string[] = [];
+      for await (const stage of list.items()) {
+        names.push(stage.name as string);
+        if (names.length === 3) break; // stops fetching: the third page is never asked for
+      }
+      expect(names).toEqual(['Qualification', 'Needs Analysis', 'Proposal']);
+      expect(stepCalls()).toHaveLength(3);
+    });
+
+    it("pages the raw format by the API's cursor headers, each page Pipeliner's own body", async () => {
+      const list = sdk.crm.stages.list({ integrated_account_id: accountId, truto_response_format: 'raw', limit: 3 });
+      const pages = [];
+      for await (const page of list) pages.push(page);
+      expect(pages.map((page) => (page.data as { id: string }[]).map((step) => step.id))).toEqual([ALL_STEPS.slice(0, 3), ALL_STEPS.slice(3, 6), ALL_STEPS.slice(6)]);
+      expect(pages.map((page) => page.success)).toEqual([true, true, true]);
+      expect(pages[0]).toHaveProperty('page_info');
+      expect(pages[0]).not.toHaveProperty('next_cursor');
+      expect(responseMeta(pages[0])?.nextCursor).toEqual(expect.any(String));
+      expect(responseMeta(pages[1])?.prevCursor).toEqual(expect.any(String));
+      expect(responseMeta(pages[2])?.nextCursor).toBeNull();
+      // A raw page is the SDK's item: it cannot know where a provider keeps its records.
+      expect(await list.all()).toEqual(pages);
+    });
+
+    it('filters by name, status and dates, keys by a field, and resumes from a cursor', async () => {
+      const proposal = await sdk.crm.stages.list({ ...lean(), name: 'Proposal' }).all();
+      expect(proposal.map((stage) => stage.id)).toEqual([S3]);
+
+      await sdk.crm.stages.delete(S2, lean());
+      const inactive = await sdk.crm.stages.list({ ...lean(), status: 'inactive' }).all();
+      expect(inactive.map((stage) => [stage.id, stage.status])).toEqual([[S2, 'inactive']]);
+      const active = await sdk.crm.stages.list({ ...lean(), pipeline: { id: SALES } }).all();
+      expect(active.map((stage) => stage.id)).toEqual([S1, S3, S4, S5]);
+
+      const recent = await sdk.crm.stages.list({ ...lean(), updated_at: { gte: '2025-01-01T00:00:00Z' }, status: 'inactive' }).all();
+      expect(recent.map((stage) => stage.id)).toEqual([S2]);
+      const old = await sdk.crm.stages.list({ ...lean(), created_at: { lte: '2024-01-15T09:00:00Z' }, pipeline: { id: RENEWALS } }).all();
+      expect(old.map((stage) => stage.id)).toEqual(RENEWAL_STEPS);
+
+      const keyed = await sdk.crm.stages.list({ ...lean(), pipeline: { id: RENEWALS }, truto_key_by: 'name' }).first();
+      expect(Object.keys(keyed.result)).toEqual(['Renewal Due', 'Renewal Quoted', 'Renewed']);
+      expect(keyed.result['Renewed']?.id).toBe(RENEWAL_STEPS[2]);
+      expect(keyed.result_count).toBe(3);
+      const keyedAll = await sdk.crm.stages.list({ ...lean(), pipeline: { id: RENEWALS }, truto_key_by: 'id', limit: 2 }).all();
+      expect(keyedAll.map((stage) => stage.id)).toEqual(RENEWAL_STEPS);
+
+      const head = await sdk.crm.stages.list({ ...lean(), limit: 3 }).first();
+      expect(head.result.map((stage) => stage.id)).toEqual([S1, S3, S4]); // S2 is deleted
+      const tail = await sdk.crm.stages.list({ ...lean(), limit: 3, next_cursor: head.next_cursor as string }).all();
+      expect(tail.map((stage) => stage.id)).toEqual([S5, ...RENEWAL_STEPS]);
+    });
+
+    it('rejects, while iterating, a bad filter, a cursor unicrm did not issue and a cursor of another list', async () => {
+      const bad = await failure(sdk.crm.stages.list({ ...lean(), status: 'archived' as 'active' }).first());
+      expect(bad.statusCode).toBe(400);
+      expect(bad.body.details?.failures.map((f) => f.path)).toEqual(['status']);
+      const forged = await failure(sdk.crm.stages.list({ ...lean(), next_cursor: 'not-a-cursor' }).all());
+      expect(forged.statusCode).toBe(400);
+      const sales = await sdk.crm.stages.list({ ...lean(), pipeline: { id: SALES }, limit: 1 }).first();
+      const other = await failure(sdk.crm.stages.list({ ...lean(), pipeline: { id: RENEWALS }, next_cursor: sales.next_cursor as string }).first());
+      expect(other.statusCode).toBe(400);
+      const unknown = await failure(sdk.crm.stages.list({ ...lean(), colour: 'red' } as never).first());
+      expect(unknown.statusCode).toBe(400);
+      expect(unknown.body.details?.failures[0]?.path).toBe('colour');
+      expect(stepCalls()).toHaveLength(1);
+    });
+  });
+
+  describe('crm.stages.get, update, delete', () => {
+    const query = () => ({ integrated_account_id: accountId });
+    const step = (id: string) => sandbox.steps().find((s) => s.id === id);
+    const salesOrder = () =>
+      sandbox
+        .steps()
+        .filter((s) => s.pipeline_id === SALES && !s.is_deleted)
+        .sort((a, b) => (a.sort_order ?? 0) - (b.sort_order ?? 0))
+        .map((s) => s.id);
+
+    it('reads one stage in each format, and answers 404 for one Pipeliner does not have', async () => {
+      const stage = await sdk.crm.stages.get(S3, query());
+      expect(stage).toMatchObject({ id: S3, name: 'Proposal', position: 2, status: 'active', pipeline: { id: SALES, name: 'Sales Pipeline' } });
+      expect(stage.remote_data).toMatchObject({ id: S3, percent: 50 });
+      expect(responseMeta(stage)).toEqual({ statusCode: 200, replayed: false, attempts: 1 });
+      const normalized = await sdk.crm.stages.get(S3, { ...query(), truto_response_format: 'normalized' });
+      expect(Object.keys(normalized)).toEqual(['id', 'name', 'position', 'status', 'pipeline', 'created_at', 'updated_at']);
+      const raw = await sdk.crm.stages.get(S3, { ...query(), truto_response_format: 'raw' });
+      expect(raw).toMatchObject({ success: true, data: { id: S3, name: 'Proposal', sort_order: 2 } });
+
+      const missing = await failure(sdk.crm.stages.get(MISSING_STEP, query()));
+      expect(missing.statusCode).toBe(404);
+      expect(missing.isRemote).toBe(true);
+      expect(missing.body.raw_response).toMatchObject({ success: false, http_status: 404 });
+    });
+
+    it('refuses an id a URL path cannot carry, before any call', async () => {
+      for (const id of ['', '.', '..']) {
+        const error = await failure(sdk.crm.stages.get(id, query()));
+        expect(error.statusCode).toBe(400);
+        expect(error.body.details?.failures[0]?.path).toBe('id');
+        expect((await failure(sdk.crm.stages.delete(id, query()))).statusCode).toBe(400);
+      }
+      expect(sandbox.requests).toHaveLength(0);
+    });
+
+    it('renames, reorders and moves a stage', async () => {
+      const renamed = await sdk.crm.stages.update(S1, query(), { name: 'Qualify' });
+      expect(renamed).toMatchObject({ id: S1, name: 'Qualify', position: 0, pipeline: { id: SALES, name: 'Sales Pipeline' } });
+      expect(step(S1)?.name).toBe('Qualify');
+      expect(responseMeta(renamed)).toEqual({
+        statusCode: 200,
+        replayed: false,
+        attempts: 1,
+        // The remote client sends a key of its own with every write; the embedded one only the caller's.
+        ...(_name === 'remote' && { idempotencyKey: expect.stringMatching(/^unicrm-sdk-[0-9a-f-]{36}$/) }),
+      });
+
+      const reordered = await sdk.crm.stages.update(S5, query(), { position: 1 });
+      expect(reordered).toMatchObject({ id: S5, name: 'Closing', position: 1 });
+      expect(salesOrder()).toEqual([S1, S5, S2, S3, S4]);
+      const patch = sandbox.requests.filter((r) => r.method === 'PATCH').at(-1);
+      expect(decodeURIComponent(patch?.query ?? '')).toBe('validation-level=8');
+
+      const moved = await sdk.crm.stages.update(S4, { ...query(), truto_ignore_remote_data: true }, { pipeline: { id: RENEWALS }, position: 0, remote_data: { percent: 80 } });
+      expect(moved).toMatchObject({ id: S4, name: 'Negotiation', position: 0, pipeline: { id: RENEWALS, name: 'Renewals' } });
+      expect(step(S4)).toMatchObject({ pipeline_id: RENEWALS, sort_order: 0, percent: 80 });
+      expect(salesOrder()).toEqual([S1, S5, S2, S3]);
+    });
+
+    it('updates once per idempotency key, and refuses what Pipeliner cannot apply', async () => {
+      const key = `sdk-update-${Math.random().toString(36).slice(2)}`;
+      const first = await sdk.crm.stages.update(S3, query(), { name: 'Offer' }, { idempotencyKey: key });
+      const again = await sdk.crm.stages.update(S3, query(), { name: 'Offer' }, { idempotencyKey: key });
+      expect(again).toEqual(first);
+      expect(responseMeta(again)).toMatchObject({ statusCode: 200, replayed: true, idempotencyKey: key });
+      expect(sandbox.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
+
+      const inactive = await failure(sdk.crm.stages.update(S3, query(), { status: 'inactive' }));
+      expect(inactive.statusCode).toBe(400);
+      expect(inactive.body.details?.failures[0]).toMatchObject({ path: 'status', message: expect.stringContaining('DELETE') });
+      const unknown = await failure(sdk.crm.stages.update(S3, query(), { colour: 'red' } as never));
+      expect(unknown.statusCode).toBe(400);
+      expect(unknown.body.details?.failures.map((f) => f.path)).toEqual(['colour']);
+      const orphan = await failure(sdk.crm.stages.update(S3, query(), { pipeline: { id: MISSING_PIPELINE } }));
+      expect(orphan.statusCode).toBe(422);
+      expect(orphan.isRemote).toBe(true);
+      expect(step(S3)).toMatchObject({ name: 'Offer', pipeline_id: SALES });
+    });
+
+    it('deletes a stage, answers it inactive; a second delete is a 404, and so is an update of it', async () => {
+      const deleted = await sdk.crm.stages.delete(S2, query());
+      expect(deleted).toMatchObject({ id: S2, name: 'Needs Analysis', status: 'inactive', pipeline: { id: SALES } });
+      expect(responseMeta(deleted)).toMatchObject({ statusCode: 200, replayed: false, attempts: 1 });
+      expect(step(S2)?.is_deleted).toBe(true);
+
+      const again = await failure(sdk.crm.stages.delete(S2, query()));
+      expect(again.statusCode).toBe(404);
+      expect(again.isRemote).toBe(true);
+      expect(again.message).toContain(S2);
+      expect((await failure(sdk.crm.stages.get(S2, query()))).statusCode).toBe(404);
+      const shown = await sdk.crm.stages.get(S2, { ...query(), remote_query: { 'include-deleted': 'true' } });
+      expect(shown).toMatchObject({ id: S2, status: 'inactive' });
+
+      // Pipeliner's documented API does not restore a deleted step: an update of it is Pipeliner's 404.
+      const update = await failure(sdk.crm.stages.update(S2, query(), { status: 'active' }));
+      expect(update.statusCode).toBe(404);
+      expect(step(S2)?.is_deleted).toBe(true);
+    });
+
+    it('deletes once per idempotency key: a repeat answers the first answer', async () => {
+      const key = `sdk-delete-${Math.random().toString(36).slice(2)}`;
+      const first = await sdk.crm.stages.delete(S5, query(), { idempotencyKey: key });
+      const again = await sdk.crm.stages.delete(S5, query(), { idempotencyKey: key });
+      expect(again).toEqual(first);
+      expect(responseMeta(again)).toMatchObject({ replayed: true, idempotencyKey: key });
+      expect(sandbox.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    });
+  });
+
+  describe('crm.pipelines', () => {
+    const lean = () => ({ integrated_account_id: accountId, truto_ignore_remote_data: true });
+
+    it('lists the pipelines with their stages in order, page by page, and filters by name', async () => {
+      const all = await sdk.crm.pipelines.list(lean()).all();
+      const stagesOf = (pipeline: string, ids: string[], names: string[]) =>
+        ids.map((id, i) => ({ id, name: names[i], status: 'active', pipeline: { id: pipeline } }));
+      expect(all).toEqual([
+        {
+          id: SALES,
+          name: 'Sales Pipeline',
+          entity: 'opportunity',
+          stages: stagesOf(SALES, SALES_STEPS, ['Qualification', 'Needs Analysis', 'Proposal', 'Negotiation', 'Closing']),
+          created_at: '2024-01-15T09:00:00.000Z',
+          updated_at: '2024-01-15T09:00:00.000Z',
+        },
+        {
+          id: RENEWALS,
+          name: 'Renewals',
+          entity: 'opportunity',
+          stages: stagesOf(RENEWALS, RENEWAL_STEPS, ['Renewal Due', 'Renewal Quoted', 'Renewed']),
+          created_at: '2024-01-15T09:00:00.000Z',
+          updated_at: '2024-01-15T09:00:00.000Z',
+        },
+      ]);
+      const pages = [];
+      for await (const page of sdk.crm.pipelines.list({ ...lean(), limit: 1 })) pages.push(page);
+      expect(pages.map((page) => [page.result.map((p) => p.id), page.next_cursor === null])).toEqual([
+        [[SALES], false],
+        [[RENEWALS], true],
+      ]);
+      const named = await sdk.crm.pipelines.list({ ...lean(), name: 'Renewals' }).all();
+      expect(named.map((p) => p.id)).toEqual([RENEWALS]);
+      const normalized = await sdk.crm.pipelines.list({ integrated_account_id: accountId, truto_response_format: 'normalized' }).first();
+      expect(Object.keys(normalized.result[0] ?? {})).toEqual(['id', 'name', 'entity', 'stages', 'created_at', 'updated_at']);
+    });
+
+    it('reads one pipeline with its stages, and answers 404 for an unknown one', async () => {
+      const pipeline = await sdk.crm.pipelines.get(RENEWALS, { integrated_account_id: accountId });
+      expect(pipeline).toMatchObject({ id: RENEWALS, name: 'Renewals', remote_data: { id: RENEWALS, name: 'Renewals' } });
+      expect(pipeline.stages?.map((stage) => stage.name)).toEqual(['Renewal Due', 'Renewal Quoted', 'Renewed']);
+      const missing = await failure(sdk.crm.pipelines.get(MISSING_PIPELINE, { integrated_account_id: accountId }));
+      expect(missing.statusCode).toBe(404);
+      expect(missing.isRemote).toBe(true);
+    });
+  });
+
+  describe('proxy', () => {
+    const query = () => ({ integrated_account_id: accountId });
+
+    it("lists a Pipeliner entity in the list envelope, paged by unicrm's cursors, other parameters forwarded", async () => {
+      const first = await sdk.proxy({ method: 'GET', resource: 'Steps', query: { ...query(), limit: 5 } });
+      expect(first.result.map((step) => step.id)).toEqual(SALES_STEPS);
+      expect(first).toMatchObject({ result_count: 5, prev_cursor: null, next_cursor: expect.any(String) });
+      expect(first.result[0]).toMatchObject({ id: S1, name: 'Qualification', sort_order: 0, pipeline_id: SALES });
+      const second = await sdk.proxy({ method: 'GET', resource: 'Steps', query: { ...query(), limit: 5, next_cursor: first.next_cursor as string } });
+      expect(second.result.map((step) => step.id)).toEqual(RENEWAL_STEPS);
+      expect(second.next_cursor).toBeNull();
+
+      sandbox.requests.length = 0;
+      const renewals = await sdk.proxy({ method: 'GET', resource: 'Steps', query: { ...query(), filter: { pipeline_id: RENEWALS } } });
+      expect(renewals.result.map((step) => step.id)).toEqual(RENEWAL_STEPS);
+      expect(decodeURIComponent(sandbox.requests[0]?.query ?? '')).toBe(`filter[pipeline_id]=${RENEWALS}&first=30`);
+    });
+
+    it("reads, creates, updates and deletes through the proxy, answering Pipeliner's bodies as they came", async () => {
+      type StepAnswer = { success: boolean; data: { id: string; name: string; sort_order: number } };
+      const got = await sdk.proxy<StepAnswer>({ method: 'GET', resource: 'Steps', id: S1, query: query() });
+      expect(got).toMatchObject({ success: true, data: { id: S1, name: 'Qualification' } });
+      expect(responseMeta(got)).toEqual({ statusCode: 200, replayed: false, attempts: 1 });
+
+      // Pipeliner's own rules apply: pipeline_id is read-only unless validation-level=8 says otherwise.
+      const created = await sdk.proxy<StepAnswer>({
+        method: 'POST',
+        resource: 'Steps',
+        query: { ...query(), 'validation-level': 8 },
+        body: { name: 'Via proxy', pipeline_id: SALES },
+      });
+      expect(created).toMatchObject({ success: true, data: { name: 'Via proxy' } });
+      expect(responseMeta(created)?.statusCode).toBe(201);
+      const id = created.data.id;
+      const patched = await sdk.proxy<StepAnswer>({ method: 'PATCH', resource: 'Steps', id, query: query(), body: { name: 'Renamed via proxy' } });
+      expect(patched.data.name).toBe('Renamed via proxy');
+      const deleted = await sdk.proxy({ method: 'DELETE', resource: 'Steps', id, query: query() });
+      expect(deleted).toEqual({ success: true, data: id });
+      expect(sandbox.steps().find((s) => s.id === id)).toMatchObject({ name: 'Renamed via proxy', pipeline_id: SALES, is_deleted: true });
+
+      const missing = await failure(sdk.proxy({ method: 'GET', resource: 'Steps', id: MISSING_STEP, query: query() }));
+      expect(missing.statusCode).toBe(404);
+      expect(missing.isRemote).toBe(true);
+    });
+
+    it('creates once per idempotency key, and refuses a call it cannot make before sending it', async () => {
+      const key = `sdk-proxy-${Math.random().toString(36).slice(2)}`;
+      const request = { method: 'POST' as const, resource: 'Steps', query: query(), body: { name: 'Proxy once' }, idempotencyKey: key };
+      const first = await sdk.proxy(request);
+      const again = await sdk.proxy(request);
+      expect(again).toEqual(first);
+      expect(responseMeta(again)).toMatchObject({ statusCode: 201, replayed: true, idempotencyKey: key });
+      expect(sandbox.steps().filter((s) => s.name === 'Proxy once')).toHaveLength(1);
+
+      sandbox.requests.length = 0;
+      const noId = await failure(sdk.proxy({ method: 'PATCH', resource: 'Steps', query: query(), body: {} }));
+      expect(noId.body.details?.failures).toEqual([{ path: 'id', message: 'is required for PATCH' }]);
+      const noResource = await failure(sdk.proxy({ method: 'GET', resource: '', query: query() }));
+      expect(noResource.body.details?.failures[0]?.path).toBe('resource');
+      expect(sandbox.requests).toHaveLength(0);
+      const badName = await failure(sdk.proxy({ method: 'GET', resource: 'steps!', query: query() }));
+      expect(badName.statusCode).toBe(400);
+      const truto = await failure(sdk.proxy({ method: 'GET', resource: 'Steps', query: { ...query(), truto_response_format: 'raw' } }));
+      expect(truto.body.details?.failures).toEqual([{ path: 'truto_response_format', message: 'is not a parameter of the proxy' }]);
+      expect(sandbox.requests).toHaveLength(0);
+    });
+  });
+
   describe('accounts', () => {
     it('creates, reads, updates and deletes an integrated account without showing its secrets', async () => {
       const context = { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: 'u-secret', password: 'p-secret' };
@@ -370,6 +736,25 @@ describe('both transports', () => {
     }
   });
 
+  it('answer the same bodies for list, get, update and delete, and the same errors', async () => {
+    const query = { integrated_account_id: accountId };
+    const outcomes = [];
+    for (const sdk of [embedded, remote]) {
+      sandbox.reset();
+      const pages = [];
+      for await (const page of sdk.crm.stages.list({ ...query, limit: 4 })) pages.push({ ...page, next_cursor: typeof page.next_cursor, prev_cursor: typeof page.prev_cursor });
+      const pipelines = await sdk.crm.pipelines.list({ ...query, truto_response_format: 'normalized' }).all();
+      const got = await sdk.crm.pipelines.get(SALES, query);
+      const updated = await sdk.crm.stages.update(S4, query, { name: 'Twin', position: 0 });
+      const deleted = await sdk.crm.stages.delete(S4, { ...query, truto_exclude_fields: ['remote_data.modified'] });
+      const again = await failure(sdk.crm.stages.delete(S4, query));
+      // Only the times of the update and the delete differ (ids and revisions restart with the sandbox).
+      const times = (body: unknown) => JSON.parse(JSON.stringify(body), (key, value) => (['updated_at', 'modified'].includes(key) ? '<time>' : value));
+      outcomes.push(times({ pages, pipelines, got, updated, deleted, again: [again.statusCode, again.body] }));
+    }
+    expect(outcomes[1]).toEqual(outcomes[0]);
+  });
+
   it('refuse a body that cannot be JSON (embedded: a 400 naming why)', async () => {
     const body: Record<string, unknown> = { name: 'Cycle' };
     body.remote_data = { self: body };
@@ -420,6 +805,69 @@ describe('the remote SDK only', () => {
       'idempotency-key': 'key-1',
     });
     expect(SDK_VERSION).toBe(UNICRM_VERSION);
+  });
+
+  it('sends list filters in the qs indices format, and a key of its own with every write but none with a read', async () => {
+    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, retry: false });
+    const query = { integrated_account_id: accountId, truto_ignore_remote_data: true };
+    await sdk.crm.stages.list({ ...query, pipeline: { id: SALES }, created_at: { gte: '2024-01-01T00:00:00Z' }, limit: 2 }).first();
+    await sdk.crm.stages.get(S1, query);
+    await sdk.crm.stages.update(S1, query, { name: 'Keyed' });
+    await sdk.crm.stages.update(S1, query, { name: 'Keyless' }, { idempotencyKey: false });
+    await sdk.crm.stages.delete(S1, query);
+    await sdk.proxy({ method: 'GET', resource: 'Steps', id: S2, query: { integrated_account_id: accountId, 'load-only': 'id,name' } });
+    await sdk.close();
+    const calls = seen.filter((s) => s.url.startsWith('/unified/') || s.url.startsWith('/proxy/'));
+    expect(calls.map((c) => c.url)).toEqual([
+      `/unified/crm/stages?integrated_account_id=${accountId}&truto_ignore_remote_data=true&pipeline%5Bid%5D=${SALES}` +
+        '&created_at%5Bgte%5D=2024-01-01T00%3A00%3A00Z&limit=2',
+      `/unified/crm/stages/${S1}?integrated_account_id=${accountId}&truto_ignore_remote_data=true`,
+      `/unified/crm/stages/${S1}?integrated_account_id=${accountId}&truto_ignore_remote_data=true`,
+      `/unified/crm/stages/${S1}?integrated_account_id=${accountId}&truto_ignore_remote_data=true`,
+      `/unified/crm/stages/${S1}?integrated_account_id=${accountId}&truto_ignore_remote_data=true`,
+      `/proxy/Steps/${S2}?integrated_account_id=${accountId}&load-only=id%2Cname`,
+    ]);
+    const keys = calls.map((c) => c.headers['idempotency-key']);
+    expect(keys[0]).toBeUndefined();
+    expect(keys[1]).toBeUndefined();
+    expect(keys[2]).toMatch(/^unicrm-sdk-[0-9a-f-]{36}$/);
+    expect(keys[3]).toBeUndefined();
+    expect(keys[4]).toMatch(/^unicrm-sdk-[0-9a-f-]{36}$/);
+    expect(keys[4]).not.toBe(keys[2]);
+    expect(keys[5]).toBeUndefined();
+  });
+
+  it('stops a list whose server answers the cursor it was given, instead of looping', async () => {
+    const urls: string[] = [];
+    const looping = await listen((req, res) => {
+      urls.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result: [{ id: 'x' }], next_cursor: 'same', prev_cursor: null, result_count: 1 }));
+    });
+    const sdk = createUnicrmClient({ baseUrl: urlOf(looping), token: TOKEN, retry: false });
+    const error = await failure(sdk.crm.stages.list({ integrated_account_id: accountId }).all());
+    await sdk.close();
+    looping.closeAllConnections();
+    await close(looping);
+    expect(error.statusCode).toBe(502);
+    expect(error.message).toBe('The API answered GET /unified/crm/stages with the next_cursor it was given: the list would never end. Stopped.');
+    expect(urls).toHaveLength(2);
+    expect(urls[1]).toContain('next_cursor=same');
+  });
+
+  it('answers null for a proxy answer without a body, and 502 for a success that is not JSON', async () => {
+    const fake = await listen((req, res) => {
+      if (req.url?.startsWith('/proxy/Empty')) res.writeHead(204).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('not json');
+    });
+    const sdk = createUnicrmClient({ baseUrl: urlOf(fake), token: TOKEN, retry: false });
+    const empty = await sdk.proxy({ method: 'DELETE', resource: 'Empty', id: '1', query: { integrated_account_id: accountId } });
+    expect(empty).toBeNull();
+    const broken = await failure(sdk.proxy({ method: 'GET', resource: 'Broken', id: '1', query: { integrated_account_id: accountId } }));
+    expect(broken.statusCode).toBe(502);
+    expect(broken.message).toBe(`unicrm at ${urlOf(fake)} answered GET /proxy/Broken/:id with 200 and a body that is not JSON: not json`);
+    await sdk.close();
+    fake.closeAllConnections();
+    await close(fake);
   });
 
   it('rejects a bad token with a 401 that is not a remote error', async () => {

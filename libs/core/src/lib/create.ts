@@ -36,8 +36,8 @@ export class CreateUseCase {
         target,
         request,
         { method: 'POST', path: `/unified/${definition.model}/${definition.resource}` },
-        { query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody },
-        async () => this.targets.answer(definition, await remote(() => method.create(target.connectorAccount, body, options)), query, status),
+        () => ({ query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody }),
+        () => remote(() => method.create(target.connectorAccount, body, options)).then((result) => this.targets.answer(definition, result, query, status)),
         findCreated &&
           (async (since) => {
             // The lookup asks the provider in its own terms: the caller's remote_query does not apply to it.

@@ -28,8 +28,8 @@ export class DeleteUseCase {
         target,
         request,
         { method: 'DELETE', path: `/unified/${definition.model}/${definition.resource}/${id}` },
-        { query: { ...query, integrated_account_id: target.account.id } },
-        async () => this.targets.answer(definition, await remote(() => method.delete(target.connectorAccount, id, options)), query, 200),
+        () => ({ query: { ...query, integrated_account_id: target.account.id } }),
+        () => remote(() => method.delete(target.connectorAccount, id, options)).then((result) => this.targets.answer(definition, result, query, 200)),
       ),
     ) as Promise<UnifiedResponse>;
   }

@@ -170,7 +170,7 @@ describe('an in-flight Idempotency-Key (issue 12: leases, not a fixed stale time
       })
     ).id;
   const createOn = (c: UnicrmCore, account: string, key: string) =>
-    c.createStage({ environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${account}`, body: { name: 'x' }, idempotencyKey: key });
+    c.unified.create({ model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${account}`, body: { name: 'x' }, idempotencyKey: key });
   const advance = (ms: number) => {
     clockNow = new Date(clockNow.getTime() + ms);
   };

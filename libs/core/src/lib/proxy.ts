@@ -108,7 +108,8 @@ export class ProxyUseCase {
       const response = await this.targets.operation(account, call, {}, ({ options, remote }) =>
         remote(() => proxy.request(connectorAccount, request, { signal: options.signal, requestId: call.requestId })),
       );
-      if (!response.list) return { statusCode: response.status, body: undefined, rawText: response.bodyText, headers: response.headers };
+      // `body` is null, as a replay of it reads: the answer is its text, byte for byte.
+      if (!response.list) return { statusCode: response.status, body: null, rawText: response.bodyText, headers: response.headers };
       const { items, nextCursor, prevCursor } = response.list;
       const { 'content-type': _type, ...headersBack } = response.headers;
       return {

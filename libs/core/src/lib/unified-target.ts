@@ -60,8 +60,8 @@ export const NOT_A_JSON_OBJECT = 'The body must be a JSON object, e.g. {"name": 
 
 /**
  * How a use case reaches the provider within one operation: `options` for the connector (its `signal` is the
- * operation's deadline), and `remote` to run a connector call in the account's bulkhead compartment, a remote 401
- * marking the account `needs_reauth`.
+ * operation's deadline), and `remote` to run a connector call in the account's bulkhead compartment. A remote 401
+ * that ends the operation marks the account `needs_reauth`.
  */
 export interface Operation {
   options: CallOptions;
@@ -181,30 +181,37 @@ export class UnifiedTargets {
    * account's compartment of the {@link AccountBulkhead} (429 when it is full), and a remote 401 marks the account
    * `needs_reauth` (DESIGN.md §3), unless it changed since it was read.
    */
-  async operation<T>(
+  operation<T>(
     account: StoredAccount,
     request: { environmentId: string; signal?: AbortSignal; requestId?: string },
     remoteQuery: UnifiedQuery['remote_query'],
     body: (operation: Operation) => Promise<T>,
   ): Promise<T> {
+    // Written as promise chains, not async functions: on the create path every async frame is a few more
+    // microtasks and promises per request (docs/benchmarks.md).
     const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
     const compartment = `${request.environmentId}:${account.id}`;
-    const remote = async <R>(call: () => Promise<R>): Promise<R> => {
-      try {
-        return await this.bulkhead.run(compartment, call, deadline.signal);
-      } catch (error) {
+    const remote = <R>(call: () => Promise<R>): Promise<R> => this.bulkhead.run(compartment, call, deadline.signal);
+    let running: Promise<T>;
+    try {
+      running = body({ options: { remoteQuery, signal: deadline.signal, requestId: request.requestId }, remote });
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    return running.then(
+      (value) => {
+        deadline.clear();
+        return value;
+      },
+      (error: unknown) => {
+        deadline.clear();
         if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
           this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
           this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
         }
         throw error;
-      }
-    };
-    try {
-      return await body({ options: { remoteQuery, signal: deadline.signal, requestId: request.requestId }, remote });
-    } finally {
-      deadline.clear();
-    }
+      },
+    );
   }
 
   /**
@@ -212,25 +219,25 @@ export class UnifiedTargets {
    * path (docs/reliability.md). A write that `retrySafe` may simply run again after a failure that left its outcome
    * unknown; any other keeps its key ambiguous and asks `reconcile` before writing again. A failure after which the
    * write may have happened gets a message saying how to retry.
+   * @param fingerprint the request as the key is bound to it (only computed when a key came)
    */
-  async write(
+  write(
     target: UnifiedTarget<{ retrySafe: boolean }>,
     request: Pick<UnifiedRequest, 'environmentId' | 'idempotencyKey'>,
     scope: { method: string; path: string },
-    fingerprint: unknown,
+    fingerprint: () => unknown,
     run: () => Promise<IdempotentAnswer>,
     reconcile?: (since: Date) => Promise<IdempotentAnswer | undefined>,
   ): Promise<IdempotentAnswer> {
     const key = request.idempotencyKey === undefined ? undefined : IdempotencyGuard.parseKey(request.idempotencyKey);
     const retrySafe = target.method.retrySafe;
-    try {
-      if (key === undefined) return await run();
-      return await this.idempotency.run([request.environmentId, target.account.id, scope.method, scope.path], key, fingerprint, run, reconcile, {
-        retrySafe,
-      });
-    } catch (error) {
+    const attempt =
+      key === undefined
+        ? run()
+        : this.idempotency.run([request.environmentId, target.account.id, scope.method, scope.path], key, fingerprint(), run, reconcile, { retrySafe });
+    return attempt.catch((error: unknown) => {
       throw error instanceof UnicrmError && error.requestMayHaveArrived ? withRetryHint(error, target.definition.noun, scope.method, key !== undefined, retrySafe) : error;
-    }
+    });
   }
 
   /** One record in the requested format (`unified`, `raw`, `normalized`), with the method's success status. */

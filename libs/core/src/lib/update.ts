@@ -30,8 +30,8 @@ export class UpdateUseCase {
         target,
         request,
         { method: 'PATCH', path: `/unified/${definition.model}/${definition.resource}/${id}` },
-        { query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody },
-        async () => this.targets.answer(definition, await remote(() => method.update(target.connectorAccount, id, body, options)), query, 200),
+        () => ({ query: { ...query, integrated_account_id: target.account.id }, body: unifiedBody }),
+        () => remote(() => method.update(target.connectorAccount, id, body, options)).then((result) => this.targets.answer(definition, result, query, 200)),
       ),
     ) as Promise<UnifiedResponse>;
   }

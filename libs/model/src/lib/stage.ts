@@ -152,7 +152,11 @@ export type StageCreateBody = z.infer<typeof StageCreateBodySchema>;
  */
 export const StageUpdateBodySchema = StageCreateBodySchema.extend({
   name: z.string({ error: 'must be a string' }).trim().optional().describe("The stage's new name"),
-  pipeline: StageCreateBodySchema.shape.pipeline.describe('The pipeline to move the stage to (chosen by id)'),
+  pipeline: StageCreateBodySchema.shape.pipeline
+    .unwrap()
+    .extend({ name: z.string({ error: 'must be a string' }).optional().describe('Ignored: the pipeline is chosen by id') })
+    .optional()
+    .describe('The pipeline to move the stage to (chosen by id)'),
   position: StageCreateBodySchema.shape.position.describe('The new order of the stage in its pipeline (integer >= 0)'),
   status: StageCreateBodySchema.shape.status.describe('`active` or `inactive`; what each means is the integration\'s (see the meta endpoint)'),
   remote_data: RemoteDataSchema.optional().describe('Provider fields, deep-merged over the mapped request body (remote_data wins)'),

@@ -9,9 +9,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List stages
+         * @description One page in the list envelope. The filters an integration applies are in the meta endpoint (`/meta/list`); any other parameter is a 400. With `truto_response_format=raw` the body is the provider page verbatim and the cursors come in the `Unicrm-Next-Cursor` and `Unicrm-Prev-Cursor` headers.
+         */
+        get: operations["listStages"];
         put?: never;
-        /** Create a stage (Pipeliner: a Step) */
+        /** Create a stage */
         post: operations["createStage"];
         delete?: never;
         options?: never;
@@ -19,21 +23,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/unified/crm/stages/meta/create": {
+    "/unified/crm/stages/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** Get a stage */
+        get: operations["getStage"];
+        put?: never;
+        post?: never;
+        /** Delete a stage */
+        delete: operations["deleteStage"];
+        options?: never;
+        head?: never;
+        /** Update a stage */
+        patch: operations["updateStage"];
+        trace?: never;
+    };
+    "/unified/crm/stages/meta/{method}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The JSON Schemas of the create for an account's integration */
-        get: operations["getStageCreateMeta"];
+        /** The JSON Schemas of a stage method for an account's integration */
+        get: operations["getStageMeta"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/unified/crm/pipelines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List pipelines
+         * @description One page in the list envelope. The filters an integration applies are in the meta endpoint (`/meta/list`); any other parameter is a 400. With `truto_response_format=raw` the body is the provider page verbatim and the cursors come in the `Unicrm-Next-Cursor` and `Unicrm-Prev-Cursor` headers.
+         */
+        get: operations["listPipelines"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/unified/crm/pipelines/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** Get a pipeline */
+        get: operations["getPipeline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/unified/crm/pipelines/meta/{method}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The JSON Schemas of a pipeline method for an account's integration */
+        get: operations["getPipelineMeta"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/proxy/{resource}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's resource, e.g. Pipeliner's `Steps` */
+                resource: string;
+            };
+            cookie?: never;
+        };
+        /** A page of the provider's own resource, in the list envelope */
+        get: operations["proxyList"];
+        put?: never;
+        /** Create in the provider's own resource */
+        post: operations["proxyCreate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/proxy/{resource}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                resource: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** One record of the provider's own resource */
+        get: operations["proxyGet"];
+        put?: never;
+        /** A provider action on a resource (e.g. Pipeliner `batch-modify`) */
+        post: operations["proxyAction"];
+        /** Delete a record of the provider's own resource */
+        delete: operations["proxyDelete"];
+        options?: never;
+        head?: never;
+        /** Update a record of the provider's own resource */
+        patch: operations["proxyUpdate"];
         trace?: never;
     };
     "/integrated-account": {
@@ -144,6 +269,17 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        StageList: {
+            result: components["schemas"]["Stage"][] | {
+                [key: string]: components["schemas"]["Stage"];
+            };
+            /** @description Pass back as next_cursor for the next page; null on the last page */
+            next_cursor: string | null;
+            /** @description Pass back as next_cursor for the previous page; null on the first page */
+            prev_cursor: string | null;
+            /** @description How many records are in result */
+            result_count: number;
+        };
         StageCreateBody: {
             /** @description The stage's name. Required for Pipeliner. */
             name?: string;
@@ -165,6 +301,80 @@ export interface components {
             remote_data?: {
                 [key: string]: unknown;
             };
+        };
+        StageUpdateBody: {
+            /** @description The stage's new name */
+            name?: string;
+            /** @description The pipeline to move the stage to (chosen by id) */
+            pipeline?: {
+                /** @description The pipeline's unique identifier */
+                id: string;
+                /** @description Ignored: the pipeline is chosen by id */
+                name?: string;
+            };
+            /** @description The new order of the stage in its pipeline (integer >= 0) */
+            position?: number;
+            /**
+             * @description `active` or `inactive`; what each means is the integration's (see the meta endpoint)
+             * @enum {string}
+             */
+            status?: "active" | "inactive";
+            /** @description Provider fields, deep-merged over the mapped request body (remote_data wins) */
+            remote_data?: {
+                [key: string]: unknown;
+            };
+        };
+        Pipeline: {
+            /** @description The pipeline's unique identifier */
+            id: string;
+            /** @description The pipeline's name */
+            name?: string;
+            /**
+             * @description What the pipeline moves through its stages
+             * @enum {string}
+             */
+            entity?: "contact" | "account" | "opportunity";
+            /** @description The pipeline's stages, in their order */
+            stages?: {
+                /** @description The stage's unique identifier */
+                id: string;
+                /** @description The stage's name */
+                name?: string;
+                /**
+                 * @description The status of the stage
+                 * @enum {string}
+                 */
+                status?: "active" | "inactive";
+                /** @description This pipeline */
+                pipeline?: {
+                    id: string;
+                };
+            }[];
+            /**
+             * Format: date-time
+             * @description The date and time of the pipeline's creation (RFC 3339, UTC)
+             */
+            created_at?: string;
+            /**
+             * Format: date-time
+             * @description The date and time of the pipeline's last update (RFC 3339, UTC)
+             */
+            updated_at?: string;
+            /** @description Raw data returned from the remote API call. */
+            remote_data?: {
+                [key: string]: unknown;
+            };
+        };
+        PipelineList: {
+            result: components["schemas"]["Pipeline"][] | {
+                [key: string]: components["schemas"]["Pipeline"];
+            };
+            /** @description Pass back as next_cursor for the next page; null on the last page */
+            next_cursor: string | null;
+            /** @description Pass back as next_cursor for the previous page; null on the first page */
+            prev_cursor: string | null;
+            /** @description How many records are in result */
+            result_count: number;
         };
         Error: {
             statusCode: number;
@@ -242,21 +452,28 @@ export interface components {
             next_cursor: string | null;
             limit: number;
         };
-        StageCreateMeta: {
-            /** @constant */
-            unified_model: "crm";
-            /** @constant */
-            resource: "stages";
-            /** @constant */
-            method: "create";
+        MethodMeta: {
+            unified_model: string;
+            resource: string;
+            /** @enum {string} */
+            method: "list" | "get" | "create" | "update" | "delete";
             integration: string;
+            /** @description What the method does at the provider */
+            description: string;
+            /** @description True when the method may be sent again after a failure that left its outcome unknown */
+            retry_safe: boolean;
             documentation_link: string;
-            /** @description JSON Schema of the Stage answered */
+            /** @description JSON Schema of the record answered */
             schema: Record<string, never>;
-            /** @description JSON Schema of the query parameters */
+            /** @description JSON Schema of the query parameters (a list: with the filters the integration applies) */
             query_schema: Record<string, never>;
-            /** @description JSON Schema of the body the account's integration accepts */
-            request_body_schema: Record<string, never>;
+            /** @description JSON Schema of the body the account's integration accepts (create, update) */
+            request_body_schema?: Record<string, never>;
+            /** @description A list: the default and the largest page */
+            page_size?: {
+                default: number;
+                max: number;
+            };
         };
         PipelinerContext: {
             /**
@@ -280,6 +497,167 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listStages: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
+                /** @description Page size; past the integration's largest page it is lowered to it (the default is the integration's, see the meta endpoint). */
+                limit?: number;
+                /** @description A next_cursor or prev_cursor of an earlier page of the same list, as it was given. */
+                next_cursor?: string;
+                /** @description Answer result as an object keyed by this field of each record (a name or dot path). */
+                truto_key_by?: string;
+                /** @description Ignore limit: pages of the integration's default size. */
+                truto_ignore_limit?: boolean;
+                /** @description Only the stages of this pipeline: pipeline[id]=<id> */
+                pipeline?: {
+                    id: string;
+                };
+                /** @description Only stages with exactly this name */
+                name?: string;
+                /** @description Only active (default: all active) or inactive stages */
+                status?: "active" | "inactive";
+                /** @description Created at, or within bounds: created_at[gte]=...&created_at[lte]=... */
+                created_at?: string | {
+                    /** Format: date-time */
+                    gt?: string;
+                    /** Format: date-time */
+                    gte?: string;
+                    /** Format: date-time */
+                    lt?: string;
+                    /** Format: date-time */
+                    lte?: string;
+                };
+                /** @description Updated at, or within bounds: updated_at[gte]=... */
+                updated_at?: string | {
+                    /** Format: date-time */
+                    gt?: string;
+                    /** Format: date-time */
+                    gte?: string;
+                    /** Format: date-time */
+                    lt?: string;
+                    /** Format: date-time */
+                    lte?: string;
+                };
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StageList"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account's integration cannot list stages */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     createStage: {
         parameters: {
             query: {
@@ -297,7 +675,7 @@ export interface operations {
                 };
             };
             header?: {
-                /** @description Makes the create safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -374,7 +752,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The Idempotency-Key was used with another request, or the provider refused the stage */
+            /** @description The Idempotency-Key was used with another request, or the provider refused the write */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -392,7 +770,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The integration cannot create stages */
+            /** @description The account's integration cannot create stages */
             501: {
                 headers: {
                     [name: string]: unknown;
@@ -430,25 +808,37 @@ export interface operations {
             };
         };
     };
-    getStageCreateMeta: {
+    getStage: {
         parameters: {
             query: {
                 /** @description The ID of the integrated account to use for the request. */
                 integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
             };
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The schemas */
+            /** @description The stage */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StageCreateMeta"];
+                    "application/json": components["schemas"]["Stage"];
                 };
             };
             /** @description Invalid query or body; `details.failures` names each field */
@@ -471,6 +861,1229 @@ export interface operations {
             };
             /** @description Unknown integrated account or route */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account's integration cannot get stages */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteStage: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted stage as the provider now shows it (`raw`: the provider's answer to the delete) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stage"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A request with the same Idempotency-Key is still being processed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Idempotency-Key was used with another request, or the provider refused the write */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account's integration cannot delete stages */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateStage: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StageUpdateBody"];
+            };
+        };
+        responses: {
+            /** @description The stage as the provider now has it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stage"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A request with the same Idempotency-Key is still being processed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Idempotency-Key was used with another request, or the provider refused the write */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account's integration cannot update stages */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStageMeta: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: never;
+            path: {
+                method: "list" | "get" | "create" | "update" | "delete";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schemas */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MethodMeta"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration does not serve this method */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPipelines: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
+                /** @description Page size; past the integration's largest page it is lowered to it (the default is the integration's, see the meta endpoint). */
+                limit?: number;
+                /** @description A next_cursor or prev_cursor of an earlier page of the same list, as it was given. */
+                next_cursor?: string;
+                /** @description Answer result as an object keyed by this field of each record (a name or dot path). */
+                truto_key_by?: string;
+                /** @description Ignore limit: pages of the integration's default size. */
+                truto_ignore_limit?: boolean;
+                /** @description Only pipelines with exactly this name */
+                name?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipelineList"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account's integration cannot list pipelines */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPipeline: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pipeline */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits, or the provider's, forwarded with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account's integration cannot get pipelines */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider could not be reached or answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider did not answer within the timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPipelineMeta: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: never;
+            path: {
+                method: "list" | "get";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schemas */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MethodMeta"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration does not serve this method */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    proxyList: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                limit?: number;
+                next_cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The provider's resource, e.g. Pipeliner's `Steps` */
+                resource: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page: the records as the provider sent them */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: unknown[];
+                        next_cursor: string | null;
+                        prev_cursor: string | null;
+                        result_count: number;
+                    };
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration has no proxy */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider's error, its status mirrored */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    proxyCreate: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The provider's resource, e.g. Pipeliner's `Steps` */
+                resource: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description The provider's answer, verbatim */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The provider's answer, verbatim */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration has no proxy */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider's error, its status mirrored */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    proxyGet: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: never;
+            path: {
+                resource: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, verbatim */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration has no proxy */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider's error, its status mirrored */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    proxyAction: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                resource: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description The provider's answer, verbatim */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The provider's answer, verbatim */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration has no proxy */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider's error, its status mirrored */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    proxyDelete: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                resource: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, verbatim */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration has no proxy */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider's error, its status mirrored */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    proxyUpdate: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                resource: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description The provider's answer, verbatim */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The provider's answer, verbatim */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The integration has no proxy */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The provider's error, its status mirrored */
+            default: {
                 headers: {
                     [name: string]: unknown;
                 };

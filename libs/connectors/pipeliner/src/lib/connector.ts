@@ -36,6 +36,12 @@ export class PipelinerConnector implements Connector {
   readonly proxy: ProxyHandler;
   /** Pipeline names of every account's space, shared by the stage methods (PIPELINE_NAME_TTL_MS). */
   private readonly pipelineNames = new PipelineNameCache();
+  /**
+   * The client of each account context object. Core hands the connector the same (frozen) context object for as long
+   * as the account is unchanged, so a client (its base URL and Basic credentials) is made once per account version,
+   * not once per call; a changed account is a new object, and the old one's client goes with it.
+   */
+  private readonly clients = new WeakMap<object, PipelinerClient>();
 
   constructor(
     @inject(TOKENS.HttpTransport) private readonly transport: HttpTransport,
@@ -50,7 +56,12 @@ export class PipelinerConnector implements Connector {
   }
 
   private client(context: Record<string, unknown>): PipelinerClient {
-    return new PipelinerClient(this.transport, context as unknown as PipelinerContext, this.pipelineNames);
+    let client = this.clients.get(context);
+    if (!client) {
+      client = new PipelinerClient(this.transport, context as unknown as PipelinerContext, this.pipelineNames);
+      this.clients.set(context, client);
+    }
+    return client;
   }
 
   /**

@@ -246,6 +246,19 @@ export async function createStage(
   logger: Logger,
 ): Promise<CreateResult<Stage>> {
   checkStageCreateBody(body);
+  return createCheckedStage(client, body, options, logger);
+}
+
+/**
+ * {@link createStage} for a body that already passed {@link PipelinerStageCreateBodySchema} (core validates every
+ * body with the connector's declared schema before it calls the connector, so the checks are not run twice).
+ */
+export async function createCheckedStage(
+  client: PipelinerClient,
+  body: StageCreateBody,
+  options: CallOptions,
+  logger: Logger,
+): Promise<CreateResult<Stage>> {
   const stepBody = stepCreateRequest(body);
   const query: PipelinerQuery = {};
   if (stepBody.pipeline_id !== undefined || stepBody.sort_order !== undefined) {

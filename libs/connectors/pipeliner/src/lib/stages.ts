@@ -8,6 +8,7 @@ import {
   type Logger,
   mergeRemoteData,
   type Stage,
+  type StageCreateBody,
   type StageListFilters,
   StageListFiltersSchema,
   type StageUpdateBody,
@@ -19,7 +20,7 @@ import type { PipelinerClient, PipelinerQuery } from './client';
 import {
   checkCreatedInPipeline,
   checkMappedRemoteData,
-  createStage,
+  createCheckedStage,
   PipelinerFieldsSchema,
   PipelinerNameSchema,
   PipelinerStageCreateBodySchema,
@@ -43,7 +44,11 @@ const INACTIVE_IS_DELETE =
  */
 export const PipelinerStageUpdateBodySchema = PipelinerFieldsSchema.extend({
   name: PipelinerNameSchema.optional().describe("The stage's new name (a Pipeliner Step's name): at most 255 characters, no control characters"),
-  pipeline: PipelinerFieldsSchema.shape.pipeline.describe('The pipeline to move the stage to (Pipeliner: pipeline_id, written with validation-level=8)'),
+  pipeline: PipelinerFieldsSchema.shape.pipeline
+    .unwrap()
+    .extend({ name: z.string({ error: 'must be a string' }).optional().describe('Ignored: the pipeline is chosen by id') })
+    .optional()
+    .describe('The pipeline to move the stage to (Pipeliner: pipeline_id, written with validation-level=8)'),
   position: StageUpdateBodySchema.shape.position.describe(
     "The stage's new place in its pipeline (Pipeliner: sort_order, written with validation-level=8; past the end: last)",
   ),
@@ -215,7 +220,8 @@ export function pipelinerStages(clientOf: (context: Record<string, unknown>) => 
       retrySafe: false,
       description: 'POST /entities/Steps (validation-level=8 to write pipeline_id and sort_order)',
       bodySchema: PipelinerStageCreateBodySchema,
-      create: (account, body, options) => createStage(clientOf(account.context), body, options, logger),
+      // Core validated the body with `bodySchema`: the connector does not check it again.
+      create: (account, body, options) => createCheckedStage(clientOf(account.context), body as StageCreateBody, options, logger),
       findCreated: (account, body, since, options) => findCreatedStage(clientOf(account.context), body, since, options, logger),
     },
     update: {

@@ -1,5 +1,0 @@
-module.exports = {
-  ...require('../../jest.preset.cjs'),
-  displayName: 'pipeliner-sandbox',
-  rootDir: __dirname,
-};

@@ -1,0 +1,8 @@
+/**
+ * @unicrm/sandboxes: local emulators of the CRM APIs unicrm integrates, for development, HTTP tests, demos and
+ * benchmarks. The shared kit (server, faults, request log, contract checks, provider module interface):
+ * docs/sandboxes.md. Pipeliner (Steps and Pipelines): docs/pipeliner-sandbox.md.
+ */
+export * from './kit';
+export * from './pipeliner';
+export { PROVIDERS } from './providers';
