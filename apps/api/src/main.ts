@@ -10,7 +10,7 @@ import { createHttpServer } from './lib/server';
  * Stops cleanly on SIGINT/SIGTERM: stops accepting, lets in-flight requests finish (at most
  * `UNICRM_SHUTDOWN_TIMEOUT_MS`, default 10 000), closes the upstream pools and the database, exits 0.
  */
-function main(): void {
+async function main(): Promise<void> {
   let core: UnicrmCore;
   try {
     // Marks the data directory as served until exit: `unicrm keys rotate` and `restore` refuse meanwhile.
@@ -19,7 +19,7 @@ function main(): void {
     console.error(`unicrm cannot start: ${(error as Error).message}`);
     process.exit(1);
   }
-  const token = core.tokens.bootstrap();
+  const token = await core.tokens.bootstrap();
   const port = Number(process.env.PORT ?? 8000);
   const host = process.env.HOST || '127.0.0.1';
   const shutdownTimeoutMs = Number(process.env.UNICRM_SHUTDOWN_TIMEOUT_MS || 10_000);
@@ -75,4 +75,7 @@ function main(): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main();
+main().catch((error: unknown) => {
+  console.error(`unicrm cannot start: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -58,18 +58,18 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
   app.post('/integrated-account', jsonBody, requireJsonBody, async (req, res) => {
     res.status(201).json(await core.accounts.create(req.environmentId as string, req.body));
   });
-  app.get('/integrated-account', (req, res) => {
-    res.json(core.accounts.list(req.environmentId as string, rawQuery(req.originalUrl)));
+  app.get('/integrated-account', async (req, res) => {
+    res.json(await core.accounts.list(req.environmentId as string, rawQuery(req.originalUrl)));
   });
   app.all('/integrated-account', methodNotAllowed(['GET', 'POST']));
-  app.get('/integrated-account/:id', (req, res) => {
-    res.json(core.accounts.get(req.environmentId as string, req.params.id as string, requestIdOf(res)));
+  app.get('/integrated-account/:id', async (req, res) => {
+    res.json(await core.accounts.get(req.environmentId as string, req.params.id as string, requestIdOf(res)));
   });
   app.patch('/integrated-account/:id', jsonBody, requireJsonBody, async (req, res) => {
     res.json(await core.accounts.update(req.environmentId as string, req.params.id as string, req.body, requestIdOf(res)));
   });
-  app.delete('/integrated-account/:id', (req, res) => {
-    res.json(core.accounts.delete(req.environmentId as string, req.params.id as string));
+  app.delete('/integrated-account/:id', async (req, res) => {
+    res.json(await core.accounts.delete(req.environmentId as string, req.params.id as string));
   });
   app.all('/integrated-account/:id', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
 

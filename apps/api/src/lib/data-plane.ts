@@ -72,7 +72,7 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
   on('DELETE', '/unified/:model/:resource/:id', (req, _res, params, caller) => core.unified.delete(unified(req, params, caller, { id: params.id })));
   const meta: Route = async (req, res, params, caller) => ({
     statusCode: 200,
-    body: core.unified.meta({
+    body: await core.unified.meta({
       environmentId: caller.environmentId,
       model: params.model ?? '',
       resource: params.resource ?? '',
@@ -109,7 +109,7 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
 
   return (req, res, requestId) => {
     const serve = async () => {
-      const caller = core.tokens.authenticate(req.headers.authorization);
+      const caller = await core.tokens.authenticate(req.headers.authorization);
       const url = req.url as string;
       await countRequest(limits, res, caller.tokenId, accountLimitKey(caller.environmentId, url));
       const method = req.method ?? 'GET';

@@ -120,10 +120,11 @@ declare module 'express-serve-static-core' {
 /** Bearer-token authentication of every route it guards (DESIGN.md §2, §4). */
 export function authenticate(core: UnicrmCore): RequestHandler {
   return (req, _res, next) => {
-    const caller = core.tokens.authenticate(req.headers.authorization);
-    req.environmentId = caller.environmentId;
-    req.tokenId = caller.tokenId;
-    next();
+    core.tokens.authenticate(req.headers.authorization).then((caller) => {
+      req.environmentId = caller.environmentId;
+      req.tokenId = caller.tokenId;
+      next();
+    }, next);
   };
 }
 

@@ -63,9 +63,9 @@ export class ApiTokenService {
    * On a first start without `UNICRM_API_TOKEN` and without stored tokens, makes one.
    * @returns the new token (to be shown once), or undefined when none was made
    */
-  bootstrap(): string | undefined {
-    if (this.staticHash || this.store.count() > 0) return undefined;
-    return this.issue({ name: 'bootstrap' }).token;
+  async bootstrap(): Promise<string | undefined> {
+    if (this.staticHash || (await this.store.count()) > 0) return undefined;
+    return (await this.issue({ name: 'bootstrap' })).token;
   }
 
   /**
@@ -75,7 +75,7 @@ export class ApiTokenService {
    * @returns the token (the only time it is visible) and its record
    * @throws UnicrmError 400 for a bad name, environment or expiry
    */
-  issue(options: { name: string; environment?: string; expiresInDays?: number }): { token: string; record: ApiTokenRecord } {
+  async issue(options: { name: string; environment?: string; expiresInDays?: number }): Promise<{ token: string; record: ApiTokenRecord }> {
     const environment = options.environment ?? DEFAULT_ENVIRONMENT;
     const name = options.name.trim();
     if (!name || name.length > 100) throw UnicrmError.validation([{ path: 'name', message: 'must be 1 to 100 characters' }]);
@@ -96,22 +96,22 @@ export class ApiTokenService {
       revokedAt: null,
     };
     const token = `ucrm_${randomBytes(32).toString('base64url')}`;
-    this.store.add(record, sha256(token));
+    await this.store.add(record, sha256(token));
     return { token, record };
   }
 
   /** Every stored token with its status, oldest first (the `UNICRM_API_TOKEN` value is not stored, so not listed). */
-  list(): ApiTokenInfo[] {
+  async list(): Promise<ApiTokenInfo[]> {
     const now = this.clock.now().toISOString();
-    return this.store.list().map((record) => ({ ...record, status: this.statusOf(record, now) }));
+    return (await this.store.list()).map((record) => ({ ...record, status: this.statusOf(record, now) }));
   }
 
   /**
    * Revokes a token: it is refused from the next request on.
    * @throws UnicrmError 404 when there is no such token or it was revoked already
    */
-  revoke(id: string): void {
-    if (!this.store.revoke(id, this.clock.now().toISOString())) throw UnicrmError.notFound(`No active API token ${id}.`);
+  async revoke(id: string): Promise<void> {
+    if (!(await this.store.revoke(id, this.clock.now().toISOString()))) throw UnicrmError.notFound(`No active API token ${id}.`);
   }
 
   private statusOf(record: ApiTokenRecord, now: string): ApiTokenInfo['status'] {
@@ -128,7 +128,7 @@ export class ApiTokenService {
    * @returns a new object on each call
    * @throws UnicrmError 401 when the header is missing, not Bearer, or the token is unknown, expired or revoked
    */
-  authenticate(authorization: string | undefined): AuthenticatedCaller {
+  async authenticate(authorization: string | undefined): Promise<AuthenticatedCaller> {
     if (authorization !== undefined) {
       const cached = this.cache.get(authorization);
       if (cached === STATIC_TOKEN) return { environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' };
@@ -148,7 +148,7 @@ export class ApiTokenService {
       this.cache.clear();
       this.cacheStamp = stamp;
     }
-    const record = this.store.findByHash(hash);
+    const record = await this.store.findByHash(hash);
     if (!record) throw UnicrmError.unauthorized();
     this.remember(authorization as string, token, record);
     return this.callerOf(record);

@@ -76,7 +76,7 @@ export interface UnicrmCore {
     create(request: UnifiedRequest): Promise<UnifiedResponse>;
     update(request: UnifiedRequest): Promise<UnifiedResponse>;
     delete(request: UnifiedRequest): Promise<UnifiedResponse>;
-    meta(request: MetaRequest): MethodMeta;
+    meta(request: MetaRequest): Promise<MethodMeta>;
   };
   /** `/proxy/<resource>[/<id>]`: the provider's own API with the account's credentials. */
   proxy(call: ProxyCall): Promise<UnifiedResponse>;

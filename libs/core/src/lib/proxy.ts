@@ -74,7 +74,7 @@ export class ProxyUseCase {
     if (failures.length > 0) throw UnicrmError.invalid('Invalid query', failures);
     if (call.id !== undefined) checkRecordId(call.id);
 
-    const account = this.accounts.load(call.environmentId, (accountId as string).toLowerCase(), call.requestId);
+    const account = await this.accounts.load(call.environmentId, (accountId as string).toLowerCase(), call.requestId);
     if (account.status === 'needs_reauth') {
       throw new UnicrmError(401, `Integrated account ${account.id} needs re-authentication: ${account.integration} rejected its credentials. Update them with PATCH /integrated-account/:id.`);
     }

@@ -111,14 +111,14 @@ export class UnifiedTargets {
    * @throws UnicrmError 404 (account), 401 (account needs re-authentication), 500 (unreadable account), 501 (the
    *   integration does not serve this resource or method)
    */
-  resolve<K extends UnifiedMethod>(
+  async resolve<K extends UnifiedMethod>(
     definition: UnifiedResourceDefinition,
     environmentId: string,
     accountId: string,
     method: K,
     requestId?: string,
-  ): UnifiedTarget<NonNullable<ConnectorResource[K]>> {
-    const account = this.accounts.load(environmentId, accountId, requestId);
+  ): Promise<UnifiedTarget<NonNullable<ConnectorResource[K]>>> {
+    const account = await this.accounts.load(environmentId, accountId, requestId);
     if (account.status === 'needs_reauth') {
       throw new UnicrmError(
         401,
@@ -206,8 +206,16 @@ export class UnifiedTargets {
       (error: unknown) => {
         deadline.clear();
         if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
-          this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`);
-          this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+          return this.accounts.markNeedsReauth(account, `${account.integration} answered 401: ${error.message}`).then(
+            () => {
+              this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+              throw error;
+            },
+            (storeError: unknown) => {
+              this.logger.error({ req_id: request.requestId, integrated_account_id: account.id, err: (storeError as Error).message }, 'remote 401: could not mark the account needs_reauth');
+              throw error;
+            },
+          );
         }
         throw error;
       },

@@ -114,7 +114,7 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when the data directory's key is no longer this store's (nothing written) */
-  create(account: StoredAccount): void {
+  async create(account: StoredAccount): Promise<void> {
     const row = this.toRow(account);
     if (this.insertStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes === 0) {
       // Only a changed key check stops the insert (a duplicate id throws): verify again, and once more if it still fits.
@@ -125,7 +125,7 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when the data directory's key is no longer this store's (nothing written) */
-  update(account: StoredAccount): boolean {
+  async update(account: StoredAccount): Promise<boolean> {
     const row = this.toRow(account);
     let changed = this.updateStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes > 0;
     if (!changed && this.existsStatement.get(account.id, account.environmentId) !== undefined) {
@@ -172,12 +172,12 @@ export class SqliteAccountStore implements AccountStore {
     };
   }
 
-  get(environmentId: string, id: string): StoredAccount | undefined {
+  async get(environmentId: string, id: string): Promise<StoredAccount | undefined> {
     const row = this.selectStatement.get(id, environmentId) as AccountRow | undefined;
     return row && this.fromRow(row);
   }
 
-  list(environmentId: string, query: AccountListQuery): AccountPage {
+  async list(environmentId: string, query: AccountListQuery): Promise<AccountPage> {
     const where = ['environment_id = @environmentId'];
     const params: Record<string, unknown> = { environmentId, limit: query.limit + 1 };
     if (query.tenantId !== undefined) {
@@ -254,14 +254,14 @@ export class SqliteAccountStore implements AccountStore {
     };
   }
 
-  delete(environmentId: string, id: string): boolean {
+  async delete(environmentId: string, id: string): Promise<boolean> {
     this.decrypted.delete(id);
     const deleted = this.deleteStatement.run(id, environmentId).changes > 0;
     if (deleted) noteDatabaseWrite(this.db);
     return deleted;
   }
 
-  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void {
+  async setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void> {
     const changes = this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes;
     if (changes > 0) noteDatabaseWrite(this.db);
   }
