@@ -19,6 +19,14 @@ async function main(): Promise<void> {
     console.error(`unicrm cannot start: ${(error as Error).message}`);
     process.exit(1);
   }
+  try {
+    // PostgreSQL: migrations (once across nodes), the key check, the change feed.
+    await core.start();
+  } catch (error) {
+    console.error(`unicrm cannot start: ${(error as Error).message}`);
+    await core.close().catch(() => undefined);
+    process.exit(1);
+  }
   const token = await core.tokens.bootstrap();
   const port = Number(process.env.PORT ?? 8000);
   const host = process.env.HOST || '127.0.0.1';
@@ -27,7 +35,8 @@ async function main(): Promise<void> {
   const server = createHttpServer(app).listen(port, host, () => {
     const actual = (server.address() as AddressInfo).port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
-    const lines = [`unicrm API listening on ${url}`, `data directory: ${core.config.dataDir}`];
+    const store = core.config.databaseUrl ? `store: PostgreSQL ${redactUrl(core.config.databaseUrl)}` : `data directory: ${core.config.dataDir}`;
+    const lines = [`unicrm API listening on ${url}`, store];
     if (token) {
       lines.push(
         '',
@@ -79,3 +88,14 @@ main().catch((error: unknown) => {
   console.error(`unicrm cannot start: ${(error as Error).message}`);
   process.exit(1);
 });
+
+/** A database URL without its password, for the start line. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}

@@ -1,4 +1,4 @@
-import type { UnicrmCore } from '@unicrm/core';
+import { UNICRM_VERSION, type UnicrmCore } from '@unicrm/core';
 import express, { type Express } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createDataPlane, isDataPlanePath } from './data-plane';
@@ -17,7 +17,7 @@ export type UnicrmApp = RequestListener & {
  * logic lives here. Every request first gets its id, helmet's headers and its log line (`front-door.ts`). Then two
  * routers with one behaviour (the same authentication, rate limits, body reader and error renderer):
  * - the data plane, every `/unified/...` and `/proxy/...` request, on one route table on node:http (`data-plane.ts`);
- * - the admin plane on Express 5: `GET /health` (no auth), `GET /openapi.json`, `GET|POST /integrated-account`,
+ * - the admin plane on Express 5: `GET /health`, `GET /ready`, `GET /version` (no auth), `GET /openapi.json`, `GET|POST /integrated-account`,
  *   `GET|PATCH|DELETE /integrated-account/:id`.
  */
 export function createApp(core: UnicrmCore): UnicrmApp {
@@ -47,6 +47,14 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
 
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
+  });
+  // Readiness for a load balancer (docs/deployment.md "Readiness"): 503 while the store cannot serve.
+  app.get('/ready', async (_req, res) => {
+    const state = await core.readiness();
+    res.status(state.ready ? 200 : 503).json({ status: state.ready ? 'ready' : 'not_ready', store: state.store, ...(state.detail && { detail: state.detail }) });
+  });
+  app.get('/version', (_req, res) => {
+    res.json({ version: UNICRM_VERSION, node: process.version, store: core.config.databaseUrl ? 'postgres' : 'sqlite' });
   });
 
   app.use(authenticate(core), rateLimit(limits));

@@ -1,0 +1,4 @@
+export * from './database';
+export * from './account-store';
+export * from './token-store';
+export * from './idempotency-store';
