@@ -21,7 +21,7 @@ export type UnicrmApp = RequestListener & {
  *   `GET|PATCH|DELETE /integrated-account/:id`.
  */
 export function createApp(core: UnicrmCore): UnicrmApp {
-  const limits = createRateLimiters(core.config.rateLimits);
+  const limits = createRateLimiters(core.config.rateLimits, core.rateLimitCounters && { store: core.rateLimitCounters, logger: core.logger });
   const expressApp = createExpressApp(core, limits);
   const dataPlane = createDataPlane(core, limits, core.logger);
   const accessLog = requestLogger(core.logger);

@@ -1,5 +1,5 @@
 import { isValidRequestId, type RateLimits } from '@unicrm/core';
-import { UnicrmError } from '@unicrm/model';
+import { type RateLimitCounterStore, UnicrmError } from '@unicrm/model';
 import { MemoryStore } from 'express-rate-limit';
 import helmet from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -102,9 +102,21 @@ export function requestIdOf(res: ServerResponse): string | undefined {
 }
 
 /**
- * A fixed-window request counter per key (express-rate-limit's `MemoryStore`), with the IETF draft-6 headers
- * express-rate-limit sets (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in
- * seconds) and `Retry-After` on a 429 (truto-contract.md §3.4). Counters are in memory, per process.
+ * Where a {@link RateLimiter} counts when the nodes share counters (PostgreSQL): the store, this limiter's key
+ * prefix, and what to do when the store fails (log it; the limiter then counts in memory: fail open).
+ */
+export interface SharedCounters {
+  store: RateLimitCounterStore;
+  prefix: string;
+  onFailure: (error: unknown) => void;
+}
+
+/**
+ * A fixed-window request counter per key, with the IETF draft-6 headers express-rate-limit sets
+ * (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in seconds) and `Retry-After` on
+ * a 429 (truto-contract.md §3.4). Counters are in memory, per process (express-rate-limit's `MemoryStore`), unless
+ * `shared` is given: then every node counts in the shared store, and while that store cannot be reached each node
+ * counts its own requests in memory (fail open; docs/deployment.md "Rate limits").
  */
 export class RateLimiter {
   private readonly store = new MemoryStore();
@@ -119,6 +131,7 @@ export class RateLimiter {
     private readonly limit: number,
     private readonly windowMs: number,
     private readonly what: string,
+    private readonly shared?: SharedCounters,
   ) {
     this.store.init({ windowMs } as Parameters<MemoryStore['init']>[0]);
     this.policy = `${limit};w=${Math.ceil(windowMs / 1000)}`;
@@ -130,12 +143,28 @@ export class RateLimiter {
    *   the 429, which weighs every limit first)
    */
   async hit(key: string): Promise<RateLimitCount> {
+    if (this.shared) {
+      try {
+        const { hits, resetAt } = await this.shared.store.increment(this.shared.prefix + key, this.windowMs);
+        return this.count(hits, resetAt);
+      } catch (error) {
+        this.shared.onFailure(error);
+      }
+    }
     const { totalHits, resetTime } = await this.store.increment(key);
     return this.count(totalHits, resetTime);
   }
 
   /** The count of `key` without counting a request (a request already refused by another limit). */
   async peek(key: string): Promise<RateLimitCount> {
+    if (this.shared) {
+      try {
+        const hit = await this.shared.store.get(this.shared.prefix + key);
+        return this.count(hit?.hits ?? 0, hit?.resetAt);
+      } catch (error) {
+        this.shared.onFailure(error);
+      }
+    }
     const info = await this.store.get(key);
     return this.count(info?.totalHits ?? 0, info?.resetTime);
   }
@@ -204,11 +233,26 @@ export interface RateLimitPair {
   perAccount?: RateLimiter;
 }
 
-/** The limiters of a configuration (`UNICRM_RATE_LIMIT_*`). */
-export function createRateLimiters(limits: RateLimits): RateLimitPair {
+/** How often, at most, a failing shared counter store is logged (ms). */
+const SHARED_FAILURE_LOG_EVERY_MS = 60_000;
+
+/**
+ * The limiters of a configuration (`UNICRM_RATE_LIMIT_*`).
+ * @param shared counters every node shares (the core's `rateLimitCounters` on PostgreSQL), and where to log that they
+ *   cannot be reached (at most once a minute)
+ */
+export function createRateLimiters(limits: RateLimits, shared?: { store: RateLimitCounterStore; logger: Logger }): RateLimitPair {
+  let lastLogged = 0;
+  const onFailure = (error: unknown) => {
+    const now = Date.now();
+    if (now - lastLogged < SHARED_FAILURE_LOG_EVERY_MS) return;
+    lastLogged = now;
+    shared?.logger.warn({ err: (error as Error).message }, 'shared rate-limit counters unreachable: this node counts its own requests until they are back');
+  };
+  const counters = (prefix: string): SharedCounters | undefined => shared && { store: shared.store, prefix, onFailure };
   return {
-    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token') : undefined,
-    perAccount: limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account') : undefined,
+    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token', counters('token:')) : undefined,
+    perAccount: limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account', counters('account:')) : undefined,
   };
 }
 

@@ -28,7 +28,7 @@ interface Node {
 
 const children: ChildProcess[] = [];
 
-function startNode(databaseUrl: string): Promise<Node> {
+function startNode(databaseUrl: string, env: Record<string, string> = {}): Promise<Node> {
   const child = spawn(process.execPath, [MAIN], {
     env: {
       PATH: process.env.PATH,
@@ -44,6 +44,7 @@ function startNode(databaseUrl: string): Promise<Node> {
       UNICRM_IDEMPOTENCY_LEASE_MS: '1000',
       UNICRM_REMOTE_TIMEOUT_MS: '1500',
       UNICRM_OPERATION_TIMEOUT_MS: '5000',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -181,6 +182,18 @@ describeIf('three API nodes on one PostgreSQL', () => {
     } finally {
       await tool.close();
     }
+  });
+
+  it('lets exactly N requests of an account pass a limit of N per window, counted across nodes', async () => {
+    // Two more nodes with a per-account limit of 10 a minute (the three above have none).
+    const limited = await Promise.all([0, 1].map(() => startNode(cluster.url, { UNICRM_RATE_LIMIT_PER_ACCOUNT: '10', UNICRM_RATE_LIMIT_WINDOW_MS: '60000' })));
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => call(limited[i % 2] as Node, 'GET', `/unified/crm/pipelines?integrated_account_id=${accountId}`).then((r) => r.status)),
+    );
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(20);
+    for (const node of limited) node.child.kill('SIGTERM');
+    await Promise.all(limited.map((node) => node.exited));
   });
 
   it('leaves no duplicate when a node is killed in the middle of a create', async () => {

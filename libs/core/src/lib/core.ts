@@ -8,6 +8,7 @@ import {
   type Clock,
   type HttpTransport,
   type IdempotencyStore,
+  type RateLimitCounterStore,
   TOKENS,
   type UnicrmConfig,
 } from '@unicrm/model';
@@ -21,6 +22,7 @@ import {
   PostgresDatabase,
   POSTGRES_SCHEMA_VERSION,
   PostgresIdempotencyStore,
+  PostgresRateLimitStore,
   rotateEncryptionKey,
   type RotateResult,
   SecretBox,
@@ -82,6 +84,10 @@ export interface UnicrmCore {
   readonly logger: pino.Logger;
   readonly accounts: IntegratedAccountService;
   readonly tokens: ApiTokenService;
+  /**
+   * Rate-limit counters shared by every node (PostgreSQL), or undefined: each process counts its own (SQLite).
+   */
+  readonly rateLimitCounters?: RateLimitCounterStore;
   /**
    * The unified API (DESIGN.md §6): one use case per method, for any resource of the catalog.
    * `list`: `GET /unified/<model>/<resource>`; `get`: `GET .../:id`; `create`: `POST`; `update`: `PATCH .../:id`;
@@ -227,6 +233,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     logger,
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
+    ...(postgres && { rateLimitCounters: new PostgresRateLimitStore(postgres) }),
     unified: {
       list: (request) => list.execute(request),
       get: (request) => get.execute(request),

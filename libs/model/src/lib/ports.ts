@@ -286,6 +286,28 @@ export interface IdempotencyStore {
   prune(now: string): Promise<number>;
 }
 
+/** One counted request of a shared rate-limit counter. */
+export interface RateLimitHit {
+  /** Requests counted in the key's current window, this one included. */
+  hits: number;
+  /** When the window ends. */
+  resetAt: Date;
+}
+
+/**
+ * Fixed-window request counters shared by every node (issue 14 item 3): the API's per-token and per-account limits
+ * count each node's requests in one place. Windows are timed by the store's clock, never a node's.
+ */
+export interface RateLimitCounterStore {
+  /**
+   * Counts one request of `key`: a new window of `windowMs` starts when there is none or the last one ended.
+   * @throws Error when the store cannot be reached (the caller decides to fail open or closed)
+   */
+  increment(key: string, windowMs: number): Promise<RateLimitHit>;
+  /** The count of `key`'s current window without counting, or undefined when it has none. @throws Error as above */
+  get(key: string): Promise<RateLimitHit | undefined>;
+}
+
 /** What a connector is handed of an integrated account. */
 export interface ConnectorAccount {
   id: string;

@@ -61,6 +61,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      FOR EACH STATEMENT EXECUTE FUNCTION unicrm_note_change();
    CREATE TRIGGER unicrm_meta_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON unicrm_meta
      FOR EACH STATEMENT EXECUTE FUNCTION unicrm_note_change();`,
+  // Rate-limit counters shared by the nodes: UNLOGGED (not written to the WAL, emptied after a crash, which only
+  // forgives the windows under way), one row per key and window.
+  `CREATE UNLOGGED TABLE rate_limit_counters (key text COLLATE "C" PRIMARY KEY, hits integer NOT NULL, reset_at timestamptz NOT NULL);`,
 ];
 
 /** The schema version of this unicrm's PostgreSQL database (rows of `unicrm_migrations`). */

@@ -2,3 +2,4 @@ export * from './database';
 export * from './account-store';
 export * from './token-store';
 export * from './idempotency-store';
+export * from './rate-limit-store';
