@@ -1,6 +1,7 @@
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import type { AddressInfo } from 'node:net';
-import { createApp } from './lib/app';
+import { createServer, type Server } from 'node:http';
+import { createApp, metricsListener, type UnicrmApp } from './lib/app';
 import { createHttpServer } from './lib/server';
 
 /**
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     }
     console.log(lines.join('\n'));
   });
+  const metricsServer = serveMetrics(app);
   server.on('error', (error) => {
     const hint = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' Set PORT to a free port (PORT=8001 npm start).' : '';
     console.error(`unicrm cannot listen on ${host}:${port}: ${error.message}.${hint}`);
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, shutdownTimeoutMs);
     force.unref();
+    metricsServer?.close();
     server.close(() => {
       app.close();
       core
@@ -98,4 +101,29 @@ function redactUrl(url: string): string {
   } catch {
     return 'postgres://…';
   }
+}
+
+/**
+ * The metrics listener: `UNICRM_METRICS_PORT` (default 9464, Prometheus' exporter range; `off` for none; 0 for any
+ * free port) on `UNICRM_METRICS_HOST` (default 127.0.0.1, so not public unless chosen). A port in use is logged and
+ * the API serves on without metrics.
+ */
+function serveMetrics(app: UnicrmApp): Server | undefined {
+  const portText = process.env.UNICRM_METRICS_PORT || '9464';
+  if (portText === 'off') return undefined;
+  const port = Number(portText);
+  const host = process.env.UNICRM_METRICS_HOST || '127.0.0.1';
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`UNICRM_METRICS_PORT must be a port number or off, not "${portText}": metrics are not served.`);
+    return undefined;
+  }
+  const server = createServer(metricsListener(app.metrics));
+  server.on('error', (error) => {
+    console.error(`metrics not served: cannot listen on ${host}:${port}: ${error.message} (set UNICRM_METRICS_PORT to a free port, or off).`);
+  });
+  server.listen(port, host, () => {
+    const actual = (server.address() as AddressInfo).port;
+    console.log(`metrics: http://${host.includes(':') ? `[${host}]` : host}:${actual}/metrics`);
+  });
+  return server;
 }

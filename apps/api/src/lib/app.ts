@@ -2,15 +2,35 @@ import { UNICRM_VERSION, type UnicrmCore } from '@unicrm/core';
 import express, { type Express } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createDataPlane, isDataPlanePath } from './data-plane';
+import { type ApiMetrics, createApiMetrics } from './metrics';
 import { errorHandler, methodNotAllowed, notFound } from './errors';
 import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, requestIdOf, requestLogger } from './front-door';
 import { authenticate, jsonBody, rateLimit, requireJsonBody } from './middleware';
 
 /** The unicrm API as a node:http request listener, with what it holds that must be let go. */
 export type UnicrmApp = RequestListener & {
-  /** Stops the rate limiters' timers (the core is closed by its owner). */
+  /** The API's Prometheus metrics, served by {@link metricsListener} on the metrics port. */
+  metrics: ApiMetrics;
+  /** Stops the rate limiters' timers and detaches the metrics (the core is closed by its owner). */
   close(): void;
 };
+
+/**
+ * The metrics listener (docs/deployment.md "Metrics"): `GET /metrics` in Prometheus' text format, anything else 404.
+ * Served on its own port (`UNICRM_METRICS_PORT`, on `UNICRM_METRICS_HOST`, default 127.0.0.1), never on the API's.
+ */
+export function metricsListener(metrics: ApiMetrics): RequestListener {
+  return (req, res) => {
+    if ((req.url ?? '').split('?')[0] !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the metrics are at GET /metrics.\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
+      (error: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(error as Error).message}\n`),
+    );
+  };
+}
 
 /**
  * The HTTP front door to the core (DESIGN.md §1): routes call core and render what it returns; no business
@@ -21,19 +41,25 @@ export type UnicrmApp = RequestListener & {
  *   `GET|PATCH|DELETE /integrated-account/:id`.
  */
 export function createApp(core: UnicrmCore): UnicrmApp {
-  const limits = createRateLimiters(core.config.rateLimits, core.rateLimitCounters && { store: core.rateLimitCounters, logger: core.logger });
+  const metrics = createApiMetrics(core);
+  const limits = createRateLimiters(core.config.rateLimits, {
+    ...(core.rateLimitCounters && { shared: { store: core.rateLimitCounters, logger: core.logger } }),
+    onReject: (limit) => metrics.rateLimited(limit),
+  });
   const expressApp = createExpressApp(core, limits);
   const dataPlane = createDataPlane(core, limits, core.logger);
   const accessLog = requestLogger(core.logger);
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = beginRequest(req, res, accessLog);
+    const requestId = beginRequest(req, res, accessLog, (statusCode) => metrics.request(req, statusCode));
     if (isDataPlanePath(req.url ?? '')) dataPlane(req, res, requestId);
     else expressApp(req, res);
   };
   return Object.assign(listener, {
+    metrics,
     close() {
       limits.perToken?.close();
       limits.perAccount?.close();
+      metrics.close();
     },
   });
 }

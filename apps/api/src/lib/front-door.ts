@@ -61,7 +61,7 @@ export function requestLogger(logger: Logger): Logger {
  * @param logger from {@link requestLogger}
  * @returns the request id
  */
-export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: Logger): string {
+export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: Logger, done?: (statusCode: number | undefined) => void): string {
   const incoming = req.headers['x-request-id'];
   const id = isValidRequestId(incoming) ? incoming : randomUUID();
   res.setHeader('x-request-id', id);
@@ -83,6 +83,7 @@ export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: 
     };
     const error = errorMessages.get(res);
     if (error !== undefined) line.error = error;
+    done?.(aborted && !res.headersSent ? undefined : statusCode);
     if (aborted) logger.warn(line, 'request aborted');
     else if (statusCode >= 500) logger.error(line, 'request completed');
     else if (statusCode >= 400) logger.warn(line, 'request completed');
@@ -132,6 +133,7 @@ export class RateLimiter {
     private readonly windowMs: number,
     private readonly what: string,
     private readonly shared?: SharedCounters,
+    private readonly onReject?: () => void,
   ) {
     this.store.init({ windowMs } as Parameters<MemoryStore['init']>[0]);
     this.policy = `${limit};w=${Math.ceil(windowMs / 1000)}`;
@@ -171,6 +173,7 @@ export class RateLimiter {
 
   /** The 429 of a full window: `Retry-After` its reset, the message naming this limit. */
   tooMany(count: RateLimitCount): UnicrmError {
+    this.onReject?.();
     return new UnicrmError(
       429,
       `Rate limit exceeded: ${this.limit} requests per ${this.windowMs / 1000} s per ${this.what}. Retry after ${count.resetSeconds} s.`,
@@ -238,10 +241,14 @@ const SHARED_FAILURE_LOG_EVERY_MS = 60_000;
 
 /**
  * The limiters of a configuration (`UNICRM_RATE_LIMIT_*`).
- * @param shared counters every node shares (the core's `rateLimitCounters` on PostgreSQL), and where to log that they
- *   cannot be reached (at most once a minute)
+ * @param options `shared`: counters every node shares (the core's `rateLimitCounters` on PostgreSQL), and where to
+ *   log that they cannot be reached (at most once a minute); `onReject`: told of each request a limit refuses
  */
-export function createRateLimiters(limits: RateLimits, shared?: { store: RateLimitCounterStore; logger: Logger }): RateLimitPair {
+export function createRateLimiters(
+  limits: RateLimits,
+  options: { shared?: { store: RateLimitCounterStore; logger: Logger }; onReject?: (limit: 'token' | 'account') => void } = {},
+): RateLimitPair {
+  const { shared, onReject } = options;
   let lastLogged = 0;
   const onFailure = (error: unknown) => {
     const now = Date.now();
@@ -251,8 +258,9 @@ export function createRateLimiters(limits: RateLimits, shared?: { store: RateLim
   };
   const counters = (prefix: string): SharedCounters | undefined => shared && { store: shared.store, prefix, onFailure };
   return {
-    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token', counters('token:')) : undefined,
-    perAccount: limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account', counters('account:')) : undefined,
+    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token', counters('token:'), onReject && (() => onReject('token'))) : undefined,
+    perAccount:
+      limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account', counters('account:'), onReject && (() => onReject('account'))) : undefined,
   };
 }
 

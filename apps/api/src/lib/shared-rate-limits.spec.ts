@@ -38,7 +38,7 @@ describe('rate limits on shared counters (several nodes)', () => {
   it('counts in the shared store, each limit under its own key prefix', async () => {
     const shared = new FakeShared();
     const { logger } = capture();
-    const limits = createRateLimiters({ perToken: 3, perAccount: 2, windowMs: 10_000 }, { store: shared, logger });
+    const limits = createRateLimiters({ perToken: 3, perAccount: 2, windowMs: 10_000 }, { shared: { store: shared, logger } });
     expect((await limits.perToken?.hit('tok-1'))?.remaining).toBe(2);
     await limits.perAccount?.hit('env:acc-1');
     expect(shared.counts).toEqual(new Map([['token:tok-1', 1], ['account:env:acc-1', 1]]));
@@ -54,7 +54,7 @@ describe('rate limits on shared counters (several nodes)', () => {
     const shared = new FakeShared();
     shared.down = true;
     const { logger, lines } = capture();
-    const limits = createRateLimiters({ perToken: 2, perAccount: 0, windowMs: 10_000 }, { store: shared, logger });
+    const limits = createRateLimiters({ perToken: 2, perAccount: 0, windowMs: 10_000 }, { shared: { store: shared, logger } });
     const counts = [];
     for (let i = 0; i < 3; i++) counts.push(await limits.perToken?.hit('tok-1'));
     // Still limited, per node: the third request of the window is over the limit of 2.

@@ -14,6 +14,7 @@ import {
   InvalidCursorError,
   isJsonObject,
   type Logger,
+  type MetricsObserver,
   MAX_JSON_DEPTH,
   type StoredAccount,
   TOKENS,
@@ -68,6 +69,7 @@ export class IntegratedAccountService {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly registry: ConnectorRegistry,
     @inject(TOKENS.Config) private readonly config: UnicrmConfig & Partial<CoreEnvironment>,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {}
 
   /**
@@ -218,6 +220,7 @@ export class IntegratedAccountService {
         this.cacheStamp = stamp;
       } else {
         const cached = this.cache.get(key);
+        this.metrics.cache('accounts', cached !== undefined);
         if (cached) return cached;
       }
       account = await this.store.get(environmentId, lowerId);

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type ApiTokenRecord, type ApiTokenStore, type Clock, TOKENS, UnicrmError } from '@unicrm/model';
+import { type ApiTokenRecord, type ApiTokenStore, type Clock, type MetricsObserver, TOKENS, UnicrmError } from '@unicrm/model';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import type { CoreEnvironment } from './config';
@@ -55,6 +55,7 @@ export class ApiTokenService {
     @inject(TOKENS.ApiTokenStore) private readonly store: ApiTokenStore,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Config) config: CoreEnvironment,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {
     if (config.apiToken) this.staticHash = sha256(config.apiToken);
   }
@@ -131,9 +132,16 @@ export class ApiTokenService {
   async authenticate(authorization: string | undefined): Promise<AuthenticatedCaller> {
     if (authorization !== undefined) {
       const cached = this.cache.get(authorization);
-      if (cached === STATIC_TOKEN) return { environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' };
-      if (cached !== undefined && this.store.changeStamp() === this.cacheStamp) return this.callerOf(cached);
+      if (cached === STATIC_TOKEN) {
+        this.metrics.cache('tokens', true);
+        return { environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' };
+      }
+      if (cached !== undefined && this.store.changeStamp() === this.cacheStamp) {
+        this.metrics.cache('tokens', true);
+        return this.callerOf(cached);
+      }
     }
+    this.metrics.cache('tokens', false);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!match) throw UnicrmError.unauthorized();
     const token = match[1] as string;

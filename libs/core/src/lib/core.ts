@@ -44,6 +44,7 @@ import { UpdateUseCase } from './update';
 import { GetUseCase } from './get';
 import { IdempotencyGuard } from './idempotency';
 import { ListUseCase } from './list';
+import { MetricsHub } from './metrics-hub';
 import { type MetaRequest, type MethodMeta, MetaUseCase } from './meta';
 import { type ProxyCall, ProxyUseCase } from './proxy';
 import { ConnectorRegistry } from './registry';
@@ -84,6 +85,10 @@ export interface UnicrmCore {
   readonly logger: pino.Logger;
   readonly accounts: IntegratedAccountService;
   readonly tokens: ApiTokenService;
+  /** Where a front door attaches its metrics (`attach(observer)`); the core reports to every observer attached. */
+  readonly metrics: MetricsHub;
+  /** The PostgreSQL pool's connections (total, idle, callers waiting), or undefined on SQLite. */
+  poolStats(): { total: number; idle: number; waiting: number } | undefined;
   /**
    * Rate-limit counters shared by every node (PostgreSQL), or undefined: each process counts its own (SQLite).
    */
@@ -192,6 +197,8 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.Config, { useValue: config });
   container.register(TOKENS.Clock, { useValue: clock });
   container.register(TOKENS.Logger, { useValue: logger });
+  const metrics = new MetricsHub();
+  container.register(TOKENS.Metrics, { useValue: metrics });
   container.register(TOKENS.AccountStore, { useValue: stores.accounts });
   container.register(TOKENS.ApiTokenStore, { useValue: stores.tokens });
   container.register(TOKENS.IdempotencyStore, { useValue: stores.idempotency });
@@ -233,6 +240,8 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     logger,
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
+    metrics,
+    poolStats: () => postgres && { total: postgres.pool.totalCount, idle: postgres.pool.idleCount, waiting: postgres.pool.waitingCount },
     ...(postgres && { rateLimitCounters: new PostgresRateLimitStore(postgres) }),
     unified: {
       list: (request) => list.execute(request),

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type Clock, type IdempotencyLease, type IdempotencyStore, type Logger, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { type Clock, type IdempotencyLease, type IdempotencyStore, type Logger, type MetricsObserver, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
 import { createHash, randomUUID } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import type { CoreEnvironment } from './config';
@@ -67,6 +67,7 @@ export class IdempotencyGuard {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Config) config: UnicrmConfig & CoreEnvironment,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {
     this.ttlMs = config.idempotencyTtlMs;
     this.leaseMs = config.idempotencyLeaseMs;
@@ -203,6 +204,7 @@ export class IdempotencyGuard {
   }
 
   private unsettled(remainingMs: number): UnicrmError {
+    this.metrics.idempotency('conflict');
     const seconds = Math.max(1, Math.ceil(remainingMs / 1000));
     return new UnicrmError(
       409,
@@ -213,6 +215,7 @@ export class IdempotencyGuard {
   }
 
   private inFlight(): UnicrmError {
+    this.metrics.idempotency('conflict');
     return new UnicrmError(409, 'A request with this Idempotency-Key is still being processed; retry after it finishes.', {}, { 'retry-after': '1' });
   }
 
@@ -246,6 +249,7 @@ export class IdempotencyGuard {
   }
 
   private replay(statusCode: number, body: string, rawText: string | null, headers: Record<string, string>): IdempotentAnswer {
+    this.metrics.idempotency('replayed');
     const replayHeaders = { ...headers, [REPLAYED_HEADER]: 'true' };
     if (statusCode >= 400) {
       const { statusCode: _s, error: _e, message, ...extras } = JSON.parse(body) as { statusCode: number; error: string; message: string };

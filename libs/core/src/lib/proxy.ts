@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type ProxyRequest, UnicrmError, type ValidationFailure } from '@unicrm/model';
+import { type ProxyRequest, type RequestObservation, UnicrmError, type ValidationFailure } from '@unicrm/model';
 import { parseQueryString } from '@unicrm/query';
 import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
@@ -29,6 +29,8 @@ export interface ProxyCall {
   idempotencyKey?: string;
   signal?: AbortSignal;
   requestId?: string;
+  /** Filled in by the core as it learns them (the account's integration), for the front door's metrics. */
+  observed?: RequestObservation;
 }
 
 /**

@@ -9,6 +9,8 @@ import {
   isJsonObject,
   type ItemResult,
   type Logger,
+  type MetricsObserver,
+  type RequestObservation,
   MAX_JSON_DEPTH,
   resourceKey,
   type StoredAccount,
@@ -47,6 +49,8 @@ export interface UnifiedRequest {
   signal?: AbortSignal;
   /** Id of the request (`x-request-id`): every log line written for it carries it as `req_id`. */
   requestId?: string;
+  /** Filled in by the core as it learns them (the account's integration), for the front door's metrics. */
+  observed?: RequestObservation;
 }
 
 /** A successful unified answer: status, JSON body, for the raw format the provider's exact text, headers to send. */
@@ -97,6 +101,7 @@ export class UnifiedTargets {
     private readonly bulkhead: AccountBulkhead,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Config) config: CoreEnvironment,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {
     this.operationTimeoutMs = config.operationTimeoutMs;
   }
@@ -183,7 +188,7 @@ export class UnifiedTargets {
    */
   operation<T>(
     account: StoredAccount,
-    request: { environmentId: string; signal?: AbortSignal; requestId?: string },
+    request: { environmentId: string; signal?: AbortSignal; requestId?: string; observed?: RequestObservation },
     remoteQuery: UnifiedQuery['remote_query'],
     body: (operation: Operation) => Promise<T>,
   ): Promise<T> {
@@ -191,7 +196,23 @@ export class UnifiedTargets {
     // microtasks and promises per request (docs/benchmarks.md).
     const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
     const compartment = `${request.environmentId}:${account.id}`;
-    const remote = <R>(call: () => Promise<R>): Promise<R> => this.bulkhead.run(compartment, call, deadline.signal);
+    const integration = account.integration;
+    if (request.observed) request.observed.integration = integration;
+    const timed = <R>(call: () => Promise<R>): Promise<R> => {
+      const started = performance.now();
+      return call().then(
+        (value) => {
+          this.metrics.providerCall(integration, 'ok', (performance.now() - started) / 1000);
+          return value;
+        },
+        (error: unknown) => {
+          const outcome = error instanceof UnicrmError && error.isRemote ? String(error.statusCode) : 'error';
+          this.metrics.providerCall(integration, outcome, (performance.now() - started) / 1000);
+          throw error;
+        },
+      );
+    };
+    const remote = <R>(call: () => Promise<R>): Promise<R> => this.bulkhead.run(compartment, () => timed(call), deadline.signal);
     let running: Promise<T>;
     try {
       running = body({ options: { remoteQuery, signal: deadline.signal, requestId: request.requestId }, remote });

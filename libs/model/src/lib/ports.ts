@@ -17,6 +17,7 @@ export const TOKENS = {
   Config: Symbol.for('unicrm.Config'),
   Connector: Symbol.for('unicrm.Connector'),
   UnifiedResource: Symbol.for('unicrm.UnifiedResource'),
+  Metrics: Symbol.for('unicrm.Metrics'),
 } as const;
 
 /** Runtime settings shared by every component. Durations in milliseconds. */
@@ -284,6 +285,29 @@ export interface IdempotencyStore {
   takeOver(scope: string, expectedToken: string, lease: IdempotencyLease, now: string): Promise<boolean>;
   /** Deletes records that expired before `now`; returns how many. */
   prune(now: string): Promise<number>;
+}
+
+/**
+ * What the core reports for operators' metrics (issue 14 item 6; the API turns it into Prometheus metrics). Every
+ * method must be cheap and must not throw.
+ */
+export interface MetricsObserver {
+  /**
+   * One connector call to a provider ended.
+   * @param outcome `ok`, the provider's HTTP status of an error answer (`429`, `500`…), or `error` (no answer: a
+   *   timeout, a reset, an invalid body)
+   * @param seconds its duration, from its slot in the account's bulkhead to its end
+   */
+  providerCall(integration: string, outcome: string, seconds: number): void;
+  /** An Idempotency-Key was answered from its record (`replayed`) or refused while held or settling (`conflict`). */
+  idempotency(event: 'replayed' | 'conflict'): void;
+  /** A lookup in one of the core's caches (`accounts`, `tokens`) was answered from memory (`hit`) or not. */
+  cache(cache: 'accounts' | 'tokens', hit: boolean): void;
+}
+
+/** What a front door may learn about a request the core served: the integration of its account, once known. */
+export interface RequestObservation {
+  integration?: string;
 }
 
 /** One counted request of a shared rate-limit counter. */
