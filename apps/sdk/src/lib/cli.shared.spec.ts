@@ -640,13 +640,14 @@ function startServingProcess(dataDir: string, writeAccounts = false, dropCore = 
     const { createUnicrmCore } = require(${JSON.stringify(BUILT_CORE)});
     const core = createUnicrmCore({ env: {}, config: { dataDir: ${JSON.stringify(dataDir)}, logLevel: 'silent' }, serving: true });
     let n = 0;
-    process.stdout.write('ready\\n');
     const context = { service_url: 'http://127.0.0.1:9', space_id: 's', username: 'user', password: 'secret' };
     const write = () => core.accounts.create('default', { integration: 'pipeliner', tenant_id: 't' + n, context, validate: false })
       .then(() => { n++; process.stdout.write(n + '\\n'); setImmediate(write); });
     if (${writeAccounts}) write();
     process.on('SIGTERM', () => core.close().then(() => process.exit(0)));
     setInterval(() => core, 1 << 30); // alive, and so is its core (an API's server keeps both)
+    // Ready only once SIGTERM is handled: a test that stops it at once must not kill it before its clean-up is set.
+    process.stdout.write('ready\\n');
   `;
   const child = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
   servingProcesses.push(child);
