@@ -123,6 +123,23 @@ export function createVerdicts(scenarioResults) {
   });
 }
 
+/** Issue 14: PostgreSQL mode's create throughput against SQLite mode's, same run. */
+const STORE_THROUGHPUT_GOAL = 0.75;
+
+/** Per build: PostgreSQL's create req/s ÷ SQLite's, and the CPU ratio. */
+function storesVerdict(scenarioResults) {
+  const create = scenarioResults.find((r) => r.scenario === 'create');
+  if (!create) return undefined;
+  const verdicts = [];
+  for (const pg of create.results.filter((r) => r.label.endsWith('postgres'))) {
+    const lite = create.results.find((r) => r.label === pg.label.replace(/postgres$/, 'sqlite'));
+    if (!lite) continue;
+    const ratio = pg.rps / lite.rps;
+    verdicts.push({ build: pg.label.replace(/ ?postgres$/, '') || 'this build', ratio, cpuRatio: pg.cpuUsPerReq.server / lite.cpuUsPerReq.server, met: ratio >= STORE_THROUGHPUT_GOAL });
+  }
+  return verdicts;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const dir = mkdtempSync(join(tmpdir(), 'unicrm-compare-'));
@@ -179,7 +196,13 @@ async function main() {
       for (const b of rest) console.log(`${b.label} vs ${a.label}: throughput ×${f(b.rps / a.rps)}, API CPU per request ×${f(b.cpuUsPerReq.server / a.cpuUsPerReq.server)}`);
       scenarioResults.push({ scenario, label: work.label, concurrency: o.concurrency, size: work.size, results, notServed });
     }
-    const verdicts = createVerdicts(scenarioResults);
+    // The stores' comparison has its own goal (issue 14): PostgreSQL's create throughput at least 0.75 × SQLite's.
+    const verdicts = o.stores ? undefined : createVerdicts(scenarioResults);
+    const storeVerdict = o.stores?.includes('postgres') && o.stores.includes('sqlite') ? storesVerdict(scenarioResults) : undefined;
+    if (storeVerdict) {
+      console.log(`\ngoal (issue 14): create throughput on PostgreSQL at least ${STORE_THROUGHPUT_GOAL} × SQLite's, same run`);
+      for (const v of storeVerdict) console.log(`  ${v.met ? 'met   ' : 'MISSED'}  ${v.build}: ×${f(v.ratio)} (API CPU per create ×${f(v.cpuRatio)})`);
+    }
     if (verdicts) {
       console.log(`\ngoal (issue 13): the create path no slower than the base build, API CPU per create within +${Math.round((CREATE_CPU_BUDGET - 1) * 100)} %`);
       for (const v of verdicts) console.log(`  ${v.met ? 'met   ' : 'MISSED'}  ${v.build} vs ${v.base}: ×${f(v.cpuRatio)}`);
@@ -187,7 +210,7 @@ async function main() {
     for (const v of variants) await stop(v.env.api);
     await stop(upstream);
     if (o.json) {
-      writeFileSync(o.json, JSON.stringify({ options: o, loadavg: loadavg(), scenarios: scenarioResults, createVerdicts: verdicts }, null, 2));
+      writeFileSync(o.json, JSON.stringify({ options: o, loadavg: loadavg(), scenarios: scenarioResults, createVerdicts: verdicts, storeVerdicts: storeVerdict }, null, 2));
       console.log(`figures written to ${o.json}`);
     }
   } finally {

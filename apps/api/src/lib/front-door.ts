@@ -1,5 +1,5 @@
 import { isValidRequestId, type RateLimits } from '@unicrm/core';
-import { type RateLimitCounterStore, UnicrmError } from '@unicrm/model';
+import { type RateLimitCheck, type RateLimitCounterStore, type RateLimitHit, UnicrmError } from '@unicrm/model';
 import { MemoryStore } from 'express-rate-limit';
 import helmet from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -103,21 +103,20 @@ export function requestIdOf(res: ServerResponse): string | undefined {
 }
 
 /**
- * Where a {@link RateLimiter} counts when the nodes share counters (PostgreSQL): the store, this limiter's key
- * prefix, and what to do when the store fails (log it; the limiter then counts in memory: fail open).
+ * Where the limiters count when the nodes share counters (PostgreSQL): the store, and what to do when it fails (log
+ * it; the limiters then count in memory: fail open).
  */
 export interface SharedCounters {
   store: RateLimitCounterStore;
-  prefix: string;
   onFailure: (error: unknown) => void;
 }
 
 /**
  * A fixed-window request counter per key, with the IETF draft-6 headers express-rate-limit sets
  * (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in seconds) and `Retry-After` on
- * a 429 (truto-contract.md §3.4). Counters are in memory, per process (express-rate-limit's `MemoryStore`), unless
- * `shared` is given: then every node counts in the shared store, and while that store cannot be reached each node
- * counts its own requests in memory (fail open; docs/deployment.md "Rate limits").
+ * a 429 (truto-contract.md §3.4). Counts in memory, per process (express-rate-limit's `MemoryStore`); when the nodes
+ * share counters, {@link countRequest} counts in the shared store instead (keys prefixed with {@link prefix}) and
+ * falls back to these memory counters while that store cannot be reached (fail open; docs/deployment.md).
  */
 export class RateLimiter {
   private readonly store = new MemoryStore();
@@ -132,7 +131,8 @@ export class RateLimiter {
     private readonly limit: number,
     private readonly windowMs: number,
     private readonly what: string,
-    private readonly shared?: SharedCounters,
+    /** Prefix of this limiter's keys in shared counters (`token:`, `account:`). */
+    readonly prefix = '',
     private readonly onReject?: () => void,
   ) {
     this.store.init({ windowMs } as Parameters<MemoryStore['init']>[0]);
@@ -145,28 +145,12 @@ export class RateLimiter {
    *   the 429, which weighs every limit first)
    */
   async hit(key: string): Promise<RateLimitCount> {
-    if (this.shared) {
-      try {
-        const { hits, resetAt } = await this.shared.store.increment(this.shared.prefix + key, this.windowMs);
-        return this.count(hits, resetAt);
-      } catch (error) {
-        this.shared.onFailure(error);
-      }
-    }
     const { totalHits, resetTime } = await this.store.increment(key);
     return this.count(totalHits, resetTime);
   }
 
   /** The count of `key` without counting a request (a request already refused by another limit). */
   async peek(key: string): Promise<RateLimitCount> {
-    if (this.shared) {
-      try {
-        const hit = await this.shared.store.get(this.shared.prefix + key);
-        return this.count(hit?.hits ?? 0, hit?.resetAt);
-      } catch (error) {
-        this.shared.onFailure(error);
-      }
-    }
     const info = await this.store.get(key);
     return this.count(info?.totalHits ?? 0, info?.resetTime);
   }
@@ -180,6 +164,16 @@ export class RateLimiter {
       { truto_error_insight: { rate_limit_error: { description: `unicrm's own limit per ${this.what}` } } },
       { 'Retry-After': String(count.resetSeconds) },
     );
+  }
+
+  /** What a shared counter store counts `key` as: this limiter's prefixed key, window and limit. */
+  check(key: string): RateLimitCheck {
+    return { key: this.prefix + key, windowMs: this.windowMs, limit: this.limit };
+  }
+
+  /** The count a shared counter store answered for {@link check}. */
+  countOf(hit: RateLimitHit): RateLimitCount {
+    return this.count(hit.hits, hit.resetAt);
   }
 
   /** Stops the store's expiry timer. */
@@ -234,6 +228,8 @@ export interface RateLimitPair {
   perToken?: RateLimiter;
   /** Per integrated account (`environment:account id`), on unified routes. */
   perAccount?: RateLimiter;
+  /** Counters every node shares (PostgreSQL); the limiters' memory counters while they cannot be reached. */
+  shared?: SharedCounters;
 }
 
 /** How often, at most, a failing shared counter store is logged (ms). */
@@ -256,11 +252,11 @@ export function createRateLimiters(
     lastLogged = now;
     shared?.logger.warn({ err: (error as Error).message }, 'shared rate-limit counters unreachable: this node counts its own requests until they are back');
   };
-  const counters = (prefix: string): SharedCounters | undefined => shared && { store: shared.store, prefix, onFailure };
   return {
-    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token', counters('token:'), onReject && (() => onReject('token'))) : undefined,
+    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token', 'token:', onReject && (() => onReject('token'))) : undefined,
     perAccount:
-      limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account', counters('account:'), onReject && (() => onReject('account'))) : undefined,
+      limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account', 'account:', onReject && (() => onReject('account'))) : undefined,
+    ...(shared && { shared: { store: shared.store, onFailure } }),
   };
 }
 

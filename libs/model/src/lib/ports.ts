@@ -312,10 +312,17 @@ export interface RequestObservation {
 
 /** One counted request of a shared rate-limit counter. */
 export interface RateLimitHit {
-  /** Requests counted in the key's current window, this one included. */
+  /** Requests counted in the key's current window, this one included (0: no window under way). */
   hits: number;
-  /** When the window ends. */
-  resetAt: Date;
+  /** When the window ends (undefined: no window under way). */
+  resetAt?: Date;
+}
+
+/** One limit a request is counted against: its key, window (ms) and limit (requests per window). */
+export interface RateLimitCheck {
+  key: string;
+  windowMs: number;
+  limit: number;
 }
 
 /**
@@ -330,6 +337,13 @@ export interface RateLimitCounterStore {
   increment(key: string, windowMs: number): Promise<RateLimitHit>;
   /** The count of `key`'s current window without counting, or undefined when it has none. @throws Error as above */
   get(key: string): Promise<RateLimitHit | undefined>;
+  /**
+   * Counts one request against several limits in one round trip, in order: once a limit is over (`hits > limit`), the
+   * ones after it are read, not counted (a refused request uses no one else's quota).
+   * @returns one hit per check, in the same order
+   * @throws Error as above
+   */
+  count(checks: ReadonlyArray<RateLimitCheck>): Promise<RateLimitHit[]>;
 }
 
 /** What a connector is handed of an integrated account. */

@@ -3,7 +3,7 @@
  * PostgreSQL (a throwaway cluster, a new database per test). "Two nodes" are two store sets opened on the same
  * storage: two SQLite connections to one file, two pools on one PostgreSQL database.
  */
-import { EncryptionKeyChangedError, type IdempotencyStore, InvalidCursorError, type AccountStore, type ApiTokenStore, type StoredAccount } from '@unicrm/model';
+import { EncryptionKeyChangedError, type IdempotencyStore, InvalidCursorError, type AccountStore, type ApiTokenStore, type RateLimitCounterStore, type StoredAccount } from '@unicrm/model';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { postgresAvailable, startTestCluster, type TestCluster } from '../testin
 import { SqliteAccountStore } from './account-store';
 import { openDatabase } from './database';
 import { SqliteIdempotencyStore } from './idempotency-store';
-import { PostgresAccountStore, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore } from './postgres';
+import { PostgresAccountStore, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore, PostgresRateLimitStore } from './postgres';
 import { SecretBox } from './secret-box';
 import { SqliteApiTokenStore } from './token-store';
 
@@ -21,6 +21,8 @@ interface Node {
   accounts: AccountStore;
   tokens: ApiTokenStore;
   idempotency: IdempotencyStore;
+  /** Shared rate-limit counters: PostgreSQL only (on SQLite each process counts its own). */
+  rateLimits?: RateLimitCounterStore;
 }
 
 interface Storage {
@@ -95,7 +97,7 @@ const postgres: Backend = {
         const db = new PostgresDatabase(b, { url, changePollMs: 100 });
         databases.push(db);
         await db.started.catch(() => undefined);
-        return { accounts: new PostgresAccountStore(db, b), tokens: new PostgresApiTokenStore(db), idempotency: new PostgresIdempotencyStore(db) };
+        return { accounts: new PostgresAccountStore(db, b), tokens: new PostgresApiTokenStore(db), idempotency: new PostgresIdempotencyStore(db), rateLimits: new PostgresRateLimitStore(db) };
       },
       async exec(sql) {
         await first.pool.query(sql);
@@ -234,6 +236,36 @@ for (const backend of [sqlite, postgres]) {
         const beforeRevoke = b.tokens.changeStamp();
         await a.tokens.revoke('t1', '2026-02-01T00:00:00.000Z');
         await eventually(() => b.tokens.changeStamp() !== beforeRevoke, 5_000);
+      });
+    });
+
+    // Shared counters exist on PostgreSQL only (on SQLite each process counts its own, in the API).
+    if (backend.name === 'PostgreSQL') describe('rate-limit counters (shared by the nodes)', () => {
+      it('counts every node exactly, and starts a new window when the last ended', async () => {
+        const c = await storage.node();
+        const nodes = [a, b, c].map((n) => n.rateLimits as RateLimitCounterStore);
+        await Promise.all(Array.from({ length: 30 }, (_, i) => (nodes[i % 3] as RateLimitCounterStore).increment('token:t', 60_000)));
+        expect((await nodes[0]?.get('token:t'))?.hits).toBe(30);
+        const first = await nodes[1]?.increment('token:short', 200);
+        expect(first?.hits).toBe(1);
+        await eventually(async () => (await nodes[2]?.get('token:short')) === undefined, 5_000);
+        expect((await nodes[2]?.increment('token:short', 200))?.hits).toBe(1);
+      });
+
+      it('counts two limits in one call; a request over the first limit is not counted against the second', async () => {
+        const store = a.rateLimits as RateLimitCounterStore;
+        const checks = [
+          { key: 'token:t', windowMs: 60_000, limit: 2 },
+          { key: 'account:x', windowMs: 60_000, limit: 100 },
+        ];
+        expect((await store.count(checks)).map((h) => h.hits)).toEqual([1, 1]);
+        expect((await store.count(checks)).map((h) => h.hits)).toEqual([2, 2]);
+        // The token is over: the account is read (2), not counted.
+        expect((await store.count(checks)).map((h) => h.hits)).toEqual([3, 2]);
+        expect((await store.count([{ key: 'token:new', windowMs: 60_000, limit: 0 }, { key: 'account:none', windowMs: 60_000, limit: 5 }])).map((h) => [h.hits, h.resetAt === undefined])).toEqual([
+          [1, false],
+          [0, true],
+        ]);
       });
     });
 

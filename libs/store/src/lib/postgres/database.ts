@@ -86,7 +86,7 @@ export interface PostgresOptions {
 
 /** What runs SQL: the pool, or a {@link PostgresDatabase} that waits for its start first. */
 export interface Queryable {
-  query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[], name?: string): Promise<QueryResult<R>>;
 }
 
 /**
@@ -128,10 +128,14 @@ export class PostgresDatabase implements Queryable {
     this.started.catch(() => undefined);
   }
 
-  /** Runs a statement once the database is started. @throws the start's error, or the statement's */
-  async query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
+  /**
+   * Runs a statement once the database is started; with `name`, as a prepared statement of that name.
+   * @throws the start's error, or the statement's
+   */
+  async query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[], name?: string): Promise<QueryResult<R>> {
     await this.started;
-    return this.pool.query<R>(text, params);
+    // A name prepares the statement once per connection (hot statements: no parse and plan per call).
+    return name === undefined ? this.pool.query<R>(text, params) : this.pool.query<R>({ name, text, values: params });
   }
 
   /** The schema version applied, or undefined when the database cannot be read (`GET /ready`). */
