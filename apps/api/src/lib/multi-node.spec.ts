@@ -172,6 +172,8 @@ describeIf('three API nodes on one PostgreSQL', () => {
         await eventually(async () => (await request(`${node.url}/integrated-account`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => (await r.body.dump(), r.statusCode))) === 200, PROPAGATION_BOUND_MS, 'the token is accepted');
       }
       await tool.tokens.revoke(record.id);
+      // Key rotation on PostgreSQL is not built yet: refused, nothing changed (docs/deployment.md).
+      expect(() => tool.rotateEncryptionKey(randomBytes(32).toString('base64'))).toThrow(/cannot be rotated yet.*Nothing was changed/);
       for (const node of nodes) {
         await eventually(
           async () => (await request(`${node.url}/integrated-account`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => (await r.body.dump(), r.statusCode))) === 401,

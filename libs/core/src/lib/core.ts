@@ -254,17 +254,17 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     proxy: (call) => proxy.execute(call),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION, catalog.all()),
     rotateEncryptionKey(newKey?: string) {
+      if (!db) {
+        throw new Error(
+          'unicrm keys rotate works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the key cannot be rotated yet (docs/deployment.md "Encryption key"). Nothing was changed.',
+        );
+      }
       let key: Buffer | undefined;
       if (newKey !== undefined) {
         key = /^[0-9a-f]{64}$/i.test(newKey.trim()) ? Buffer.from(newKey.trim(), 'hex') : Buffer.from(newKey.trim(), 'base64');
         if (key.length !== 32) throw new Error('The new key must be 32 bytes, as 64 hex characters or base64 (openssl rand -base64 32).');
       } else if (config.encryptionKey) {
         throw new Error('The key comes from UNICRM_ENCRYPTION_KEY: give the new key (--new-key), then set the variable to it.');
-      }
-      if (!db) {
-        throw new Error(
-          'unicrm keys rotate works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the key cannot be rotated yet (docs/deployment.md "Encryption key").',
-        );
       }
       return rotateEncryptionKey(config.dataDir, db, box, { newKey: key });
     },
