@@ -43,13 +43,13 @@ export default [
     rules: { '@typescript-eslint/no-empty-function': 'off' },
   },
   {
-    // Tests of the apps start the bundled Pipeliner sandbox in-process, and compare the front doors with
-    // each other (app imports allowed only in tests).
+    // Tests of the apps start the bundled Pipeliner sandbox in-process, compare the front doors with each other
+    // (app imports allowed only in tests), and start throwaway PostgreSQL clusters (@unicrm/store/testing).
     files: ['apps/**/*.spec.ts', 'apps/*/src/testing/**/*.ts'],
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',
-        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/sandboxes', '@unicrm/sdk', '@unicrm/api'] },
+        { enforceBuildableLibDependency: false, depConstraints, allow: ['@unicrm/sandboxes', '@unicrm/sdk', '@unicrm/api', '@unicrm/store/testing'] },
       ],
     },
   },

@@ -155,7 +155,7 @@ function freePort() {
 }
 
 /** Starts the API as production does (`node dist/apps/api/src/main.js`), logs to `logPath`, and waits for /health. */
-export async function startApi({ dataDir, logPath, nodeFlags = [], root = ROOT }) {
+export async function startApi({ dataDir, logPath, nodeFlags = [], root = ROOT, extraEnv = {} }) {
   const port = await freePort();
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('UNICRM_') && k !== 'PORT' && k !== 'HOST'));
   Object.assign(env, {
@@ -172,6 +172,8 @@ export async function startApi({ dataDir, logPath, nodeFlags = [], root = ROOT }
     // benchmark measures the gateway's cost, not its fairness between accounts (docs/benchmarks.md "Method").
     UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT: String(BULKHEAD),
     UNICRM_MAX_QUEUED_PER_ACCOUNT: String(BULKHEAD),
+    UNICRM_METRICS_PORT: 'off',
+    ...extraEnv,
   });
   const fd = openSync(logPath, 'a');
   const child = spawn(process.execPath, [...nodeFlags, join(root, 'dist/apps/api/src/main.js')], { env, stdio: ['ignore', fd, fd] });

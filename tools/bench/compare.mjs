@@ -11,6 +11,8 @@
 // scenario's table; the others are still compared. The first --root is the base of every ratio.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
 import { connectAccount, killAll, measure, medians, sanityCheck, startApi, startChild, stop } from './bench.mjs';
 import { parseScenarios, SHAPES, SIZES, workOf } from './lib.mjs';
@@ -32,10 +34,39 @@ const HELP = `usage: node tools/bench/compare.mjs --root <checkout A> --root <ch
   --concurrency <n>   concurrent callers (default 64)
   --size <size>       create's remote_data: 1k, 64k, 1m (default 1k)
   --shape <shape>     create's remote_data shape: fields, wide (default fields)
+  --stores <list>     run each build once per store: sqlite, postgres (a throwaway PostgreSQL cluster, Debian's
+                      postgresql package); e.g. --stores sqlite,postgres compares the two stores in one run
   --json <file>       write every figure to a JSON file`;
 
+/** The throwaway PostgreSQL cluster of `--stores postgres`. */
+let cluster;
+
+/**
+ * Starts a throwaway PostgreSQL cluster with the test helper of @unicrm/store as built in this checkout's dist/.
+ * @returns {Promise<{ database(name: string): Promise<string>, stop(): Promise<void> }>} `database` creates an empty
+ *   database and gives its URL
+ */
+async function startPostgres() {
+  const require = createRequire(import.meta.url);
+  const helperPath = resolve(new URL('../../', import.meta.url).pathname, 'dist/libs/store/src/testing/postgres-cluster.js');
+  const helper = require(helperPath);
+  if (!helper.postgresAvailable()) throw new Error("--stores postgres needs PostgreSQL's programs (Debian's postgresql package)");
+  const started = await helper.startTestCluster();
+  const { Client } = require('pg');
+  return {
+    async database(name) {
+      const client = new Client({ connectionString: started.url });
+      await client.connect();
+      await client.query(`CREATE DATABASE ${name}`);
+      await client.end();
+      return started.url.replace(/\/postgres$/, `/${name}`);
+    },
+    stop: () => started.stop(),
+  };
+}
+
 export function parseArgs(argv) {
-  const o = { roots: [], labels: [], scenarios: ['create', 'list'], duration: 5, warmup: 1, repeats: 5, concurrency: 64, size: '1k', shape: 'fields', json: undefined };
+  const o = { roots: [], labels: [], stores: undefined, scenarios: ['create', 'list'], duration: 5, warmup: 1, repeats: 5, concurrency: 64, size: '1k', shape: 'fields', json: undefined };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -57,6 +88,7 @@ export function parseArgs(argv) {
       case '--size': o.size = value(); break;
       case '--shape': o.shape = value(); break;
       case '--json': o.json = resolve(value()); break;
+      case '--stores': o.stores = value().split(',').map((s) => s.trim()); break;
       default: throw new Error(`unknown option ${arg}\n\n${HELP}`);
     }
   }
@@ -91,6 +123,23 @@ export function createVerdicts(scenarioResults) {
   });
 }
 
+/** Issue 14: PostgreSQL mode's create throughput against SQLite mode's, same run. */
+const STORE_THROUGHPUT_GOAL = 0.75;
+
+/** Per build: PostgreSQL's create req/s ÷ SQLite's, and the CPU ratio. */
+function storesVerdict(scenarioResults) {
+  const create = scenarioResults.find((r) => r.scenario === 'create');
+  if (!create) return undefined;
+  const verdicts = [];
+  for (const pg of create.results.filter((r) => r.label.endsWith('postgres'))) {
+    const lite = create.results.find((r) => r.label === pg.label.replace(/postgres$/, 'sqlite'));
+    if (!lite) continue;
+    const ratio = pg.rps / lite.rps;
+    verdicts.push({ build: pg.label.replace(/ ?postgres$/, '') || 'this build', ratio, cpuRatio: pg.cpuUsPerReq.server / lite.cpuUsPerReq.server, met: ratio >= STORE_THROUGHPUT_GOAL });
+  }
+  return verdicts;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const dir = mkdtempSync(join(tmpdir(), 'unicrm-compare-'));
@@ -99,10 +148,22 @@ async function main() {
     const upstream = await startChild('upstream', 'upstream.mjs', [0]);
     const variants = [];
     for (const [i, root] of o.roots.entries()) {
-      const api = await startApi({ root, dataDir: join(dir, `data-${i}`), logPath: join(dir, `api-${i}.log`) });
-      const env = { upstream, api, accountId: await connectAccount(api, upstream), basicAuth: `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}` };
-      variants.push({ label: o.labels[i] ?? basename(root), root, env });
-      console.log(`  ${variants.at(-1).label}: ${root} (API pid ${api.pid})`);
+      for (const store of o.stores ?? [undefined]) {
+        let extraEnv = {};
+        if (store === 'postgres') {
+          cluster ??= await startPostgres();
+          // Each build starts on an empty database of its own.
+          extraEnv = { UNICRM_DATABASE_URL: await cluster.database(`bench_${i}`), UNICRM_ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+        } else if (store !== undefined && store !== 'sqlite') {
+          throw new Error(`--stores: unknown store ${store} (sqlite, postgres)`);
+        }
+        const n = variants.length;
+        const api = await startApi({ root, dataDir: join(dir, `data-${n}`), logPath: join(dir, `api-${n}.log`), extraEnv });
+        const env = { upstream, api, accountId: await connectAccount(api, upstream), basicAuth: `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}` };
+        const label = [o.labels[i] ?? (o.roots.length > 1 || !store ? basename(root) : undefined), store].filter(Boolean).join(' ');
+        variants.push({ label, root, env });
+        console.log(`  ${label}: ${root}${store ? `, store ${store}` : ''} (API pid ${api.pid})`);
+      }
     }
     const scenarioResults = [];
     for (const scenario of o.scenarios) {
@@ -135,7 +196,13 @@ async function main() {
       for (const b of rest) console.log(`${b.label} vs ${a.label}: throughput ×${f(b.rps / a.rps)}, API CPU per request ×${f(b.cpuUsPerReq.server / a.cpuUsPerReq.server)}`);
       scenarioResults.push({ scenario, label: work.label, concurrency: o.concurrency, size: work.size, results, notServed });
     }
-    const verdicts = createVerdicts(scenarioResults);
+    // The stores' comparison has its own goal (issue 14): PostgreSQL's create throughput at least 0.75 × SQLite's.
+    const verdicts = o.stores ? undefined : createVerdicts(scenarioResults);
+    const storeVerdict = o.stores?.includes('postgres') && o.stores.includes('sqlite') ? storesVerdict(scenarioResults) : undefined;
+    if (storeVerdict) {
+      console.log(`\ngoal (issue 14): create throughput on PostgreSQL at least ${STORE_THROUGHPUT_GOAL} × SQLite's, same run`);
+      for (const v of storeVerdict) console.log(`  ${v.met ? 'met   ' : 'MISSED'}  ${v.build}: ×${f(v.ratio)} (API CPU per create ×${f(v.cpuRatio)})`);
+    }
     if (verdicts) {
       console.log(`\ngoal (issue 13): the create path no slower than the base build, API CPU per create within +${Math.round((CREATE_CPU_BUDGET - 1) * 100)} %`);
       for (const v of verdicts) console.log(`  ${v.met ? 'met   ' : 'MISSED'}  ${v.build} vs ${v.base}: ×${f(v.cpuRatio)}`);
@@ -143,11 +210,12 @@ async function main() {
     for (const v of variants) await stop(v.env.api);
     await stop(upstream);
     if (o.json) {
-      writeFileSync(o.json, JSON.stringify({ options: o, loadavg: loadavg(), scenarios: scenarioResults, createVerdicts: verdicts }, null, 2));
+      writeFileSync(o.json, JSON.stringify({ options: o, loadavg: loadavg(), scenarios: scenarioResults, createVerdicts: verdicts, storeVerdicts: storeVerdict }, null, 2));
       console.log(`figures written to ${o.json}`);
     }
   } finally {
     killAll();
+    await cluster?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

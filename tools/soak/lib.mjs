@@ -29,6 +29,12 @@ load
   --attempt-timeout-ms <ms>  the client's timeout of one HTTP request to unicrm (default 10000)
   --remote-timeout-ms <ms>   UNICRM_REMOTE_TIMEOUT_MS given to the API (default 1500)
 
+nodes
+  --nodes <n>            API processes (default 1; at most 8); every attempt goes to the next node in turn, so
+                         the retries of one create (same Idempotency-Key) reach other nodes
+  --store <s>            sqlite (default; one node only) or postgres: a throwaway PostgreSQL cluster (Debian's
+                         postgresql package) shared by the nodes
+
 faults, in percent of the create calls unicrm makes to the sandbox (POST /entities/Steps)
   --p503 <pct>           503 answers (default 5)
   --ptimeout <pct>       timeouts (default 2): half slow answers (--latency-ms, the write still happens),
@@ -59,14 +65,14 @@ export function parseArgs(argv) {
     minutes: 1, maxRequests: 100_000, concurrency: 8, rate: 0, budgetMs: 30_000, attemptTimeoutMs: 10_000,
     remoteTimeoutMs: 1500, p503: 5, ptimeout: 2, preset: 1, ptruncated: 0, latencyMs: 2500,
     burstEvery: 30, burstSize: 20, burstRetryAfter: 1, faults: true, seed: undefined,
-    progress: 30, json: undefined, keep: false, help: false,
+    progress: 30, json: undefined, keep: false, help: false, nodes: 1, store: 'sqlite',
   };
   const numeric = {
     '--minutes': 'minutes', '--max-requests': 'maxRequests', '--concurrency': 'concurrency', '--rate': 'rate',
     '--budget-ms': 'budgetMs', '--attempt-timeout-ms': 'attemptTimeoutMs', '--remote-timeout-ms': 'remoteTimeoutMs',
     '--p503': 'p503', '--ptimeout': 'ptimeout', '--preset': 'preset', '--ptruncated': 'ptruncated',
     '--latency-ms': 'latencyMs', '--burst-every': 'burstEvery', '--burst-size': 'burstSize',
-    '--burst-retry-after': 'burstRetryAfter', '--seed': 'seed', '--progress': 'progress',
+    '--burst-retry-after': 'burstRetryAfter', '--seed': 'seed', '--progress': 'progress', '--nodes': 'nodes',
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -84,6 +90,7 @@ export function parseArgs(argv) {
       o[numeric[arg]] = n;
     } else if (arg === '--json') o.json = value();
     else if (arg === '--keep') o.keep = true;
+    else if (arg === '--store') o.store = value();
     else if (arg === '--no-faults') o.faults = false;
     else if (arg === '--help' || arg === '-h') o.help = true;
     else throw new Error(`unknown option ${arg} (see --help)`);
@@ -106,6 +113,9 @@ export function parseArgs(argv) {
   check(int(o.burstSize) && o.burstSize >= 1 && o.burstSize <= 10_000, '--burst-size must be 1..10000');
   check(int(o.burstRetryAfter) && o.burstRetryAfter >= 0 && o.burstRetryAfter <= 60, '--burst-retry-after must be 0..60');
   check(o.progress >= 1 && o.progress <= 3600, '--progress must be 1..3600');
+  check(int(o.nodes) && o.nodes >= 1 && o.nodes <= 8, '--nodes must be 1..8');
+  check(o.store === 'sqlite' || o.store === 'postgres', '--store must be sqlite or postgres');
+  check(o.nodes === 1 || o.store === 'postgres', '--nodes above 1 needs --store postgres (SQLite serves one host, one API)');
   check(o.seed === undefined || (int(o.seed) && o.seed >= 0 && o.seed < 2 ** 32), '--seed must be a whole number 0..4294967295');
   if (o.faults && o.ptimeout > 0) {
     check(o.latencyMs > o.remoteTimeoutMs, '--latency-ms must exceed --remote-timeout-ms, or a "timeout" fault is only a slow answer');

@@ -10,6 +10,7 @@ import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -24,6 +25,8 @@ const SANDBOX_MAIN = 'dist/apps/sandboxes/src/main.js';
 /** Only the Pipeliner sandbox: without a name, main.js would also start every other registered provider's. */
 const SANDBOX_ARGS = ['pipeliner'];
 const API_TOKEN = `soak-token-${randomBytes(16).toString('hex')}`;
+/** The throwaway PostgreSQL cluster of --store postgres, stopped on every exit path. */
+let cluster;
 /** Time a child gets to stop after SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -191,18 +194,36 @@ async function run(o, dir) {
     /service URL\s*:\s*(http:\/\/\S+)/, undefined, SANDBOX_ARGS,
   );
   const sandboxUrl = sandbox.match[1];
-  const api = await startChild(
-    'API', API_MAIN,
-    childEnv({
-      PORT: '0', HOST: '127.0.0.1', UNICRM_DATA_DIR: join(dir, 'data'), UNICRM_API_TOKEN: API_TOKEN, UNICRM_LOG_LEVEL: 'warn',
-      UNICRM_REMOTE_TIMEOUT_MS: String(o.remoteTimeoutMs), UNICRM_CONNECT_TIMEOUT_MS: String(o.remoteTimeoutMs),
-      UNICRM_RATE_LIMIT_PER_TOKEN: '0', UNICRM_RATE_LIMIT_PER_ACCOUNT: '0',
-    }),
-    join(dir, 'api.log'),
-    /unicrm API listening on (http:\/\/\S+)/,
-  );
+  // With --store postgres: a throwaway cluster (the test helper of @unicrm/store, as built in dist/), one key for all nodes.
+  let store = { UNICRM_DATA_DIR: join(dir, 'data') };
+  if (o.store === 'postgres') {
+    const helper = join(ROOT, 'dist/libs/store/src/testing/postgres-cluster.js');
+    if (!existsSync(helper)) throw new Error(`${helper} is missing: build the store first (npm run soak builds it)`);
+    const { postgresAvailable, startTestCluster } = createRequire(import.meta.url)(helper);
+    if (!postgresAvailable()) throw new Error("--store postgres needs PostgreSQL's programs (Debian's postgresql package)");
+    cluster = await startTestCluster();
+    store = { UNICRM_DATABASE_URL: cluster.url, UNICRM_ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+    console.log(`store: PostgreSQL ${cluster.url} (a throwaway cluster), ${o.nodes} node${o.nodes > 1 ? 's' : ''}`);
+  }
+  const apis = [];
+  for (let n = 0; n < o.nodes; n++) {
+    apis.push(
+      await startChild(
+        o.nodes > 1 ? `API ${n + 1}` : 'API', API_MAIN,
+        childEnv({
+          PORT: '0', HOST: '127.0.0.1', UNICRM_API_TOKEN: API_TOKEN, UNICRM_LOG_LEVEL: 'warn', UNICRM_METRICS_PORT: 'off', ...store,
+          UNICRM_REMOTE_TIMEOUT_MS: String(o.remoteTimeoutMs), UNICRM_CONNECT_TIMEOUT_MS: String(o.remoteTimeoutMs),
+          UNICRM_RATE_LIMIT_PER_TOKEN: '0', UNICRM_RATE_LIMIT_PER_ACCOUNT: '0',
+        }),
+        join(dir, o.nodes > 1 ? `api-${n + 1}.log` : 'api.log'),
+        /unicrm API listening on (http:\/\/\S+)/,
+      ),
+    );
+  }
+  const api = apis[0];
   const apiUrl = api.match[1];
-  console.log(`processes: soak pid ${process.pid}; sandbox pid ${sandbox.pid} ${sandboxUrl}; API pid ${api.pid} ${apiUrl} ` +
+  const apiUrls = apis.map((a) => a.match[1]);
+  console.log(`processes: soak pid ${process.pid}; sandbox pid ${sandbox.pid} ${sandboxUrl}; ${apis.map((a) => `${a.name} pid ${a.pid} ${a.match[1]}`).join('; ')} ` +
     `(UNICRM_REMOTE_TIMEOUT_MS=${o.remoteTimeoutMs}, rate limits off, logs at warn)`);
 
   const auth = { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' };
@@ -221,7 +242,9 @@ async function run(o, dir) {
   await expectStatus(http(faultsUrl, { method: 'DELETE' }), 200, 'DELETE /__sandbox/faults');
 
   // 2. the load
-  const createUrl = `${apiUrl}/unified/crm/stages?integrated_account_id=${accountId}`;
+  // Every attempt goes to the next node in turn: a create's retries reach other nodes than its first attempt.
+  let nextNode = 0;
+  const createUrl = () => `${apiUrls[nextNode++ % apiUrls.length]}/unified/crm/stages?integrated_account_id=${accountId}`;
   const agent = new Agent({ connections: o.concurrency + 2, keepAliveTimeout: 4000, headersTimeout: o.attemptTimeoutMs, bodyTimeout: o.attemptTimeoutMs });
   const s = {
     seq: 0, requests: 0, inFlight: 0, creates: new Map(),
@@ -247,7 +270,7 @@ async function run(o, dir) {
   /** One HTTP attempt of a create. */
   const send = async (body, key) => {
     try {
-      const res = await request(createUrl, {
+      const res = await request(createUrl(), {
         dispatcher: agent, method: 'POST', headers: { ...auth, 'idempotency-key': key }, body, signal: interrupt.signal,
       });
       const text = await res.body.text();
@@ -348,7 +371,8 @@ async function run(o, dir) {
     if (Number.isNaN(rss.warm) && elapsed() >= warmAt) rss.warm = now;
     if (Number.isNaN(rss.middle) && elapsed() >= loadMs / 2) rss.middle = now;
   }, 1000));
-  const cpuNow = () => ({ api: cpuMsOf(api.pid), sandbox: cpuMsOf(sandbox.pid), soak: process.cpuUsage() });
+  // The API's CPU: every node's together.
+  const cpuNow = () => ({ api: apis.reduce((sum, a) => sum + cpuMsOf(a.pid), 0), sandbox: cpuMsOf(sandbox.pid), soak: process.cpuUsage() });
   let lastTick = { at: 0, created: s.created, requests: s.requests, cpu: cpuNow() };
   timers.add(setInterval(() => {
     const at = elapsed();
@@ -455,7 +479,8 @@ async function run(o, dir) {
 
   // 5. shutdown
   await agent.close();
-  const apiStop = await stopChild(api);
+  const apiStops = await Promise.all(apis.map((a) => stopChild(a)));
+  const apiStop = apiStops.find((stop) => stop.killed || stop.code !== 0) ?? apiStops[0];
   const sandboxStop = await stopChild(sandbox);
 
   // 6. report
@@ -582,6 +607,7 @@ async function main() {
   } finally {
     clearTimers();
     await Promise.all([...children].map((proc) => stopChild(proc)));
+    await cluster?.stop();
     // The logs and data are kept when asked, and when the soak itself could not finish (to see why).
     if (o.keep || code === 2) console.log(`kept ${dir} (api.log, sandbox.log, data/)`);
     else rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import type { AddressInfo } from 'node:net';
-import { createApp } from './lib/app';
+import { createServer, type Server } from 'node:http';
+import { createApp, metricsListener, type UnicrmApp } from './lib/app';
 import { createHttpServer } from './lib/server';
 
 /**
@@ -10,7 +11,7 @@ import { createHttpServer } from './lib/server';
  * Stops cleanly on SIGINT/SIGTERM: stops accepting, lets in-flight requests finish (at most
  * `UNICRM_SHUTDOWN_TIMEOUT_MS`, default 10 000), closes the upstream pools and the database, exits 0.
  */
-function main(): void {
+async function main(): Promise<void> {
   let core: UnicrmCore;
   try {
     // Marks the data directory as served until exit: `unicrm keys rotate` and `restore` refuse meanwhile.
@@ -19,7 +20,15 @@ function main(): void {
     console.error(`unicrm cannot start: ${(error as Error).message}`);
     process.exit(1);
   }
-  const token = core.tokens.bootstrap();
+  try {
+    // PostgreSQL: migrations (once across nodes), the key check, the change feed.
+    await core.start();
+  } catch (error) {
+    console.error(`unicrm cannot start: ${(error as Error).message}`);
+    await core.close().catch(() => undefined);
+    process.exit(1);
+  }
+  const token = await core.tokens.bootstrap();
   const port = Number(process.env.PORT ?? 8000);
   const host = process.env.HOST || '127.0.0.1';
   const shutdownTimeoutMs = Number(process.env.UNICRM_SHUTDOWN_TIMEOUT_MS || 10_000);
@@ -27,7 +36,8 @@ function main(): void {
   const server = createHttpServer(app).listen(port, host, () => {
     const actual = (server.address() as AddressInfo).port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
-    const lines = [`unicrm API listening on ${url}`, `data directory: ${core.config.dataDir}`];
+    const store = core.config.databaseUrl ? `store: PostgreSQL ${redactUrl(core.config.databaseUrl)}` : `data directory: ${core.config.dataDir}`;
+    const lines = [`unicrm API listening on ${url}`, store];
     if (token) {
       lines.push(
         '',
@@ -40,6 +50,7 @@ function main(): void {
     }
     console.log(lines.join('\n'));
   });
+  const metricsServer = serveMetrics(app);
   server.on('error', (error) => {
     const hint = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' Set PORT to a free port (PORT=8001 npm start).' : '';
     console.error(`unicrm cannot listen on ${host}:${port}: ${error.message}.${hint}`);
@@ -56,6 +67,7 @@ function main(): void {
       server.closeAllConnections();
     }, shutdownTimeoutMs);
     force.unref();
+    metricsServer?.close();
     server.close(() => {
       app.close();
       core
@@ -75,4 +87,43 @@ function main(): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main();
+main().catch((error: unknown) => {
+  console.error(`unicrm cannot start: ${(error as Error).message}`);
+  process.exit(1);
+});
+
+/** A database URL without its password, for the start line. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+/**
+ * The metrics listener: `UNICRM_METRICS_PORT` (default 9464, Prometheus' exporter range; `off` for none; 0 for any
+ * free port) on `UNICRM_METRICS_HOST` (default 127.0.0.1, so not public unless chosen). A port in use is logged and
+ * the API serves on without metrics.
+ */
+function serveMetrics(app: UnicrmApp): Server | undefined {
+  const portText = process.env.UNICRM_METRICS_PORT || '9464';
+  if (portText === 'off') return undefined;
+  const port = Number(portText);
+  const host = process.env.UNICRM_METRICS_HOST || '127.0.0.1';
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`UNICRM_METRICS_PORT must be a port number or off, not "${portText}": metrics are not served.`);
+    return undefined;
+  }
+  const server = createServer(metricsListener(app.metrics));
+  server.on('error', (error) => {
+    console.error(`metrics not served: cannot listen on ${host}:${port}: ${error.message} (set UNICRM_METRICS_PORT to a free port, or off).`);
+  });
+  server.listen(port, host, () => {
+    const actual = (server.address() as AddressInfo).port;
+    console.log(`metrics: http://${host.includes(':') ? `[${host}]` : host}:${actual}/metrics`);
+  });
+  return server;
+}

@@ -21,3 +21,4 @@ export * from './lib/proxy';
 export * from './lib/bulkhead';
 export * from './lib/operation-deadline';
 export * from './lib/data-directory';
+export * from './lib/metrics-hub';

@@ -8,3 +8,4 @@ export * from './lib/idempotency-store';
 export * from './lib/change-stamp';
 export * from './lib/serving-lock';
 export * from './lib/backup';
+export * from './lib/postgres';

@@ -1,39 +1,65 @@
-import type { UnicrmCore } from '@unicrm/core';
+import { UNICRM_VERSION, type UnicrmCore } from '@unicrm/core';
 import express, { type Express } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createDataPlane, isDataPlanePath } from './data-plane';
+import { type ApiMetrics, createApiMetrics } from './metrics';
 import { errorHandler, methodNotAllowed, notFound } from './errors';
 import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, requestIdOf, requestLogger } from './front-door';
 import { authenticate, jsonBody, rateLimit, requireJsonBody } from './middleware';
 
 /** The unicrm API as a node:http request listener, with what it holds that must be let go. */
 export type UnicrmApp = RequestListener & {
-  /** Stops the rate limiters' timers (the core is closed by its owner). */
+  /** The API's Prometheus metrics, served by {@link metricsListener} on the metrics port. */
+  metrics: ApiMetrics;
+  /** Stops the rate limiters' timers and detaches the metrics (the core is closed by its owner). */
   close(): void;
 };
+
+/**
+ * The metrics listener (docs/deployment.md "Metrics"): `GET /metrics` in Prometheus' text format, anything else 404.
+ * Served on its own port (`UNICRM_METRICS_PORT`, on `UNICRM_METRICS_HOST`, default 127.0.0.1), never on the API's.
+ */
+export function metricsListener(metrics: ApiMetrics): RequestListener {
+  return (req, res) => {
+    if ((req.url ?? '').split('?')[0] !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the metrics are at GET /metrics.\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
+      (error: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(error as Error).message}\n`),
+    );
+  };
+}
 
 /**
  * The HTTP front door to the core (DESIGN.md §1): routes call core and render what it returns; no business
  * logic lives here. Every request first gets its id, helmet's headers and its log line (`front-door.ts`). Then two
  * routers with one behaviour (the same authentication, rate limits, body reader and error renderer):
  * - the data plane, every `/unified/...` and `/proxy/...` request, on one route table on node:http (`data-plane.ts`);
- * - the admin plane on Express 5: `GET /health` (no auth), `GET /openapi.json`, `GET|POST /integrated-account`,
+ * - the admin plane on Express 5: `GET /health`, `GET /ready`, `GET /version` (no auth), `GET /openapi.json`, `GET|POST /integrated-account`,
  *   `GET|PATCH|DELETE /integrated-account/:id`.
  */
 export function createApp(core: UnicrmCore): UnicrmApp {
-  const limits = createRateLimiters(core.config.rateLimits);
+  const metrics = createApiMetrics(core);
+  const limits = createRateLimiters(core.config.rateLimits, {
+    ...(core.rateLimitCounters && { shared: { store: core.rateLimitCounters, logger: core.logger } }),
+    onReject: (limit) => metrics.rateLimited(limit),
+  });
   const expressApp = createExpressApp(core, limits);
   const dataPlane = createDataPlane(core, limits, core.logger);
   const accessLog = requestLogger(core.logger);
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = beginRequest(req, res, accessLog);
+    const requestId = beginRequest(req, res, accessLog, (statusCode) => metrics.request(req, statusCode));
     if (isDataPlanePath(req.url ?? '')) dataPlane(req, res, requestId);
     else expressApp(req, res);
   };
   return Object.assign(listener, {
+    metrics,
     close() {
       limits.perToken?.close();
       limits.perAccount?.close();
+      metrics.close();
     },
   });
 }
@@ -48,6 +74,14 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  // Readiness for a load balancer (docs/deployment.md "Readiness"): 503 while the store cannot serve.
+  app.get('/ready', async (_req, res) => {
+    const state = await core.readiness();
+    res.status(state.ready ? 200 : 503).json({ status: state.ready ? 'ready' : 'not_ready', store: state.store, ...(state.detail && { detail: state.detail }) });
+  });
+  app.get('/version', (_req, res) => {
+    res.json({ version: UNICRM_VERSION, node: process.version, store: core.config.databaseUrl ? 'postgres' : 'sqlite' });
+  });
 
   app.use(authenticate(core), rateLimit(limits));
 
@@ -58,18 +92,18 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
   app.post('/integrated-account', jsonBody, requireJsonBody, async (req, res) => {
     res.status(201).json(await core.accounts.create(req.environmentId as string, req.body));
   });
-  app.get('/integrated-account', (req, res) => {
-    res.json(core.accounts.list(req.environmentId as string, rawQuery(req.originalUrl)));
+  app.get('/integrated-account', async (req, res) => {
+    res.json(await core.accounts.list(req.environmentId as string, rawQuery(req.originalUrl)));
   });
   app.all('/integrated-account', methodNotAllowed(['GET', 'POST']));
-  app.get('/integrated-account/:id', (req, res) => {
-    res.json(core.accounts.get(req.environmentId as string, req.params.id as string, requestIdOf(res)));
+  app.get('/integrated-account/:id', async (req, res) => {
+    res.json(await core.accounts.get(req.environmentId as string, req.params.id as string, requestIdOf(res)));
   });
   app.patch('/integrated-account/:id', jsonBody, requireJsonBody, async (req, res) => {
     res.json(await core.accounts.update(req.environmentId as string, req.params.id as string, req.body, requestIdOf(res)));
   });
-  app.delete('/integrated-account/:id', (req, res) => {
-    res.json(core.accounts.delete(req.environmentId as string, req.params.id as string));
+  app.delete('/integrated-account/:id', async (req, res) => {
+    res.json(await core.accounts.delete(req.environmentId as string, req.params.id as string));
   });
   app.all('/integrated-account/:id', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
 

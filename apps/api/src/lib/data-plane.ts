@@ -3,6 +3,7 @@ import { UnicrmError } from '@unicrm/model';
 import Router from 'find-my-way';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { traceOf } from './metrics';
 import { sendError } from './errors';
 import { type RateLimitPair, rawQuery, sendJsonText } from './front-door';
 import { accountLimitKey, bodyRule, countRequest, readJsonBody } from './middleware';
@@ -60,6 +61,7 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
     query: rawQuery(req.url ?? ''),
     idempotencyKey: idempotencyKeyOf(req),
     requestId: caller.requestId,
+    observed: traceOf(req).observed,
     ...extra,
   });
 
@@ -72,7 +74,7 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
   on('DELETE', '/unified/:model/:resource/:id', (req, _res, params, caller) => core.unified.delete(unified(req, params, caller, { id: params.id })));
   const meta: Route = async (req, res, params, caller) => ({
     statusCode: 200,
-    body: core.unified.meta({
+    body: await core.unified.meta({
       environmentId: caller.environmentId,
       model: params.model ?? '',
       resource: params.resource ?? '',
@@ -96,6 +98,7 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
       headers: req.headers,
       idempotencyKey: idempotencyKeyOf(req),
       requestId: caller.requestId,
+      observed: traceOf(req).observed,
     });
   on('GET', '/proxy/:resource', proxy('GET', false, false));
   on('POST', '/proxy/:resource', proxy('POST', false, true));
@@ -109,7 +112,7 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
 
   return (req, res, requestId) => {
     const serve = async () => {
-      const caller = core.tokens.authenticate(req.headers.authorization);
+      const caller = await core.tokens.authenticate(req.headers.authorization);
       const url = req.url as string;
       await countRequest(limits, res, caller.tokenId, accountLimitKey(caller.environmentId, url));
       const method = req.method ?? 'GET';
@@ -128,7 +131,9 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
         }
         throw UnicrmError.notFound(`No route ${method} ${path}. The API is described at GET /openapi.json.`);
       }
-      const route = routes.get((found.store as { route: string }).route) as Route;
+      const template = (found.store as { route: string }).route;
+      traceOf(req).route = template.slice(template.indexOf(' ') + 1);
+      const route = routes.get(template) as Route;
       const answer = await route(req, res, found.params as Params, { environmentId: caller.environmentId, requestId });
       sendJsonText(res, answer.statusCode, answer.rawText ?? JSON.stringify(answer.body), answer.headers);
     };

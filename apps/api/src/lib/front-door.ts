@@ -1,5 +1,5 @@
 import { isValidRequestId, type RateLimits } from '@unicrm/core';
-import { UnicrmError } from '@unicrm/model';
+import { type RateLimitCheck, type RateLimitCounterStore, type RateLimitHit, UnicrmError } from '@unicrm/model';
 import { MemoryStore } from 'express-rate-limit';
 import helmet from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -61,7 +61,7 @@ export function requestLogger(logger: Logger): Logger {
  * @param logger from {@link requestLogger}
  * @returns the request id
  */
-export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: Logger): string {
+export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: Logger, done?: (statusCode: number | undefined) => void): string {
   const incoming = req.headers['x-request-id'];
   const id = isValidRequestId(incoming) ? incoming : randomUUID();
   res.setHeader('x-request-id', id);
@@ -83,6 +83,7 @@ export function beginRequest(req: IncomingMessage, res: ServerResponse, logger: 
     };
     const error = errorMessages.get(res);
     if (error !== undefined) line.error = error;
+    done?.(aborted && !res.headersSent ? undefined : statusCode);
     if (aborted) logger.warn(line, 'request aborted');
     else if (statusCode >= 500) logger.error(line, 'request completed');
     else if (statusCode >= 400) logger.warn(line, 'request completed');
@@ -102,9 +103,20 @@ export function requestIdOf(res: ServerResponse): string | undefined {
 }
 
 /**
- * A fixed-window request counter per key (express-rate-limit's `MemoryStore`), with the IETF draft-6 headers
- * express-rate-limit sets (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in
- * seconds) and `Retry-After` on a 429 (truto-contract.md §3.4). Counters are in memory, per process.
+ * Where the limiters count when the nodes share counters (PostgreSQL): the store, and what to do when it fails (log
+ * it; the limiters then count in memory: fail open).
+ */
+export interface SharedCounters {
+  store: RateLimitCounterStore;
+  onFailure: (error: unknown) => void;
+}
+
+/**
+ * A fixed-window request counter per key, with the IETF draft-6 headers express-rate-limit sets
+ * (`RateLimit-Policy`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, in seconds) and `Retry-After` on
+ * a 429 (truto-contract.md §3.4). Counts in memory, per process (express-rate-limit's `MemoryStore`); when the nodes
+ * share counters, {@link countRequest} counts in the shared store instead (keys prefixed with {@link prefix}) and
+ * falls back to these memory counters while that store cannot be reached (fail open; docs/deployment.md).
  */
 export class RateLimiter {
   private readonly store = new MemoryStore();
@@ -119,6 +131,9 @@ export class RateLimiter {
     private readonly limit: number,
     private readonly windowMs: number,
     private readonly what: string,
+    /** Prefix of this limiter's keys in shared counters (`token:`, `account:`). */
+    readonly prefix = '',
+    private readonly onReject?: () => void,
   ) {
     this.store.init({ windowMs } as Parameters<MemoryStore['init']>[0]);
     this.policy = `${limit};w=${Math.ceil(windowMs / 1000)}`;
@@ -142,12 +157,23 @@ export class RateLimiter {
 
   /** The 429 of a full window: `Retry-After` its reset, the message naming this limit. */
   tooMany(count: RateLimitCount): UnicrmError {
+    this.onReject?.();
     return new UnicrmError(
       429,
       `Rate limit exceeded: ${this.limit} requests per ${this.windowMs / 1000} s per ${this.what}. Retry after ${count.resetSeconds} s.`,
       { truto_error_insight: { rate_limit_error: { description: `unicrm's own limit per ${this.what}` } } },
       { 'Retry-After': String(count.resetSeconds) },
     );
+  }
+
+  /** What a shared counter store counts `key` as: this limiter's prefixed key, window and limit. */
+  check(key: string): RateLimitCheck {
+    return { key: this.prefix + key, windowMs: this.windowMs, limit: this.limit };
+  }
+
+  /** The count a shared counter store answered for {@link check}. */
+  countOf(hit: RateLimitHit): RateLimitCount {
+    return this.count(hit.hits, hit.resetAt);
   }
 
   /** Stops the store's expiry timer. */
@@ -202,13 +228,35 @@ export interface RateLimitPair {
   perToken?: RateLimiter;
   /** Per integrated account (`environment:account id`), on unified routes. */
   perAccount?: RateLimiter;
+  /** Counters every node shares (PostgreSQL); the limiters' memory counters while they cannot be reached. */
+  shared?: SharedCounters;
 }
 
-/** The limiters of a configuration (`UNICRM_RATE_LIMIT_*`). */
-export function createRateLimiters(limits: RateLimits): RateLimitPair {
+/** How often, at most, a failing shared counter store is logged (ms). */
+const SHARED_FAILURE_LOG_EVERY_MS = 60_000;
+
+/**
+ * The limiters of a configuration (`UNICRM_RATE_LIMIT_*`).
+ * @param options `shared`: counters every node shares (the core's `rateLimitCounters` on PostgreSQL), and where to
+ *   log that they cannot be reached (at most once a minute); `onReject`: told of each request a limit refuses
+ */
+export function createRateLimiters(
+  limits: RateLimits,
+  options: { shared?: { store: RateLimitCounterStore; logger: Logger }; onReject?: (limit: 'token' | 'account') => void } = {},
+): RateLimitPair {
+  const { shared, onReject } = options;
+  let lastLogged = 0;
+  const onFailure = (error: unknown) => {
+    const now = Date.now();
+    if (now - lastLogged < SHARED_FAILURE_LOG_EVERY_MS) return;
+    lastLogged = now;
+    shared?.logger.warn({ err: (error as Error).message }, 'shared rate-limit counters unreachable: this node counts its own requests until they are back');
+  };
   return {
-    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token') : undefined,
-    perAccount: limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account') : undefined,
+    perToken: limits.perToken > 0 ? new RateLimiter(limits.perToken, limits.windowMs, 'API token', 'token:', onReject && (() => onReject('token'))) : undefined,
+    perAccount:
+      limits.perAccount > 0 ? new RateLimiter(limits.perAccount, limits.windowMs, 'integrated account', 'account:', onReject && (() => onReject('account'))) : undefined,
+    ...(shared && { shared: { store: shared.store, onFailure } }),
   };
 }
 

@@ -1,5 +1,5 @@
 import { integratedAccountIdOf, type UnicrmCore } from '@unicrm/core';
-import { UnicrmError } from '@unicrm/model';
+import { type RateLimitHit, UnicrmError } from '@unicrm/model';
 import express, { type RequestHandler } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
@@ -120,10 +120,11 @@ declare module 'express-serve-static-core' {
 /** Bearer-token authentication of every route it guards (DESIGN.md §2, §4). */
 export function authenticate(core: UnicrmCore): RequestHandler {
   return (req, _res, next) => {
-    const caller = core.tokens.authenticate(req.headers.authorization);
-    req.environmentId = caller.environmentId;
-    req.tokenId = caller.tokenId;
-    next();
+    core.tokens.authenticate(req.headers.authorization).then((caller) => {
+      req.environmentId = caller.environmentId;
+      req.tokenId = caller.tokenId;
+      next();
+    }, next);
   };
 }
 
@@ -147,10 +148,26 @@ export function accountLimitKey(environmentId: string, url: string): string | un
  * @throws UnicrmError 429 over either limit
  */
 export async function countRequest(limits: RateLimitPair, res: ServerResponse, tokenId: string, accountKey: string | undefined): Promise<void> {
-  const token = limits.perToken ? await limits.perToken.hit(tokenId) : undefined;
+  let token: RateLimitCount | undefined;
   let account: RateLimitCount | undefined;
-  if (limits.perAccount && accountKey !== undefined) {
-    account = token?.exceeded ? await limits.perAccount.peek(accountKey) : await limits.perAccount.hit(accountKey);
+  const accountLimiter = accountKey !== undefined ? limits.perAccount : undefined;
+  let counted = false;
+  if (limits.shared && (limits.perToken || accountLimiter)) {
+    // Shared counters (several nodes): both limits in one round trip, with the same rule as below.
+    const checks = [limits.perToken?.check(tokenId), accountLimiter?.check(accountKey as string)].filter((c) => c !== undefined);
+    try {
+      const hits = await limits.shared.store.count(checks);
+      let i = 0;
+      if (limits.perToken) token = limits.perToken.countOf(hits[i++] as RateLimitHit);
+      if (accountLimiter) account = accountLimiter.countOf(hits[i] as RateLimitHit);
+      counted = true;
+    } catch (error) {
+      limits.shared.onFailure(error); // fail open: counted in this node's memory below
+    }
+  }
+  if (!counted) {
+    token = limits.perToken ? await limits.perToken.hit(tokenId) : undefined;
+    if (accountLimiter) account = token?.exceeded ? await accountLimiter.peek(accountKey as string) : await accountLimiter.hit(accountKey as string);
   }
   if (token?.exceeded || account?.exceeded) {
     // Every full window must reset before a request can pass: name the one that resets last.

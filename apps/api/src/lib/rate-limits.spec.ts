@@ -32,7 +32,7 @@ describe('rate limits', () => {
     // The account is over its limit after the test above; found by the adversarial session.
     const spellings = [`[integrated_account_id]=${h.accountId}`, `%5Bintegrated_account_id%5D=${h.accountId}`, `integrated_account_id=${h.accountId.toUpperCase()}`];
     for (const query of spellings) {
-      const res = await request(h.app).get(`/unified/crm/stages/meta/create?${query}`).set('authorization', `Bearer ${h.core.tokens.issue({ name: query }).token}`);
+      const res = await request(h.app).get(`/unified/crm/stages/meta/create?${query}`).set('authorization', `Bearer ${(await h.core.tokens.issue({ name: query })).token}`);
       expect([query, res.status]).toEqual([query, 429]);
     }
   });
@@ -42,7 +42,7 @@ describe('rate limits', () => {
     for (let i = 0; i < 3; i++) statuses.push((await request(h.app).get('/integrated-account').set(AUTH)).status);
     // The static token made 5 requests so far (connecting the harness account, the 4 creates above): 1 left.
     expect(statuses).toEqual([200, 429, 429]);
-    const token = h.core.tokens.issue({ name: 'fresh' }).token;
+    const token = (await h.core.tokens.issue({ name: 'fresh' })).token;
     const fresh = [];
     for (let i = 0; i < 7; i++) fresh.push((await request(h.app).get('/integrated-account').set('authorization', `Bearer ${token}`)).status);
     expect(fresh).toEqual([200, 200, 200, 200, 200, 200, 429]);
@@ -108,7 +108,7 @@ describe("unicrm's own 429", () => {
   afterAll(() => r.close());
 
   it('names the full window that resets last (the account), not the first limit that refused (the token)', async () => {
-    const token = r.core.tokens.issue({ name: 'windows' }).token;
+    const token = (await r.core.tokens.issue({ name: 'windows' })).token;
     const auth = { authorization: `Bearer ${token}` };
     // The token's window starts now, the account's more than a second later: the account's resets later.
     expect((await request(r.app).get('/integrated-account').set(auth)).status).toBe(200);

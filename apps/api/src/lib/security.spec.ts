@@ -18,8 +18,8 @@ let accountB: string;
 
 beforeAll(async () => {
   h = await startHarness();
-  const a = h.core.tokens.issue({ name: 'team a', environment: 'env-a' });
-  const b = h.core.tokens.issue({ name: 'team b', environment: 'env-b' });
+  const a = await h.core.tokens.issue({ name: 'team a', environment: 'env-a' });
+  const b = await h.core.tokens.issue({ name: 'team b', environment: 'env-b' });
   envA = { token: a.token, id: a.record.id };
   envB = { token: b.token, id: b.record.id };
   issued.push(a.token, b.token);
@@ -51,9 +51,9 @@ const routes = (accountId: string) =>
   ] as const;
 
 describe('authentication on every route', () => {
-  const revokedAndExpired = () => {
-    const revoked = h.core.tokens.issue({ name: 'gone' });
-    h.core.tokens.revoke(revoked.record.id);
+  const revokedAndExpired = async () => {
+    const revoked = await h.core.tokens.issue({ name: 'gone' });
+    await h.core.tokens.revoke(revoked.record.id);
     issued.push(revoked.token);
     return revoked.token;
   };
@@ -64,7 +64,7 @@ describe('authentication on every route', () => {
       : kind === 'a malformed token' ? 'Bearer'
       : kind === 'a Basic header' ? `Basic ${Buffer.from(`x:${TEST_TOKEN}`).toString('base64')}`
       : kind === 'an unknown token' ? 'Bearer ucrm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
-      : `Bearer ${revokedAndExpired()}`;
+      : `Bearer ${await revokedAndExpired()}`;
     for (const [name, call] of routes(accountB)) {
       const req = call();
       const res = remember(await (header ? req.set('authorization', header) : req));
@@ -74,7 +74,7 @@ describe('authentication on every route', () => {
   });
 
   it('refuses an expired token', async () => {
-    const expiring = h.core.tokens.issue({ name: 'soon', expiresInDays: 0.00000001 });
+    const expiring = await h.core.tokens.issue({ name: 'soon', expiresInDays: 0.00000001 });
     issued.push(expiring.token);
     await new Promise((resolve) => setTimeout(resolve, 5));
     const res = remember(await request(h.app).get('/integrated-account').set('authorization', `Bearer ${expiring.token}`));

@@ -4,9 +4,12 @@ import { BODY_LIMIT_BYTES } from './middleware';
 
 /** Bounds on a slow client (docs/security.md). */
 export interface SlowClientBounds {
-  /** The request head (line and headers) must have arrived within this, from the connection's first byte (ms). */
+  /**
+   * The request head (line and headers) must have arrived within this many ms of the request's first byte; a
+   * connection that has sent nothing yet is held to it from its opening (Node's `headersTimeout`).
+   */
   headersTimeoutMs: number;
-  /** The whole request (head and body) must have arrived within this (ms). */
+  /** The whole request (head and body) must have arrived within this many ms of its first byte (`requestTimeout`). */
   requestTimeoutMs: number;
 }
 
@@ -16,8 +19,9 @@ export const SLOW_CLIENT_BOUNDS: SlowClientBounds = { headersTimeoutMs: 15_000, 
 /**
  * The HTTP server of the API. Requests Node rejects before the app sees them (a request head over
  * Node's 16 KiB limit, a malformed request line) still get an answer in the error shape of DESIGN.md §3.
- * A slow client is cut off with 408 once it passes `bounds` (issue 12: within about a second of the bound; Node
- * checks them only every `connectionsCheckingInterval`, 30 s by default, so they held at 43 s and 73 s).
+ * A slow client is cut off with 408 and a closed connection once it passes `bounds`, counted from the request's
+ * first byte: at most one check interval (1 s for the default bounds) after the bound. Node checks the bounds only
+ * every `connectionsCheckingInterval`, 30 s by default, so before issue 12 they held at 43 s and 73 s.
  */
 export function createHttpServer(app: RequestListener, bounds: SlowClientBounds = SLOW_CLIENT_BOUNDS): Server {
   const server = createServer(
@@ -26,8 +30,8 @@ export function createHttpServer(app: RequestListener, bounds: SlowClientBounds 
       requireHostHeader: false,
       headersTimeout: bounds.headersTimeoutMs,
       requestTimeout: bounds.requestTimeoutMs,
-      // How often Node looks for connections past those bounds: at most a second late (and sooner for short bounds).
-      // One pass over the open connections per interval.
+      // How often Node looks for connections past those bounds, so how late a 408 may come: at most a second (and a
+      // quarter of the head bound for short bounds). One pass over the open connections per interval.
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(bounds.headersTimeoutMs / 4))),
     },
     app,

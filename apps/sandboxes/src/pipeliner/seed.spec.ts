@@ -86,6 +86,55 @@ describe('Pipeliner sandbox: seeds', () => {
     }
   });
 
+  it('serves a step seeded as created in year 0001 as 0001-01-01 (not 1901), in filters and cursors too', async () => {
+    const path = join(dir, 'ancient.json');
+    const ancientId = '00000000-57e9-4000-8000-00000000a001';
+    writeFileSync(
+      path,
+      JSON.stringify({
+        pipelines: [
+          {
+            id: '98baf008-2c96-0831-cb6d-0fa7a5660225',
+            name: 'Old Pipeline',
+            color: 16233984,
+            created: '0100-01-01T00:00:00Z',
+            steps: [
+              { id: ancientId, name: 'Ancient', created: '0001-01-01 00:00:00.000000+00:00', modified: '0099-12-31T23:59:59Z' },
+              { name: 'Recent', created: '2024-01-15 09:00:00.000000+00:00' },
+            ],
+          },
+        ],
+      }),
+    );
+    const sandbox = await startSandbox({ port: 0, seed: path, contract: true });
+    const call = client(sandbox);
+    try {
+      const step = await call('GET', `Steps/${ancientId}`);
+      expect(step.status).toBe(200);
+      expect(step.json.data).toMatchObject({
+        created: '0001-01-01 00:00:00.000000+00:00',
+        modified: '0099-12-31 23:59:59.000000+00:00',
+      });
+      const pipeline = await call('GET', 'Pipelines/98baf008-2c96-0831-cb6d-0fa7a5660225');
+      expect(pipeline.json.data.created).toBe('0100-01-01 00:00:00.000000+00:00');
+
+      const filtered = await call('GET', 'Steps', { query: 'filter[created]=0001-01-01T00:00:00Z&filter-op[created]=lte' });
+      expect(filtered.json.data.map((s: { id: string }) => s.id)).toEqual([ancientId]);
+
+      const first = await call('GET', 'Steps', { query: 'order-by=created&first=1&filter[pipeline_id]=98baf008-2c96-0831-cb6d-0fa7a5660225' });
+      expect(first.json.data.map((s: { name: string }) => s.name)).toEqual(['Ancient']);
+      const cursor = first.json.page_info.end_cursor as string;
+      expect(Buffer.from(cursor, 'base64').toString()).toContain('0001-01-01 00:00:00.000000+00:00');
+      const next = await call('GET', 'Steps', {
+        query: `order-by=created&first=1&filter[pipeline_id]=98baf008-2c96-0831-cb6d-0fa7a5660225&after=${encodeURIComponent(cursor)}`,
+      });
+      expect(next.json.data.map((s: { name: string }) => s.name)).toEqual(['Recent']);
+      expect(sandbox.takeContractViolations()).toEqual([]);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
   it('refuses invalid seeds with a readable error', async () => {
     const notJson = join(dir, 'broken.json');
     writeFileSync(notJson, '{ nope');

@@ -30,9 +30,16 @@ interface Run {
   stderr: string;
 }
 
+/**
+ * What a spawned CLI may print before execFile cuts it (its default is 1 MiB, less than `accounts list --all` of a few
+ * thousand accounts: the JSON was cut at 1,048,576 bytes). A run past this fails with ERR_CHILD_PROCESS_STDIO_MAXBUFFER.
+ */
+const CLI_MAX_OUTPUT = 64 * 1024 * 1024;
+
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000, cwd }, (error, stdout, stderr) => {
+    const options = { env: { PATH: process.env.PATH, ...env }, timeout: 30_000, cwd, maxBuffer: CLI_MAX_OUTPUT };
+    execFile(process.execPath, [CLI, ...args], options, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -618,6 +625,8 @@ interface ServingProcess {
   pid: number;
   /** Accounts it has created so far (each committed before it is counted). */
   created(): number;
+  /** The ids of those accounts, in the order they were committed. */
+  ids(): string[];
   /** Resolves once it has created at least `n` accounts. */
   until(n: number): Promise<void>;
   /** SIGTERM: it closes the core (the marker goes) and exits. */
@@ -625,6 +634,12 @@ interface ServingProcess {
 }
 
 const servingProcesses: ChildProcess[] = [];
+
+/**
+ * How many accounts a writing serving process creates at most, one per millisecond or so: enough to keep writing
+ * through a CLI run, few enough that what the test reads back does not grow with the machine's speed.
+ */
+const WRITER_LIMIT = 2000;
 
 function startServingProcess(dataDir: string, writeAccounts = false, dropCore = false): Promise<ServingProcess> {
   // dropCore: the core is made and forgotten, then garbage is collected: the claim must hold all the same.
@@ -640,31 +655,37 @@ function startServingProcess(dataDir: string, writeAccounts = false, dropCore = 
     const { createUnicrmCore } = require(${JSON.stringify(BUILT_CORE)});
     const core = createUnicrmCore({ env: {}, config: { dataDir: ${JSON.stringify(dataDir)}, logLevel: 'silent' }, serving: true });
     let n = 0;
-    process.stdout.write('ready\\n');
     const context = { service_url: 'http://127.0.0.1:9', space_id: 's', username: 'user', password: 'secret' };
     const write = () => core.accounts.create('default', { integration: 'pipeliner', tenant_id: 't' + n, context, validate: false })
-      .then(() => { n++; process.stdout.write(n + '\\n'); setImmediate(write); });
+      .then((account) => { n++; process.stdout.write(n + ' ' + account.id + '\\n'); if (n < ${WRITER_LIMIT}) setTimeout(write, 1); });
     if (${writeAccounts}) write();
     process.on('SIGTERM', () => core.close().then(() => process.exit(0)));
     setInterval(() => core, 1 << 30); // alive, and so is its core (an API's server keeps both)
+    // Ready only once SIGTERM is handled: a test that stops it at once must not kill it before its clean-up is set.
+    process.stdout.write('ready\\n');
   `;
   const child = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
   servingProcesses.push(child);
   let created = 0;
+  const ids: string[] = [];
   let ready = false;
   let errors = '';
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   child.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
   return new Promise((resolve, reject) => {
     child.on('exit', (code) => !ready && reject(new Error(`the serving process exited (${code}): ${errors}`)));
+    let pending = ''; // a chunk may end inside a line
     child.stdout?.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop() as string;
+      for (const line of lines.filter(Boolean)) {
         if (line === 'ready') {
           ready = true;
           resolve({
             child,
             pid: child.pid as number,
             created: () => created,
+            ids: () => [...ids],
             until: (n) => new Promise((done) => (created >= n ? done() : waiters.push({ n, resolve: done }))),
             stop: () =>
               new Promise((done) => {
@@ -673,7 +694,9 @@ function startServingProcess(dataDir: string, writeAccounts = false, dropCore = 
               }),
           });
         } else {
-          created = Number(line);
+          const [count, id] = line.split(' ');
+          created = Number(count);
+          ids.push(id as string);
           for (const waiter of waiters.filter((w) => created >= w.n)) waiter.resolve();
         }
       }
@@ -778,7 +801,7 @@ export function defineDataDirectorySuite(): void {
       const home = join(dir, 'backup-live');
       const server = await startServingProcess(home, true);
       await server.until(30);
-      const before = server.created();
+      const committedBefore = server.ids(); // committed before the backup starts; it keeps writing during the backup
       const file = join(dir, 'live-backup.sqlite');
       const backup = await spawnCli(['backup', file, '--data-dir', home]);
       expect(backup.stderr).toBe('');
@@ -786,12 +809,14 @@ export function defineDataDirectorySuite(): void {
       const [first, ...rest] = backup.stdout.trimEnd().split('\n');
       expect(first).toMatch(new RegExp(`^Backed up ${home} to ${file} \\((\\d+) integrated accounts, 0 API tokens, \\d+ bytes\\)\\.$`));
       const inBackup = Number(/\((\d+) integrated accounts/.exec(first as string)?.[1]);
-      expect(inBackup).toBeGreaterThanOrEqual(before);
+      expect(inBackup).toBeGreaterThanOrEqual(committedBefore.length);
       expect(rest).toEqual([
         `The credentials in it are encrypted with the key in ${join(home, 'encryption.key')}, which is not in the backup: keep a copy of that key apart from`,
         'your backups. A backup without its key cannot be read; a backup kept with its key gives away every credential.',
       ]);
       await server.stop();
+      const committed = server.ids();
+      expect(committed.length).toBeLessThanOrEqual(WRITER_LIMIT);
 
       // Restored elsewhere with its key: every account opens.
       const elsewhere = join(dir, 'backup-restored');
@@ -804,8 +829,15 @@ export function defineDataDirectorySuite(): void {
       expect(restored.stderr).toBe('');
       expect(JSON.parse(restored.stdout)).toMatchObject({ accounts: inBackup, previous: null, dataDir: elsewhere, keyFound: true });
       const listed = await spawnCli(['accounts', 'list', '--all', '--output', 'json', '--data-dir', elsewhere]);
-      expect(JSON.parse(listed.stdout).result).toHaveLength(inBackup);
-      expect(JSON.parse(listed.stdout).result.every((a: { is_usable: boolean }) => a.is_usable)).toBe(true);
+      expect(listed.stderr).toBe('');
+      const accounts: Array<{ id: string; is_usable: boolean }> = JSON.parse(listed.stdout).result;
+      expect(accounts).toHaveLength(inBackup);
+      expect(accounts.every((a) => a.is_usable)).toBe(true);
+      // Every account committed before the backup is in it, and it holds only accounts the writer committed: the
+      // first inBackup of them (each commit is a transaction, so the backup is a consistent cut of the sequence).
+      const restoredIds = accounts.map((a) => a.id).sort();
+      expect(restoredIds).toEqual(expect.arrayContaining(committedBefore));
+      expect(restoredIds).toEqual(committed.slice(0, inBackup).sort());
     }, 120_000);
 
     it('restores a backup over later changes; refuses while served, and refuses a file that is not a unicrm backup', async () => {

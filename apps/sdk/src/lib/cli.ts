@@ -745,7 +745,7 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
       throw new UsageError(`--expires-in must be a positive number of days, not "${expires}"`);
     }
     const core = await session.core(values, 'tokens create');
-    const { token, record } = core.tokens.issue({ name, environment: optional(values, 'environment'), expiresInDays: days });
+    const { token, record } = await core.tokens.issue({ name, environment: optional(values, 'environment'), expiresInDays: days });
     const json = { token, id: record.id, name: record.name, environment: record.environmentId, created_at: record.createdAt, expires_at: record.expiresAt };
     const human = [
       keyValueLines({ ...json, expires_at: record.expiresAt ?? 'never' }),
@@ -756,7 +756,7 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
   }
   if (action === 'list') {
     const { values } = parse(rest, {});
-    const list = (await session.core(values, 'tokens list')).tokens.list();
+    const list = await (await session.core(values, 'tokens list')).tokens.list();
     const json = list.map((t) => ({
       id: t.id,
       name: t.name,
@@ -779,7 +779,7 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
     const { values, positionals } = parse(rest, {});
     const id = positionals[0];
     if (!id) throw new UsageError(`tokens revoke takes a token id (see ${session.command} tokens list)`);
-    (await session.core(values, 'tokens revoke')).tokens.revoke(id);
+    await (await session.core(values, 'tokens revoke')).tokens.revoke(id);
     return { json: { id, revoked: true }, human: `Revoked API token ${id}: it is refused from the next request on.` };
   }
   throw new UsageError(`unknown command "tokens ${action ?? ''}": use create, list or revoke`);

@@ -54,9 +54,9 @@ async function connect(tenant = 'acme'): Promise<string> {
 }
 
 const storeReads = () => reads.get ?? 0;
-const caught = (fn: () => unknown): UnicrmError => {
+const caught = async (fn: () => unknown): Promise<UnicrmError> => {
   try {
-    fn();
+    await fn();
   } catch (error) {
     return error as UnicrmError;
   }
@@ -69,8 +69,8 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 describe('IntegratedAccountService.load: served from memory', () => {
   it('reads an account once while nothing changes and hands out one frozen object', async () => {
     const id = await connect();
-    const first = api.accounts.load(DEFAULT_ENVIRONMENT, id);
-    const second = api.accounts.load(DEFAULT_ENVIRONMENT, id.toUpperCase());
+    const first = await api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const second = await api.accounts.load(DEFAULT_ENVIRONMENT, id.toUpperCase());
     expect(storeReads()).toBe(1);
     expect(second).toBe(first);
     expect(Object.isFrozen(first)).toBe(true);
@@ -89,32 +89,32 @@ describe('IntegratedAccountService.load: served from memory', () => {
 
   it('gives each get() caller its own context to change', async () => {
     const id = await connect();
-    const shown = api.accounts.get(DEFAULT_ENVIRONMENT, id);
+    const shown = await api.accounts.get(DEFAULT_ENVIRONMENT, id);
     (shown.context as Record<string, unknown>).space_id = 'changed by a caller';
-    expect(api.accounts.get(DEFAULT_ENVIRONMENT, id).context).toEqual({ service_url: context.service_url, space_id: 'fr_Myself' });
+    expect((await api.accounts.get(DEFAULT_ENVIRONMENT, id)).context).toEqual({ service_url: context.service_url, space_id: 'fr_Myself' });
     expect(storeReads()).toBe(1);
   });
 
   it('does not remember a missing account, nor serve an account to another environment', async () => {
     const id = await connect();
     const missing = '33333333-3333-4333-8333-333333333333';
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, missing)).statusCode).toBe(404);
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, missing)).statusCode).toBe(404);
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, missing))).statusCode).toBe(404);
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, missing))).statusCode).toBe(404);
     expect(storeReads()).toBe(2);
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
-    expect(caught(() => api.accounts.load('staging', id)).message).toBe(`Integrated account ${id} not found.`);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    expect((await caught(() => api.accounts.load('staging', id))).message).toBe(`Integrated account ${id} not found.`);
     expect(storeReads()).toBe(4);
   });
 
   it('keeps at most ACCOUNT_CACHE_SIZE accounts, dropping the one read first', async () => {
     const ids: string[] = [];
     for (let n = 0; n <= ACCOUNT_CACHE_SIZE; n++) ids.push(await connect(`tenant-${n}`));
-    for (const id of ids) api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    for (const id of ids) await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     expect(storeReads()).toBe(ACCOUNT_CACHE_SIZE + 1);
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, ids[ACCOUNT_CACHE_SIZE] as string).tenantId).toBe(`tenant-${ACCOUNT_CACHE_SIZE}`);
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, ids[1] as string).tenantId).toBe('tenant-1');
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, ids[ACCOUNT_CACHE_SIZE] as string)).tenantId).toBe(`tenant-${ACCOUNT_CACHE_SIZE}`);
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, ids[1] as string)).tenantId).toBe('tenant-1');
     expect(storeReads()).toBe(ACCOUNT_CACHE_SIZE + 1);
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, ids[0] as string).tenantId).toBe('tenant-0');
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, ids[0] as string)).tenantId).toBe('tenant-0');
     expect(storeReads()).toBe(ACCOUNT_CACHE_SIZE + 2);
   }, 60_000);
 });
@@ -122,19 +122,19 @@ describe('IntegratedAccountService.load: served from memory', () => {
 describe('IntegratedAccountService.load: changes in this process', () => {
   it('reads again after an update (tenant, credentials)', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     now = new Date('2026-06-01T12:00:05.000Z');
     await api.accounts.update(DEFAULT_ENVIRONMENT, id, { tenant_id: 'globex', context: { password: 'new-password' }, validate: false });
-    const loaded = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const loaded = await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     expect(loaded).toMatchObject({ tenantId: 'globex', updatedAt: '2026-06-01T12:00:05.000Z', context: { ...context, password: 'new-password' } });
     expect(storeReads()).toBe(2); // the first load (the update's load is served from memory), the load after the update
   });
 
   it('refuses a deleted account', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
-    expect(api.accounts.delete(DEFAULT_ENVIRONMENT, id)).toEqual({ id });
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    expect(await api.accounts.delete(DEFAULT_ENVIRONMENT, id)).toEqual({ id });
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(404);
   });
 
   it('sees markNeedsReauth, and a create after a remote 401 answers 401 without calling Pipeliner', async () => {
@@ -142,7 +142,7 @@ describe('IntegratedAccountService.load: changes in this process', () => {
     const request = { model: 'crm', resource: 'stages', environmentId: DEFAULT_ENVIRONMENT, query: `integrated_account_id=${id}`, body: { name: 'Won' } };
     transport.answers.push(json(401, { success: false, http_status: 401, message: 'Invalid credentials' }));
     await expect(api.unified.create(request)).rejects.toMatchObject({ statusCode: 401, isRemote: true });
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'pipeliner answered 401: Invalid credentials' });
+    expect(await api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'pipeliner answered 401: Invalid credentials' });
     await expect(api.unified.create(request)).rejects.toMatchObject({
       statusCode: 401,
       isRemote: false,
@@ -153,25 +153,25 @@ describe('IntegratedAccountService.load: changes in this process', () => {
 
   it('keeps an update made while a rejected call was under way (markNeedsReauth with the old account changes nothing)', async () => {
     const id = await connect();
-    const before = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const before = await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     now = new Date('2026-06-01T12:00:05.000Z');
     await api.accounts.update(DEFAULT_ENVIRONMENT, id, { context: { password: 'new-password' }, validate: false });
-    api.accounts.markNeedsReauth(before, 'late 401');
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'active', lastError: null, context: { password: 'new-password' } });
+    await api.accounts.markNeedsReauth(before, 'late 401');
+    expect(await api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'active', lastError: null, context: { password: 'new-password' } });
   });
 });
 
 describe('IntegratedAccountService.load: changes by another process on the same data directory', () => {
   it('sees new credentials and a new service URL', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const cli = otherProcess();
     await cli.accounts.update(DEFAULT_ENVIRONMENT, id, {
       context: { service_url: 'https://us-east.api.pipelinersales.com', username: 'other-token', password: 'other-password' },
       validate: false,
     });
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id).context).toEqual({
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, id)).context).toEqual({
       service_url: 'https://us-east.api.pipelinersales.com',
       space_id: 'fr_Myself',
       username: 'other-token',
@@ -181,62 +181,62 @@ describe('IntegratedAccountService.load: changes by another process on the same 
 
   it('sees a status change', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const cli = otherProcess();
-    cli.accounts.markNeedsReauth(cli.accounts.load(DEFAULT_ENVIRONMENT, id), 'rejected elsewhere');
+    await cli.accounts.markNeedsReauth(await cli.accounts.load(DEFAULT_ENVIRONMENT, id), 'rejected elsewhere');
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'rejected elsewhere' });
+    expect(await api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ status: 'needs_reauth', lastError: 'rejected elsewhere' });
   });
 
   it('refuses an account another process removed', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
-    otherProcess().accounts.delete(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await otherProcess().accounts.delete(DEFAULT_ENVIRONMENT, id);
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(404);
   });
 
   it('sees a plain SQL change made on another connection', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const raw = new Database(join(dir, 'unicrm.sqlite'));
     raw.prepare("UPDATE integrated_accounts SET tenant_id = 'renamed', status = 'validation_error' WHERE id = ?").run(id);
     raw.close();
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ tenantId: 'renamed', status: 'validation_error' });
+    expect(await api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ tenantId: 'renamed', status: 'validation_error' });
   });
 
   it('does not keep serving credentials after a key rotation elsewhere: they are read again (500 until restarted with the new key)', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsBefore = storeReads();
     expect(otherProcess().rotateEncryptionKey().accounts).toBe(1);
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(500);
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(500);
     expect(storeReads()).toBe(readsBefore + 1);
-    expect(otherProcess().accounts.load(DEFAULT_ENVIRONMENT, id).context).toEqual(context);
+    expect((await otherProcess().accounts.load(DEFAULT_ENVIRONMENT, id)).context).toEqual(context);
   });
 
   it('reads again after a key rotation through its own connection', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsBefore = storeReads();
     api.rotateEncryptionKey();
     // As before the cache: this process still holds the old key (the API must be stopped to rotate).
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(500);
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(500);
     expect(storeReads()).toBe(readsBefore + 1);
   });
 
   it('serves from memory again once the change is read', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     await otherProcess().accounts.update(DEFAULT_ENVIRONMENT, id, { tenant_id: 'globex', validate: false });
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    const first: StoredAccount = api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const first: StoredAccount = await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsAfter = storeReads();
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id)).toBe(first);
+    expect(await api.accounts.load(DEFAULT_ENVIRONMENT, id)).toBe(first);
     expect(first.tenantId).toBe('globex');
     expect(storeReads()).toBe(readsAfter);
   });
@@ -245,11 +245,11 @@ describe('IntegratedAccountService.load: changes by another process on the same 
 describe('IntegratedAccountService.load: another client in this process on the same data directory', () => {
   it('refuses an account the other client removed, and sees its new credentials, with no turn in between', async () => {
     const id = await connect();
-    api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const sdk = otherProcess(); // a second core in this process (two createUnicrm() on one data directory)
     await sdk.accounts.update(DEFAULT_ENVIRONMENT, id, { context: { password: 'changed-password' }, validate: false });
-    expect(api.accounts.load(DEFAULT_ENVIRONMENT, id).context.password).toBe('changed-password');
-    sdk.accounts.delete(DEFAULT_ENVIRONMENT, id);
-    expect(caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id)).statusCode).toBe(404);
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, id)).context.password).toBe('changed-password');
+    await sdk.accounts.delete(DEFAULT_ENVIRONMENT, id);
+    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(404);
   });
 });

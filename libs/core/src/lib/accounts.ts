@@ -14,6 +14,7 @@ import {
   InvalidCursorError,
   isJsonObject,
   type Logger,
+  type MetricsObserver,
   MAX_JSON_DEPTH,
   type StoredAccount,
   TOKENS,
@@ -68,6 +69,7 @@ export class IntegratedAccountService {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly registry: ConnectorRegistry,
     @inject(TOKENS.Config) private readonly config: UnicrmConfig & Partial<CoreEnvironment>,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {}
 
   /**
@@ -97,7 +99,7 @@ export class IntegratedAccountService {
       updatedAt: now,
     };
     try {
-      this.store.create(account);
+      await this.store.create(account);
     } catch (error) {
       if (!(error instanceof EncryptionKeyChangedError)) throw error;
       this.logger.error({ integrated_account_id: account.id, fault: 'key_changed' }, 'integrated account not stored');
@@ -112,14 +114,14 @@ export class IntegratedAccountService {
    * Accounts that cannot be used are listed too, with `is_usable: false` and why in `last_error`.
    * @throws UnicrmError 400 for a bad filter, limit or cursor (only a cursor the store did not make)
    */
-  list(environmentId: string, query: string | Record<string, unknown>): IntegratedAccountList {
+  async list(environmentId: string, query: string | Record<string, unknown>): Promise<IntegratedAccountList> {
     const params = typeof query === 'string' ? parseQueryString(query) : query;
     const parsed = IntegratedAccountListQuerySchema.safeParse(params);
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
     const { tenant_id, status, integration, limit, next_cursor } = parsed.data;
     let page;
     try {
-      page = this.store.list(environmentId, { tenantId: tenant_id, status, integration, limit, cursor: next_cursor });
+      page = await this.store.list(environmentId, { tenantId: tenant_id, status, integration, limit, cursor: next_cursor });
     } catch (error) {
       if (error instanceof InvalidCursorError) throw UnicrmError.validation([{ path: 'next_cursor', message: error.message }]);
       throw error;
@@ -132,8 +134,8 @@ export class IntegratedAccountService {
    * @param requestId the request's id, for log lines (`req_id`)
    * @throws UnicrmError 404 when the account does not exist in this environment
    */
-  get(environmentId: string, id: string, requestId?: string): IntegratedAccount {
-    const account = this.read(environmentId, id, requestId);
+  async get(environmentId: string, id: string, requestId?: string): Promise<IntegratedAccount> {
+    const account = await this.read(environmentId, id, requestId);
     // The loaded account is shared: the caller gets its own copy of the context it may change.
     return this.present({ ...account, publicContext: structuredClone(account.publicContext) });
   }
@@ -153,7 +155,7 @@ export class IntegratedAccountService {
   async update(environmentId: string, id: string, body: unknown, requestId?: string): Promise<IntegratedAccount> {
     const parsed = IntegratedAccountPatchBodySchema.safeParse(requireObject(body));
     if (!parsed.success) throw UnicrmError.validation(zodFailures(parsed.error));
-    const account = this.read(environmentId, id, requestId);
+    const account = await this.read(environmentId, id, requestId);
     const fault = this.faultOf(account);
     const connector = this.registry.byName(account.integration);
     const patch = parsed.data.context;
@@ -175,15 +177,15 @@ export class IntegratedAccountService {
       }
     }
     next.publicContext = patch !== undefined || fault !== undefined ? this.publicContext(connector, next.context) : next.publicContext;
-    const updated = this.write(() => this.store.update(next), account, requestId);
+    const updated = await this.write(() => this.store.update(next), account, requestId);
     this.forget(environmentId, account.id);
     if (!updated) throw this.notFound(id);
     return this.present(next);
   }
 
   /** @returns `{ id }` of the deleted account. @throws UnicrmError 404 */
-  delete(environmentId: string, id: string): { id: string } {
-    const deleted = this.store.delete(environmentId, id.toLowerCase());
+  async delete(environmentId: string, id: string): Promise<{ id: string }> {
+    const deleted = await this.store.delete(environmentId, id.toLowerCase());
     this.forget(environmentId, id.toLowerCase());
     if (!deleted) throw this.notFound(id);
     return { id };
@@ -198,15 +200,15 @@ export class IntegratedAccountService {
    * @throws UnicrmError 404 when the account does not exist in this environment; 500 when it cannot be used as
    *   stored (see the class: the message says why and what the operator can do; nothing is sent to the provider)
    */
-  load(environmentId: string, id: string, requestId?: string): StoredAccount {
-    const account = this.read(environmentId, id, requestId);
+  async load(environmentId: string, id: string, requestId?: string): Promise<StoredAccount> {
+    const account = await this.read(environmentId, id, requestId);
     const fault = this.faultOf(account);
     if (fault) throw this.unusable(account, fault, requestId);
     return account;
   }
 
   /** {@link load} without the fault check: the account as stored, usable or not. */
-  private read(environmentId: string, id: string, requestId?: string): StoredAccount {
+  private async read(environmentId: string, id: string, requestId?: string): Promise<StoredAccount> {
     const lowerId = id.toLowerCase();
     const key = cacheKey(environmentId, lowerId);
     let account: StoredAccount | undefined;
@@ -218,9 +220,10 @@ export class IntegratedAccountService {
         this.cacheStamp = stamp;
       } else {
         const cached = this.cache.get(key);
+        this.metrics.cache('accounts', cached !== undefined);
         if (cached) return cached;
       }
-      account = this.store.get(environmentId, lowerId);
+      account = await this.store.get(environmentId, lowerId);
     } catch (error) {
       this.logger.error({ req_id: requestId, integrated_account_id: id, err: (error as Error).message }, 'the account store cannot be read');
       throw new UnicrmError(500, `Integrated account ${id} cannot be read from the database (${this.config.dataDir}); the error was logged.`);
@@ -244,9 +247,9 @@ export class IntegratedAccountService {
   }
 
   /** Runs a store write; a key changed under this process becomes the 500 that says to restart it. */
-  private write<T>(run: () => T, account: StoredAccount, requestId?: string): T {
+  private async write<T>(run: () => Promise<T>, account: StoredAccount, requestId?: string): Promise<T> {
     try {
-      return run();
+      return await run();
     } catch (error) {
       if (error instanceof EncryptionKeyChangedError) throw this.unusable(account, 'key_changed', requestId);
       throw error;
@@ -309,8 +312,8 @@ export class IntegratedAccountService {
    * since `account` was read (new credentials arrived while the rejected call was under way). The next
    * {@link load} reads the account again (and sees `needs_reauth`).
    */
-  markNeedsReauth(account: StoredAccount, reason: string): void {
-    this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString(), account.updatedAt);
+  async markNeedsReauth(account: StoredAccount, reason: string): Promise<void> {
+    await this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString(), account.updatedAt);
     this.forget(account.environmentId, account.id);
   }
 

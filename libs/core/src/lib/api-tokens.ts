@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type ApiTokenRecord, type ApiTokenStore, type Clock, TOKENS, UnicrmError } from '@unicrm/model';
+import { type ApiTokenRecord, type ApiTokenStore, type Clock, type MetricsObserver, TOKENS, UnicrmError } from '@unicrm/model';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import type { CoreEnvironment } from './config';
@@ -55,6 +55,7 @@ export class ApiTokenService {
     @inject(TOKENS.ApiTokenStore) private readonly store: ApiTokenStore,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Config) config: CoreEnvironment,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {
     if (config.apiToken) this.staticHash = sha256(config.apiToken);
   }
@@ -63,9 +64,9 @@ export class ApiTokenService {
    * On a first start without `UNICRM_API_TOKEN` and without stored tokens, makes one.
    * @returns the new token (to be shown once), or undefined when none was made
    */
-  bootstrap(): string | undefined {
-    if (this.staticHash || this.store.count() > 0) return undefined;
-    return this.issue({ name: 'bootstrap' }).token;
+  async bootstrap(): Promise<string | undefined> {
+    if (this.staticHash || (await this.store.count()) > 0) return undefined;
+    return (await this.issue({ name: 'bootstrap' })).token;
   }
 
   /**
@@ -75,7 +76,7 @@ export class ApiTokenService {
    * @returns the token (the only time it is visible) and its record
    * @throws UnicrmError 400 for a bad name, environment or expiry
    */
-  issue(options: { name: string; environment?: string; expiresInDays?: number }): { token: string; record: ApiTokenRecord } {
+  async issue(options: { name: string; environment?: string; expiresInDays?: number }): Promise<{ token: string; record: ApiTokenRecord }> {
     const environment = options.environment ?? DEFAULT_ENVIRONMENT;
     const name = options.name.trim();
     if (!name || name.length > 100) throw UnicrmError.validation([{ path: 'name', message: 'must be 1 to 100 characters' }]);
@@ -96,22 +97,22 @@ export class ApiTokenService {
       revokedAt: null,
     };
     const token = `ucrm_${randomBytes(32).toString('base64url')}`;
-    this.store.add(record, sha256(token));
+    await this.store.add(record, sha256(token));
     return { token, record };
   }
 
   /** Every stored token with its status, oldest first (the `UNICRM_API_TOKEN` value is not stored, so not listed). */
-  list(): ApiTokenInfo[] {
+  async list(): Promise<ApiTokenInfo[]> {
     const now = this.clock.now().toISOString();
-    return this.store.list().map((record) => ({ ...record, status: this.statusOf(record, now) }));
+    return (await this.store.list()).map((record) => ({ ...record, status: this.statusOf(record, now) }));
   }
 
   /**
    * Revokes a token: it is refused from the next request on.
    * @throws UnicrmError 404 when there is no such token or it was revoked already
    */
-  revoke(id: string): void {
-    if (!this.store.revoke(id, this.clock.now().toISOString())) throw UnicrmError.notFound(`No active API token ${id}.`);
+  async revoke(id: string): Promise<void> {
+    if (!(await this.store.revoke(id, this.clock.now().toISOString()))) throw UnicrmError.notFound(`No active API token ${id}.`);
   }
 
   private statusOf(record: ApiTokenRecord, now: string): ApiTokenInfo['status'] {
@@ -128,12 +129,19 @@ export class ApiTokenService {
    * @returns a new object on each call
    * @throws UnicrmError 401 when the header is missing, not Bearer, or the token is unknown, expired or revoked
    */
-  authenticate(authorization: string | undefined): AuthenticatedCaller {
+  async authenticate(authorization: string | undefined): Promise<AuthenticatedCaller> {
     if (authorization !== undefined) {
       const cached = this.cache.get(authorization);
-      if (cached === STATIC_TOKEN) return { environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' };
-      if (cached !== undefined && this.store.changeStamp() === this.cacheStamp) return this.callerOf(cached);
+      if (cached === STATIC_TOKEN) {
+        this.metrics.cache('tokens', true);
+        return { environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' };
+      }
+      if (cached !== undefined && this.store.changeStamp() === this.cacheStamp) {
+        this.metrics.cache('tokens', true);
+        return this.callerOf(cached);
+      }
     }
+    this.metrics.cache('tokens', false);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!match) throw UnicrmError.unauthorized();
     const token = match[1] as string;
@@ -148,7 +156,7 @@ export class ApiTokenService {
       this.cache.clear();
       this.cacheStamp = stamp;
     }
-    const record = this.store.findByHash(hash);
+    const record = await this.store.findByHash(hash);
     if (!record) throw UnicrmError.unauthorized();
     this.remember(authorization as string, token, record);
     return this.callerOf(record);

@@ -5,6 +5,13 @@ import { resolve } from 'node:path';
 export interface CoreEnvironment {
   /** `UNICRM_ENCRYPTION_KEY`: 32-byte key, hex or base64; else a key file in the data directory. */
   encryptionKey?: string;
+  /**
+   * `UNICRM_DATABASE_URL`: `postgres://…` puts accounts, tokens and idempotency records in PostgreSQL, shared by
+   * several nodes (docs/deployment.md); unset, the SQLite database in the data directory.
+   */
+  databaseUrl?: string;
+  /** `UNICRM_DATABASE_POOL_SIZE`: most PostgreSQL connections per node (default 10). */
+  databasePoolSize: number;
   /** `UNICRM_API_TOKEN`: an API token accepted as is (for scripted set-ups); else one is generated on first start. */
   apiToken?: string;
   /** `UNICRM_LOG_LEVEL`: pino level (default `info` for the API). */
@@ -53,6 +60,13 @@ function wholeNumber(name: string, text: string | undefined, fallback: number, m
   return value;
 }
 
+/** `UNICRM_DATABASE_URL`: a `postgres://` or `postgresql://` URL, or unset. @throws Error for anything else */
+function databaseUrl(text: string | undefined): string | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!/^postgres(ql)?:\/\//i.test(text)) throw new Error('UNICRM_DATABASE_URL must be a postgres:// URL (unset it to use SQLite in the data directory).');
+  return text;
+}
+
 /**
  * Reads unicrm's configuration from environment variables (DESIGN.md §3, §4, §5):
  * `UNICRM_DATA_DIR` (default `./.unicrm`, resolved against the working directory),
@@ -60,7 +74,7 @@ function wholeNumber(name: string, text: string | undefined, fallback: number, m
  * `UNICRM_ENCRYPTION_KEY`, `UNICRM_API_TOKEN`, `UNICRM_LOG_LEVEL`, `UNICRM_RATE_LIMIT_PER_TOKEN` (500),
  * `UNICRM_RATE_LIMIT_PER_ACCOUNT` (50), `UNICRM_RATE_LIMIT_WINDOW_MS` (10000), `UNICRM_IDEMPOTENCY_TTL_MS` (86400000),
  * `UNICRM_IDEMPOTENCY_LEASE_MS` (30000), `UNICRM_OPERATION_TIMEOUT_MS` (60000), `UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT` (16),
- * `UNICRM_MAX_QUEUED_PER_ACCOUNT` (64).
+ * `UNICRM_MAX_QUEUED_PER_ACCOUNT` (64), `UNICRM_DATABASE_URL`, `UNICRM_DATABASE_POOL_SIZE` (10).
  * @throws Error naming the variable when a number is malformed
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfig & CoreEnvironment {
@@ -81,6 +95,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
       windowMs: wholeNumber('UNICRM_RATE_LIMIT_WINDOW_MS', env.UNICRM_RATE_LIMIT_WINDOW_MS, 10_000, 1),
     },
     encryptionKey: env.UNICRM_ENCRYPTION_KEY || undefined,
+    databaseUrl: databaseUrl(env.UNICRM_DATABASE_URL),
+    databasePoolSize: wholeNumber('UNICRM_DATABASE_POOL_SIZE', env.UNICRM_DATABASE_POOL_SIZE, 10, 1),
     apiToken: env.UNICRM_API_TOKEN || undefined,
     logLevel: env.UNICRM_LOG_LEVEL || undefined,
   };

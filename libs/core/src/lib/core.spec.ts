@@ -51,8 +51,8 @@ describe('accounts', () => {
       last_error: null,
     });
     expect(JSON.stringify(account)).not.toMatch(/api-token|api-password/);
-    expect(core.accounts.get(DEFAULT_ENVIRONMENT, account.id)).toEqual(account);
-    expect(() => core.accounts.get('other', account.id)).toThrow('not found');
+    expect(await core.accounts.get(DEFAULT_ENVIRONMENT, account.id)).toEqual(account);
+    await expect(core.accounts.get('other', account.id)).rejects.toThrow('not found');
   });
 
   it.each([
@@ -76,11 +76,11 @@ describe('accounts', () => {
       truto_is_remote_error: true,
     });
     expect(transport.requests[0]?.url).toBe(`${context.service_url}/api/v100/rest/spaces/fr_Myself/entities/Pipelines?first=1&load-only=id`);
-    expect(core.accounts.list(DEFAULT_ENVIRONMENT, '').result).toEqual([]);
+    expect((await core.accounts.list(DEFAULT_ENVIRONMENT, '')).result).toEqual([]);
 
     transport.answers.push(json(200, { success: true, data: [{ id: PIPELINE }] }));
     const account = await core.accounts.create(DEFAULT_ENVIRONMENT, { integration: 'pipeliner', tenant_id: 'acme', context });
-    expect(core.accounts.list(DEFAULT_ENVIRONMENT, 'tenant_id=acme').result.map((a) => a.id)).toEqual([account.id]);
+    expect((await core.accounts.list(DEFAULT_ENVIRONMENT, 'tenant_id=acme')).result.map((a) => a.id)).toEqual([account.id]);
   });
 });
 
@@ -122,7 +122,7 @@ describe('createStage', () => {
     transport.answers.push(json(401, { success: false, http_status: 401, message: 'Invalid credentials' }));
     const first = await rejection(core.unified.create(request));
     expect(first.body).toMatchObject({ statusCode: 401, truto_is_remote_error: true, message: 'Invalid credentials' });
-    expect(core.accounts.get(DEFAULT_ENVIRONMENT, account.id)).toMatchObject({ status: 'needs_reauth', last_error: 'pipeliner answered 401: Invalid credentials' });
+    expect(await core.accounts.get(DEFAULT_ENVIRONMENT, account.id)).toMatchObject({ status: 'needs_reauth', last_error: 'pipeliner answered 401: Invalid credentials' });
 
     const second = await rejection(core.unified.create(request));
     expect(second.statusCode).toBe(401);
@@ -160,40 +160,40 @@ describe('logging', () => {
 });
 
 describe('API tokens', () => {
-  it('issues tokens per environment, refuses expired and revoked ones, and lists them without the token', () => {
-    const staging = core.tokens.issue({ name: 'ci', environment: 'staging' });
-    expect(core.tokens.authenticate(`Bearer ${staging.token}`)).toEqual({ environmentId: 'staging', tokenId: staging.record.id });
+  it('issues tokens per environment, refuses expired and revoked ones, and lists them without the token', async () => {
+    const staging = await core.tokens.issue({ name: 'ci', environment: 'staging' });
+    expect(await core.tokens.authenticate(`Bearer ${staging.token}`)).toEqual({ environmentId: 'staging', tokenId: staging.record.id });
     now = new Date('2026-06-01T12:00:01.000Z');
-    const short = core.tokens.issue({ name: 'short', expiresInDays: 1 });
+    const short = await core.tokens.issue({ name: 'short', expiresInDays: 1 });
     expect(short.record.expiresAt).toBe('2026-06-02T12:00:01.000Z');
-    expect(core.tokens.authenticate(`Bearer ${short.token}`).environmentId).toBe(DEFAULT_ENVIRONMENT);
+    expect((await core.tokens.authenticate(`Bearer ${short.token}`)).environmentId).toBe(DEFAULT_ENVIRONMENT);
     now = new Date('2026-06-02T12:00:01.000Z');
-    expect(() => core.tokens.authenticate(`Bearer ${short.token}`)).toThrow('The API token expired at 2026-06-02T12:00:01.000Z; use another one.');
-    core.tokens.revoke(staging.record.id);
-    expect(() => core.tokens.authenticate(`Bearer ${staging.token}`)).toThrow('was revoked');
-    expect(() => core.tokens.revoke(staging.record.id)).toThrow('No active API token');
-    const listed = core.tokens.list();
+    await expect(core.tokens.authenticate(`Bearer ${short.token}`)).rejects.toThrow('The API token expired at 2026-06-02T12:00:01.000Z; use another one.');
+    await core.tokens.revoke(staging.record.id);
+    await expect(core.tokens.authenticate(`Bearer ${staging.token}`)).rejects.toThrow('was revoked');
+    await expect(core.tokens.revoke(staging.record.id)).rejects.toThrow('No active API token');
+    const listed = await core.tokens.list();
     expect(listed.map((t) => [t.name, t.status])).toEqual([['ci', 'revoked'], ['short', 'expired']]);
     expect(JSON.stringify(listed)).not.toContain(staging.token);
-    expect(() => core.tokens.issue({ name: 'x', environment: 'Bad Env' })).toThrow(UnicrmError);
-    expect(() => core.tokens.issue({ name: 'x', expiresInDays: -1 })).toThrow(UnicrmError);
+    await expect(core.tokens.issue({ name: 'x', environment: 'Bad Env' })).rejects.toThrow(UnicrmError);
+    await expect(core.tokens.issue({ name: 'x', expiresInDays: -1 })).rejects.toThrow(UnicrmError);
   });
 
-  it('bootstraps one token once, and authenticates only it', () => {
-    const token = core.tokens.bootstrap();
+  it('bootstraps one token once, and authenticates only it', async () => {
+    const token = await core.tokens.bootstrap();
     expect(token).toMatch(/^ucrm_[A-Za-z0-9_-]{43}$/);
-    expect(core.tokens.bootstrap()).toBeUndefined();
-    expect(core.tokens.authenticate(`Bearer ${token}`)).toEqual({ environmentId: DEFAULT_ENVIRONMENT, tokenId: expect.any(String) });
+    expect(await core.tokens.bootstrap()).toBeUndefined();
+    expect(await core.tokens.authenticate(`Bearer ${token}`)).toEqual({ environmentId: DEFAULT_ENVIRONMENT, tokenId: expect.any(String) });
     for (const header of [undefined, '', `Basic ${token}`, `Bearer ${token}x`, 'Bearer']) {
-      expect(() => core.tokens.authenticate(header)).toThrow(UnicrmError);
+      await expect(core.tokens.authenticate(header)).rejects.toThrow(UnicrmError);
     }
   });
 
   it('accepts UNICRM_API_TOKEN and then makes none', async () => {
     const other = createUnicrmCore({ env: { UNICRM_API_TOKEN: 'static-token' }, config: { dataDir: join(dir, 'b'), logLevel: 'silent' } });
-    expect(other.tokens.bootstrap()).toBeUndefined();
-    expect(other.tokens.authenticate('Bearer static-token')).toEqual({ environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' });
-    expect(() => other.tokens.authenticate('Bearer static-tokem')).toThrow('API token');
+    expect(await other.tokens.bootstrap()).toBeUndefined();
+    expect(await other.tokens.authenticate('Bearer static-token')).toEqual({ environmentId: DEFAULT_ENVIRONMENT, tokenId: 'static' });
+    await expect(other.tokens.authenticate('Bearer static-tokem')).rejects.toThrow('API token');
     await other.close();
   });
 });

@@ -1,13 +1,32 @@
 import 'reflect-metadata';
 import { PipedriveConnector } from '@unicrm/connector-pipedrive';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
-import { BUILT_IN_RESOURCES, buildOpenApiDocument, type Clock, type HttpTransport, TOKENS, type UnicrmConfig } from '@unicrm/model';
+import {
+  type AccountStore,
+  type ApiTokenStore,
+  BUILT_IN_RESOURCES,
+  buildOpenApiDocument,
+  type Clock,
+  type HttpTransport,
+  type IdempotencyStore,
+  type RateLimitCounterStore,
+  TOKENS,
+  type UnicrmConfig,
+} from '@unicrm/model';
 import {
   claimServing,
   type DataDirectoryClaim,
   openDataDirectory,
+  parseEncryptionKey,
+  PostgresAccountStore,
+  PostgresApiTokenStore,
+  PostgresDatabase,
+  POSTGRES_SCHEMA_VERSION,
+  PostgresIdempotencyStore,
+  PostgresRateLimitStore,
   rotateEncryptionKey,
   type RotateResult,
+  SecretBox,
   SqliteAccountStore,
   SqliteApiTokenStore,
   SqliteIdempotencyStore,
@@ -26,6 +45,7 @@ import { UpdateUseCase } from './update';
 import { GetUseCase } from './get';
 import { IdempotencyGuard } from './idempotency';
 import { ListUseCase } from './list';
+import { MetricsHub } from './metrics-hub';
 import { OAuthRefresher } from './oauth-refresh';
 import { type MetaRequest, type MethodMeta, MetaUseCase } from './meta';
 import { type ProxyCall, ProxyUseCase } from './proxy';
@@ -67,6 +87,14 @@ export interface UnicrmCore {
   readonly logger: pino.Logger;
   readonly accounts: IntegratedAccountService;
   readonly tokens: ApiTokenService;
+  /** Where a front door attaches its metrics (`attach(observer)`); the core reports to every observer attached. */
+  readonly metrics: MetricsHub;
+  /** The PostgreSQL pool's connections (total, idle, callers waiting), or undefined on SQLite. */
+  poolStats(): { total: number; idle: number; waiting: number } | undefined;
+  /**
+   * Rate-limit counters shared by every node (PostgreSQL), or undefined: each process counts its own (SQLite).
+   */
+  readonly rateLimitCounters?: RateLimitCounterStore;
   /**
    * The unified API (DESIGN.md §6): one use case per method, for any resource of the catalog.
    * `list`: `GET /unified/<model>/<resource>`; `get`: `GET .../:id`; `create`: `POST`; `update`: `PATCH .../:id`;
@@ -78,7 +106,7 @@ export interface UnicrmCore {
     create(request: UnifiedRequest): Promise<UnifiedResponse>;
     update(request: UnifiedRequest): Promise<UnifiedResponse>;
     delete(request: UnifiedRequest): Promise<UnifiedResponse>;
-    meta(request: MetaRequest): MethodMeta;
+    meta(request: MetaRequest): Promise<MethodMeta>;
   };
   /** `/proxy/<resource>[/<id>]`: the provider's own API with the account's credentials. */
   proxy(call: ProxyCall): Promise<UnifiedResponse>;
@@ -90,6 +118,17 @@ export interface UnicrmCore {
    * @throws Error when the rotation failed (nothing changed) or the new key is malformed
    */
   rotateEncryptionKey(newKey?: string): RotateResult;
+  /**
+   * Resolves when the store can serve: at once on SQLite; on PostgreSQL once the migrations are applied (under the
+   * advisory lock), the key checked and the change feed listening. The API awaits it before it listens.
+   * @throws Error why the store cannot serve (unreachable database, failed migration, a key that does not fit)
+   */
+  start(): Promise<void>;
+  /**
+   * Whether this node can serve now (`GET /ready`): the store answers and its schema is this version's.
+   * @returns `{ ready, store, detail? }`; never throws
+   */
+  readiness(): Promise<{ ready: boolean; store: 'sqlite' | 'postgres'; detail?: string }>;
   /** The OpenAPI 3.1 document of the HTTP API. */
   openApiDocument(): Record<string, unknown>;
   /** Closes the outgoing connection pools and the database. */
@@ -137,27 +176,44 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
-  // The claim comes first: a rotation or restore cannot slip in between reading the key and serving with it.
-  const claim: DataDirectoryClaim | undefined = options.serving
-    ? claimServing(config.dataDir, typeof options.serving === 'object' ? options.serving.waitMs : undefined)
-    : undefined;
-  let opened: ReturnType<typeof openDataDirectory>;
-  try {
-    opened = openDataDirectory(config.dataDir, config.encryptionKey);
-  } catch (error) {
-    claim?.release();
-    throw error;
+  let stores: { accounts: AccountStore; tokens: ApiTokenStore; idempotency: IdempotencyStore };
+  let box: SecretBox;
+  let db: ReturnType<typeof openDataDirectory>['db'] | undefined;
+  let postgres: PostgresDatabase | undefined;
+  let claim: DataDirectoryClaim | undefined;
+  if (config.databaseUrl) {
+    // Every node seals and opens secrets with one key: it cannot be a key file that each node would make for itself.
+    if (!config.encryptionKey) {
+      throw new Error('UNICRM_DATABASE_URL needs UNICRM_ENCRYPTION_KEY: every node must seal and open credentials with the same key (openssl rand -base64 32).');
+    }
+    box = new SecretBox(parseEncryptionKey(config.encryptionKey));
+    postgres = new PostgresDatabase(box, { url: config.databaseUrl, poolSize: config.databasePoolSize });
+    stores = { accounts: new PostgresAccountStore(postgres, box), tokens: new PostgresApiTokenStore(postgres), idempotency: new PostgresIdempotencyStore(postgres) };
+  } else {
+    // The claim comes first: a rotation or restore cannot slip in between reading the key and serving with it.
+    claim = options.serving ? claimServing(config.dataDir, typeof options.serving === 'object' ? options.serving.waitMs : undefined) : undefined;
+    let opened: ReturnType<typeof openDataDirectory>;
+    try {
+      opened = openDataDirectory(config.dataDir, config.encryptionKey);
+    } catch (error) {
+      claim?.release();
+      throw error;
+    }
+    db = opened.db;
+    box = opened.box;
+    stores = { accounts: new SqliteAccountStore(opened.db, box), tokens: new SqliteApiTokenStore(opened.db), idempotency: new SqliteIdempotencyStore(opened.db) };
   }
-  const { db, box } = opened;
 
   const container = rootContainer.createChildContainer();
   const clock: Clock = { now: () => new Date() };
   container.register(TOKENS.Config, { useValue: config });
   container.register(TOKENS.Clock, { useValue: clock });
   container.register(TOKENS.Logger, { useValue: logger });
-  container.register(TOKENS.AccountStore, { useValue: new SqliteAccountStore(db, box) });
-  container.register(TOKENS.ApiTokenStore, { useValue: new SqliteApiTokenStore(db) });
-  container.register(TOKENS.IdempotencyStore, { useValue: new SqliteIdempotencyStore(db) });
+  const metrics = new MetricsHub();
+  container.register(TOKENS.Metrics, { useValue: metrics });
+  container.register(TOKENS.AccountStore, { useValue: stores.accounts });
+  container.register(TOKENS.ApiTokenStore, { useValue: stores.tokens });
+  container.register(TOKENS.IdempotencyStore, { useValue: stores.idempotency });
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
@@ -198,6 +254,9 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     logger,
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
+    metrics,
+    poolStats: () => postgres && { total: postgres.pool.totalCount, idle: postgres.pool.idleCount, waiting: postgres.pool.waitingCount },
+    ...(postgres && { rateLimitCounters: new PostgresRateLimitStore(postgres) }),
     unified: {
       list: (request) => list.execute(request),
       get: (request) => get.execute(request),
@@ -209,6 +268,11 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     proxy: (call) => proxy.execute(call),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION, catalog.all()),
     rotateEncryptionKey(newKey?: string) {
+      if (!db) {
+        throw new Error(
+          'unicrm keys rotate works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the key cannot be rotated yet (docs/deployment.md "Encryption key"). Nothing was changed.',
+        );
+      }
       let key: Buffer | undefined;
       if (newKey !== undefined) {
         key = /^[0-9a-f]{64}$/i.test(newKey.trim()) ? Buffer.from(newKey.trim(), 'hex') : Buffer.from(newKey.trim(), 'base64');
@@ -218,11 +282,29 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
       }
       return rotateEncryptionKey(config.dataDir, db, box, { newKey: key });
     },
+    start: async () => {
+      await postgres?.started;
+    },
+    async readiness() {
+      if (!postgres) return { ready: true, store: 'sqlite' as const };
+      try {
+        await postgres.started;
+      } catch (error) {
+        return { ready: false, store: 'postgres' as const, detail: `the database did not start: ${(error as Error).message}` };
+      }
+      const version = await postgres.schemaVersion();
+      if (version === undefined) return { ready: false, store: 'postgres' as const, detail: 'the database cannot be reached' };
+      if (version !== POSTGRES_SCHEMA_VERSION) {
+        return { ready: false, store: 'postgres' as const, detail: `the schema is version ${version}, this unicrm needs ${POSTGRES_SCHEMA_VERSION}` };
+      }
+      return { ready: true, store: 'postgres' as const };
+    },
     async close() {
       if (closed) return;
       closed = true;
       await container.resolve<HttpTransport>(TOKENS.HttpTransport).close();
-      db.close();
+      db?.close();
+      await postgres?.close();
       claim?.release();
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
     },

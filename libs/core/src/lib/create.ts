@@ -26,7 +26,7 @@ export class CreateUseCase {
     if (request.idempotencyKey !== undefined) IdempotencyGuard.parseKey(request.idempotencyKey);
     const query = parseUnifiedQuery(request.query);
     const unifiedBody = this.targets.unifiedBody(definition.createBody, request.body);
-    const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'create', request.requestId);
+    const target = await this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'create', request.requestId);
     const method: CreateMethod = target.method;
     const body = this.targets.integrationBody(target.connector, method.bodySchema, unifiedBody);
     const status = UNIFIED_METHOD_ROUTES.create.status;

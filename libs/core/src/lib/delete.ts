@@ -21,7 +21,7 @@ export class DeleteUseCase {
     if (request.idempotencyKey !== undefined) IdempotencyGuard.parseKey(request.idempotencyKey);
     const query = parseUnifiedQuery(request.query);
     const id = checkRecordId(request.id);
-    const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'delete', request.requestId);
+    const target = await this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'delete', request.requestId);
     const method: DeleteMethod = target.method;
     return this.targets.operation(target.account, request, query.remote_query, ({ options, remote }) =>
       this.targets.write(

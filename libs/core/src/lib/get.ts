@@ -26,7 +26,7 @@ export class GetUseCase {
     const definition = this.targets.definition(request);
     const query = parseUnifiedQuery(request.query);
     const id = checkRecordId(request.id);
-    const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'get', request.requestId);
+    const target = await this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'get', request.requestId);
     const method: GetMethod = target.method;
     return this.targets.operation(target.account, request, query.remote_query, async ({ options, remote }) =>
       this.targets.answer(definition, await remote((account) => method.get(account, id, options)), query, 200),

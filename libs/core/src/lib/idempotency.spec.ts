@@ -65,19 +65,19 @@ describe('IdempotencyGuard', () => {
 
   it('keeps a key used with another request by a process that died: 422 for a different request, also later', async () => {
     const scopeId = createHash('sha256').update([DEFAULT_ENVIRONMENT, accountId, 'POST', '/unified/crm/stages', 'lost'].join('\n')).digest('hex');
-    store.claim(scopeId, 'another request', now.toISOString(), new Date(now.getTime() + 3_600_000).toISOString(), { token: 't', expiresAt: now.toISOString() });
+    await store.claim(scopeId, 'another request', now.toISOString(), new Date(now.getTime() + 3_600_000).toISOString(), { token: 't', expiresAt: now.toISOString() });
     await expect(create('lost')).rejects.toMatchObject({ statusCode: 422 });
     now = new Date(now.getTime() + 600_000);
     await expect(create('lost')).rejects.toMatchObject({ statusCode: 422 });
     expect(transport.posts).toBe(0);
   });
 
-  it('prunes expired records', () => {
+  it('prunes expired records', async () => {
     const lease = { token: 't', expiresAt: '2026-01-01T00:00:30.000Z' };
-    store.claim('old', 'f', '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z', lease);
-    store.claim('new', 'f', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', lease);
-    expect(store.prune('2026-03-01T00:00:00.000Z')).toBe(1);
-    expect(store.claim('new', 'f', 'x', 'y', lease)?.state).toBe('in_flight');
+    await store.claim('old', 'f', '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z', lease);
+    await store.claim('new', 'f', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', lease);
+    expect(await store.prune('2026-03-01T00:00:00.000Z')).toBe(1);
+    expect((await store.claim('new', 'f', 'x', 'y', lease))?.state).toBe('in_flight');
   });
 
   it.each([['"quoted"', 'quoted'], ['plain-key_1.2', 'plain-key_1.2']])('reads the key %s', (header, key) => {
@@ -203,7 +203,7 @@ describe('an in-flight Idempotency-Key (issue 12: leases, not a fixed stale time
     await heldA.firstPost;
     advance(2 * LEASE_MS);
     // What A's timer does every third of the lease.
-    expect(a.guard().renewLeases()).toBe(1);
+    expect(await a.guard().renewLeases()).toBe(1);
     advance(LEASE_MS - 1);
     await expect(createOn(b.core, account, 'renewed')).rejects.toMatchObject({ statusCode: 409 });
     expect(heldB.posts).toHaveLength(0);

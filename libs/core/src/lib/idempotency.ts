@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type Clock, type IdempotencyLease, type IdempotencyStore, type Logger, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { type Clock, type IdempotencyLease, type IdempotencyStore, type Logger, type MetricsObserver, TOKENS, UnicrmError, type UnicrmConfig } from '@unicrm/model';
 import { createHash, randomUUID } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
 import type { CoreEnvironment } from './config';
@@ -67,6 +67,7 @@ export class IdempotencyGuard {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Config) config: UnicrmConfig & CoreEnvironment,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {
     this.ttlMs = config.idempotencyTtlMs;
     this.leaseMs = config.idempotencyLeaseMs;
@@ -112,15 +113,15 @@ export class IdempotencyGuard {
     const fingerprint = sha256(canonical(request));
     const now = this.clock.now();
     const nowText = now.toISOString();
-    this.prune(now);
+    await this.prune(now);
 
     const token = randomUUID();
-    const existing = this.store.claim(id, fingerprint, nowText, new Date(now.getTime() + this.ttlMs).toISOString(), this.lease(token, now));
+    const existing = await this.store.claim(id, fingerprint, nowText, new Date(now.getTime() + this.ttlMs).toISOString(), this.lease(token, now));
     if (!existing) return this.execute(id, token, operation, retrySafe);
     const alive = existing.state === 'in_flight' && (this.held.has(existing.claimToken) || existing.leaseExpiresAt > nowText);
     if (existing.expiresAt <= nowText && !alive) {
       // Past its TTL: forgotten. Conditional on the token read, so a request that took the key meanwhile keeps it.
-      this.store.release(id, existing.claimToken);
+      await this.store.release(id, existing.claimToken);
       return this.run(scope, key, request, operation, reconcile, options);
     }
     if (existing.fingerprint !== fingerprint) {
@@ -130,7 +131,7 @@ export class IdempotencyGuard {
     if (alive) throw this.inFlight();
     if (retrySafe) {
       // Running it again has the effect of running it once: no late write to wait for, nothing to look for.
-      if (!this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText)) throw this.inFlight();
+      if (!(await this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText))) throw this.inFlight();
       return this.execute(id, token, operation, retrySafe);
     }
     // Ambiguous, or abandoned in flight (its process stopped renewing the lease, maybe after sending the write):
@@ -138,7 +139,7 @@ export class IdempotencyGuard {
     const failedAt = existing.state === 'ambiguous' ? existing.createdAt : existing.leaseExpiresAt;
     const settled = Date.parse(failedAt) + this.settleMs - now.getTime();
     if (settled > 0) throw this.unsettled(settled);
-    if (!this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText)) throw this.inFlight();
+    if (!(await this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText))) throw this.inFlight();
     if (existing.state === 'in_flight') this.logger.warn({ lease_expired_at: failedAt }, 'idempotency key taken over from a request whose lease ended');
     // An earlier attempt may have done the write: look for it before writing again (for an abandoned key, from
     // when it was claimed; for an ambiguous one, from its failure: the connector reaches back further for skew).
@@ -149,12 +150,12 @@ export class IdempotencyGuard {
     } catch (error) {
       // The lookup failed: still ambiguous, and still counted from the first failure.
       this.letGo(token);
-      this.kept(this.store.markAmbiguous(id, token, failedAt));
+      this.kept(await this.store.markAmbiguous(id, token, failedAt));
       throw error;
     }
     if (found) {
       this.letGo(token);
-      this.kept(this.store.complete(id, token, { statusCode: found.statusCode, body: JSON.stringify(found.body), rawText: found.rawText ?? null, headers: found.headers ?? {} }));
+      this.kept(await this.store.complete(id, token, { statusCode: found.statusCode, body: JSON.stringify(found.body), rawText: found.rawText ?? null, headers: found.headers ?? {} }));
       return found;
     }
     return this.execute(id, token, operation, retrySafe);
@@ -165,11 +166,11 @@ export class IdempotencyGuard {
    * timer every third of the lease while any is held; callable directly (tests).
    * @returns how many leases were extended
    */
-  renewLeases(): number {
+  async renewLeases(): Promise<number> {
     if (this.held.size === 0) return 0;
     const holds = Array.from(this.held, ([token, scope]) => ({ scope, token }));
     try {
-      return this.store.renew(holds, new Date(this.clock.now().getTime() + this.leaseMs).toISOString());
+      return await this.store.renew(holds, new Date(this.clock.now().getTime() + this.leaseMs).toISOString());
     } catch (error) {
       // A busy database: the next tick tries again (a lease outlives two missed renewals).
       this.logger.warn({ err: error, held: holds.length }, 'could not renew idempotency leases');
@@ -184,7 +185,7 @@ export class IdempotencyGuard {
   private hold(scope: string, token: string): void {
     this.held.set(token, scope);
     if (this.renewTimer === undefined) {
-      this.renewTimer = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3)));
+      this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3)));
       this.renewTimer.unref();
     }
   }
@@ -203,6 +204,7 @@ export class IdempotencyGuard {
   }
 
   private unsettled(remainingMs: number): UnicrmError {
+    this.metrics.idempotency('conflict');
     const seconds = Math.max(1, Math.ceil(remainingMs / 1000));
     return new UnicrmError(
       409,
@@ -213,6 +215,7 @@ export class IdempotencyGuard {
   }
 
   private inFlight(): UnicrmError {
+    this.metrics.idempotency('conflict');
     return new UnicrmError(409, 'A request with this Idempotency-Key is still being processed; retry after it finishes.', {}, { 'retry-after': '1' });
   }
 
@@ -225,17 +228,17 @@ export class IdempotencyGuard {
     } catch (error) {
       this.letGo(token);
       if (error instanceof UnicrmError && error.isRemote && error.statusCode >= 400 && error.statusCode < 500 && !RETRYABLE.has(error.statusCode)) {
-        this.kept(this.store.complete(id, token, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } }));
+        this.kept(await this.store.complete(id, token, { statusCode: error.statusCode, body: JSON.stringify(error.body), rawText: null, headers: { ...error.headers } }));
       } else if (error instanceof UnicrmError && error.requestMayHaveArrived && !retrySafe) {
-        this.kept(this.store.markAmbiguous(id, token, this.clock.now().toISOString()));
+        this.kept(await this.store.markAmbiguous(id, token, this.clock.now().toISOString()));
       } else {
-        this.kept(this.store.release(id, token));
+        this.kept(await this.store.release(id, token));
       }
       throw error;
     }
     this.letGo(token);
     this.kept(
-      this.store.complete(id, token, {
+      await this.store.complete(id, token, {
         statusCode: answer.statusCode,
         body: JSON.stringify(answer.body),
         rawText: answer.rawText ?? null,
@@ -246,6 +249,7 @@ export class IdempotencyGuard {
   }
 
   private replay(statusCode: number, body: string, rawText: string | null, headers: Record<string, string>): IdempotentAnswer {
+    this.metrics.idempotency('replayed');
     const replayHeaders = { ...headers, [REPLAYED_HEADER]: 'true' };
     if (statusCode >= 400) {
       const { statusCode: _s, error: _e, message, ...extras } = JSON.parse(body) as { statusCode: number; error: string; message: string };
@@ -254,10 +258,10 @@ export class IdempotencyGuard {
     return { statusCode, body: JSON.parse(body) as unknown, ...(rawText !== null && { rawText }), headers: replayHeaders };
   }
 
-  private prune(now: Date): void {
+  private async prune(now: Date): Promise<void> {
     if (now.getTime() - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now.getTime();
-    const removed = this.store.prune(now.toISOString());
+    const removed = await this.store.prune(now.toISOString());
     if (removed > 0) this.logger.debug({ removed }, 'pruned expired idempotency records');
   }
 }

@@ -47,7 +47,7 @@ export class ListUseCase {
   async execute(request: UnifiedRequest): Promise<UnifiedResponse> {
     const definition = this.targets.definition(request);
     const query = parseUnifiedListQuery(request.query);
-    const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'list', request.requestId);
+    const target = await this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'list', request.requestId);
     const method: ListMethod = target.method;
     const filters = this.filters(method, target.connector.displayName, query);
     const binding: CursorBinding = {

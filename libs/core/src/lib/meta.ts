@@ -68,7 +68,7 @@ export class MetaUseCase {
    * @throws UnicrmError 400 (query, unknown method or integration), 404 (resource, account), 501 (the integration
    *   does not serve the method)
    */
-  execute(request: MetaRequest): MethodMeta {
+  async execute(request: MetaRequest): Promise<MethodMeta> {
     const definition = this.catalog.get(request.model, request.resource);
     const method = request.method.toLowerCase() as UnifiedMethod;
     if (!(UNIFIED_METHODS as readonly string[]).includes(method)) {
@@ -79,7 +79,7 @@ export class MetaUseCase {
       integration = request.integration.toLowerCase();
     } else {
       const { integrated_account_id } = parseUnifiedQuery(request.query);
-      integration = this.accounts.load(request.environmentId, integrated_account_id, request.requestId).integration;
+      integration = (await this.accounts.load(request.environmentId, integrated_account_id, request.requestId)).integration;
     }
     const connector = this.registry.get(integration);
     const declared = connector.resources[resourceKey(definition.model, definition.resource)]?.[method];

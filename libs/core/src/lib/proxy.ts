@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type ProxyRequest, UnicrmError, type ValidationFailure } from '@unicrm/model';
+import { type ProxyRequest, type RequestObservation, UnicrmError, type ValidationFailure } from '@unicrm/model';
 import { parseQueryString } from '@unicrm/query';
 import { inject, injectable } from 'tsyringe';
 import { IntegratedAccountService } from './accounts';
@@ -29,6 +29,8 @@ export interface ProxyCall {
   idempotencyKey?: string;
   signal?: AbortSignal;
   requestId?: string;
+  /** Filled in by the core as it learns them (the account's integration), for the front door's metrics. */
+  observed?: RequestObservation;
 }
 
 /**
@@ -74,7 +76,7 @@ export class ProxyUseCase {
     if (failures.length > 0) throw UnicrmError.invalid('Invalid query', failures);
     if (call.id !== undefined) checkRecordId(call.id);
 
-    const account = this.accounts.load(call.environmentId, (accountId as string).toLowerCase(), call.requestId);
+    const account = await this.accounts.load(call.environmentId, (accountId as string).toLowerCase(), call.requestId);
     if (account.status === 'needs_reauth') {
       throw new UnicrmError(401, `Integrated account ${account.id} needs re-authentication: ${account.integration} rejected its credentials. Update them with PATCH /integrated-account/:id.`);
     }

@@ -9,6 +9,8 @@ import {
   isJsonObject,
   type ItemResult,
   type Logger,
+  type MetricsObserver,
+  type RequestObservation,
   MAX_JSON_DEPTH,
   resourceKey,
   type StoredAccount,
@@ -48,6 +50,8 @@ export interface UnifiedRequest {
   signal?: AbortSignal;
   /** Id of the request (`x-request-id`): every log line written for it carries it as `req_id`. */
   requestId?: string;
+  /** Filled in by the core as it learns them (the account's integration), for the front door's metrics. */
+  observed?: RequestObservation;
 }
 
 /** A successful unified answer: status, JSON body, for the raw format the provider's exact text, headers to send. */
@@ -104,6 +108,7 @@ export class UnifiedTargets {
     private readonly oauth: OAuthRefresher,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Config) config: CoreEnvironment,
+    @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
   ) {
     this.operationTimeoutMs = config.operationTimeoutMs;
   }
@@ -118,14 +123,14 @@ export class UnifiedTargets {
    * @throws UnicrmError 404 (account), 401 (account needs re-authentication), 500 (unreadable account), 501 (the
    *   integration does not serve this resource or method)
    */
-  resolve<K extends UnifiedMethod>(
+  async resolve<K extends UnifiedMethod>(
     definition: UnifiedResourceDefinition,
     environmentId: string,
     accountId: string,
     method: K,
     requestId?: string,
-  ): UnifiedTarget<NonNullable<ConnectorResource[K]>> {
-    const account = this.accounts.load(environmentId, accountId, requestId);
+  ): Promise<UnifiedTarget<NonNullable<ConnectorResource[K]>>> {
+    const account = await this.accounts.load(environmentId, accountId, requestId);
     if (account.status === 'needs_reauth') {
       throw new UnicrmError(
         401,
@@ -190,7 +195,7 @@ export class UnifiedTargets {
    */
   operation<T>(
     account: StoredAccount,
-    request: { environmentId: string; signal?: AbortSignal; requestId?: string },
+    request: { environmentId: string; signal?: AbortSignal; requestId?: string; observed?: RequestObservation },
     remoteQuery: UnifiedQuery['remote_query'],
     body: (operation: Operation) => Promise<T>,
   ): Promise<T> {
@@ -199,6 +204,23 @@ export class UnifiedTargets {
     const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
     const compartment = `${request.environmentId}:${account.id}`;
     const connector = this.registry.byName(account.integration);
+    const integration = account.integration;
+    if (request.observed) request.observed.integration = integration;
+    /** One provider call, timed for the metrics (its outcome: ok, the provider's error status, or error). */
+    const timed = <R>(call: () => Promise<R>): Promise<R> => {
+      const started = performance.now();
+      return call().then(
+        (value) => {
+          this.metrics.providerCall(integration, 'ok', (performance.now() - started) / 1000);
+          return value;
+        },
+        (error: unknown) => {
+          const outcome = error instanceof UnicrmError && error.isRemote ? String(error.statusCode) : 'error';
+          this.metrics.providerCall(integration, outcome, (performance.now() - started) / 1000);
+          throw error;
+        },
+      );
+    };
     /** The account as last used: after an OAuth refresh, the refreshed one (what a 401 is then recorded against). */
     let current = account;
     const connectorAccount = (of: StoredAccount): ConnectorAccount => ({ id: of.id, integration: of.integration, context: of.context });
@@ -206,9 +228,9 @@ export class UnifiedTargets {
     const remote: Operation['remote'] = connector?.oauth
       ? <R>(call: (account: ConnectorAccount) => Promise<R>): Promise<R> => this.withOAuth(connector, current, request.requestId, (fresh) => {
           current = fresh;
-          return this.bulkhead.run(compartment, () => call(connectorAccount(fresh)), deadline.signal);
+          return this.bulkhead.run(compartment, () => timed(() => call(connectorAccount(fresh))), deadline.signal);
         })
-      : <R>(call: (account: ConnectorAccount) => Promise<R>): Promise<R> => this.bulkhead.run(compartment, () => call(plain), deadline.signal);
+      : <R>(call: (account: ConnectorAccount) => Promise<R>): Promise<R> => this.bulkhead.run(compartment, () => timed(() => call(plain)), deadline.signal);
     let running: Promise<T>;
     try {
       running = body({ options: { remoteQuery, signal: deadline.signal, requestId: request.requestId }, remote });
@@ -223,8 +245,16 @@ export class UnifiedTargets {
       (error: unknown) => {
         deadline.clear();
         if (error instanceof UnicrmError && error.isRemote && error.statusCode === 401) {
-          this.accounts.markNeedsReauth(current, `${account.integration} answered 401: ${error.message}`);
-          this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+          return this.accounts.markNeedsReauth(current, `${account.integration} answered 401: ${error.message}`).then(
+            () => {
+              this.logger.warn({ req_id: request.requestId, integrated_account_id: account.id }, 'remote 401: account marked needs_reauth');
+              throw error;
+            },
+            (storeError: unknown) => {
+              this.logger.error({ req_id: request.requestId, integrated_account_id: account.id, err: (storeError as Error).message }, 'remote 401: could not mark the account needs_reauth');
+              throw error;
+            },
+          );
         }
         throw error;
       },

@@ -68,9 +68,9 @@ const rejection = (promise: Promise<unknown>) =>
     },
     (e: UnicrmError) => e,
   );
-const caught = (fn: () => unknown): UnicrmError => {
+const caught = async (fn: () => unknown): Promise<UnicrmError> => {
   try {
-    fn();
+    await fn();
   } catch (error) {
     return error as UnicrmError;
   }
@@ -100,8 +100,8 @@ describe.each([
     await nextTurn();
   });
 
-  it('is listed with is_usable: false and why, and the others as before (no 400 "next_cursor")', () => {
-    const page = core.accounts.list(env, '');
+  it('is listed with is_usable: false and why, and the others as before (no 400 "next_cursor")', async () => {
+    const page = await core.accounts.list(env, '');
     expect(page.result.map((a) => [a.id, a.is_usable])).toEqual([
       [good, true],
       [bad, false],
@@ -113,22 +113,22 @@ describe.each([
     expect(shown?.last_error).toContain(reason);
     expectNoSecretNorDeleteAdvice(JSON.stringify(page));
     // Pages that end or start on it.
-    const first = core.accounts.list(env, 'limit=2');
+    const first = await core.accounts.list(env, 'limit=2');
     expect(first.result.map((a) => a.id)).toEqual([good, bad]);
-    expect(core.accounts.list(env, { limit: 2, next_cursor: first.next_cursor }).result.map((a) => a.id)).toEqual([last]);
+    expect((await core.accounts.list(env, { limit: 2, next_cursor: first.next_cursor })).result.map((a) => a.id)).toEqual([last]);
     // A real bad cursor is still the caller's 400.
-    expect(caught(() => core.accounts.list(env, 'next_cursor=not-a-cursor')).body).toMatchObject({
+    expect((await caught(() => core.accounts.list(env, 'next_cursor=not-a-cursor'))).body).toMatchObject({
       statusCode: 400,
       details: { failures: [{ path: 'next_cursor', message: 'is not a cursor this API gave out' }] },
     });
   });
 
-  it('is shown by get, and can be deleted', () => {
-    const shown = core.accounts.get(env, bad);
+  it('is shown by get, and can be deleted', async () => {
+    const shown = await core.accounts.get(env, bad);
     expect(shown).toMatchObject({ id: bad, is_usable: false, last_error: expect.stringContaining(reason) });
-    expect(core.accounts.delete(env, bad)).toEqual({ id: bad });
-    expect(caught(() => core.accounts.get(env, bad)).statusCode).toBe(404);
-    expect(core.accounts.list(env, '').result.map((a) => a.id)).toEqual([good, last]);
+    expect(await core.accounts.delete(env, bad)).toEqual({ id: bad });
+    expect((await caught(() => core.accounts.get(env, bad))).statusCode).toBe(404);
+    expect((await core.accounts.list(env, '')).result.map((a) => a.id)).toEqual([good, last]);
   });
 
   it('answers a create on it with a 500 that says what to do, and sends nothing', async () => {
@@ -138,7 +138,7 @@ describe.each([
     expect(error.isRemote).toBe(false);
     expect(error.message).toContain(reason);
     expectNoSecretNorDeleteAdvice(error.message);
-    expect(caught(() => core.unified.meta({ environmentId: env, model: 'crm', resource: 'stages', method: 'create', query: `integrated_account_id=${bad}` })).statusCode).toBe(500);
+    expect((await caught(() => core.unified.meta({ environmentId: env, model: 'crm', resource: 'stages', method: 'create', query: `integrated_account_id=${bad}` }))).statusCode).toBe(500);
     expect(transport.requests).toHaveLength(0);
     // The other accounts work.
     transport.answers.push(created, pipelineName);
@@ -151,17 +151,17 @@ describe('repairing an unusable account with PATCH', () => {
     const id = await connect('a');
     tamper(id, 'public_context', 'not json');
     await nextTurn();
-    expect(core.accounts.get(env, id).last_error).toContain(`PATCH /integrated-account/${id} with {"context": {}} writes that context again`);
+    expect((await core.accounts.get(env, id)).last_error).toContain(`PATCH /integrated-account/${id} with {"context": {}} writes that context again`);
     const repaired = await core.accounts.update(env, id, { context: {}, validate: false });
     expect(repaired).toMatchObject({ is_usable: true, last_error: null, context: { service_url: context.service_url, space_id: context.space_id } });
-    expect(core.accounts.load(env, id).context).toEqual(context);
+    expect((await core.accounts.load(env, id)).context).toEqual(context);
   });
 
   it('asks for the whole context when the credentials do not decrypt, and takes it', async () => {
     const id = await connect('a');
     tamper(id, 'sealed_context', 'v1:AAAA:AAAA:AAAA');
     await nextTurn();
-    const message = core.accounts.get(env, id).last_error as string;
+    const message = (await core.accounts.get(env, id)).last_error as string;
     expect(message).toContain(`PATCH /integrated-account/${id} and the whole context, secrets included (service_url, space_id, username, password)`);
     expect(message).toContain('restore a backup made before the damage (unicrm restore)');
     // A partial context cannot be merged into credentials nobody can read.
@@ -172,7 +172,7 @@ describe('repairing an unusable account with PATCH', () => {
     }
     const fresh = { ...context, password: 'new-password' };
     expect(await core.accounts.update(env, id, { context: fresh, validate: false })).toMatchObject({ is_usable: true, last_error: null });
-    expect(core.accounts.load(env, id).context).toEqual(fresh);
+    expect((await core.accounts.load(env, id)).context).toEqual(fresh);
   });
 });
 
@@ -182,11 +182,11 @@ describe('a key rotated by another process while this one runs', () => {
     others.push(api);
     const id = (await api.accounts.create(env, { integration: 'pipeliner', tenant_id: 't', context, validate: false })).id;
     const keyBefore = readFileSync(join(dir, 'encryption.key'), 'utf8');
-    const error = caught(() => core.rotateEncryptionKey());
+    const error = await caught(() => core.rotateEncryptionKey());
     expect(error).toBeInstanceOf(DataDirectoryInUseError);
     expect(error.message).toContain(`keys rotate refused: the unicrm API is serving the data directory ${dir} (pid ${process.pid}`);
     expect(readFileSync(join(dir, 'encryption.key'), 'utf8')).toBe(keyBefore);
-    expect(api.accounts.load(env, id).context).toEqual(context);
+    expect((await api.accounts.load(env, id)).context).toEqual(context);
     await api.close();
     expect(core.rotateEncryptionKey().accounts).toBe(1);
   });
@@ -198,7 +198,7 @@ describe('a key rotated by another process while this one runs', () => {
     rotating.rotateEncryptionKey();
     await nextTurn();
 
-    const list = core.accounts.list(env, '');
+    const list = await core.accounts.list(env, '');
     expect(list.result.map((a) => a.is_usable)).toEqual([false]);
     expect(list.result[0]?.last_error).toContain('another process changed the key (unicrm keys rotate, or unicrm restore) while this one was running. Restart this process');
     const call = await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: env, query: `integrated_account_id=${id}`, body: { name: 'Won' } }));
@@ -214,7 +214,7 @@ describe('a key rotated by another process while this one runs', () => {
     // Nothing was written with the old key: a process started with the current key reads everything there is.
     const restarted = open();
     others.push(restarted);
-    expect(restarted.accounts.list(env, '').result.map((a) => [a.id, a.tenant_id, a.is_usable])).toEqual([[id, 'a', true]]);
+    expect((await restarted.accounts.list(env, '')).result.map((a) => [a.id, a.tenant_id, a.is_usable])).toEqual([[id, 'a', true]]);
     expect(transport.requests).toHaveLength(0);
   });
 });
@@ -229,13 +229,13 @@ describe('backupDataDirectory and restoreDataDirectory', () => {
       const withEnvKey = await backupDataDirectory(file, { env: { UNICRM_DATA_DIR: dir, UNICRM_ENCRYPTION_KEY: 'k' }, overwrite: true });
       expect(withEnvKey).toMatchObject({ keyLocation: 'UNICRM_ENCRYPTION_KEY', keyFound: false });
 
-      core.accounts.delete(env, id);
+      await core.accounts.delete(env, id);
       await core.close();
       const restored = await restoreDataDirectory(file, { dataDir: dir });
       expect(restored).toMatchObject({ dataDir: dir, accounts: 1, keyLocation: join(dir, 'encryption.key'), keyFound: true });
       expect(existsSync(restored.previous as string)).toBe(true);
       core = open();
-      expect(core.accounts.load(env, id).context).toEqual(context);
+      expect((await core.accounts.load(env, id)).context).toEqual(context);
     } finally {
       rmSync(file, { force: true });
     }

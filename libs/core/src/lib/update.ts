@@ -22,7 +22,7 @@ export class UpdateUseCase {
     const query = parseUnifiedQuery(request.query);
     const id = checkRecordId(request.id);
     const unifiedBody = this.targets.unifiedBody(definition.updateBody, request.body);
-    const target = this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'update', request.requestId);
+    const target = await this.targets.resolve(definition, request.environmentId, query.integrated_account_id, 'update', request.requestId);
     const method: UpdateMethod = target.method;
     const body = this.targets.integrationBody(target.connector, method.bodySchema, unifiedBody);
     return this.targets.operation(target.account, request, query.remote_query, ({ options, remote }) =>

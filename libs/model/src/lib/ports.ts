@@ -17,6 +17,7 @@ export const TOKENS = {
   Config: Symbol.for('unicrm.Config'),
   Connector: Symbol.for('unicrm.Connector'),
   UnifiedResource: Symbol.for('unicrm.UnifiedResource'),
+  Metrics: Symbol.for('unicrm.Metrics'),
 } as const;
 
 /** Runtime settings shared by every component. Durations in milliseconds. */
@@ -127,29 +128,29 @@ export class EncryptionKeyChangedError extends Error {
 /** Persistence of integrated accounts (DESIGN.md §4–5). Secrets are encrypted at rest by the implementation. */
 export interface AccountStore {
   /** @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written) */
-  create(account: StoredAccount): void;
+  create(account: StoredAccount): Promise<void>;
   /**
    * The account with this id in this environment, or undefined (other environments' accounts are invisible).
    * An account whose stored data cannot be read is returned with `fault` set, never thrown.
    */
-  get(environmentId: string, id: string): StoredAccount | undefined;
+  get(environmentId: string, id: string): Promise<StoredAccount | undefined>;
   /**
    * A page of the environment's accounts, oldest first; unreadable accounts are in it with `fault` set.
    * @throws InvalidCursorError when `cursor` is not one this store made
    */
-  list(environmentId: string, query: AccountListQuery): AccountPage;
+  list(environmentId: string, query: AccountListQuery): Promise<AccountPage>;
   /**
    * Replaces the stored account (context re-encrypted); false when there was none.
    * @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written)
    */
-  update(account: StoredAccount): boolean;
+  update(account: StoredAccount): Promise<boolean>;
   /** Removes the account; false when there was none. */
-  delete(environmentId: string, id: string): boolean;
+  delete(environmentId: string, id: string): Promise<boolean>;
   /**
    * Sets the status (and last error); no-op when the account is gone, or when `ifUpdatedAt` is given and the
    * account was updated since.
    */
-  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void;
+  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void>;
   /**
    * A number that changes whenever what this store returns may have changed: after a write through this store
    * (`create`, and `update`, `delete`, `setStatus` when they changed a row), and after anything else, in this
@@ -176,14 +177,14 @@ export interface ApiTokenRecord {
 /** Persistence of API tokens. */
 export interface ApiTokenStore {
   /** Stores a token by hash. */
-  add(record: ApiTokenRecord, tokenHash: Buffer): void;
+  add(record: ApiTokenRecord, tokenHash: Buffer): Promise<void>;
   /** The record of the token with this SHA-256 (revoked and expired ones included), or undefined. */
-  findByHash(tokenHash: Buffer): ApiTokenRecord | undefined;
+  findByHash(tokenHash: Buffer): Promise<ApiTokenRecord | undefined>;
   /** Every token, oldest first. */
-  list(): ApiTokenRecord[];
+  list(): Promise<ApiTokenRecord[]>;
   /** Marks a token revoked; false when there is no such token or it was revoked already. */
-  revoke(id: string, at: string): boolean;
-  count(): number;
+  revoke(id: string, at: string): Promise<boolean>;
+  count(): Promise<number>;
   /**
    * A number that changes whenever what this store returns may have changed: after `add` or a successful
    * `revoke` here, and after anything else, in this process or another one sharing the storage (`unicrm tokens
@@ -259,21 +260,21 @@ export interface IdempotencyStore {
    * Claims `scope` for a new request: inserts an `in_flight` record held by `lease` unless one exists.
    * @returns undefined when claimed, else the existing record
    */
-  claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string, lease: IdempotencyLease): IdempotencyRecord | undefined;
+  claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string, lease: IdempotencyLease): Promise<IdempotencyRecord | undefined>;
   /**
    * Extends the leases of in-flight records still held by these tokens to `leaseExpiresAt`.
    * @returns how many were extended (fewer than given when a record was taken over or finished)
    */
-  renew(holds: ReadonlyArray<{ scope: string; token: string }>, leaseExpiresAt: string): number;
+  renew(holds: ReadonlyArray<{ scope: string; token: string }>, leaseExpiresAt: string): Promise<number>;
   /** Stores the final answer of a scope held by `token`; false (nothing written) when `token` no longer holds it. */
-  complete(scope: string, token: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): boolean;
+  complete(scope: string, token: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): Promise<boolean>;
   /** Drops the record held by `token` (a failure that must not be replayed); false when `token` no longer holds it. */
-  release(scope: string, token: string): boolean;
+  release(scope: string, token: string): Promise<boolean>;
   /**
    * Marks the scope held by `token` `ambiguous` at `at` (its `createdAt` becomes the failure time): its write may
    * have happened. False when `token` no longer holds it.
    */
-  markAmbiguous(scope: string, token: string, at: string): boolean;
+  markAmbiguous(scope: string, token: string, at: string): Promise<boolean>;
   /**
    * Takes a key over from a request that no longer holds it: an `ambiguous` record, or an `in_flight` one whose
    * lease ended at or before `now`; only if its claim token is still `expectedToken` (what the caller read). One
@@ -281,9 +282,68 @@ export interface IdempotencyStore {
    * by `lease`; `createdAt` is kept.
    * @returns true when this caller now holds the key
    */
-  takeOver(scope: string, expectedToken: string, lease: IdempotencyLease, now: string): boolean;
+  takeOver(scope: string, expectedToken: string, lease: IdempotencyLease, now: string): Promise<boolean>;
   /** Deletes records that expired before `now`; returns how many. */
-  prune(now: string): number;
+  prune(now: string): Promise<number>;
+}
+
+/**
+ * What the core reports for operators' metrics (issue 14 item 6; the API turns it into Prometheus metrics). Every
+ * method must be cheap and must not throw.
+ */
+export interface MetricsObserver {
+  /**
+   * One connector call to a provider ended.
+   * @param outcome `ok`, the provider's HTTP status of an error answer (`429`, `500`…), or `error` (no answer: a
+   *   timeout, a reset, an invalid body)
+   * @param seconds its duration, from its slot in the account's bulkhead to its end
+   */
+  providerCall(integration: string, outcome: string, seconds: number): void;
+  /** An Idempotency-Key was answered from its record (`replayed`) or refused while held or settling (`conflict`). */
+  idempotency(event: 'replayed' | 'conflict'): void;
+  /** A lookup in one of the core's caches (`accounts`, `tokens`) was answered from memory (`hit`) or not. */
+  cache(cache: 'accounts' | 'tokens', hit: boolean): void;
+}
+
+/** What a front door may learn about a request the core served: the integration of its account, once known. */
+export interface RequestObservation {
+  integration?: string;
+}
+
+/** One counted request of a shared rate-limit counter. */
+export interface RateLimitHit {
+  /** Requests counted in the key's current window, this one included (0: no window under way). */
+  hits: number;
+  /** When the window ends (undefined: no window under way). */
+  resetAt?: Date;
+}
+
+/** One limit a request is counted against: its key, window (ms) and limit (requests per window). */
+export interface RateLimitCheck {
+  key: string;
+  windowMs: number;
+  limit: number;
+}
+
+/**
+ * Fixed-window request counters shared by every node (issue 14 item 3): the API's per-token and per-account limits
+ * count each node's requests in one place. Windows are timed by the store's clock, never a node's.
+ */
+export interface RateLimitCounterStore {
+  /**
+   * Counts one request of `key`: a new window of `windowMs` starts when there is none or the last one ended.
+   * @throws Error when the store cannot be reached (the caller decides to fail open or closed)
+   */
+  increment(key: string, windowMs: number): Promise<RateLimitHit>;
+  /** The count of `key`'s current window without counting, or undefined when it has none. @throws Error as above */
+  get(key: string): Promise<RateLimitHit | undefined>;
+  /**
+   * Counts one request against several limits in one round trip, in order: once a limit is over (`hits > limit`), the
+   * ones after it are read, not counted (a refused request uses no one else's quota).
+   * @returns one hit per check, in the same order
+   * @throws Error as above
+   */
+  count(checks: ReadonlyArray<RateLimitCheck>): Promise<RateLimitHit[]>;
 }
 
 /** What a connector is handed of an integrated account. */

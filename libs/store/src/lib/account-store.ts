@@ -1,64 +1,16 @@
 import {
-  type AccountFault,
   type AccountListQuery,
   type AccountPage,
   type AccountStore,
   EncryptionKeyChangedError,
   type IntegratedAccountStatus,
-  InvalidCursorError,
   type StoredAccount,
 } from '@unicrm/model';
 import type Database from 'better-sqlite3';
 import { databaseChangeStamp, noteDatabaseWrite } from './change-stamp';
 import { KEY_CHECK_ROW, keyFits } from './database';
 import type { SecretBox } from './secret-box';
-
-interface AccountRow {
-  id: string;
-  environment_id: string;
-  tenant_id: string;
-  integration: string;
-  status: IntegratedAccountStatus;
-  public_context: string;
-  sealed_context: string;
-  last_error: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-/** Whether this store's box still opens the data directory's key check, asked at most once per read. */
-interface KeyState {
-  fits?: boolean;
-}
-
-/** Decrypted contexts kept in memory, keyed by account id, with the ciphertext they came from. */
-const DECRYPTED_CACHE_SIZE = 10_000;
-
-function encodeCursor(row: Pick<AccountRow, 'created_at' | 'id'>): string {
-  return Buffer.from(JSON.stringify([row.created_at, row.id]), 'utf8').toString('base64url');
-}
-
-/** @throws InvalidCursorError when `cursor` is not one {@link encodeCursor} made */
-function decodeCursor(cursor: string): [string, string] {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new InvalidCursorError();
-  }
-  if (!Array.isArray(value) || value.length !== 2 || !value.every((v) => typeof v === 'string')) throw new InvalidCursorError();
-  return value as [string, string];
-}
-
-/** A stored public context: a JSON object, else undefined (the row was altered). */
-function parsePublicContext(text: string): Record<string, unknown> | undefined {
-  try {
-    const value = JSON.parse(text) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { type AccountRow, accountOfRow, accountRow, DecryptedContexts, decodeCursor, encodeCursor, type KeyState } from './account-rows';
 
 /**
  * Integrated accounts in SQLite. The whole `context` is sealed with {@link SecretBox} (the account id
@@ -83,7 +35,7 @@ export class SqliteAccountStore implements AccountStore {
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly keyCheckStatement: Database.Statement;
   private readonly existsStatement: Database.Statement;
-  private readonly decrypted = new Map<string, { sealed: string; context: Record<string, unknown> }>();
+  private readonly decrypted: DecryptedContexts;
   /** The key check (`meta.key_check` ciphertext) this store's box was seen to open: writes require it unchanged. */
   private keyCheck: string | undefined;
 
@@ -91,6 +43,7 @@ export class SqliteAccountStore implements AccountStore {
     private readonly db: Database.Database,
     private readonly box: SecretBox,
   ) {
+    this.decrypted = new DecryptedContexts(box);
     // Both writes happen only while the key check is the one verified: a rotation commits a new one.
     const sameKey = `EXISTS (SELECT 1 FROM meta WHERE key = '${KEY_CHECK_ROW}' AND value = @key_check)`;
     this.insertStatement = db.prepare(
@@ -114,7 +67,7 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when the data directory's key is no longer this store's (nothing written) */
-  create(account: StoredAccount): void {
+  async create(account: StoredAccount): Promise<void> {
     const row = this.toRow(account);
     if (this.insertStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes === 0) {
       // Only a changed key check stops the insert (a duplicate id throws): verify again, and once more if it still fits.
@@ -125,7 +78,7 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when the data directory's key is no longer this store's (nothing written) */
-  update(account: StoredAccount): boolean {
+  async update(account: StoredAccount): Promise<boolean> {
     const row = this.toRow(account);
     let changed = this.updateStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes > 0;
     if (!changed && this.existsStatement.get(account.id, account.environmentId) !== undefined) {
@@ -158,26 +111,15 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   private toRow(account: StoredAccount): AccountRow {
-    return {
-      id: account.id,
-      environment_id: account.environmentId,
-      tenant_id: account.tenantId,
-      integration: account.integration,
-      status: account.status,
-      public_context: JSON.stringify(account.publicContext),
-      sealed_context: this.box.seal(JSON.stringify(account.context), account.id),
-      last_error: account.lastError,
-      created_at: account.createdAt,
-      updated_at: account.updatedAt,
-    };
+    return accountRow(account, this.box);
   }
 
-  get(environmentId: string, id: string): StoredAccount | undefined {
+  async get(environmentId: string, id: string): Promise<StoredAccount | undefined> {
     const row = this.selectStatement.get(id, environmentId) as AccountRow | undefined;
     return row && this.fromRow(row);
   }
 
-  list(environmentId: string, query: AccountListQuery): AccountPage {
+  async list(environmentId: string, query: AccountListQuery): Promise<AccountPage> {
     const where = ['environment_id = @environmentId'];
     const params: Record<string, unknown> = { environmentId, limit: query.limit + 1 };
     if (query.tenantId !== undefined) {
@@ -212,56 +154,19 @@ export class SqliteAccountStore implements AccountStore {
     return { accounts: page.map((row) => this.fromRow(row, keyState)), nextCursor: more && last ? encodeCursor(last) : null };
   }
 
-  /** The decrypted context, or undefined when the sealed value does not open (never its error: it may quote the plaintext). */
-  private context(row: AccountRow): Record<string, unknown> | undefined {
-    const cached = this.decrypted.get(row.id);
-    if (cached && cached.sealed === row.sealed_context) return cached.context;
-    let context: unknown;
-    try {
-      context = JSON.parse(this.box.open(row.sealed_context, row.id));
-    } catch {
-      return undefined;
-    }
-    if (typeof context !== 'object' || context === null || Array.isArray(context)) return undefined;
-    if (this.decrypted.size >= DECRYPTED_CACHE_SIZE) this.decrypted.clear();
-    this.decrypted.set(row.id, { sealed: row.sealed_context, context: context as Record<string, unknown> });
-    return context as Record<string, unknown>;
-  }
-
   /** @param keyState whether this store's key still opens the key check, asked once per read (only after a failure) */
   private fromRow(row: AccountRow, keyState: KeyState = {}): StoredAccount {
-    const context = this.context(row);
-    const publicContext = parsePublicContext(row.public_context);
-    let fault: AccountFault | undefined;
-    if (context === undefined) {
-      keyState.fits ??= keyFits(this.db, this.box);
-      fault = keyState.fits ? 'credentials_unreadable' : 'key_changed';
-    } else if (publicContext === undefined) {
-      fault = 'public_context_unreadable';
-    }
-    return {
-      id: row.id,
-      environmentId: row.environment_id,
-      tenantId: row.tenant_id,
-      integration: row.integration,
-      status: row.status,
-      context: context ?? {},
-      publicContext: publicContext ?? {},
-      ...(fault && { fault }),
-      lastError: row.last_error,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-    };
+    return accountOfRow(row, this.decrypted.open(row), () => (keyState.fits ??= keyFits(this.db, this.box)));
   }
 
-  delete(environmentId: string, id: string): boolean {
-    this.decrypted.delete(id);
+  async delete(environmentId: string, id: string): Promise<boolean> {
+    this.decrypted.forget(id);
     const deleted = this.deleteStatement.run(id, environmentId).changes > 0;
     if (deleted) noteDatabaseWrite(this.db);
     return deleted;
   }
 
-  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): void {
+  async setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void> {
     const changes = this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes;
     if (changes > 0) noteDatabaseWrite(this.db);
   }

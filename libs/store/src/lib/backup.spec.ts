@@ -35,12 +35,12 @@ const account = (n: number): StoredAccount => ({
 });
 
 /** The passwords of every account in a database file, read with the data directory's key. */
-function passwordsIn(file: string, keyDir = dir): string[] {
+async function passwordsIn(file: string, keyDir = dir): Promise<string[]> {
   const copyDir = mkdtempSync(join(root, 'read-'));
   copyFileSync(file, join(copyDir, DATABASE_FILE));
   copyFileSync(join(keyDir, KEY_FILE), join(copyDir, KEY_FILE));
   const { db, box } = openDataDirectory(copyDir);
-  const passwords = new SqliteAccountStore(db, box).list('env-a', { limit: 500 }).accounts.map((a) => a.context.password as string);
+  const passwords = (await new SqliteAccountStore(db, box).list('env-a', { limit: 500 })).accounts.map((a) => a.context.password as string);
   db.close();
   return passwords;
 }
@@ -55,10 +55,10 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-function seed(count: number, from = 1): void {
+async function seed(count: number, from = 1): Promise<void> {
   const { db, box } = openDataDirectory(dir);
   const store = new SqliteAccountStore(db, box);
-  for (let n = from; n < from + count; n++) store.create(account(n));
+  for (let n = from; n < from + count; n++) await store.create(account(n));
   db.close();
 }
 
@@ -68,7 +68,7 @@ describe('backupDatabase', () => {
     db.pragma('wal_checkpoint(TRUNCATE)'); // the schema is in unicrm.sqlite
     db.pragma('wal_autocheckpoint = 0'); // as between two of SQLite's automatic checkpoints: the commits sit in the WAL
     const store = new SqliteAccountStore(db, box);
-    for (let n = 1; n <= 3; n++) store.create(account(n));
+    for (let n = 1; n <= 3; n++) await store.create(account(n));
     expect(statSync(join(dir, `${DATABASE_FILE}-wal`)).size).toBeGreaterThan(0);
 
     // What a copy of the database file alone holds: none of the three.
@@ -88,11 +88,11 @@ describe('backupDatabase', () => {
     expect(backup.pragma('journal_mode', { simple: true })).toBe('delete');
     backup.close();
     db.close();
-    expect(passwordsIn(file)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+    expect(await passwordsIn(file)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
   });
 
   it('is consistent while another process keeps writing (each of its transactions is in or out whole)', async () => {
-    seed(1);
+    await seed(1);
     // A writer in its own process: one row per transaction, as fast as it can, and it reports how far it got.
     const script = `
       const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
@@ -121,7 +121,7 @@ describe('backupDatabase', () => {
       // Everything committed before the backup started is in it, and what is in it is a prefix: no holes.
       expect(rows.length).toBeGreaterThanOrEqual(before);
       expect(new Set(rows)).toEqual(new Set(Array.from({ length: rows.length }, (_, i) => `row-${i}`)));
-      expect(passwordsIn(file)).toEqual(['SECRET-1']);
+      expect(await passwordsIn(file)).toEqual(['SECRET-1']);
     } finally {
       writer.kill();
     }
@@ -132,7 +132,7 @@ describe('backupDatabase', () => {
     writeFileSync(file, 'keep me');
     await expect(backupDatabase(dir, file)).rejects.toThrow(DataFileError);
     await expect(backupDatabase(dir, file)).rejects.toThrow(`There is no unicrm database in ${dir}`);
-    seed(1);
+    await seed(1);
     await expect(backupDatabase(dir, file)).rejects.toThrow(`${file} exists already; name a new file (or --force to replace it).`);
     expect(readFileSync(file, 'utf8')).toBe('keep me');
     await expect(backupDatabase(dir, file, { overwrite: true })).resolves.toMatchObject({ accounts: 1 });
@@ -143,14 +143,14 @@ describe('backupDatabase', () => {
 
 describe('restoreDatabase', () => {
   it('puts a backup back, keeps the database it replaced, and leaves no stale -wal', async () => {
-    seed(2);
+    await seed(2);
     const file = join(root, 'backup.sqlite');
     await backupDatabase(dir, file);
     // Later: one account removed, one added, and a connection that leaves its -wal behind when killed... closed here.
     const { db, box } = openDataDirectory(dir);
     const store = new SqliteAccountStore(db, box);
-    store.delete('env-a', account(1).id);
-    store.create(account(3));
+    await store.delete('env-a', account(1).id);
+    await store.create(account(3));
     db.close();
 
     const result = await restoreDatabase(dir, file);
@@ -158,16 +158,16 @@ describe('restoreDatabase', () => {
     expect(result.previous).toMatch(new RegExp(`^${join(dir, DATABASE_FILE)}\\.before-restore-\\d{4}-\\d\\d-\\d\\dT`));
     for (const suffix of ['-wal', '-shm', '-journal']) expect(existsSync(join(dir, `${DATABASE_FILE}${suffix}`))).toBe(false);
     expect(statSync(join(dir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
-    expect(passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2']);
+    expect(await passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2']);
     // The replaced database is whole: account 1 gone, account 3 there.
-    expect(passwordsIn(result.previous as string)).toEqual(['SECRET-2', 'SECRET-3']);
+    expect(await passwordsIn(result.previous as string)).toEqual(['SECRET-2', 'SECRET-3']);
     // And the data directory opens as usual (WAL again, writable).
-    seed(1, 4);
-    expect(passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-4']);
+    await seed(1, 4);
+    expect(await passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-4']);
   });
 
   it('restores into a new data directory once the backup’s key file is there, and not before', async () => {
-    seed(1);
+    await seed(1);
     const file = join(root, 'backup.sqlite');
     await backupDatabase(dir, file);
     const other = join(root, 'new-home');
@@ -177,17 +177,17 @@ describe('restoreDatabase', () => {
     expect(existsSync(join(other, KEY_FILE))).toBe(false); // never made up: a new key could not read the backup
     copyFileSync(join(dir, KEY_FILE), join(other, KEY_FILE));
     await expect(restoreDatabase(other, file)).resolves.toMatchObject({ accounts: 1, previous: null });
-    expect(passwordsIn(join(other, DATABASE_FILE), other)).toEqual(['SECRET-1']);
+    expect(await passwordsIn(join(other, DATABASE_FILE), other)).toEqual(['SECRET-1']);
   });
 
   it('refuses a backup written with another key, and changes nothing', async () => {
-    seed(1);
+    await seed(1);
     const file = join(root, 'backup.sqlite');
     await backupDatabase(dir, file);
     const other = join(root, 'other');
     mkdirSync(other);
     const otherData = openDataDirectory(other); // a data directory with a key of its own
-    new SqliteAccountStore(otherData.db, otherData.box).create(account(9));
+    await new SqliteAccountStore(otherData.db, otherData.box).create(account(9));
     otherData.db.close();
     const before = readFileSync(join(other, DATABASE_FILE));
     const error = await failure(restoreDatabase(other, file));
@@ -227,7 +227,7 @@ describe('restoreDatabase', () => {
     ],
     ['a file that does not exist', () => undefined, 'does not exist.'],
   ])('refuses %s, and changes nothing', async (_name, make, message) => {
-    seed(1);
+    await seed(1);
     const before = readFileSync(join(dir, DATABASE_FILE));
     const file = join(root, 'not-a-backup');
     make(file);
@@ -235,14 +235,14 @@ describe('restoreDatabase', () => {
     expect(error).toBeInstanceOf(DataFileError);
     expect(error.message).toBe(`${file} ${message}`);
     expect(readFileSync(join(dir, DATABASE_FILE))).toEqual(before);
-    expect(passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1']);
+    expect(await passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1']);
   });
 
   it('refuses while an API serves the data directory, and changes nothing', async () => {
-    seed(1);
+    await seed(1);
     const file = join(root, 'backup.sqlite');
     await backupDatabase(dir, file);
-    seed(1, 2);
+    await seed(1, 2);
     const serving = claimServing(dir);
     try {
       const error = await failure(restoreDatabase(dir, file));
@@ -251,15 +251,15 @@ describe('restoreDatabase', () => {
     } finally {
       serving.release();
     }
-    expect(passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2']);
+    expect(await passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2']);
   });
 
   it('refuses while another program has the database open (an SDK user), and changes nothing', async () => {
-    seed(1);
+    await seed(1);
     const file = join(root, 'backup.sqlite');
     await backupDatabase(dir, file);
     const { db, box } = openDataDirectory(dir);
-    new SqliteAccountStore(db, box).create(account(2));
+    await new SqliteAccountStore(db, box).create(account(2));
     try {
       const error = await failure(restoreDatabase(dir, file));
       expect(error).toBeInstanceOf(DataDirectoryInUseError);
@@ -267,11 +267,11 @@ describe('restoreDatabase', () => {
         `restore refused: another process has ${join(dir, DATABASE_FILE)} open (no API serves it, so a program using the SDK on this ` +
           'directory, or another unicrm command). Stop it and restore again. Nothing was changed.',
       );
-      expect(new SqliteAccountStore(db, box).list('env-a', { limit: 10 }).accounts).toHaveLength(2);
+      expect((await new SqliteAccountStore(db, box).list('env-a', { limit: 10 })).accounts).toHaveLength(2);
     } finally {
       db.close();
     }
-    expect(passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2']);
+    expect(await passwordsIn(join(dir, DATABASE_FILE))).toEqual(['SECRET-1', 'SECRET-2']);
     expect(existsSync(join(dir, `${DATABASE_FILE}.restore-${process.pid}.tmp`))).toBe(false);
   });
 });

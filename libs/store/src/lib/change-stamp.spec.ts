@@ -48,19 +48,19 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const tokenRecord = { id: 't1', name: 'ci', environmentId: 'default', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: null, revokedAt: null };
 
 describe('databaseChangeStamp', () => {
-  it('stays the same while nothing is written', () => {
+  it('stays the same while nothing is written', async () => {
     const { db, box } = connect();
     const store = new SqliteAccountStore(db, box);
-    store.create(account());
+    await store.create(account());
     const stamp = store.changeStamp();
-    store.get('env-a', ID);
-    store.list('env-a', { limit: 10 });
+    await store.get('env-a', ID);
+    await store.list('env-a', { limit: 10 });
     expect(store.changeStamp()).toBe(stamp);
     expect(store.changeStamp()).toBe(stamp);
     expect(databaseChangeStamp(db)).toBe(stamp);
   });
 
-  it('moves on each write of the account store that changed a row, and only then', () => {
+  it('moves on each write of the account store that changed a row, and only then', async () => {
     const { db, box } = connect();
     const store = new SqliteAccountStore(db, box);
     const stamps = [store.changeStamp()];
@@ -70,56 +70,56 @@ describe('databaseChangeStamp', () => {
       else expect(stamp).toBe(stamps[stamps.length - 1]);
       stamps.push(stamp);
     };
-    store.create(account());
+    await store.create(account());
     expectMoved(true);
-    expect(store.update(account({ tenantId: 'other' }))).toBe(true);
+    expect(await store.update(account({ tenantId: 'other' }))).toBe(true);
     expectMoved(true);
-    expect(store.update(account({ environmentId: 'env-b' }))).toBe(false);
+    expect(await store.update(account({ environmentId: 'env-b' }))).toBe(false);
     expectMoved(false);
-    store.setStatus('env-a', ID, 'needs_reauth', 'rejected', '2026-02-01T00:00:00.000Z', '1999-01-01T00:00:00.000Z');
+    await store.setStatus('env-a', ID, 'needs_reauth', 'rejected', '2026-02-01T00:00:00.000Z', '1999-01-01T00:00:00.000Z');
     expectMoved(false); // ifUpdatedAt did not match: nothing changed
-    expect(store.get('env-a', ID)?.status).toBe('active');
-    store.setStatus('env-a', ID, 'needs_reauth', 'rejected', '2026-02-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+    expect((await store.get('env-a', ID))?.status).toBe('active');
+    await store.setStatus('env-a', ID, 'needs_reauth', 'rejected', '2026-02-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
     expectMoved(true);
-    expect(store.get('env-a', ID)?.status).toBe('needs_reauth');
-    expect(store.delete('env-b', ID)).toBe(false);
+    expect((await store.get('env-a', ID))?.status).toBe('needs_reauth');
+    expect(await store.delete('env-b', ID)).toBe(false);
     expectMoved(false);
-    expect(store.delete('env-a', ID)).toBe(true);
+    expect(await store.delete('env-a', ID)).toBe(true);
     expectMoved(true);
   });
 
-  it('moves on each write of the token store that changed a row, and is shared by the stores of one connection', () => {
+  it('moves on each write of the token store that changed a row, and is shared by the stores of one connection', async () => {
     const { db, box } = connect();
     const accounts = new SqliteAccountStore(db, box);
     const tokens = new SqliteApiTokenStore(db);
     const before = tokens.changeStamp();
-    tokens.add(tokenRecord, Buffer.alloc(32, 1));
+    await tokens.add(tokenRecord, Buffer.alloc(32, 1));
     const added = tokens.changeStamp();
     expect(added).toBeGreaterThan(before);
     expect(accounts.changeStamp()).toBe(added);
-    expect(tokens.revoke('t1', '2026-02-01T00:00:00.000Z')).toBe(true);
+    expect(await tokens.revoke('t1', '2026-02-01T00:00:00.000Z')).toBe(true);
     const revoked = tokens.changeStamp();
     expect(revoked).toBeGreaterThan(added);
-    expect(tokens.revoke('t1', '2026-03-01T00:00:00.000Z')).toBe(false);
+    expect(await tokens.revoke('t1', '2026-03-01T00:00:00.000Z')).toBe(false);
     expect(tokens.changeStamp()).toBe(revoked);
-    accounts.create(account());
+    await accounts.create(account());
     expect(tokens.changeStamp()).toBeGreaterThan(revoked);
   });
 
   it("moves after another process's store committed, once, then stays", async () => {
     const a = connect();
     const reader = new SqliteAccountStore(a.db, a.box);
-    reader.create(account());
+    await reader.create(account());
     const stamp = reader.changeStamp();
     const b = connect();
-    new SqliteAccountStore(b.db, b.box).update(account({ context: { ...account().context, password: 'ROTATED' }, updatedAt: '2026-03-01T00:00:00.000Z' }));
+    await new SqliteAccountStore(b.db, b.box).update(account({ context: { ...account().context, password: 'ROTATED' }, updatedAt: '2026-03-01T00:00:00.000Z' }));
     await nextTurn();
     const after = reader.changeStamp();
     expect(after).toBeGreaterThan(stamp);
     expect(reader.changeStamp()).toBe(after);
-    expect(reader.get('env-a', ID)?.context.password).toBe('ROTATED');
+    expect((await reader.get('env-a', ID))?.context.password).toBe('ROTATED');
 
-    new SqliteApiTokenStore(b.db).add(tokenRecord, Buffer.alloc(32, 2));
+    await new SqliteApiTokenStore(b.db).add(tokenRecord, Buffer.alloc(32, 2));
     await nextTurn();
     expect(new SqliteApiTokenStore(a.db).changeStamp()).toBeGreaterThan(after);
   });
@@ -127,20 +127,20 @@ describe('databaseChangeStamp', () => {
   it('moves after a plain SQL write on another connection (not through a store)', async () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
-    store.create(account());
+    await store.create(account());
     const stamp = store.changeStamp();
     const raw = new Database(join(dir, DATABASE_FILE));
     raw.prepare("UPDATE integrated_accounts SET status = 'needs_reauth' WHERE id = ?").run(ID);
     raw.close();
     await nextTurn();
     expect(store.changeStamp()).toBeGreaterThan(stamp);
-    expect(store.get('env-a', ID)?.status).toBe('needs_reauth');
+    expect((await store.get('env-a', ID))?.status).toBe('needs_reauth');
   });
 
   it('moves after a key rotation, on the rotating connection and on another one; a rolled-back one changes nothing', async () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
-    store.create(account());
+    await store.create(account());
     const other = connect();
     const otherStore = new SqliteAccountStore(other.db, other.box);
     const b = connect(); // opening a data directory commits (its migrations), so before the stamps are taken
@@ -157,7 +157,7 @@ describe('databaseChangeStamp', () => {
     // The rotation recorded its attempt, so this process's caches read again (harmless); nothing was committed.
     const afterRollback = store.changeStamp();
     const otherAfterRollback = otherStore.changeStamp();
-    expect(store.get('env-a', ID)?.context.password).toBe('SECRET');
+    expect((await store.get('env-a', ID))?.context.password).toBe('SECRET');
 
     expect(rotateEncryptionKey(dir, a.db, a.box).accounts).toBe(1);
     await nextTurn();
@@ -179,23 +179,23 @@ describe('databaseChangeStamp', () => {
     expect(() => databaseChangeStamp(db)).toThrow('The database connection is not open');
   });
 
-  it("sees a write through another connection of this process's stores at once, in the same turn", () => {
+  it("sees a write through another connection of this process's stores at once, in the same turn", async () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
-    store.create(account());
+    await store.create(account());
     const b = connect();
     const stamp = store.changeStamp();
-    new SqliteAccountStore(b.db, b.box).delete('env-a', ID);
+    await new SqliteAccountStore(b.db, b.box).delete('env-a', ID);
     // Moved at once; by 1 (the write noted in this process) or 2 when over 1 ms passed and data_version was read again
     // (it also counts b's commit): on a loaded machine both happen, and the contract is only that it moves.
     expect(store.changeStamp()).toBeGreaterThan(stamp);
-    expect(store.get('env-a', ID)).toBeUndefined();
+    expect(await store.get('env-a', ID)).toBeUndefined();
   });
 
   it('reuses a pragma reading within one turn for at most STAMP_REUSE_MS; a write without the stores is seen after it, or in the next turn', async () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
-    store.create(account());
+    await store.create(account());
     await nextTurn();
     const raw = new Database(join(dir, DATABASE_FILE));
     const stamp = store.changeStamp();
@@ -209,6 +209,6 @@ describe('databaseChangeStamp', () => {
     raw.close();
     await nextTurn();
     expect(store.changeStamp()).toBe(stamp + 2);
-    expect(store.get('env-a', ID)?.status).toBe('active');
+    expect((await store.get('env-a', ID))?.status).toBe('active');
   });
 });

@@ -35,10 +35,10 @@ const TTL_END = '2026-06-02T00:00:00.000Z';
 const answer = { statusCode: 201, body: '{"id":"s1"}', rawText: null, headers: {} };
 
 describe('SqliteIdempotencyStore', () => {
-  it('records the holder of a claim and its lease', () => {
+  it('records the holder of a claim and its lease', async () => {
     const store = connect();
-    expect(store.claim('k', 'f', T0, TTL_END, { token: 'owner', expiresAt: LEASE_END })).toBeUndefined();
-    expect(store.claim('k', 'f', T0, TTL_END, { token: 'other', expiresAt: LEASE_END })).toMatchObject({
+    expect(await store.claim('k', 'f', T0, TTL_END, { token: 'owner', expiresAt: LEASE_END })).toBeUndefined();
+    expect(await store.claim('k', 'f', T0, TTL_END, { token: 'other', expiresAt: LEASE_END })).toMatchObject({
       state: 'in_flight',
       claimToken: 'owner',
       leaseExpiresAt: LEASE_END,
@@ -46,56 +46,56 @@ describe('SqliteIdempotencyStore', () => {
     });
   });
 
-  it('lets exactly one of two processes take over an abandoned key (both read the same token)', () => {
+  it('lets exactly one of two processes take over an abandoned key (both read the same token)', async () => {
     const first = connect();
     const second = connect();
-    first.claim('k', 'f', T0, TTL_END, { token: 'dead', expiresAt: LEASE_END });
-    const seenByFirst = first.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'a', expiresAt: TTL_END });
-    const seenBySecond = second.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'b', expiresAt: TTL_END });
+    await first.claim('k', 'f', T0, TTL_END, { token: 'dead', expiresAt: LEASE_END });
+    const seenByFirst = await first.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'a', expiresAt: TTL_END });
+    const seenBySecond = await second.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'b', expiresAt: TTL_END });
     expect(seenByFirst?.claimToken).toBe('dead');
     expect(seenBySecond?.claimToken).toBe('dead');
     const wins = [
-      first.takeOver('k', 'dead', { token: 'a', expiresAt: TTL_END }, AFTER_LEASE),
-      second.takeOver('k', 'dead', { token: 'b', expiresAt: TTL_END }, AFTER_LEASE),
+      await first.takeOver('k', 'dead', { token: 'a', expiresAt: TTL_END }, AFTER_LEASE),
+      await second.takeOver('k', 'dead', { token: 'b', expiresAt: TTL_END }, AFTER_LEASE),
     ];
     expect(wins).toEqual([true, false]);
-    expect(second.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'c', expiresAt: TTL_END })).toMatchObject({ state: 'in_flight', claimToken: 'a', createdAt: T0 });
+    expect(await second.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'c', expiresAt: TTL_END })).toMatchObject({ state: 'in_flight', claimToken: 'a', createdAt: T0 });
   });
 
-  it('does not take over a key whose lease has not ended', () => {
+  it('does not take over a key whose lease has not ended', async () => {
     const store = connect();
-    store.claim('k', 'f', T0, TTL_END, { token: 'live', expiresAt: LEASE_END });
-    expect(store.takeOver('k', 'live', { token: 'x', expiresAt: TTL_END }, T0)).toBe(false);
+    await store.claim('k', 'f', T0, TTL_END, { token: 'live', expiresAt: LEASE_END });
+    expect(await store.takeOver('k', 'live', { token: 'x', expiresAt: TTL_END }, T0)).toBe(false);
     // Renewed by its holder: still live after the first lease would have ended.
-    expect(store.renew([{ scope: 'k', token: 'live' }], '2026-06-01T00:01:00.000Z')).toBe(1);
-    expect(store.takeOver('k', 'live', { token: 'x', expiresAt: TTL_END }, AFTER_LEASE)).toBe(false);
+    expect(await store.renew([{ scope: 'k', token: 'live' }], '2026-06-01T00:01:00.000Z')).toBe(1);
+    expect(await store.takeOver('k', 'live', { token: 'x', expiresAt: TTL_END }, AFTER_LEASE)).toBe(false);
   });
 
-  it('takes over an ambiguous key whatever its lease, once', () => {
+  it('takes over an ambiguous key whatever its lease, once', async () => {
     const store = connect();
-    store.claim('k', 'f', T0, TTL_END, { token: 'owner', expiresAt: TTL_END });
-    expect(store.markAmbiguous('k', 'owner', '2026-06-01T00:00:05.000Z')).toBe(true);
-    expect(store.takeOver('k', 'owner', { token: 'retry', expiresAt: TTL_END }, '2026-06-01T00:00:06.000Z')).toBe(true);
-    expect(store.takeOver('k', 'owner', { token: 'again', expiresAt: TTL_END }, '2026-06-01T00:00:06.000Z')).toBe(false);
+    await store.claim('k', 'f', T0, TTL_END, { token: 'owner', expiresAt: TTL_END });
+    expect(await store.markAmbiguous('k', 'owner', '2026-06-01T00:00:05.000Z')).toBe(true);
+    expect(await store.takeOver('k', 'owner', { token: 'retry', expiresAt: TTL_END }, '2026-06-01T00:00:06.000Z')).toBe(true);
+    expect(await store.takeOver('k', 'owner', { token: 'again', expiresAt: TTL_END }, '2026-06-01T00:00:06.000Z')).toBe(false);
   });
 
-  it('refuses every write of a holder that lost the key (a late owner cannot overwrite its successor)', () => {
+  it('refuses every write of a holder that lost the key (a late owner cannot overwrite its successor)', async () => {
     const store = connect();
-    store.claim('k', 'f', T0, TTL_END, { token: 'late', expiresAt: LEASE_END });
-    expect(store.takeOver('k', 'late', { token: 'new', expiresAt: TTL_END }, AFTER_LEASE)).toBe(true);
-    expect(store.complete('k', 'late', { ...answer, body: '{"id":"s2"}' })).toBe(false);
-    expect(store.markAmbiguous('k', 'late', AFTER_LEASE)).toBe(false);
-    expect(store.release('k', 'late')).toBe(false);
-    expect(store.renew([{ scope: 'k', token: 'late' }], TTL_END)).toBe(0);
-    expect(store.complete('k', 'new', answer)).toBe(true);
-    expect(store.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'x', expiresAt: TTL_END })).toMatchObject({ state: 'done', body: '{"id":"s1"}', claimToken: 'new' });
+    await store.claim('k', 'f', T0, TTL_END, { token: 'late', expiresAt: LEASE_END });
+    expect(await store.takeOver('k', 'late', { token: 'new', expiresAt: TTL_END }, AFTER_LEASE)).toBe(true);
+    expect(await store.complete('k', 'late', { ...answer, body: '{"id":"s2"}' })).toBe(false);
+    expect(await store.markAmbiguous('k', 'late', AFTER_LEASE)).toBe(false);
+    expect(await store.release('k', 'late')).toBe(false);
+    expect(await store.renew([{ scope: 'k', token: 'late' }], TTL_END)).toBe(0);
+    expect(await store.complete('k', 'new', answer)).toBe(true);
+    expect(await store.claim('k', 'f', AFTER_LEASE, TTL_END, { token: 'x', expiresAt: TTL_END })).toMatchObject({ state: 'done', body: '{"id":"s1"}', claimToken: 'new' });
     // A done record is neither renewed nor taken over.
-    expect(store.renew([{ scope: 'k', token: 'new' }], TTL_END)).toBe(0);
-    expect(store.takeOver('k', 'new', { token: 'y', expiresAt: TTL_END }, TTL_END)).toBe(false);
-    expect(store.release('k', 'new')).toBe(true);
+    expect(await store.renew([{ scope: 'k', token: 'new' }], TTL_END)).toBe(0);
+    expect(await store.takeOver('k', 'new', { token: 'y', expiresAt: TTL_END }, TTL_END)).toBe(false);
+    expect(await store.release('k', 'new')).toBe(true);
   });
 
-  it('gives records of the previous schema a token and an ended lease (their process is gone)', () => {
+  it('gives records of the previous schema a token and an ended lease (their process is gone)', async () => {
     // The database as the previous version left it: migrations 1-3, an in-flight record.
     const path = join(dir, DATABASE_FILE);
     const fresh = openDatabase(dir, box);
@@ -107,7 +107,7 @@ describe('SqliteIdempotencyStore', () => {
     fresh.pragma('user_version = 3');
     fresh.close();
     const store = connect();
-    const record = store.claim('old', 'f', AFTER_LEASE, TTL_END, { token: 'x', expiresAt: TTL_END });
+    const record = await store.claim('old', 'f', AFTER_LEASE, TTL_END, { token: 'x', expiresAt: TTL_END });
     expect(record).toMatchObject({ state: 'in_flight', leaseExpiresAt: T0 });
     expect(record?.claimToken).toMatch(/^[0-9a-f]{32}$/);
     const reader = new Database(path, { readonly: true });

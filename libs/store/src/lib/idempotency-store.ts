@@ -61,10 +61,15 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     });
   }
 
-  claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string, lease: IdempotencyLease): IdempotencyRecord | undefined {
+  async claim(scope: string, fingerprint: string, createdAt: string, expiresAt: string, lease: IdempotencyLease): Promise<IdempotencyRecord | undefined> {
+    return this.claimNow(scope, fingerprint, createdAt, expiresAt, lease);
+  }
+
+  private claimNow(scope: string, fingerprint: string, createdAt: string, expiresAt: string, lease: IdempotencyLease): IdempotencyRecord | undefined {
     if (this.insert.run(scope, fingerprint, createdAt, expiresAt, lease.token, lease.expiresAt).changes > 0) return undefined;
     const row = this.select.get(scope) as Row | undefined;
-    if (!row) return this.claim(scope, fingerprint, createdAt, expiresAt, lease);
+    // Removed between the insert and the read (released by its holder): claim again.
+    if (!row) return this.claimNow(scope, fingerprint, createdAt, expiresAt, lease);
     return {
       state: row.state,
       fingerprint: row.fingerprint,
@@ -79,27 +84,27 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     };
   }
 
-  renew(holds: ReadonlyArray<{ scope: string; token: string }>, leaseExpiresAt: string): number {
+  async renew(holds: ReadonlyArray<{ scope: string; token: string }>, leaseExpiresAt: string): Promise<number> {
     return holds.length === 0 ? 0 : this.renewAll(holds, leaseExpiresAt);
   }
 
-  complete(scope: string, token: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): boolean {
+  async complete(scope: string, token: string, answer: { statusCode: number; body: string; rawText: string | null; headers: Record<string, string> }): Promise<boolean> {
     return this.completeStatement.run(answer.statusCode, answer.body, answer.rawText, JSON.stringify(answer.headers), scope, token).changes > 0;
   }
 
-  release(scope: string, token: string): boolean {
+  async release(scope: string, token: string): Promise<boolean> {
     return this.releaseStatement.run(scope, token).changes > 0;
   }
 
-  markAmbiguous(scope: string, token: string, at: string): boolean {
+  async markAmbiguous(scope: string, token: string, at: string): Promise<boolean> {
     return this.ambiguousStatement.run(at, scope, token).changes > 0;
   }
 
-  takeOver(scope: string, expectedToken: string, lease: IdempotencyLease, now: string): boolean {
+  async takeOver(scope: string, expectedToken: string, lease: IdempotencyLease, now: string): Promise<boolean> {
     return this.takeOverStatement.run(lease.token, lease.expiresAt, scope, expectedToken, now).changes > 0;
   }
 
-  prune(now: string): number {
+  async prune(now: string): Promise<number> {
     return this.pruneStatement.run(now).changes;
   }
 }

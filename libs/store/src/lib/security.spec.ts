@@ -30,35 +30,35 @@ const account = (n: number, extra: Partial<StoredAccount> = {}): StoredAccount =
   ...extra,
 });
 
-function seed(count: number): void {
+async function seed(count: number): Promise<void> {
   const { db, box } = openDataDirectory(dir);
   const store = new SqliteAccountStore(db, box);
-  for (let n = 1; n <= count; n++) store.create(account(n));
+  for (let n = 1; n <= count; n++) await store.create(account(n));
   db.close();
 }
 
-function readAll(): StoredAccount[] {
+async function readAll(): Promise<StoredAccount[]> {
   const { db, box } = openDataDirectory(dir);
   const store = new SqliteAccountStore(db, box);
-  const all = store.list('env-a', { limit: 100 }).accounts;
+  const all = (await store.list('env-a', { limit: 100 })).accounts;
   db.close();
   return all;
 }
 
 describe('key rotation', () => {
-  it('re-encrypts every account under a new key file', () => {
-    seed(3);
+  it('re-encrypts every account under a new key file', async () => {
+    await seed(3);
     const before = readFileSync(join(dir, KEY_FILE), 'utf8');
     const { db, box } = openDataDirectory(dir);
     expect(rotateEncryptionKey(dir, db, box)).toEqual({ accounts: 3, keyLocation: join(dir, KEY_FILE) });
     db.close();
     expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(before);
     expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
-    expect(readAll().map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+    expect((await readAll()).map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
   });
 
-  it('loses nothing when interrupted between two rows', () => {
-    seed(3);
+  it('loses nothing when interrupted between two rows', async () => {
+    await seed(3);
     const before = readFileSync(join(dir, KEY_FILE), 'utf8');
     const { db, box } = openDataDirectory(dir);
     const sealedBefore = db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').all();
@@ -73,11 +73,11 @@ describe('key rotation', () => {
     db.close();
     expect(readFileSync(join(dir, KEY_FILE), 'utf8')).toBe(before);
     expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
-    expect(readAll().map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+    expect((await readAll()).map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
   });
 
-  it('finishes a rotation that crashed after the commit, on the next start', () => {
-    seed(2);
+  it('finishes a rotation that crashed after the commit, on the next start', async () => {
+    await seed(2);
     const { db, box } = openDataDirectory(dir);
     expect(() =>
       rotateEncryptionKey(dir, db, box, {
@@ -88,27 +88,27 @@ describe('key rotation', () => {
     ).toThrow('crash');
     db.close();
     expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(true);
-    expect(readAll().map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2']);
+    expect((await readAll()).map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2']);
     expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
   });
 
-  it('rotates an environment key to the key the operator gives', () => {
+  it('rotates an environment key to the key the operator gives', async () => {
     const oldKey = randomBytes(32);
     const newKey = randomBytes(32);
     const opened = openDataDirectory(dir, oldKey.toString('base64'));
-    new SqliteAccountStore(opened.db, opened.box).create(account(1));
+    await new SqliteAccountStore(opened.db, opened.box).create(account(1));
     expect(rotateEncryptionKey(dir, opened.db, opened.box, { newKey }).keyLocation).toBe('environment');
     opened.db.close();
     expect(() => openDataDirectory(dir, oldKey.toString('base64'))).toThrow('after `unicrm keys rotate --new-key`, the new one');
     const reopened = openDataDirectory(dir, newKey.toString('hex'));
-    expect(new SqliteAccountStore(reopened.db, reopened.box).get('env-a', account(1).id)?.context.password).toBe('SECRET-1');
+    expect((await new SqliteAccountStore(reopened.db, reopened.box).get('env-a', account(1).id))?.context.password).toBe('SECRET-1');
     reopened.db.close();
   });
 });
 
 describe('tampering and listing', () => {
-  it('detects a tampered ciphertext instead of decrypting it, and returns the account marked, not a throw', () => {
-    seed(1);
+  it('detects a tampered ciphertext instead of decrypting it, and returns the account marked, not a throw', async () => {
+    await seed(1);
     const raw = new Database(join(dir, DATABASE_FILE));
     const { sealed_context } = raw.prepare('SELECT sealed_context FROM integrated_accounts').get() as { sealed_context: string };
     const parts = sealed_context.split(':');
@@ -117,41 +117,41 @@ describe('tampering and listing', () => {
     raw.prepare('UPDATE integrated_accounts SET sealed_context = ?').run([parts[0], parts[1], parts[2], bytes.toString('base64')].join(':'));
     raw.close();
     const { db, box } = openDataDirectory(dir);
-    const got = new SqliteAccountStore(db, box).get('env-a', account(1).id);
+    const got = await new SqliteAccountStore(db, box).get('env-a', account(1).id);
     expect(got).toMatchObject({ id: account(1).id, fault: 'credentials_unreadable', context: {}, publicContext: account(1).publicContext });
     expect(JSON.stringify(got)).not.toContain('SECRET-1');
     db.close();
   });
 
-  it('pages with a cursor and filters by tenant, status and integration', () => {
+  it('pages with a cursor and filters by tenant, status and integration', async () => {
     const { db, box } = openDataDirectory(dir);
     const store = new SqliteAccountStore(db, box);
-    for (let n = 1; n <= 5; n++) store.create(account(n, n === 5 ? { status: 'needs_reauth' } : {}));
-    store.create({ ...account(6), environmentId: 'env-b' });
-    const first = store.list('env-a', { limit: 2 });
+    for (let n = 1; n <= 5; n++) await store.create(account(n, n === 5 ? { status: 'needs_reauth' } : {}));
+    await store.create({ ...account(6), environmentId: 'env-b' });
+    const first = await store.list('env-a', { limit: 2 });
     expect(first.accounts.map((a) => a.id.slice(-1))).toEqual(['1', '2']);
-    const second = store.list('env-a', { limit: 2, cursor: first.nextCursor ?? undefined });
+    const second = await store.list('env-a', { limit: 2, cursor: first.nextCursor ?? undefined });
     expect(second.accounts.map((a) => a.id.slice(-1))).toEqual(['3', '4']);
-    const third = store.list('env-a', { limit: 2, cursor: second.nextCursor ?? undefined });
+    const third = await store.list('env-a', { limit: 2, cursor: second.nextCursor ?? undefined });
     expect(third).toMatchObject({ nextCursor: null });
     expect(third.accounts.map((a) => a.id.slice(-1))).toEqual(['5']);
-    expect(store.list('env-a', { limit: 10, tenantId: 'tenant-1' }).accounts.map((a) => a.id.slice(-1))).toEqual(['1', '3', '5']);
-    expect(store.list('env-a', { limit: 10, status: 'needs_reauth' }).accounts).toHaveLength(1);
-    expect(store.list('env-a', { limit: 10, integration: 'hubspot' }).accounts).toHaveLength(0);
-    expect(() => store.list('env-a', { limit: 2, cursor: 'garbage' })).toThrow(InvalidCursorError);
-    expect(() => store.list('env-a', { limit: 2, cursor: Buffer.from('[1,2]').toString('base64url') })).toThrow(InvalidCursorError);
+    expect((await store.list('env-a', { limit: 10, tenantId: 'tenant-1' })).accounts.map((a) => a.id.slice(-1))).toEqual(['1', '3', '5']);
+    expect((await store.list('env-a', { limit: 10, status: 'needs_reauth' })).accounts).toHaveLength(1);
+    expect((await store.list('env-a', { limit: 10, integration: 'hubspot' })).accounts).toHaveLength(0);
+    await expect(store.list('env-a', { limit: 2, cursor: 'garbage' })).rejects.toThrow(InvalidCursorError);
+    await expect(store.list('env-a', { limit: 2, cursor: Buffer.from('[1,2]').toString('base64url') })).rejects.toThrow(InvalidCursorError);
     db.close();
   });
 
-  it('sees a change another connection made (the decrypted-context cache follows the ciphertext)', () => {
+  it('sees a change another connection made (the decrypted-context cache follows the ciphertext)', async () => {
     const a = openDataDirectory(dir);
     const reader = new SqliteAccountStore(a.db, a.box);
-    reader.create(account(1));
-    expect(reader.get('env-a', account(1).id)?.context.password).toBe('SECRET-1');
+    await reader.create(account(1));
+    expect((await reader.get('env-a', account(1).id))?.context.password).toBe('SECRET-1');
     const b = openDataDirectory(dir);
-    new SqliteAccountStore(b.db, b.box).update({ ...account(1), context: { ...account(1).context, password: 'ROTATED' } });
+    await new SqliteAccountStore(b.db, b.box).update({ ...account(1), context: { ...account(1).context, password: 'ROTATED' } });
     b.db.close();
-    expect(reader.get('env-a', account(1).id)?.context.password).toBe('ROTATED');
+    expect((await reader.get('env-a', account(1).id))?.context.password).toBe('ROTATED');
     a.db.close();
   });
 });

@@ -108,9 +108,9 @@ describe('the serving marker', () => {
 });
 
 describe('rotateEncryptionKey while the directory is served', () => {
-  it('refuses, and changes nothing: the key file and every sealed value stay', () => {
+  it('refuses, and changes nothing: the key file and every sealed value stay', async () => {
     const opened = openDataDirectory(dir);
-    new SqliteAccountStore(opened.db, opened.box).create(account);
+    await new SqliteAccountStore(opened.db, opened.box).create(account);
     const keyBefore = readFileSync(join(dir, KEY_FILE), 'utf8');
     const sealedBefore = opened.db.prepare('SELECT sealed_context FROM integrated_accounts').pluck().all();
     const serving = claimServing(dir);

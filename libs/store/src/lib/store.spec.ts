@@ -86,13 +86,13 @@ describe('openDatabase', () => {
 });
 
 describe('SqliteAccountStore', () => {
-  it('stores accounts with the context encrypted and hides them from other environments', () => {
+  it('stores accounts with the context encrypted and hides them from other environments', async () => {
     const box = new SecretBox(randomBytes(32));
     const db = openDatabase(dir, box);
     const store = new SqliteAccountStore(db, box);
-    store.create(account('a1'));
-    expect(store.get('env-a', 'a1')).toEqual(account('a1'));
-    expect(store.get('env-b', 'a1')).toBeUndefined();
+    await store.create(account('a1'));
+    expect(await store.get('env-a', 'a1')).toEqual(account('a1'));
+    expect(await store.get('env-b', 'a1')).toBeUndefined();
     db.close();
 
     const raw = new Database(join(dir, DATABASE_FILE), { readonly: true });
@@ -103,39 +103,39 @@ describe('SqliteAccountStore', () => {
     expect(readFileSync(join(dir, DATABASE_FILE)).includes('PASSWORD-SECRET')).toBe(false);
   });
 
-  it('updates the status and deletes only in the right environment', () => {
+  it('updates the status and deletes only in the right environment', async () => {
     const box = new SecretBox(randomBytes(32));
     const db = openDatabase(dir, box);
     const store = new SqliteAccountStore(db, box);
-    store.create(account('a2'));
+    await store.create(account('a2'));
     const changed = { ...account('a2'), tenantId: 'other', context: { ...account('a2').context, password: 'NEW' } };
-    expect(store.update(changed)).toBe(true);
-    expect(store.get('env-a', 'a2')).toEqual(changed);
-    expect(store.update({ ...changed, environmentId: 'env-b' })).toBe(false);
-    store.setStatus('env-a', 'a2', 'needs_reauth', 'Pipeliner answered 401', '2026-02-01T00:00:00.000Z');
-    expect(store.get('env-a', 'a2')).toMatchObject({ status: 'needs_reauth', lastError: 'Pipeliner answered 401' });
-    expect(store.delete('env-b', 'a2')).toBe(false);
-    expect(store.delete('env-a', 'a2')).toBe(true);
-    expect(store.get('env-a', 'a2')).toBeUndefined();
+    expect(await store.update(changed)).toBe(true);
+    expect(await store.get('env-a', 'a2')).toEqual(changed);
+    expect(await store.update({ ...changed, environmentId: 'env-b' })).toBe(false);
+    await store.setStatus('env-a', 'a2', 'needs_reauth', 'Pipeliner answered 401', '2026-02-01T00:00:00.000Z');
+    expect(await store.get('env-a', 'a2')).toMatchObject({ status: 'needs_reauth', lastError: 'Pipeliner answered 401' });
+    expect(await store.delete('env-b', 'a2')).toBe(false);
+    expect(await store.delete('env-a', 'a2')).toBe(true);
+    expect(await store.get('env-a', 'a2')).toBeUndefined();
     db.close();
   });
 });
 
 describe('SqliteApiTokenStore', () => {
-  it('finds tokens by hash only', () => {
+  it('finds tokens by hash only', async () => {
     const box = new SecretBox(randomBytes(32));
     const db = openDatabase(dir, box);
     const tokens = new SqliteApiTokenStore(db);
     const hash = randomBytes(32);
-    expect(tokens.count()).toBe(0);
+    expect(await tokens.count()).toBe(0);
     const record = { id: 't1', name: 'first', environmentId: 'default', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2027-01-01T00:00:00.000Z', revokedAt: null };
-    tokens.add(record, hash);
-    expect(tokens.findByHash(hash)).toEqual(record);
-    expect(tokens.findByHash(randomBytes(32))).toBeUndefined();
-    expect(tokens.count()).toBe(1);
-    expect(tokens.revoke('t1', '2026-02-01T00:00:00.000Z')).toBe(true);
-    expect(tokens.revoke('t1', '2026-03-01T00:00:00.000Z')).toBe(false);
-    expect(tokens.list()).toEqual([{ ...record, revokedAt: '2026-02-01T00:00:00.000Z' }]);
+    await tokens.add(record, hash);
+    expect(await tokens.findByHash(hash)).toEqual(record);
+    expect(await tokens.findByHash(randomBytes(32))).toBeUndefined();
+    expect(await tokens.count()).toBe(1);
+    expect(await tokens.revoke('t1', '2026-02-01T00:00:00.000Z')).toBe(true);
+    expect(await tokens.revoke('t1', '2026-03-01T00:00:00.000Z')).toBe(false);
+    expect(await tokens.list()).toEqual([{ ...record, revokedAt: '2026-02-01T00:00:00.000Z' }]);
     db.close();
   });
 });

@@ -42,7 +42,7 @@ export class SqliteApiTokenStore implements ApiTokenStore {
     this.countStatement = db.prepare('SELECT count(*) AS n FROM api_tokens');
   }
 
-  add(record: ApiTokenRecord, tokenHash: Buffer): void {
+  async add(record: ApiTokenRecord, tokenHash: Buffer): Promise<void> {
     this.insertStatement.run(record.id, record.name, record.environmentId, tokenHash, record.createdAt, record.expiresAt, record.revokedAt);
     noteDatabaseWrite(this.db);
   }
@@ -52,22 +52,22 @@ export class SqliteApiTokenStore implements ApiTokenStore {
     return databaseChangeStamp(this.db);
   }
 
-  findByHash(tokenHash: Buffer): ApiTokenRecord | undefined {
+  async findByHash(tokenHash: Buffer): Promise<ApiTokenRecord | undefined> {
     const row = this.findStatement.get(tokenHash) as TokenRow | undefined;
     return row && toRecord(row);
   }
 
-  list(): ApiTokenRecord[] {
+  async list(): Promise<ApiTokenRecord[]> {
     return (this.listStatement.all() as TokenRow[]).map(toRecord);
   }
 
-  revoke(id: string, at: string): boolean {
+  async revoke(id: string, at: string): Promise<boolean> {
     const revoked = this.revokeStatement.run(at, id).changes > 0;
     if (revoked) noteDatabaseWrite(this.db);
     return revoked;
   }
 
-  count(): number {
+  async count(): Promise<number> {
     return (this.countStatement.get() as { n: number }).n;
   }
 }

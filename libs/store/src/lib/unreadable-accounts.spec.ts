@@ -29,10 +29,10 @@ const account = (n: number): StoredAccount => ({
   updatedAt: `2026-01-0${n}T00:00:00.000Z`,
 });
 
-function seed(count: number): void {
+async function seed(count: number): Promise<void> {
   const { db, box } = openDataDirectory(dir);
   const store = new SqliteAccountStore(db, box);
-  for (let n = 1; n <= count; n++) store.create(account(n));
+  for (let n = 1; n <= count; n++) await store.create(account(n));
   db.close();
 }
 
@@ -50,80 +50,80 @@ describe('SqliteAccountStore with unreadable rows', () => {
     ['a sealed value that is not one', 'sealed_context', () => 'garbage', 'credentials_unreadable'],
     ['a public context that is not JSON', 'public_context', () => '{not json', 'public_context_unreadable'],
     ['a public context that is JSON but not an object', 'public_context', () => '[1,2]', 'public_context_unreadable'],
-  ] as const)('lists every account and marks the one with %s', (_name, column, value, fault) => {
-    seed(3);
+  ] as const)('lists every account and marks the one with %s', async (_name, column, value, fault) => {
+    await seed(3);
     tamper(2, column, value);
     const { db, box } = openDataDirectory(dir);
     const store = new SqliteAccountStore(db, box);
-    const page = store.list('env-a', { limit: 10 });
+    const page = await store.list('env-a', { limit: 10 });
     expect(page.accounts.map((a) => [a.id, a.fault])).toEqual([
       [account(1).id, undefined],
       [account(2).id, fault],
       [account(3).id, undefined],
     ]);
     expect(page.accounts[0]?.context.password).toBe('SECRET-1');
-    expect(store.get('env-a', account(2).id)?.fault).toBe(fault);
+    expect((await store.get('env-a', account(2).id))?.fault).toBe(fault);
     // Paging over it works, and the cursor after it is good.
-    const first = store.list('env-a', { limit: 2 });
-    expect(store.list('env-a', { limit: 2, cursor: first.nextCursor ?? undefined }).accounts.map((a) => a.id)).toEqual([account(3).id]);
+    const first = await store.list('env-a', { limit: 2 });
+    expect((await store.list('env-a', { limit: 2, cursor: first.nextCursor ?? undefined })).accounts.map((a) => a.id)).toEqual([account(3).id]);
     // It can be deleted without being read.
-    expect(store.delete('env-a', account(2).id)).toBe(true);
-    expect(store.list('env-a', { limit: 10 }).accounts.map((a) => a.fault)).toEqual([undefined, undefined]);
+    expect(await store.delete('env-a', account(2).id)).toBe(true);
+    expect((await store.list('env-a', { limit: 10 })).accounts.map((a) => a.fault)).toEqual([undefined, undefined]);
     db.close();
   });
 
-  it('marks a sealed value copied from another row (it is bound to its account id)', () => {
-    seed(2);
+  it('marks a sealed value copied from another row (it is bound to its account id)', async () => {
+    await seed(2);
     const raw = new Database(join(dir, DATABASE_FILE));
     const other = raw.prepare('SELECT sealed_context FROM integrated_accounts WHERE id = ?').pluck().get(account(1).id) as string;
     raw.close();
     tamper(2, 'sealed_context', () => other);
     const { db, box } = openDataDirectory(dir);
-    const got = new SqliteAccountStore(db, box).get('env-a', account(2).id);
+    const got = await new SqliteAccountStore(db, box).get('env-a', account(2).id);
     expect(got).toMatchObject({ fault: 'credentials_unreadable', context: {} });
     expect(JSON.stringify(got)).not.toMatch(/SECRET/);
     db.close();
   });
 
-  it('a repaired row (written again) reads as usable', () => {
-    seed(1);
+  it('a repaired row (written again) reads as usable', async () => {
+    await seed(1);
     tamper(1, 'public_context', () => 'nope');
     const { db, box } = openDataDirectory(dir);
     const store = new SqliteAccountStore(db, box);
-    const broken = store.get('env-a', account(1).id) as StoredAccount;
+    const broken = (await store.get('env-a', account(1).id)) as StoredAccount;
     expect(broken.fault).toBe('public_context_unreadable');
-    expect(store.update({ ...account(1), updatedAt: '2026-02-01T00:00:00.000Z' })).toBe(true);
-    expect(store.get('env-a', account(1).id)).toMatchObject({ publicContext: account(1).publicContext });
-    expect(store.get('env-a', account(1).id)?.fault).toBeUndefined();
+    expect(await store.update({ ...account(1), updatedAt: '2026-02-01T00:00:00.000Z' })).toBe(true);
+    expect(await store.get('env-a', account(1).id)).toMatchObject({ publicContext: account(1).publicContext });
+    expect((await store.get('env-a', account(1).id))?.fault).toBeUndefined();
     db.close();
   });
 });
 
 describe('SqliteAccountStore after its key was rotated by another connection', () => {
-  it('reads every account as key_changed, and refuses to write with the old key (nothing written)', () => {
-    seed(2);
+  it('reads every account as key_changed, and refuses to write with the old key (nothing written)', async () => {
+    await seed(2);
     const running = openDataDirectory(dir); // a process that keeps running (an SDK program, or an API on main)
     const store = new SqliteAccountStore(running.db, running.box);
-    expect(store.get('env-a', account(1).id)?.fault).toBeUndefined();
+    expect((await store.get('env-a', account(1).id))?.fault).toBeUndefined();
 
     const rotating = openDataDirectory(dir);
     rotateEncryptionKey(dir, rotating.db, rotating.box);
     rotating.db.close();
 
-    expect(store.list('env-a', { limit: 10 }).accounts.map((a) => a.fault)).toEqual(['key_changed', 'key_changed']);
-    expect(() => store.create(account(3))).toThrow(EncryptionKeyChangedError);
-    expect(() => store.update({ ...account(1), tenantId: 'moved' })).toThrow(EncryptionKeyChangedError);
+    expect((await store.list('env-a', { limit: 10 })).accounts.map((a) => a.fault)).toEqual(['key_changed', 'key_changed']);
+    await expect(store.create(account(3))).rejects.toThrow(EncryptionKeyChangedError);
+    await expect(store.update({ ...account(1), tenantId: 'moved' })).rejects.toThrow(EncryptionKeyChangedError);
     running.db.close();
 
     // The current key opens everything there is; the refused writes left nothing behind.
     const after = openDataDirectory(dir);
     const fresh = new SqliteAccountStore(after.db, after.box);
-    expect(fresh.list('env-a', { limit: 10 }).accounts.map((a) => [a.id, a.tenantId, a.fault, a.context.password])).toEqual([
+    expect((await fresh.list('env-a', { limit: 10 })).accounts.map((a) => [a.id, a.tenantId, a.fault, a.context.password])).toEqual([
       [account(1).id, 'tenant', undefined, 'SECRET-1'],
       [account(2).id, 'tenant', undefined, 'SECRET-2'],
     ]);
-    fresh.create(account(3));
-    expect(fresh.get('env-a', account(3).id)?.context.password).toBe('SECRET-3');
+    await fresh.create(account(3));
+    expect((await fresh.get('env-a', account(3).id))?.context.password).toBe('SECRET-3');
     after.db.close();
   });
 });

@@ -1,0 +1,155 @@
+import {
+  type AccountListQuery,
+  type AccountPage,
+  type AccountStore,
+  EncryptionKeyChangedError,
+  type IntegratedAccountStatus,
+  type StoredAccount,
+} from '@unicrm/model';
+import { type AccountRow, accountOfRow, accountRow, DecryptedContexts, decodeCursor, encodeCursor } from '../account-rows';
+import { KEY_CHECK_ROW } from '../database';
+import type { SecretBox } from '../secret-box';
+import { type PostgresDatabase, postgresKeyFits } from './database';
+
+/** The write's condition: the key check is still the one verified (parameter `$n`). */
+const sameKey = (n: number) => `EXISTS (SELECT 1 FROM unicrm_meta WHERE key = '${KEY_CHECK_ROW}' AND value = $${n})`;
+const COLUMNS = 'id, environment_id, tenant_id, integration, status, public_context, sealed_context, last_error, created_at, updated_at';
+
+/**
+ * Integrated accounts in PostgreSQL: the same rows, sealing and faults as the SQLite store (`SqliteAccountStore`), for
+ * several nodes on one database. Writes are conditional on the key check being the one this store verified (one
+ * statement). {@link changeStamp} is the node's change feed (`PostgresChangeFeed`): a change by any node reaches this one's
+ * caches within the feed's bound.
+ */
+export class PostgresAccountStore implements AccountStore {
+  private readonly decrypted: DecryptedContexts;
+  private keyCheck: string | undefined;
+
+  constructor(
+    private readonly db: PostgresDatabase,
+    private readonly box: SecretBox,
+      ) {
+    this.decrypted = new DecryptedContexts(box);
+  }
+
+  /** @throws EncryptionKeyChangedError when the database's key is no longer this store's (nothing written) */
+  async create(account: StoredAccount): Promise<void> {
+    const row = accountRow(account, this.box);
+    const insert = async () =>
+      (
+        await this.db.query(
+          `INSERT INTO integrated_accounts (${COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE ${sameKey(11)}`,
+          [...this.values(row), await this.verifiedKeyCheck()],
+        )
+      ).rowCount;
+    if ((await insert()) === 0) {
+      this.keyCheck = undefined;
+      if ((await insert()) === 0) throw this.keyChanged();
+    }
+    this.db.feed.bump();
+  }
+
+  /** @throws EncryptionKeyChangedError when the database's key is no longer this store's (nothing written) */
+  async update(account: StoredAccount): Promise<boolean> {
+    const row = accountRow(account, this.box);
+    const run = async () =>
+      (
+        await this.db.query(
+          `UPDATE integrated_accounts SET tenant_id = $3, status = $4, public_context = $5, sealed_context = $6, last_error = $7, updated_at = $8
+           WHERE id = $1 AND environment_id = $2 AND ${sameKey(9)}`,
+          [row.id, row.environment_id, row.tenant_id, row.status, row.public_context, row.sealed_context, row.last_error, row.updated_at, await this.verifiedKeyCheck()],
+        )
+      ).rowCount;
+    let changed = (await run()) !== 0;
+    if (!changed && (await this.exists(account))) {
+      this.keyCheck = undefined;
+      changed = (await run()) !== 0;
+      if (!changed && (await this.exists(account))) throw this.keyChanged();
+    }
+    if (changed) this.db.feed.bump();
+    return changed;
+  }
+
+  async get(environmentId: string, id: string): Promise<StoredAccount | undefined> {
+    const { rows } = await this.db.query<AccountRow>(`SELECT ${COLUMNS} FROM integrated_accounts WHERE id = $1 AND environment_id = $2`, [id, environmentId]);
+    const row = rows[0];
+    if (!row) return undefined;
+    return (await this.fromRows([row]))[0];
+  }
+
+  async list(environmentId: string, query: AccountListQuery): Promise<AccountPage> {
+    const where = ['environment_id = $1'];
+    const params: unknown[] = [environmentId];
+    const add = (clause: (n: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(clause(`$${params.length}`));
+    };
+    if (query.tenantId !== undefined) add((n) => `tenant_id = ${n}`, query.tenantId);
+    if (query.status !== undefined) add((n) => `status = ${n}`, query.status);
+    if (query.integration !== undefined) add((n) => `integration = ${n}`, query.integration);
+    if (query.cursor !== undefined) {
+      const [createdAt, id] = decodeCursor(query.cursor);
+      params.push(createdAt, id);
+      where.push(`(created_at, id) > ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(query.limit + 1);
+    const { rows } = await this.db.query<AccountRow>(
+      `SELECT ${COLUMNS} FROM integrated_accounts WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $${params.length}`,
+      params,
+    );
+    const more = rows.length > query.limit;
+    const page = more ? rows.slice(0, query.limit) : rows;
+    const last = page[page.length - 1];
+    return { accounts: await this.fromRows(page), nextCursor: more && last ? encodeCursor(last) : null };
+  }
+
+  async delete(environmentId: string, id: string): Promise<boolean> {
+    this.decrypted.forget(id);
+    const deleted = ((await this.db.query('DELETE FROM integrated_accounts WHERE id = $1 AND environment_id = $2', [id, environmentId])).rowCount ?? 0) > 0;
+    if (deleted) this.db.feed.bump();
+    return deleted;
+  }
+
+  async setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void> {
+    const { rowCount } = await this.db.query(
+      `UPDATE integrated_accounts SET status = $1, last_error = $2, updated_at = $3
+       WHERE id = $4 AND environment_id = $5 AND ($6::text IS NULL OR updated_at = $6)`,
+      [status, lastError, at, id, environmentId, ifUpdatedAt ?? null],
+    );
+    if ((rowCount ?? 0) > 0) this.db.feed.bump();
+  }
+
+  /** See `AccountStore.changeStamp`: the node's change feed. */
+  changeStamp(): number {
+    return this.db.feed.current();
+  }
+
+  private values(row: AccountRow): unknown[] {
+    return [row.id, row.environment_id, row.tenant_id, row.integration, row.status, row.public_context, row.sealed_context, row.last_error, row.created_at, row.updated_at];
+  }
+
+  private async exists(account: StoredAccount): Promise<boolean> {
+    const { rowCount } = await this.db.query('SELECT 1 FROM integrated_accounts WHERE id = $1 AND environment_id = $2', [account.id, account.environmentId]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Rows to accounts; the key check is read at most once, and only when a context does not open. */
+  private async fromRows(rows: AccountRow[]): Promise<StoredAccount[]> {
+    const contexts = rows.map((row) => this.decrypted.open(row));
+    const fits = contexts.includes(undefined) ? await postgresKeyFits(this.db, this.box) : true;
+    return rows.map((row, i) => accountOfRow(row, contexts[i], () => fits));
+  }
+
+  /** @throws EncryptionKeyChangedError when the box no longer opens the database's key check */
+  private async verifiedKeyCheck(): Promise<string> {
+    if (this.keyCheck !== undefined) return this.keyCheck;
+    if (!(await postgresKeyFits(this.db, this.box))) throw this.keyChanged();
+    const { rows } = await this.db.query<{ value: string }>('SELECT value FROM unicrm_meta WHERE key = $1', [KEY_CHECK_ROW]);
+    this.keyCheck = rows[0]?.value as string;
+    return this.keyCheck;
+  }
+
+  private keyChanged(): EncryptionKeyChangedError {
+    return new EncryptionKeyChangedError('the PostgreSQL database');
+  }
+}

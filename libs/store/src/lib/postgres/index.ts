@@ -1,0 +1,5 @@
+export * from './database';
+export * from './account-store';
+export * from './token-store';
+export * from './idempotency-store';
+export * from './rate-limit-store';

@@ -1,0 +1,321 @@
+/**
+ * One store conformance suite, run against both backends (issue 14 item 1): SQLite (a data directory) and
+ * PostgreSQL (a throwaway cluster, a new database per test). "Two nodes" are two store sets opened on the same
+ * storage: two SQLite connections to one file, two pools on one PostgreSQL database.
+ */
+import { EncryptionKeyChangedError, type IdempotencyStore, InvalidCursorError, type AccountStore, type ApiTokenStore, type RateLimitCounterStore, type StoredAccount } from '@unicrm/model';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { postgresAvailable, startTestCluster, type TestCluster } from '../testing/postgres-cluster';
+import { SqliteAccountStore } from './account-store';
+import { openDatabase } from './database';
+import { SqliteIdempotencyStore } from './idempotency-store';
+import { PostgresAccountStore, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore, PostgresRateLimitStore } from './postgres';
+import { SecretBox } from './secret-box';
+import { SqliteApiTokenStore } from './token-store';
+
+interface Node {
+  accounts: AccountStore;
+  tokens: ApiTokenStore;
+  idempotency: IdempotencyStore;
+  /** Shared rate-limit counters: PostgreSQL only (on SQLite each process counts its own). */
+  rateLimits?: RateLimitCounterStore;
+}
+
+interface Storage {
+  /** Opens one more node on the storage (same key unless `box` is given). */
+  node(box?: SecretBox): Promise<Node>;
+  /** Runs SQL on the storage directly (tests that alter a row as an attacker or a bug would). */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Backend {
+  name: string;
+  /** Whether it can run here (PostgreSQL: installed). */
+  available: () => boolean;
+  setUp?: () => Promise<void>;
+  tearDown?: () => Promise<void>;
+  /** New, empty storage. */
+  storage(box: SecretBox): Promise<Storage>;
+}
+
+const sqlite: Backend = {
+  name: 'SQLite',
+  available: () => true,
+  async storage(box) {
+    const dir = mkdtempSync(join(tmpdir(), 'unicrm-conformance-'));
+    const dbs: ReturnType<typeof openDatabase>[] = [];
+    const open = (b: SecretBox, verifyKey = false) => {
+      const db = openDatabase(dir, b, { verifyKey });
+      dbs.push(db);
+      return db;
+    };
+    open(box, true); // writes the key check with the storage's key
+    return {
+      async node(b = box) {
+        const db = open(b);
+        return { accounts: new SqliteAccountStore(db, b), tokens: new SqliteApiTokenStore(db), idempotency: new SqliteIdempotencyStore(db) };
+      },
+      async exec(sql) {
+        (dbs[0] as ReturnType<typeof openDatabase>).exec(sql);
+      },
+      async close() {
+        for (const db of dbs) db.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+let cluster: TestCluster | undefined;
+const postgres: Backend = {
+  name: 'PostgreSQL',
+  available: () => postgresAvailable(),
+  async setUp() {
+    cluster = await startTestCluster();
+  },
+  async tearDown() {
+    await cluster?.stop();
+  },
+  async storage(box) {
+    const admin = new Client({ connectionString: cluster?.url });
+    await admin.connect();
+    const name = `c_${randomUUID().replace(/-/g, '')}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+    const url = (cluster as TestCluster).url.replace(/\/postgres$/, `/${name}`);
+    const databases: PostgresDatabase[] = [];
+    const first = new PostgresDatabase(box, { url, changePollMs: 100 });
+    databases.push(first);
+    await first.started;
+    return {
+      async node(b = box) {
+        const db = new PostgresDatabase(b, { url, changePollMs: 100 });
+        databases.push(db);
+        await db.started.catch(() => undefined);
+        return { accounts: new PostgresAccountStore(db, b), tokens: new PostgresApiTokenStore(db), idempotency: new PostgresIdempotencyStore(db), rateLimits: new PostgresRateLimitStore(db) };
+      },
+      async exec(sql) {
+        await first.pool.query(sql);
+      },
+      async close() {
+        for (const db of databases) await db.close();
+      },
+    };
+  },
+};
+
+const account = (id: string, over: Partial<StoredAccount> = {}): StoredAccount => ({
+  id,
+  environmentId: 'env-a',
+  tenantId: 'acme',
+  integration: 'pipeliner',
+  status: 'active',
+  context: { service_url: 'https://x.example', space_id: 's', username: 'TOKEN-SECRET', password: 'PASSWORD-SECRET' },
+  publicContext: { service_url: 'https://x.example', space_id: 's' },
+  lastError: null,
+  createdAt: '2026-01-01T00:00:00.000Z',
+  updatedAt: '2026-01-01T00:00:00.000Z',
+  ...over,
+});
+
+/** Waits until `check` is true, polling every 20 ms; fails after `boundMs` (a bound with a wide margin, not a speed). */
+async function eventually(check: () => boolean | Promise<boolean>, boundMs: number): Promise<void> {
+  const end = Date.now() + boundMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`not true within ${boundMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const lease = (token: string, expiresAt: string) => ({ token, expiresAt });
+
+for (const backend of [sqlite, postgres]) {
+  const describeIf = backend.available() ? describe : describe.skip;
+  describeIf(`store conformance: ${backend.name}`, () => {
+    const box = new SecretBox(randomBytes(32));
+    let storage: Storage;
+    let a: Node;
+    let b: Node;
+    beforeAll(async () => backend.setUp?.());
+    afterAll(async () => backend.tearDown?.());
+    beforeEach(async () => {
+      storage = await backend.storage(box);
+      a = await storage.node();
+      b = await storage.node();
+    });
+    afterEach(async () => storage.close());
+
+    describe('accounts', () => {
+      it('stores, reads (secrets decrypted) and scopes by environment', async () => {
+        await a.accounts.create(account('acc-1'));
+        const read = await b.accounts.get('env-a', 'acc-1');
+        expect(read).toEqual(account('acc-1'));
+        expect(await b.accounts.get('env-b', 'acc-1')).toBeUndefined();
+        expect(await b.accounts.get('env-a', 'nope')).toBeUndefined();
+      });
+
+      it('lists oldest first in pages, with filters, and refuses a cursor it did not make', async () => {
+        await a.accounts.create(account('acc-3', { createdAt: '2026-01-03T00:00:00.000Z' }));
+        await a.accounts.create(account('acc-1', { createdAt: '2026-01-01T00:00:00.000Z' }));
+        await a.accounts.create(account('acc-2', { createdAt: '2026-01-02T00:00:00.000Z', tenantId: 'other', status: 'needs_reauth' }));
+        const first = await b.accounts.list('env-a', { limit: 2 });
+        expect(first.accounts.map((x) => x.id)).toEqual(['acc-1', 'acc-2']);
+        expect(first.nextCursor).not.toBeNull();
+        const second = await b.accounts.list('env-a', { limit: 2, cursor: first.nextCursor as string });
+        expect(second.accounts.map((x) => x.id)).toEqual(['acc-3']);
+        expect(second.nextCursor).toBeNull();
+        expect((await b.accounts.list('env-a', { limit: 10, tenantId: 'other' })).accounts.map((x) => x.id)).toEqual(['acc-2']);
+        expect((await b.accounts.list('env-a', { limit: 10, status: 'active' })).accounts.map((x) => x.id)).toEqual(['acc-1', 'acc-3']);
+        expect((await b.accounts.list('env-a', { limit: 10, integration: 'hubspot' })).accounts).toEqual([]);
+        await expect(b.accounts.list('env-a', { limit: 10, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(InvalidCursorError);
+      });
+
+      it('updates, sets a status only if unchanged since, and deletes', async () => {
+        await a.accounts.create(account('acc-1'));
+        const next = account('acc-1', { tenantId: 'new', context: { ...account('x').context, password: 'NEW' }, updatedAt: '2026-01-05T00:00:00.000Z' });
+        expect(await b.accounts.update(next)).toBe(true);
+        expect(await b.accounts.update(account('missing'))).toBe(false);
+        expect((await a.accounts.get('env-a', 'acc-1'))?.context.password).toBe('NEW');
+        await a.accounts.setStatus('env-a', 'acc-1', 'needs_reauth', 'stale', '2026-01-06T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+        expect((await a.accounts.get('env-a', 'acc-1'))?.status).toBe('active');
+        await a.accounts.setStatus('env-a', 'acc-1', 'needs_reauth', 'rejected', '2026-01-06T00:00:00.000Z', '2026-01-05T00:00:00.000Z');
+        expect(await b.accounts.get('env-a', 'acc-1')).toMatchObject({ status: 'needs_reauth', lastError: 'rejected' });
+        expect(await a.accounts.delete('env-a', 'acc-1')).toBe(true);
+        expect(await a.accounts.delete('env-a', 'acc-1')).toBe(false);
+        expect(await b.accounts.get('env-a', 'acc-1')).toBeUndefined();
+      });
+
+      it('keeps secrets sealed at rest and lists an altered row with a fault instead of failing', async () => {
+        await a.accounts.create(account('acc-1'));
+        await a.accounts.create(account('acc-2', { createdAt: '2026-01-02T00:00:00.000Z' }));
+        await storage.exec(`UPDATE integrated_accounts SET sealed_context = 'v1:AAAA:BBBB:CCCC' WHERE id = 'acc-1'`);
+        await storage.exec(`UPDATE integrated_accounts SET public_context = 'not json' WHERE id = 'acc-2'`);
+        const page = await b.accounts.list('env-a', { limit: 10 });
+        expect(page.accounts.map((x) => [x.id, x.fault])).toEqual([
+          ['acc-1', 'credentials_unreadable'],
+          ['acc-2', 'public_context_unreadable'],
+        ]);
+        expect(JSON.stringify(page.accounts[0])).not.toContain('PASSWORD-SECRET');
+      });
+
+      it('refuses to write with a key that no longer opens the storage (nothing written)', async () => {
+        const other = await storage.node(new SecretBox(randomBytes(32)));
+        await expect(other.accounts.create(account('acc-9'))).rejects.toThrow(backend.name === 'SQLite' ? EncryptionKeyChangedError : /encryption key does not match/);
+        expect(await a.accounts.get('env-a', 'acc-9')).toBeUndefined();
+      });
+    });
+
+    describe('API tokens', () => {
+      it('adds, finds by hash, lists oldest first, revokes once and counts', async () => {
+        const hash = randomBytes(32);
+        await a.tokens.add({ id: 't2', name: 'two', environmentId: 'env-a', createdAt: '2026-01-02T00:00:00.000Z', expiresAt: null, revokedAt: null }, randomBytes(32));
+        await a.tokens.add({ id: 't1', name: 'one', environmentId: 'env-a', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2027-01-01T00:00:00.000Z', revokedAt: null }, hash);
+        expect(await b.tokens.findByHash(hash)).toEqual({ id: 't1', name: 'one', environmentId: 'env-a', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2027-01-01T00:00:00.000Z', revokedAt: null });
+        expect(await b.tokens.findByHash(randomBytes(32))).toBeUndefined();
+        expect((await b.tokens.list()).map((t) => t.id)).toEqual(['t1', 't2']);
+        expect(await b.tokens.count()).toBe(2);
+        expect(await b.tokens.revoke('t1', '2026-02-01T00:00:00.000Z')).toBe(true);
+        expect(await a.tokens.revoke('t1', '2026-02-02T00:00:00.000Z')).toBe(false);
+        expect((await a.tokens.findByHash(hash))?.revokedAt).toBe('2026-02-01T00:00:00.000Z');
+      });
+    });
+
+    describe('change signals', () => {
+      it("moves the other node's change stamp after an account change and after a token revocation", async () => {
+        const before = b.accounts.changeStamp();
+        await a.accounts.create(account('acc-1'));
+        await eventually(() => b.accounts.changeStamp() !== before, 5_000);
+        const hash = randomBytes(32);
+        await a.tokens.add({ id: 't1', name: 'one', environmentId: 'env-a', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: null, revokedAt: null }, hash);
+        await eventually(async () => (await b.tokens.findByHash(hash)) !== undefined, 5_000);
+        const beforeRevoke = b.tokens.changeStamp();
+        await a.tokens.revoke('t1', '2026-02-01T00:00:00.000Z');
+        await eventually(() => b.tokens.changeStamp() !== beforeRevoke, 5_000);
+      });
+    });
+
+    // Shared counters exist on PostgreSQL only (on SQLite each process counts its own, in the API).
+    if (backend.name === 'PostgreSQL') describe('rate-limit counters (shared by the nodes)', () => {
+      it('counts every node exactly, and starts a new window when the last ended', async () => {
+        const c = await storage.node();
+        const nodes = [a, b, c].map((n) => n.rateLimits as RateLimitCounterStore);
+        await Promise.all(Array.from({ length: 30 }, (_, i) => (nodes[i % 3] as RateLimitCounterStore).increment('token:t', 60_000)));
+        expect((await nodes[0]?.get('token:t'))?.hits).toBe(30);
+        const first = await nodes[1]?.increment('token:short', 200);
+        expect(first?.hits).toBe(1);
+        await eventually(async () => (await nodes[2]?.get('token:short')) === undefined, 5_000);
+        expect((await nodes[2]?.increment('token:short', 200))?.hits).toBe(1);
+      });
+
+      it('counts two limits in one call; a request over the first limit is not counted against the second', async () => {
+        const store = a.rateLimits as RateLimitCounterStore;
+        const checks = [
+          { key: 'token:t', windowMs: 60_000, limit: 2 },
+          { key: 'account:x', windowMs: 60_000, limit: 100 },
+        ];
+        expect((await store.count(checks)).map((h) => h.hits)).toEqual([1, 1]);
+        expect((await store.count(checks)).map((h) => h.hits)).toEqual([2, 2]);
+        // The token is over: the account is read (2), not counted.
+        expect((await store.count(checks)).map((h) => h.hits)).toEqual([3, 2]);
+        expect((await store.count([{ key: 'token:new', windowMs: 60_000, limit: 0 }, { key: 'account:none', windowMs: 60_000, limit: 5 }])).map((h) => [h.hits, h.resetAt === undefined])).toEqual([
+          [1, false],
+          [0, true],
+        ]);
+      });
+    });
+
+    describe('idempotency records', () => {
+      const FAR = '2999-01-01T00:00:00.000Z';
+      it('lets exactly one of three nodes claim a key at once; the others read the holder', async () => {
+        const c = await storage.node();
+        const results = await Promise.all([a, b, c].map((n, i) => n.idempotency.claim('s1', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease(`tok-${i}`, FAR))));
+        expect(results.filter((r) => r === undefined)).toHaveLength(1);
+        const holder = results.findIndex((r) => r === undefined);
+        for (const r of results) if (r) expect(r).toMatchObject({ state: 'in_flight', fingerprint: 'fp', claimToken: `tok-${holder}` });
+      });
+
+      it('completes, releases and marks ambiguous only with the holding token', async () => {
+        await a.idempotency.claim('s1', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('tok', FAR));
+        const answer = { statusCode: 201, body: '{"id":"1"}', rawText: null, headers: { 'x-a': '1' } };
+        expect(await b.idempotency.complete('s1', 'other', answer)).toBe(false);
+        expect(await b.idempotency.complete('s1', 'tok', answer)).toBe(true);
+        expect(await b.idempotency.claim('s1', 'fp', '2026-01-02T00:00:00.000Z', FAR, lease('tok2', FAR))).toMatchObject({
+          state: 'done',
+          statusCode: 201,
+          body: '{"id":"1"}',
+          headers: { 'x-a': '1' },
+        });
+        await a.idempotency.claim('s2', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('tok', FAR));
+        expect(await b.idempotency.markAmbiguous('s2', 'other', '2026-01-03T00:00:00.000Z')).toBe(false);
+        expect(await b.idempotency.markAmbiguous('s2', 'tok', '2026-01-03T00:00:00.000Z')).toBe(true);
+        expect(await a.idempotency.claim('s2', 'fp', '2026-01-04T00:00:00.000Z', FAR, lease('x', FAR))).toMatchObject({ state: 'ambiguous', createdAt: '2026-01-03T00:00:00.000Z' });
+        await a.idempotency.claim('s3', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('tok', FAR));
+        expect(await b.idempotency.release('s3', 'other')).toBe(false);
+        expect(await b.idempotency.release('s3', 'tok')).toBe(true);
+        expect(await a.idempotency.claim('s3', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('new', FAR))).toBeUndefined();
+      });
+
+      it('never takes over a live lease; of two nodes taking over an abandoned key, exactly one wins', async () => {
+        await a.idempotency.claim('s1', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('old', '2026-01-01T00:00:30.000Z'));
+        expect(await b.idempotency.takeOver('s1', 'old', lease('b', FAR), '2026-01-01T00:00:10.000Z')).toBe(false);
+        // Renewed by its holder: still live later on.
+        expect(await a.idempotency.renew([{ scope: 's1', token: 'old' }, { scope: 'gone', token: 'x' }], '2026-01-01T00:01:00.000Z')).toBe(1);
+        expect(await b.idempotency.takeOver('s1', 'old', lease('b', FAR), '2026-01-01T00:00:45.000Z')).toBe(false);
+        const wins = await Promise.all([a, b].map((n, i) => n.idempotency.takeOver('s1', 'old', lease(`new-${i}`, FAR), '2026-01-01T00:02:00.000Z')));
+        expect(wins.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('prunes expired records only', async () => {
+        await a.idempotency.claim('old', 'fp', '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z', lease('t', '2026-01-01T00:00:30.000Z'));
+        await a.idempotency.claim('new', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('t', FAR));
+        expect(await b.idempotency.prune('2026-01-03T00:00:00.000Z')).toBe(1);
+        expect(await b.idempotency.claim('new', 'fp', '2026-01-01T00:00:00.000Z', FAR, lease('u', FAR))).toMatchObject({ claimToken: 't' });
+      });
+    });
+  });
+}
