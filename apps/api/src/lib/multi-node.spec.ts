@@ -4,7 +4,7 @@
  * installed; a failure instead with UNICRM_REQUIRE_POSTGRES=1 (CI).
  */
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, startSandbox } from '@unicrm/sandboxes';
+import { type RunningPipedriveSandbox, type RunningSandbox, startPipedriveSandbox, startSandbox } from '@unicrm/sandboxes';
 import { postgresAvailable, startTestCluster, type TestCluster } from '@unicrm/store/testing';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -196,6 +196,32 @@ describeIf('three API nodes on one PostgreSQL', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(20);
     for (const node of limited) node.child.kill('SIGTERM');
     await Promise.all(limited.map((node) => node.exited));
+  });
+
+  it('refreshes an expired OAuth token once for 20 calls spread over the three nodes', async () => {
+    const pipedrive: RunningPipedriveSandbox = await startPipedriveSandbox({ port: 0 });
+    try {
+      const issued = pipedrive.issueTokens(-60);
+      const context = {
+        api_domain: pipedrive.url,
+        access_token: issued.access_token,
+        refresh_token: issued.refresh_token,
+        expires_at: issued.expires_at,
+        client_id: pipedrive.instance.config.clientId,
+        client_secret: pipedrive.instance.config.clientSecret,
+        token_url: pipedrive.tokenUrl,
+      };
+      const created = await call(nodes[0] as Node, 'POST', '/integrated-account', { integration: 'pipedrive', tenant_id: 'acme', context, validate: false });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      // Every node has the account (and its expired token) before the calls.
+      for (const node of nodes) expect((await call(node, 'GET', `/integrated-account/${id}`)).status).toBe(200);
+      const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => call(nodes[i % 3] as Node, 'GET', `/unified/crm/pipelines?integrated_account_id=${id}`).then((r) => r.status)));
+      expect(statuses).toEqual(Array(20).fill(200));
+      expect(pipedrive.refreshRequests()).toBe(1);
+    } finally {
+      await pipedrive.close();
+    }
   });
 
   it('leaves no duplicate when a node is killed in the middle of a create', async () => {

@@ -325,6 +325,14 @@ export class IntegratedAccountService {
    * @returns the account with the new context (frozen)
    * @throws UnicrmError 404 when the account was deleted meanwhile; 500 when the store refuses the write
    */
+  /**
+   * The account as the store holds it now, not as cached (another node may have changed it a moment ago), or
+   * undefined when it is gone.
+   */
+  async stored(environmentId: string, id: string): Promise<StoredAccount | undefined> {
+    return this.store.get(environmentId, id);
+  }
+
   async saveRefreshedContext(account: StoredAccount, context: Record<string, unknown>, requestId?: string): Promise<StoredAccount> {
     const connector = this.registry.get(account.integration);
     const next: StoredAccount = {

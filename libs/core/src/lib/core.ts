@@ -18,6 +18,7 @@ import {
   type DataDirectoryClaim,
   openDataDirectory,
   parseEncryptionKey,
+  PostgresAccountLocks,
   PostgresAccountStore,
   PostgresApiTokenStore,
   PostgresDatabase,
@@ -214,6 +215,8 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.AccountStore, { useValue: stores.accounts });
   container.register(TOKENS.ApiTokenStore, { useValue: stores.tokens });
   container.register(TOKENS.IdempotencyStore, { useValue: stores.idempotency });
+  // One host on SQLite: the process's own single flight is the lock (the CLI does not refresh tokens).
+  container.register(TOKENS.AccountLocks, { useValue: postgres ? new PostgresAccountLocks(postgres) : { withLock: <T>(_name: string, work: () => Promise<T>) => work() } });
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import {
+  type AccountLocks,
   type Clock,
   type Connector,
   type HttpTransport,
@@ -46,9 +47,9 @@ function tokenError(status: number, text: string): { message: string; raw: unkno
  *   calls that loaded the account before the write use the new tokens rather than refreshing again;
  * - **refused** (the token endpoint's 400 or 401, e.g. `invalid_grant`): the account is marked `needs_reauth` and the
  *   call fails with 401; other failures (5xx, 429, unreachable) are a 502/504 and change nothing.
- * Across processes (several API nodes, or the CLI beside the API) nothing is shared but the store: a node that loaded
- * the account before another node's refresh may refresh again (Pipedrive, like most providers, keeps the refresh
- * token valid across refreshes).
+ * - **across nodes** (PostgreSQL): the refresh runs under the account's lock in the store (`AccountLocks`), and reads
+ *   the account again under it: when another node refreshed meanwhile, its tokens are used and nothing is sent.
+ *   On SQLite (one host) the process's single flight is the lock.
  */
 @injectable()
 export class OAuthRefresher {
@@ -61,6 +62,7 @@ export class OAuthRefresher {
     @inject(TOKENS.HttpTransport) private readonly transport: HttpTransport,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.AccountLocks) private readonly locks: AccountLocks,
   ) {}
 
   /** The account as refreshed here, when that is newer than `account` (a copy loaded before the refresh was stored). */
@@ -108,10 +110,31 @@ export class OAuthRefresher {
     const key = accountKey(current);
     let flight = this.flights.get(key);
     if (!flight) {
-      flight = this.run(current, connector, requestId).finally(() => this.flights.delete(key));
+      flight = this.locks
+        .withLock(`oauth-refresh:${key}`, () => this.underLock(current, connector, staleAccessToken, requestId))
+        .finally(() => this.flights.delete(key));
       this.flights.set(key, flight);
     }
     return flight;
+  }
+
+  /** Under the account's lock: the tokens another node stored meanwhile, or a refresh now. */
+  private async underLock(account: StoredAccount, connector: Connector, staleAccessToken: string, requestId?: string): Promise<StoredAccount> {
+    const oauth = connector.oauth as NonNullable<Connector['oauth']>;
+    const stored = await this.accounts.stored(account.environmentId, account.id);
+    if (stored && !stored.fault && stored.status === 'active' && oauth.tokens(stored.context)?.accessToken !== staleAccessToken) {
+      this.logger.debug({ req_id: requestId, integrated_account_id: account.id }, 'OAuth tokens already refreshed by another node');
+      this.remember(stored);
+      return Object.freeze(stored);
+    }
+    return this.run(stored && !stored.fault ? stored : account, connector, requestId);
+  }
+
+  private remember(account: StoredAccount): void {
+    const key = accountKey(account);
+    this.newest.delete(key);
+    if (this.newest.size >= OAUTH_REMEMBERED_ACCOUNTS) this.newest.delete(this.newest.keys().next().value as string);
+    this.newest.set(key, account);
   }
 
   private async run(account: StoredAccount, connector: Connector, requestId?: string): Promise<StoredAccount> {
@@ -152,10 +175,7 @@ export class OAuthRefresher {
       });
     }
     const saved = await this.accounts.saveRefreshedContext(account, context, requestId);
-    const key = accountKey(saved);
-    this.newest.delete(key);
-    if (this.newest.size >= OAUTH_REMEMBERED_ACCOUNTS) this.newest.delete(this.newest.keys().next().value as string);
-    this.newest.set(key, saved);
+    this.remember(saved);
     this.logger.info(log, 'OAuth access token refreshed');
     return saved;
   }

@@ -18,6 +18,7 @@ export const TOKENS = {
   Connector: Symbol.for('unicrm.Connector'),
   UnifiedResource: Symbol.for('unicrm.UnifiedResource'),
   Metrics: Symbol.for('unicrm.Metrics'),
+  AccountLocks: Symbol.for('unicrm.AccountLocks'),
 } as const;
 
 /** Runtime settings shared by every component. Durations in milliseconds. */
@@ -308,6 +309,19 @@ export interface MetricsObserver {
 /** What a front door may learn about a request the core served: the integration of its account, once known. */
 export interface RequestObservation {
   integration?: string;
+}
+
+/**
+ * Named locks for work that must not run twice at once for one account (an OAuth refresh): across every node that
+ * shares the store on PostgreSQL; within this process only on SQLite (one host, where the API is the only writer).
+ */
+export interface AccountLocks {
+  /**
+   * Runs `work` while holding the lock `name`, waiting for it while another holder has it.
+   * @throws Error when the lock cannot be had (the store is unreachable, or the wait exceeded its bound), or what
+   *   `work` throws
+   */
+  withLock<T>(name: string, work: () => Promise<T>): Promise<T>;
 }
 
 /** One counted request of a shared rate-limit counter. */

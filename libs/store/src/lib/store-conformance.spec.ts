@@ -3,7 +3,7 @@
  * PostgreSQL (a throwaway cluster, a new database per test). "Two nodes" are two store sets opened on the same
  * storage: two SQLite connections to one file, two pools on one PostgreSQL database.
  */
-import { EncryptionKeyChangedError, type IdempotencyStore, InvalidCursorError, type AccountStore, type ApiTokenStore, type RateLimitCounterStore, type StoredAccount } from '@unicrm/model';
+import { EncryptionKeyChangedError, type IdempotencyStore, InvalidCursorError, type AccountLocks, type AccountStore, type ApiTokenStore, type RateLimitCounterStore, type StoredAccount } from '@unicrm/model';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { postgresAvailable, startTestCluster, type TestCluster } from '../testin
 import { SqliteAccountStore } from './account-store';
 import { openDatabase } from './database';
 import { SqliteIdempotencyStore } from './idempotency-store';
-import { PostgresAccountStore, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore, PostgresRateLimitStore } from './postgres';
+import { PostgresAccountLocks, PostgresAccountStore, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore, PostgresRateLimitStore } from './postgres';
 import { SecretBox } from './secret-box';
 import { SqliteApiTokenStore } from './token-store';
 
@@ -23,6 +23,8 @@ interface Node {
   idempotency: IdempotencyStore;
   /** Shared rate-limit counters: PostgreSQL only (on SQLite each process counts its own). */
   rateLimits?: RateLimitCounterStore;
+  /** Locks across nodes: PostgreSQL only. */
+  locks?: AccountLocks;
 }
 
 interface Storage {
@@ -97,7 +99,7 @@ const postgres: Backend = {
         const db = new PostgresDatabase(b, { url, changePollMs: 100 });
         databases.push(db);
         await db.started.catch(() => undefined);
-        return { accounts: new PostgresAccountStore(db, b), tokens: new PostgresApiTokenStore(db), idempotency: new PostgresIdempotencyStore(db), rateLimits: new PostgresRateLimitStore(db) };
+        return { accounts: new PostgresAccountStore(db, b), tokens: new PostgresApiTokenStore(db), idempotency: new PostgresIdempotencyStore(db), rateLimits: new PostgresRateLimitStore(db), locks: new PostgresAccountLocks(db) };
       },
       async exec(sql) {
         await first.pool.query(sql);
@@ -239,8 +241,8 @@ for (const backend of [sqlite, postgres]) {
       });
     });
 
-    // Shared counters exist on PostgreSQL only (on SQLite each process counts its own, in the API).
-    if (backend.name === 'PostgreSQL') describe('rate-limit counters (shared by the nodes)', () => {
+    // Shared counters and locks exist on PostgreSQL only (on SQLite each process counts its own, in the API).
+    if (backend.name === 'PostgreSQL') describe('rate-limit counters and locks (shared by the nodes)', () => {
       it('counts every node exactly, and starts a new window when the last ended', async () => {
         const c = await storage.node();
         const nodes = [a, b, c].map((n) => n.rateLimits as RateLimitCounterStore);
@@ -250,6 +252,39 @@ for (const backend of [sqlite, postgres]) {
         expect(first?.hits).toBe(1);
         await eventually(async () => (await nodes[2]?.get('token:short')) === undefined, 5_000);
         expect((await nodes[2]?.increment('token:short', 200))?.hits).toBe(1);
+      });
+
+      it('runs the work of one lock name on one node at a time; other names do not wait', async () => {
+        const [lockA, lockB] = [a.locks, b.locks] as [AccountLocks, AccountLocks];
+        const events: string[] = [];
+        let aIn!: () => void;
+        const aEntered = new Promise<void>((resolve) => (aIn = resolve));
+        let cDone!: () => void;
+        const cFinished = new Promise<void>((resolve) => (cDone = resolve));
+        // a holds acc-1 until c (another account) has run: c must not wait for a (else this times out).
+        const first = lockA.withLock('oauth-refresh:acc-1', async () => {
+          events.push('a in');
+          aIn();
+          await Promise.race([cFinished, new Promise((_, reject) => setTimeout(() => reject(new Error('c waited for a')), 10_000))]);
+          events.push('a out');
+          return 'a';
+        });
+        await aEntered;
+        const second = lockB.withLock('oauth-refresh:acc-1', async () => {
+          events.push('b in');
+          return 'b';
+        });
+        const third = lockB.withLock('oauth-refresh:acc-2', async () => {
+          events.push('c');
+          cDone();
+          return 'c';
+        });
+        expect(await Promise.all([first, second, third])).toEqual(['a', 'b', 'c']);
+        // b (same account, another node) entered only after a left.
+        expect(events.indexOf('b in')).toBeGreaterThan(events.indexOf('a out'));
+        // A failing work gives the lock back.
+        await expect(lockA.withLock('oauth-refresh:acc-1', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+        expect(await lockB.withLock('oauth-refresh:acc-1', async () => 'free')).toBe('free');
       });
 
       it('counts two limits in one call; a request over the first limit is not counted against the second', async () => {

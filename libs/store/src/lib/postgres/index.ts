@@ -3,3 +3,4 @@ export * from './account-store';
 export * from './token-store';
 export * from './idempotency-store';
 export * from './rate-limit-store';
+export * from './account-locks';
