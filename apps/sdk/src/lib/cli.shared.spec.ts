@@ -324,7 +324,7 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       const out = deleted.stdout.split('\n');
       expect(out).toContain('status:        inactive');
       expect(out.at(-2)).toBe(
-        `Deleted stage ${S4}. The provider keeps it as inactive: ${RUN} stages list --account ${accountId} --status inactive shows it.`,
+        `Deleted stage ${S4}. The provider keeps it as inactive: ${RUN} stages get ${S4} --account ${accountId} shows it.`,
       );
       expect(sandbox.steps().find((s) => s.id === S4)?.is_deleted).toBe(true);
       const listed = await unicrm(['stages', 'list', '--account', accountId, '--status', 'inactive']);

@@ -61,11 +61,14 @@ export const HELP = `unicrm ${SDK_VERSION}: the unified CRM API from the command
 Usage:
   unicrm accounts add pipeliner --service-url <url> --space-id <id> --username <api token> [--password <api password>]
                                 [--tenant-id <id>] [--no-validate]
+  unicrm accounts add <integration> --context <json, or @file.json> [--tenant-id <id>] [--no-validate]
+                                (any integration, e.g. pipedrive: '{"api_domain":"https://acme.pipedrive.com","api_token":"..."}';
+                                docs/integrations.md lists each integration's context)
   unicrm accounts list [--tenant-id <id>] [--status active|needs_reauth] [--integration <name>] [--limit <n>]
                        [--cursor <next_cursor>] [--all]
   unicrm accounts get <id>
   unicrm accounts update <id> [--tenant-id <id>] [--service-url <url>] [--space-id <id>] [--username <api token>]
-                              [--password <api password>] [--no-validate]
+                              [--password <api password>] [--context <json to merge, or @file.json>] [--no-validate]
   unicrm accounts remove <id>
   unicrm pipelines list --account <id> [--name <name>] [--limit <n>] [--cursor <next_cursor>] [--all]
   unicrm pipelines get <id> --account <id>
@@ -78,9 +81,9 @@ Usage:
                        [--remote-data <json>] [--json <body as json, or @file.json>] [--idempotency-key <key>]
   unicrm stages delete <id> --account <id> [--idempotency-key <key>]
   unicrm stages import <file.csv|file.json> --account <id> [--concurrency 4] [--failed-out <file>]
-  unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (data directory only)
-  unicrm tokens list                                                                 (data directory only)
-  unicrm tokens revoke <id>                                                          (data directory only)
+  unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (embedded only: the data
+  unicrm tokens list                                                                  directory, or the database of
+  unicrm tokens revoke <id>                                                           UNICRM_DATABASE_URL)
   unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; refused while an API serves it)
   unicrm backup <file> [--force]     (data directory only) a consistent copy of the database, also while the API runs
   unicrm restore <file>              (data directory only; refused while an API serves it) replace the database with
@@ -90,7 +93,7 @@ Where it runs (every command):
   embedded (default)  the core in this process; accounts in --data-dir <dir> (default UNICRM_DATA_DIR or ./.unicrm,
                       shared with an API started on the same directory)
   --remote <url>      a unicrm server (or UNICRM_URL); the API token comes from UNICRM_API_TOKEN
-  --timeout <ms>      how long to wait for an answer (remote: the server; embedded: Pipeliner); default 30000
+  --timeout <ms>      how long to wait for an answer (remote: the server; embedded: the provider); default 30000
 
 The pipelines and stages commands (but import) also take the answer's format and a query for the provider:
   --format unified|raw|normalized  --ignore-remote-data  --exclude-fields a,b.c  --remote-query key=value (repeatable)
@@ -98,8 +101,8 @@ The pipelines and stages commands (but import) also take the answer's format and
 Lists print one page (--limit records; the integration's default page without it) and, when there is more, the
 command for the next page (--cursor <next_cursor>); --all follows the cursors to the last page. A cursor belongs to
 its list: run it with the same --account and filters.
-stages delete: Pipeliner keeps a deleted stage as inactive (stages list --status inactive shows it); its documented
-API cannot restore it.
+stages delete: the providers keep a deleted stage as inactive (stages get <id> shows it; on Pipeliner, stages list
+--status inactive lists them); their documented APIs cannot restore it.
 
 Output:
   --output human      key: value lines, tables and short summaries (default)
@@ -311,6 +314,7 @@ function accountContextFlags(values: Values, io: CliIo): Record<string, unknown>
 }
 
 const ACCOUNT_FLAGS: OptionSpec = {
+  context: { type: 'string' },
   'service-url': { type: 'string' },
   'space-id': { type: 'string' },
   username: { type: 'string' },
@@ -335,18 +339,25 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     const { values, positionals } = parse(rest, ACCOUNT_FLAGS);
     session.configure(values);
     const integration = positionals[0];
-    if (integration !== 'pipeliner') throw new UsageError(`accounts add takes the integration name: ${session.command} accounts add pipeliner ...`);
-    const password = optional(values, 'password') ?? io.env.PIPELINER_PASSWORD;
-    if (!password) throw new UsageError('--password (or PIPELINER_PASSWORD) is required');
+    if (!integration) {
+      throw new UsageError(`accounts add takes the integration name: ${session.command} accounts add pipeliner --service-url ..., or ${session.command} accounts add <integration> --context <json>`);
+    }
+    const given = optional(values, 'context');
+    let context: Record<string, unknown>;
+    if (given !== undefined) {
+      // Any integration: the context as the API takes it (docs/integrations.md); Pipeliner's flags may add to it.
+      context = { ...jsonOption(given, 'context'), ...accountContextFlags(values, io) };
+    } else if (integration === 'pipeliner') {
+      const password = optional(values, 'password') ?? io.env.PIPELINER_PASSWORD;
+      if (!password) throw new UsageError('--password (or PIPELINER_PASSWORD) is required');
+      context = { service_url: required(values, 'service-url'), space_id: required(values, 'space-id'), username: required(values, 'username'), password };
+    } else {
+      throw new UsageError(`accounts add ${integration} takes its context: --context '<json>' or --context @file.json (docs/integrations.md lists what each integration needs)`);
+    }
     const account = await (await session.unicrm()).accounts.create({
       integration,
       tenant_id: optional(values, 'tenant-id') ?? 'default',
-      context: {
-        service_url: required(values, 'service-url'),
-        space_id: required(values, 'space-id'),
-        username: required(values, 'username'),
-        password,
-      },
+      context,
       ...(values['no-validate'] === true && { validate: false }),
     });
     return {
@@ -367,9 +378,10 @@ async function accounts(session: Session, args: string[], io: CliIo): Promise<Re
     const body: { tenant_id?: string; context?: Record<string, unknown>; validate?: boolean } = {};
     const tenant = optional(values, 'tenant-id');
     if (tenant !== undefined) body.tenant_id = tenant;
-    const context = accountContextFlags(values, io);
+    const given = optional(values, 'context');
+    const context = { ...jsonOption(given, 'context'), ...accountContextFlags(values, io) };
     if (Object.keys(context).length > 0) body.context = context;
-    if (Object.keys(body).length === 0) throw new UsageError('accounts update needs something to change: --tenant-id, --service-url, --space-id, --username or --password');
+    if (Object.keys(body).length === 0) throw new UsageError('accounts update needs something to change: --tenant-id, --context, --service-url, --space-id, --username or --password');
     if (values['no-validate'] === true) body.validate = false;
     const account = await (await session.unicrm()).accounts.update(id, body);
     return { json: account, human: keyValueLines(account) };
@@ -624,7 +636,7 @@ async function deleteStage(session: Session, rest: string[]): Promise<Result> {
   const stage = await (await session.unicrm()).crm.stages.delete(id, query, writeOptions(values));
   const lines = [keyValueLines(stage), '', `Deleted stage ${id}.`];
   if ((stage as { status?: unknown }).status === 'inactive') {
-    lines[2] += ` The provider keeps it as inactive: ${session.command} stages list --account ${shellWord(query.integrated_account_id)} --status inactive shows it.`;
+    lines[2] += ` The provider keeps it as inactive: ${session.command} stages get ${shellWord(id)} --account ${shellWord(query.integrated_account_id)} shows it.`;
   }
   return { json: stage, human: lines.join('\n') };
 }

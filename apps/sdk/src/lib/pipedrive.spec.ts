@@ -1,12 +1,13 @@
 import { createApp } from '@unicrm/api';
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
 import { formatContractViolation, type RunningPipedriveSandbox, startPipedriveSandbox } from '@unicrm/sandboxes';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUnicrm, createUnicrmClient, isUnicrmError, type Unicrm } from '../index';
+import { runCli } from './cli';
 
 // The SDK on Pipedrive accounts (one with an API token, one with OAuth tokens that are already expired), on both
 // transports: the same methods and shapes as on Pipeliner (sdk.spec.ts is that suite, on the Pipeliner sandbox).
@@ -84,4 +85,58 @@ describe.each(transports)('the %s SDK on Pipedrive', (transport, make) => {
 
 it('refreshed the expired OAuth tokens once, for both transports', () => {
   expect(sandbox.refreshRequests()).toBe(1);
+});
+
+describe('the CLI on Pipedrive (remote)', () => {
+  /** Runs the CLI in this process against the API; its exit code and what it printed. */
+  async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const code = await runCli([...args, '--remote', baseUrl], {
+      out: (text) => (out += `${text}\n`),
+      err: (text) => (err += `${text}\n`),
+      env: { UNICRM_API_TOKEN: TOKEN },
+    });
+    return { code, out, err };
+  }
+
+  it('adds accounts of any integration with --context (API token, and OAuth from a file), then runs the stage lifecycle on them', async () => {
+    const issued = sandbox.issueTokens(3600);
+    const file = join(dir, 'oauth-context.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        api_domain: sandbox.url, access_token: issued.access_token, refresh_token: issued.refresh_token, expires_at: issued.expires_at,
+        client_id: sandbox.instance.config.clientId, client_secret: sandbox.instance.config.clientSecret, token_url: sandbox.tokenUrl,
+      }),
+    );
+    const contexts = [JSON.stringify({ api_domain: sandbox.url, api_token: sandbox.instance.config.apiToken }), `@${file}`];
+    for (const context of contexts) {
+      const added = await cli(['accounts', 'add', 'pipedrive', '--context', context, '--tenant-id', 'cli', '--output', 'json']);
+      expect(added).toMatchObject({ code: 0, err: '' });
+      const account = JSON.parse(added.out) as { id: string; integration: { name: string }; context: Record<string, unknown> };
+      expect(account.integration.name).toBe('pipedrive');
+      // Secrets are never shown back.
+      expect(added.out).not.toContain(sandbox.instance.config.apiToken);
+      expect(added.out).not.toContain(issued.refresh_token);
+      expect((await cli(['pipelines', 'list', '--account', account.id])).out).toContain('Sales Pipeline');
+      const created = await cli(['stages', 'create', '--account', account.id, '--pipeline', '1', '--name', 'CLI stage', '--output', 'json']);
+      expect(created.code).toBe(0);
+      const id = (JSON.parse(created.out) as { id: string }).id;
+      expect((await cli(['stages', 'list', '--account', account.id, '--pipeline', '1', '--all'])).out).toContain('CLI stage');
+      expect((await cli(['stages', 'update', id, '--account', account.id, '--name', 'CLI stage (renamed)'])).out).toContain('CLI stage (renamed)');
+      const deleted = await cli(['stages', 'delete', id, '--account', account.id]);
+      expect(deleted.out).toContain(`The provider keeps it as inactive: unicrm stages get ${id} --account ${account.id} shows it.`);
+      expect((await cli(['stages', 'get', id, '--account', account.id])).out).toMatch(/status:\s+inactive/);
+    }
+  });
+
+  it('says what accounts add needs for an integration without flags of its own, and refuses a --context that is not an object', async () => {
+    const bare = await cli(['accounts', 'add', 'pipedrive']);
+    expect(bare.code).toBe(2);
+    expect(bare.err).toContain("accounts add pipedrive takes its context: --context '<json>' or --context @file.json");
+    const notObject = await cli(['accounts', 'add', 'pipedrive', '--context', '[1]']);
+    expect(notObject.code).toBe(2);
+    expect(notObject.err).toContain('--context must be a JSON object');
+  });
 });
