@@ -1,4 +1,4 @@
-import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
+import { createUnicrmCore, redactDatabaseUrl, type UnicrmCore } from '@unicrm/core';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { createApp, metricsListener, type UnicrmApp } from './lib/app';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const server = createHttpServer(app).listen(port, host, () => {
     const actual = (server.address() as AddressInfo).port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
-    const store = core.config.databaseUrl ? `store: PostgreSQL ${redactUrl(core.config.databaseUrl)}` : `data directory: ${core.config.dataDir}`;
+    const store = core.config.databaseUrl ? `store: PostgreSQL ${redactDatabaseUrl(core.config.databaseUrl)}` : `data directory: ${core.config.dataDir}`;
     const lines = [`unicrm API listening on ${url}`, store];
     if (token) {
       lines.push(
@@ -91,17 +91,6 @@ main().catch((error: unknown) => {
   console.error(`unicrm cannot start: ${(error as Error).message}`);
   process.exit(1);
 });
-
-/** A database URL without its password, for the start line. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://…';
-  }
-}
 
 /**
  * The metrics listener: `UNICRM_METRICS_PORT` (default 9464, Prometheus' exporter range; `off` for none; 0 for any

@@ -226,7 +226,10 @@ export class IntegratedAccountService {
       account = await this.store.get(environmentId, lowerId);
     } catch (error) {
       this.logger.error({ req_id: requestId, integrated_account_id: id, err: (error as Error).message }, 'the account store cannot be read');
-      throw new UnicrmError(500, `Integrated account ${id} cannot be read from the database (${this.config.dataDir}); the error was logged.`);
+      // The store's own answer when it has one (PostgreSQL unreachable: 503 with Retry-After).
+      if (error instanceof UnicrmError) throw error;
+      const where = this.config.databaseUrl ? 'the database' : `the database (${this.config.dataDir})`;
+      throw new UnicrmError(500, `Integrated account ${id} cannot be read from ${where}; the error was logged.`);
     }
     if (!account) throw this.notFound(id);
     Object.freeze(account);

@@ -1,4 +1,4 @@
-import { configFromEnv } from './config';
+import { configFromEnv, redactDatabaseUrl } from './config';
 
 describe('configFromEnv: the deadlines, the lease and the bulkhead (issue 12)', () => {
   it('has the documented defaults', () => {
@@ -28,5 +28,17 @@ describe('configFromEnv: the deadlines, the lease and the bulkhead (issue 12)', 
     ['UNICRM_MAX_QUEUED_PER_ACCOUNT', '2.5', 'UNICRM_MAX_QUEUED_PER_ACCOUNT must be a whole number >= 0, not "2.5".'],
   ])('refuses a malformed %s', (name, value, message) => {
     expect(() => configFromEnv({ [name]: value })).toThrow(message);
+  });
+});
+
+describe('redactDatabaseUrl (found by a review: a ?password= parameter was printed at start)', () => {
+  it.each([
+    ['postgres://unicrm:secret@db:5432/unicrm', 'postgres://unicrm:***@db:5432/unicrm'],
+    ['postgres://db:5432/unicrm?user=unicrm&password=pgsecretpw', 'postgres://db:5432/unicrm?user=unicrm&password=***'],
+    ['postgres://db/unicrm?PASSWORD=x&sslmode=require', 'postgres://db/unicrm?PASSWORD=***&sslmode=require'],
+    ['postgres://db/unicrm', 'postgres://db/unicrm'],
+  ])('%s -> %s', (url, shown) => {
+    expect(redactDatabaseUrl(url)).toBe(shown);
+    expect(redactDatabaseUrl(url)).not.toMatch(/secret|pgsecretpw|=x&/);
   });
 });

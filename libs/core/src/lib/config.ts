@@ -101,3 +101,18 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
     logLevel: env.UNICRM_LOG_LEVEL || undefined,
   };
 }
+
+/**
+ * A database URL without its password (in the user part, or a libpq `password` parameter), for what is printed or
+ * logged: `postgres://u:***@host/db`.
+ */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    for (const key of [...parsed.searchParams.keys()]) if (key.toLowerCase() === 'password') parsed.searchParams.set(key, '***');
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}

@@ -4,11 +4,15 @@ import { parseUnifiedQuery } from '@unicrm/query';
 import { injectable } from 'tsyringe';
 import { type UnifiedRequest, type UnifiedResponse, UnifiedTargets } from './unified-target';
 
-/** Checks the id of a record in a path: 1-512 characters, no control characters. @throws UnicrmError 400 */
+/**
+ * Checks the id of a record in a path: 1-512 characters, no control characters, and not `.` or `..` (a connector puts
+ * the id in a path segment of the provider's URL, where a dot segment would name another resource: found by a review,
+ * `/unified/crm/stages/%2e%2e` reached Pipedrive's `/api/v2/`). @throws UnicrmError 400
+ */
 export function checkRecordId(id: string | undefined): string {
   const control = (text: string) => [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-  if (id === undefined || id.length === 0 || id.length > 512 || control(id)) {
-    throw UnicrmError.validation([{ path: 'id', message: 'must be the id of a record: 1 to 512 characters, no control characters' }]);
+  if (id === undefined || id.length === 0 || id.length > 512 || control(id) || id === '.' || id === '..') {
+    throw UnicrmError.validation([{ path: 'id', message: 'must be the id of a record: 1 to 512 characters, no control characters, not . or ..' }]);
   }
   return id;
 }

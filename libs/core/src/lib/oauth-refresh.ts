@@ -122,6 +122,10 @@ export class OAuthRefresher {
   private async underLock(account: StoredAccount, connector: Connector, staleAccessToken: string, requestId?: string): Promise<StoredAccount> {
     const oauth = connector.oauth as NonNullable<Connector['oauth']>;
     const stored = await this.accounts.stored(account.environmentId, account.id);
+    if (stored?.status === 'needs_reauth') {
+      // Another node's refresh was refused meanwhile: do not send the refused refresh token again.
+      throw new UnicrmError(401, `Integrated account ${account.id} needs re-authentication: ${stored.lastError ?? 'its provider refused its credentials'} (PATCH /integrated-account/${account.id} with new tokens).`);
+    }
     if (stored && !stored.fault && stored.status === 'active' && oauth.tokens(stored.context)?.accessToken !== staleAccessToken) {
       this.logger.debug({ req_id: requestId, integrated_account_id: account.id }, 'OAuth tokens already refreshed by another node');
       this.remember(stored);

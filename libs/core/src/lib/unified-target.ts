@@ -6,6 +6,7 @@ import {
   type ConnectorAccount,
   type ConnectorResource,
   exceedsJsonDepth,
+  prototypeKeyPath,
   isJsonObject,
   type ItemResult,
   type Logger,
@@ -160,6 +161,12 @@ export class UnifiedTargets {
   unifiedBody(schema: z.ZodType<Record<string, unknown>> | undefined, body: unknown): Record<string, unknown> {
     if (!isJsonObject(body)) throw UnicrmError.badRequest(NOT_A_JSON_OBJECT);
     if (exceedsJsonDepth(body)) throw UnicrmError.badRequest(`The body nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels.`);
+    // Keys that could reach a prototype are never sent to a provider (mergeRemoteData skips them, a schema drops an
+    // own __proto__): refused here, before any schema, rather than dropped silently.
+    const forbidden = prototypeKeyPath(body);
+    if (forbidden !== undefined) {
+      throw UnicrmError.invalid('Invalid body', [{ path: forbidden, message: 'is a key unicrm does not send (__proto__, constructor and prototype could reach an object\'s prototype)' }]);
+    }
     if (!schema) return body;
     const parsed = schema.safeParse(body);
     if (!parsed.success) throw UnicrmError.invalid('Invalid body', zodFailures(parsed.error));

@@ -29,6 +29,29 @@ export function mergeRemoteData(mapped: JsonObject, remoteData: JsonObject | und
   return out;
 }
 
+/**
+ * The path (`a.b`) of the first own key that could reach a prototype (`__proto__`, `constructor`, `prototype`) in a
+ * JSON value, or undefined. {@link mergeRemoteData} never sends such keys, so a body holding one is refused rather
+ * than sent without it. Iterative; looks at every key once.
+ */
+export function prototypeKeyPath(value: unknown): string | undefined {
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [current, path] = stack.pop() as [unknown, string];
+    if (typeof current !== 'object' || current === null) continue;
+    if (Array.isArray(current)) {
+      current.forEach((item, i) => stack.push([item, `${path}${path ? '.' : ''}${i}`]));
+      continue;
+    }
+    for (const key of Object.keys(current)) {
+      const at = `${path}${path ? '.' : ''}${key}`;
+      if (FORBIDDEN_KEYS.has(key)) return at;
+      stack.push([(current as Record<string, unknown>)[key], at]);
+    }
+  }
+  return undefined;
+}
+
 /** Deepest nesting of objects and arrays a request body may have (a deeper one is a 400, not a stack overflow). */
 export const MAX_JSON_DEPTH = 64;
 

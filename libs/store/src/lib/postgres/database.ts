@@ -1,4 +1,5 @@
 import { Client, Pool, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
+import { UnicrmError } from '@unicrm/model';
 import { KEY_CHECK, KEY_CHECK_ROW } from '../database';
 import type { SecretBox } from '../secret-box';
 
@@ -69,6 +70,22 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 /** The schema version of this unicrm's PostgreSQL database (rows of `unicrm_migrations`). */
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
 
+/** Longest a statement may run, in ms: past it the server cancels it (and the call answers 503). */
+export const STATEMENT_TIMEOUT_MS = 5_000;
+
+/** How long {@link PostgresDatabase.query} fails at once after finding the database unreachable, in ms. */
+const UNREACHABLE_HOLD_MS = 2_000;
+
+/**
+ * True for a failure that says the database cannot serve now (connection refused, lost or timed out; a statement
+ * cancelled by its timeout; the server shutting down), not that the statement is wrong.
+ */
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code === '57014' || code.startsWith('57P') || code.startsWith('08') || code === '53300';
+  return true; // no SQLSTATE: a network error, a client timeout, "Connection terminated"
+}
+
 /** `pg_advisory_lock` key held while migrating: `unicrm` in ASCII. */
 export const MIGRATION_LOCK = 0x756e6963726d;
 
@@ -108,6 +125,11 @@ export class PostgresDatabase implements Queryable {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       idleTimeoutMillis: 30_000,
       application_name: 'unicrm',
+      // Every statement is bounded: the server cancels it past STATEMENT_TIMEOUT_MS (a lock held elsewhere), and the
+      // client gives up a little later (a database that stopped answering); keep-alive finds dead connections.
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      query_timeout: STATEMENT_TIMEOUT_MS + 1_000,
+      keepAlive: true,
     } satisfies PoolConfig);
     // An idle client's error (the server restarted) must not crash the process: the pool drops that client.
     pool.on('error', () => undefined);
@@ -134,8 +156,25 @@ export class PostgresDatabase implements Queryable {
    */
   async query<R extends QueryResultRow = QueryResultRow>(text: string, params?: unknown[], name?: string): Promise<QueryResult<R>> {
     await this.started;
-    // A name prepares the statement once per connection (hot statements: no parse and plan per call).
-    return name === undefined ? this.pool.query<R>(text, params) : this.pool.query<R>({ name, text, values: params });
+    // While the database was just found unreachable, fail at once instead of waiting for a connection each time.
+    if (Date.now() < this.unreachableUntil) throw this.unavailable(this.lastFailure);
+    try {
+      // A name prepares the statement once per connection (hot statements: no parse and plan per call).
+      return await (name === undefined ? this.pool.query<R>(text, params) : this.pool.query<R>({ name, text, values: params }));
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      this.lastFailure = (error as Error).message;
+      this.unreachableUntil = Date.now() + UNREACHABLE_HOLD_MS;
+      throw this.unavailable(this.lastFailure);
+    }
+  }
+
+  /** Until when {@link query} fails at once (ms since the epoch), after the database was found unreachable. */
+  private unreachableUntil = 0;
+  private lastFailure = '';
+
+  private unavailable(why: string): UnicrmError {
+    return new UnicrmError(503, `The database cannot be reached or did not answer in time (${why}); retry in a few seconds.`, {}, { 'retry-after': '5' });
   }
 
   /** The schema version applied, or undefined when the database cannot be read (`GET /ready`). */
@@ -215,6 +254,8 @@ export async function postgresKeyFits(pool: Queryable, box: SecretBox): Promise<
 export class PostgresChangeFeed {
   private stamp = 0;
   private version: string | undefined;
+  /** When the version was last read (ms since the epoch). */
+  private lastRead = Date.now();
   private listener: Client | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -233,9 +274,19 @@ export class PostgresChangeFeed {
     await this.listen();
   }
 
-  /** The counter: changes whenever what the stores return may have changed. */
+  /**
+   * The counter: changes whenever what the stores return may have changed. While the version could not be read for
+   * {@link staleAfterMs} (the database is unreachable from this node), it changes on every call: nothing cached is
+   * trusted, so a token revoked meanwhile is not accepted here (the requests answer 503 instead).
+   */
   current(): number {
+    if (Date.now() - this.lastRead > this.staleAfterMs) return ++this.stamp;
     return this.stamp;
+  }
+
+  /** How long caches are trusted without a successful read of the version, in ms: five polls. */
+  get staleAfterMs(): number {
+    return 5 * this.pollMs;
   }
 
   /** A write through this node: moves the counter now (the notification follows). */
@@ -247,12 +298,13 @@ export class PostgresChangeFeed {
     try {
       const { rows } = await this.pool.query<{ version: string }>('SELECT version FROM unicrm_changes WHERE id = 1');
       const version = rows[0]?.version;
-      if (version !== this.version) {
+      if (version !== this.version || Date.now() - this.lastRead > this.staleAfterMs) {
         this.version = version;
         this.stamp++;
       }
+      this.lastRead = Date.now();
     } catch {
-      // The database is unreachable: the requests that need it fail on their own; the next poll tries again.
+      // The database is unreachable: past staleAfterMs, current() stops trusting caches; the next poll tries again.
     }
   }
 
