@@ -165,7 +165,8 @@ describe('hostile input', () => {
   it.each([
     ['__proto__ at the top of the body', '{"name":"x","__proto__":{"polluted":true}}', 400],
     ['constructor.prototype at the top of the body', '{"name":"x","constructor":{"prototype":{"polluted":true}}}', 400],
-    ['__proto__ inside remote_data', '{"name":"x","remote_data":{"__proto__":{"polluted":true},"percent":10}}', 201],
+    // Refused since a review found it dropped silently (it was sent without the key, answered 201).
+    ['__proto__ inside remote_data', '{"name":"x","remote_data":{"__proto__":{"polluted":true},"percent":10}}', 400],
   ])('never pollutes a prototype with %s', async (_name, payload, status) => {
     h.sandbox.reset();
     const res = remember(
