@@ -9,3 +9,4 @@ export * from './lib/pipeline';
 export * from './lib/resources';
 export * from './lib/outbound-policy';
 export * from './lib/ttl-cache';
+export * from './lib/remote-errors';

@@ -1,4 +1,13 @@
-import { type ErrorInsight, type HttpResponse, isJsonObject, UnicrmError } from '@unicrm/model';
+import {
+  type ErrorInsight,
+  forwardedHeadersOf,
+  type HttpResponse,
+  parseRemoteBody,
+  remoteErrorOf,
+  remoteMessageAt,
+  type UnicrmError,
+  unusableRemoteAnswer,
+} from '@unicrm/model';
 
 /**
  * Headers of Pipedrive's answer forwarded to the caller (docs/pipedrive.md "Errors"): `Retry-After` and its rate-limit
@@ -6,24 +15,13 @@ import { type ErrorInsight, type HttpResponse, isJsonObject, UnicrmError } from 
  */
 const FORWARDED_HEADER = /^(retry-after|x-ratelimit-(limit|remaining|reset)|x-daily-[a-z-]+)$/;
 
-/** Parses a body as JSON when it is JSON, else returns the text (a Cloudflare 403 is HTML: pipedrive-api.md §2.6). */
-export function parseRemoteBody(text: string): unknown {
-  if (text.trim() === '') return '';
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+const SOURCE = { provider: 'Pipedrive', forwarded: FORWARDED_HEADER };
+
+export { parseRemoteBody };
 
 /** The headers of `response` that are forwarded (`Retry-After`, Pipedrive's rate-limit headers). */
 export function forwardedHeaders(response: Pick<HttpResponse, 'headers'>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    const key = name.toLowerCase();
-    if (FORWARDED_HEADER.test(key)) out[key] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
+  return forwardedHeadersOf(response, FORWARDED_HEADER);
 }
 
 /**
@@ -34,12 +32,7 @@ export function forwardedHeaders(response: Pick<HttpResponse, 'headers'>): Recor
  */
 export function remoteError(response: HttpResponse): UnicrmError {
   const body = parseRemoteBody(response.bodyText);
-  const status = response.status >= 400 && response.status <= 599 ? response.status : 502;
-  const remoteMessage = isJsonObject(body) && typeof body.error === 'string' ? body.error.trim() : '';
-  const message = remoteMessage || `Pipedrive answered HTTP ${response.status} without an error message`;
-  const insight: ErrorInsight = {
-    remote_error: { description: 'The error was returned by Pipedrive; see raw_response for its body.' },
-  };
+  const insight: ErrorInsight = {};
   if (response.status === 400) {
     insight.validation_error = { description: 'Pipedrive refused the request as invalid; its message says which field.' };
   }
@@ -55,21 +48,10 @@ export function remoteError(response: HttpResponse): UnicrmError {
       description: "Pipedrive rate-limited the request (burst window or daily token budget); see the x-ratelimit-* and x-daily-* headers.",
     };
   }
-  return new UnicrmError(status, message, { truto_is_remote_error: true, raw_response: body, truto_error_insight: insight }, forwardedHeaders(response));
+  return remoteErrorOf(SOURCE, response, body, remoteMessageAt(body, 'error'), insight);
 }
 
 /** A 2xx answer that cannot be used (not JSON, no `data`): 502, still marked as remote; the work may have been done. */
 export function unusableAnswer(response: HttpResponse, problem: string): UnicrmError {
-  const error = new UnicrmError(
-    502,
-    `Pipedrive answered HTTP ${response.status} but ${problem}`,
-    {
-      truto_is_remote_error: true,
-      raw_response: parseRemoteBody(response.bodyText),
-      truto_error_insight: { remote_error: { description: 'Pipedrive answered something unicrm cannot use.' } },
-    },
-    forwardedHeaders(response),
-  );
-  error.requestMayHaveArrived = true;
-  return error;
+  return unusableRemoteAnswer(SOURCE, response, problem);
 }

@@ -1,26 +1,25 @@
-import { type ErrorInsight, type HttpResponse, isJsonObject, UnicrmError } from '@unicrm/model';
+import {
+  type ErrorInsight,
+  forwardedHeadersOf,
+  type HttpResponse,
+  isJsonObject,
+  parseRemoteBody,
+  remoteErrorOf,
+  remoteMessageAt,
+  type UnicrmError,
+  unusableRemoteAnswer,
+} from '@unicrm/model';
 
 /** Headers of Pipeliner's answer that are forwarded to the caller on an error (DESIGN.md §3); nothing else. */
 const FORWARDED_HEADER = /^(retry-after|ratelimit-(limit|remaining|reset|policy)|x-ratelimit-[a-z-]+)$/;
 
-/** Parses a body as JSON when it is JSON, else returns the text (`raw_response` of DESIGN.md §3). */
-export function parseRemoteBody(text: string): unknown {
-  if (text.trim() === '') return '';
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+const SOURCE = { provider: 'Pipeliner', forwarded: FORWARDED_HEADER };
+
+export { parseRemoteBody };
 
 /** The headers of `response` that DESIGN.md §3 forwards (`Retry-After`, rate-limit headers). */
 export function forwardedHeaders(response: Pick<HttpResponse, 'headers'>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    const key = name.toLowerCase();
-    if (FORWARDED_HEADER.test(key)) out[key] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
+  return forwardedHeadersOf(response, FORWARDED_HEADER);
 }
 
 /**
@@ -51,13 +50,7 @@ export function missingFields(body: unknown): string[] {
  */
 export function remoteError(response: HttpResponse): UnicrmError {
   const body = parseRemoteBody(response.bodyText);
-  const status = response.status >= 400 && response.status <= 599 ? response.status : 502;
-  const remoteMessage = isJsonObject(body) && typeof body.message === 'string' ? body.message.trim() : '';
-  const message = remoteMessage || `Pipeliner answered HTTP ${response.status} without an error message`;
-
-  const insight: ErrorInsight = {
-    remote_error: { description: 'The error was returned by Pipeliner; see raw_response for its body.' },
-  };
+  const insight: ErrorInsight = {};
   if (response.status === 429) {
     insight.rate_limit_error = { description: 'Pipeliner rate-limited the request; retry after Retry-After seconds.' };
   }
@@ -68,27 +61,10 @@ export function remoteError(response: HttpResponse): UnicrmError {
       value: missing,
     };
   }
-  return new UnicrmError(
-    status,
-    message,
-    { truto_is_remote_error: true, raw_response: body, truto_error_insight: insight },
-    forwardedHeaders(response),
-  );
+  return remoteErrorOf(SOURCE, response, body, remoteMessageAt(body, 'message'), insight);
 }
 
 /** A 2xx answer that cannot be used (not JSON, no entity): 502, still marked as remote. */
 export function unusableAnswer(response: HttpResponse, problem: string): UnicrmError {
-  const error = new UnicrmError(
-    502,
-    `Pipeliner answered HTTP ${response.status} but ${problem}`,
-    {
-      truto_is_remote_error: true,
-      raw_response: parseRemoteBody(response.bodyText),
-      truto_error_insight: { remote_error: { description: 'Pipeliner answered something unicrm cannot use.' } },
-    },
-    forwardedHeaders(response),
-  );
-  // A 2xx means Pipeliner did the work; only its answer is unusable.
-  error.requestMayHaveArrived = true;
-  return error;
+  return unusableRemoteAnswer(SOURCE, response, problem);
 }
