@@ -9,7 +9,7 @@ import {
 import { type AccountRow, accountOfRow, accountRow, DecryptedContexts, decodeCursor, encodeCursor } from '../account-rows';
 import { KEY_CHECK_ROW } from '../database';
 import type { SecretBox } from '../secret-box';
-import { type PostgresDatabase, postgresKeyFits } from './database';
+import { type PostgresDatabase, postgresKeyCheck } from './database';
 
 /** The write's condition: the key check is still the one verified (parameter `$n`). */
 const sameKey = (n: number) => `EXISTS (SELECT 1 FROM unicrm_meta WHERE key = '${KEY_CHECK_ROW}' AND value = $${n})`;
@@ -136,17 +136,17 @@ export class PostgresAccountStore implements AccountStore {
   /** Rows to accounts; the key check is read at most once, and only when a context does not open. */
   private async fromRows(rows: AccountRow[]): Promise<StoredAccount[]> {
     const contexts = rows.map((row) => this.decrypted.open(row));
-    const fits = contexts.includes(undefined) ? await postgresKeyFits(this.db, this.box) : true;
+    const fits = contexts.includes(undefined) ? (await postgresKeyCheck(this.db, this.box)) !== undefined : true;
     return rows.map((row, i) => accountOfRow(row, contexts[i], () => fits));
   }
 
   /** @throws EncryptionKeyChangedError when the box no longer opens the database's key check */
   private async verifiedKeyCheck(): Promise<string> {
     if (this.keyCheck !== undefined) return this.keyCheck;
-    if (!(await postgresKeyFits(this.db, this.box))) throw this.keyChanged();
-    const { rows } = await this.db.query<{ value: string }>('SELECT value FROM unicrm_meta WHERE key = $1', [KEY_CHECK_ROW]);
-    this.keyCheck = rows[0]?.value as string;
-    return this.keyCheck;
+    const keyCheck = await postgresKeyCheck(this.db, this.box);
+    if (keyCheck === undefined) throw this.keyChanged();
+    this.keyCheck = keyCheck;
+    return keyCheck;
   }
 
   private keyChanged(): EncryptionKeyChangedError {

@@ -236,11 +236,21 @@ export async function migrate(pool: Pool): Promise<number[]> {
 /** True when `box` opens the database's key check (or there is none yet: one is written with `box`). */
 export async function postgresKeyFits(pool: Queryable, box: SecretBox): Promise<boolean> {
   await pool.query('INSERT INTO unicrm_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [KEY_CHECK_ROW, box.seal(KEY_CHECK, KEY_CHECK_ROW)]);
+  return (await postgresKeyCheck(pool, box)) !== undefined;
+}
+
+/**
+ * The database's key check (its sealed text) when `box` opens it, else undefined (another key, or none written yet:
+ * {@link postgresKeyFits} writes it at start). One read; writes nothing.
+ */
+export async function postgresKeyCheck(pool: Queryable, box: SecretBox): Promise<string | undefined> {
   const { rows } = await pool.query<{ value: string }>('SELECT value FROM unicrm_meta WHERE key = $1', [KEY_CHECK_ROW]);
+  const value = rows[0]?.value;
+  if (value === undefined) return undefined;
   try {
-    return box.open(rows[0]?.value ?? '', KEY_CHECK_ROW) === KEY_CHECK;
+    return box.open(value, KEY_CHECK_ROW) === KEY_CHECK ? value : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
