@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { HubSpotConnector } from '@unicrm/connector-hubspot';
 import { PipedriveConnector } from '@unicrm/connector-pipedrive';
 import { PipelinerConnector } from '@unicrm/connector-pipeliner';
 import {
@@ -221,6 +222,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
   container.register(TOKENS.Connector, { useClass: PipedriveConnector });
+  container.register(TOKENS.Connector, { useClass: HubSpotConnector });
   for (const definition of BUILT_IN_RESOURCES) container.register(TOKENS.UnifiedResource, { useValue: definition });
   for (const singleton of [
     ConnectorRegistry,

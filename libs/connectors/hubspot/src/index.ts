@@ -1,0 +1,11 @@
+export * from './lib/connector';
+export * from './lib/context';
+export * from './lib/client';
+export * from './lib/bodies';
+export * from './lib/find-created';
+export * from './lib/mappers';
+export * from './lib/remote-errors';
+export * from './lib/stages';
+export * from './lib/pipelines';
+export * from './lib/proxy';
+export type { paths as HubSpotPaths, components as HubSpotComponents } from './lib/generated/hubspot-api';

@@ -1,0 +1,113 @@
+import 'reflect-metadata';
+import {
+  type Connector,
+  type ConnectorResource,
+  type HttpTransport,
+  isJsonObject,
+  type Logger,
+  type OAuthRefreshDeclaration,
+  type ProxyHandler,
+  TOKENS,
+} from '@unicrm/model';
+import { inject, injectable } from 'tsyringe';
+import { HubSpotClient } from './client';
+import { HUBSPOT_SECRET_KEYS, type HubSpotContext, isOAuthContext, parseHubSpotContext, tokenUrl } from './context';
+import { hubspotPipelines } from './pipelines';
+import { hubspotProxy } from './proxy';
+import { hubspotStages } from './stages';
+
+/**
+ * How HubSpot's OAuth tokens are refreshed (core does it): `POST {token_url}` (default `{api_base_url}/oauth/v1/token`)
+ * with the form `grant_type=refresh_token&client_id=...&client_secret=...&refresh_token=...` (HubSpot takes the
+ * client credentials in the body); the answer's `access_token`, `refresh_token` (when given; HubSpot's do not
+ * rotate) and `expires_in` (seconds, default 1800: HubSpot's tokens live 30 minutes) replace the context's.
+ */
+export const HUBSPOT_OAUTH: OAuthRefreshDeclaration = {
+  tokens(context) {
+    if (!isOAuthContext(context)) return undefined;
+    const expiresAt = new Date(String(context.expires_at));
+    return { accessToken: String(context.access_token), expiresAt: Number.isNaN(expiresAt.getTime()) ? undefined : expiresAt };
+  },
+  refreshRequest(context) {
+    return {
+      url: tokenUrl(context),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        client_id: String(context.client_id),
+        client_secret: String(context.client_secret),
+        refresh_token: String(context.refresh_token),
+      }).toString(),
+    };
+  },
+  applyRefresh(context, answer, now) {
+    if (!isJsonObject(answer) || typeof answer.access_token !== 'string' || answer.access_token === '') throw new Error('no access_token');
+    const seconds = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : 1800;
+    return {
+      ...context,
+      access_token: answer.access_token,
+      refresh_token: typeof answer.refresh_token === 'string' && answer.refresh_token !== '' ? answer.refresh_token : context.refresh_token,
+      expires_at: new Date(now.getTime() + seconds * 1000).toISOString(),
+    };
+  },
+};
+
+/**
+ * The HubSpot CRM connector (integration `hubspot`), on HubSpot's CRM Pipelines API v3. An account's context is
+ * `{ access_token[, api_base_url] }` (a private app's token) or `{ access_token, refresh_token, expires_at, client_id,
+ * client_secret[, api_base_url][, token_url] }` (OAuth, refreshed by core with {@link HUBSPOT_OAUTH}). It declares
+ * `crm/stages` (list, get, create, update, delete = archive), `crm/pipelines` (list, get) and the proxy, for deal
+ * pipelines or the object type of `remote_query[object_type]`. Registered under `TOKENS.Connector`.
+ */
+@injectable()
+export class HubSpotConnector implements Connector {
+  readonly integration = 'hubspot';
+  readonly displayName = 'HubSpot';
+  readonly category = 'crm';
+  readonly secretContextKeys = HUBSPOT_SECRET_KEYS;
+  /** Where the secrets go: the API (`api_base_url`) and the token endpoint (`token_url`). */
+  readonly credentialBoundContextKeys = ['api_base_url', 'token_url'] as const;
+  readonly resources: Readonly<Record<string, ConnectorResource>>;
+  readonly proxy: ProxyHandler;
+  readonly oauth = HUBSPOT_OAUTH;
+  /** One client per account context object (a refreshed or changed account is a new object, so a new client). */
+  private readonly clients = new WeakMap<object, HubSpotClient>();
+
+  constructor(
+    @inject(TOKENS.HttpTransport) private readonly transport: HttpTransport,
+    @inject(TOKENS.Logger) logger: Logger,
+  ) {
+    const clientOf = (context: Record<string, unknown>) => this.client(context);
+    this.resources = {
+      'crm/stages': hubspotStages(clientOf, logger),
+      'crm/pipelines': hubspotPipelines(clientOf),
+    };
+    this.proxy = hubspotProxy(clientOf);
+  }
+
+  private client(context: Record<string, unknown>): HubSpotClient {
+    let client = this.clients.get(context);
+    if (!client) {
+      client = new HubSpotClient(this.transport, context as unknown as HubSpotContext);
+      this.clients.set(context, client);
+    }
+    return client;
+  }
+
+  /**
+   * Validates a HubSpot context (one of the two modes; `api_base_url` and `token_url` through the outbound policy).
+   * @throws UnicrmError 400 with failures under `context.`
+   */
+  parseContext(context: unknown): Record<string, unknown> {
+    return parseHubSpotContext(context) as unknown as Record<string, unknown>;
+  }
+
+  /**
+   * One cheap authenticated call, `GET /crm/v3/pipelines/deals`: proves the base URL and the token (which needs a deal
+   * read scope, e.g. `crm.objects.deals.read` or `crm.schemas.deals.read`).
+   * @throws UnicrmError: HubSpot's 401 for a rejected token, 403 for a missing scope, other remote errors, 502, 504
+   */
+  async verifyCredentials(context: Record<string, unknown>, signal?: AbortSignal): Promise<void> {
+    await new HubSpotClient(this.transport, context as unknown as HubSpotContext).pipelines('deals', {}, signal);
+  }
+}
