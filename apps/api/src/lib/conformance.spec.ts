@@ -80,7 +80,7 @@ describe('a second connector registered through DI only', () => {
   it('lists it among the known integrations when an unknown one is asked for', async () => {
     const res = await request(h.app).post('/integrated-account').set(AUTH).send({ integration: 'nope', tenant_id: 't', context: {} });
     expect(res.status).toBe(400);
-    expect(res.body.details.failures).toEqual([{ path: 'integration', message: 'unknown integration "nope"; known: fakecrm, pipedrive, pipeliner' }]);
+    expect(res.body.details.failures).toEqual([{ path: 'integration', message: 'unknown integration "nope"; known: fakecrm, hubspot, pipedrive, pipeliner' }]);
   });
 });
 

@@ -19,10 +19,11 @@ function io(env: NodeJS.ProcessEnv): CliIo & { out: string[]; err: string[] } {
 const printed = (text: string, label: string) => new RegExp(`${label}\\s*:\\s*(http://\\S+)`).exec(text)?.[1];
 
 describe('npm run sandbox: choosing sandboxes', () => {
-  it('registers Pipeliner and Pipedrive, each on its own port and prefix', () => {
-    expect(PROVIDERS.map((module) => module.name)).toEqual(['pipeliner', 'pipedrive']);
+  it('registers Pipeliner, Pipedrive and HubSpot, each on its own port and prefix', () => {
+    expect(PROVIDERS.map((module) => module.name)).toEqual(['pipeliner', 'pipedrive', 'hubspot']);
     expect(PROVIDERS[0]).toMatchObject({ defaultPort: 8100, envPrefix: 'PIPELINER_SANDBOX' });
     expect(PROVIDERS[1]).toMatchObject({ defaultPort: 8200, envPrefix: 'PIPEDRIVE_SANDBOX' });
+    expect(PROVIDERS[2]).toMatchObject({ defaultPort: 8300, envPrefix: 'HUBSPOT_SANDBOX' });
   });
 
   it('selects every module without names, the named ones (any case, registry order) otherwise', () => {
@@ -112,7 +113,7 @@ describe('npm run sandbox: running them', () => {
     for (const name of ['FAKEDESK_SANDBOX_PORT', 'FAKEDESK_SANDBOX_API_KEY', 'OTHERDESK_SANDBOX_CONTRACT', 'Known sandboxes: fakedesk, otherdesk.']) {
       expect(help).toContain(name);
     }
-    await expect(runSandboxes(['hubspot'], PROVIDERS, io({}))).rejects.toThrow(new UsageError("Unknown sandbox 'hubspot'. Known sandboxes: pipeliner, pipedrive."));
+    await expect(runSandboxes(['salesforce'], PROVIDERS, io({}))).rejects.toThrow(new UsageError("Unknown sandbox 'salesforce'. Known sandboxes: pipeliner, pipedrive, hubspot."));
     await expect(runSandboxes(['--port=1'], PROVIDERS, io({}))).rejects.toThrow(UsageError);
   });
 
