@@ -141,6 +141,16 @@ describe("HubSpot with a private app's token", () => {
     expect(sandbox.requests.at(-1)?.path).toBe('/crm/v3/pipelines/tickets/0/stages');
     expect((await request(app).get(`/unified/crm/stages/${ticketStage.body.id}?${q(tokenAccount, tickets)}`).set(AUTH)).body.name).toBe('Escalated');
     expect((await request(app).get(`/unified/crm/stages/${ticketStage.body.id}?${q(tokenAccount)}`).set(AUTH)).status).toBe(404);
+
+    // remote_query keys other than object_type and pipeline_id go to HubSpot with the write, not with the lookup before it.
+    sandbox.requests.length = 0;
+    const archived = await request(app).delete(`/unified/crm/stages/${ticketStage.body.id}?${q(tokenAccount, `${tickets}&remote_query[validateReferencesBeforeDelete]=true`)}`).set(AUTH);
+    expect(archived.body).toMatchObject({ id: ticketStage.body.id, status: 'inactive' });
+    expect(sandbox.requests.map((r) => `${r.method} ${r.path}${r.query ? `?${r.query}` : ''}`)).toEqual([
+      'GET /crm/v3/pipelines/tickets',
+      `DELETE /crm/v3/pipelines/tickets/0/stages/${ticketStage.body.id}?validateReferencesBeforeDelete=true`,
+      `GET /crm/v3/pipelines/tickets/0/stages/${ticketStage.body.id}`,
+    ]);
   });
 
   it("answers 400 for what HubSpot cannot do, before any call; the meta endpoint shows HubSpot's rules", async () => {

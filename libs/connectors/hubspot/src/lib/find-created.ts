@@ -25,7 +25,7 @@ export async function findCreatedStage(
   const pipelineId = body.pipeline?.id;
   if (pipelineId === undefined) return undefined;
   const from = since.getTime() - CLOCK_SKEW_MS;
-  const answer = await client.pipeline(target.objectType, pipelineId, target.query, options.signal);
+  const answer = await client.pipeline(target.objectType, pipelineId, {}, options.signal);
   const stage = stagesOf(answer.body).find(
     (item) => item.label === body.name && item.archived !== true && typeof item.createdAt === 'string' && Date.parse(item.createdAt) >= from,
   );

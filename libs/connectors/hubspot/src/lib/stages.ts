@@ -78,19 +78,21 @@ export interface LocatedStage {
  * - with `remote_query[pipeline_id]`: `GET /crm/v3/pipelines/{objectType}/{pipelineId}` (its label, and the stage in
  *   it), or, when the stage is not listed there (an archived stage HubSpot leaves out), `GET .../stages/{id}`;
  * - without: `GET /crm/v3/pipelines/{objectType}` (every pipeline with its stages, one call) and the stage with that id.
+ * @param query the query parameters of these reads: the caller's `remote_query` for a get; none before a write (the
+ *   caller's parameters go with the write itself)
  * @throws UnicrmError 404 when no pipeline has it, 409 when several pipelines of the object type have a stage with that
  *   id (then `remote_query[pipeline_id]` says which), remote errors
  */
-export async function locateStage(client: HubSpotClient, target: HubSpotTarget, id: string, signal?: AbortSignal): Promise<LocatedStage> {
+export async function locateStage(client: HubSpotClient, target: HubSpotTarget, id: string, signal?: AbortSignal, query: HubSpotQuery = target.query): Promise<LocatedStage> {
   if (target.pipelineId !== undefined) {
-    const answer = await client.pipeline(target.objectType, target.pipelineId, target.query, signal);
+    const answer = await client.pipeline(target.objectType, target.pipelineId, query, signal);
     const pipeline = pipelineRef(answer.body);
     const listed = stagesOf(answer.body).find((stage) => String(stage.id) === id);
     if (listed) return { stage: listed, pipeline, remote: stageRemote(answer.response.status, listed) };
-    const own = await client.stage(target.objectType, target.pipelineId, id, target.query, signal);
+    const own = await client.stage(target.objectType, target.pipelineId, id, query, signal);
     return { stage: own.body, pipeline, remote: remoteOf(own) };
   }
-  const answer = await client.pipelines(target.objectType, target.query, signal);
+  const answer = await client.pipelines(target.objectType, query, signal);
   const found = answer.results.flatMap((pipeline) => stagesOf(pipeline).filter((stage) => String(stage.id) === id).map((stage) => ({ stage, pipeline })));
   if (found.length === 0) {
     throw UnicrmError.notFound(
@@ -214,7 +216,7 @@ export function hubspotStages(clientOf: (context: Record<string, unknown>) => Hu
         const client = clientOf(account.context);
         const typed = body as StageCreateBody;
         const pipelineId = (typed.pipeline as { id: string }).id;
-        const pipeline = await client.pipeline(target.objectType, pipelineId, target.query, options.signal);
+        const pipeline = await client.pipeline(target.objectType, pipelineId, {}, options.signal);
         const input = desunifyStageCreate(typed, target.objectType, nextDisplayOrder(pipeline.body));
         const answer = await client.createStage(target.objectType, pipelineId, input, target.query, options.signal);
         return { unified: unifyStage(answer.body, pipelineRef(pipeline.body)), remote: remoteOf(answer) };
@@ -231,7 +233,7 @@ export function hubspotStages(clientOf: (context: Record<string, unknown>) => Hu
         const target = hubspotTarget(options.remoteQuery);
         const client = clientOf(account.context);
         const typed = body as StageUpdateBody;
-        const located = await locateStage(client, target, id, options.signal);
+        const located = await locateStage(client, target, id, options.signal, {});
         if (typed.pipeline !== undefined && typed.pipeline.id !== located.pipeline.id) {
           throw UnicrmError.validation([
             {
@@ -267,7 +269,7 @@ export function hubspotStages(clientOf: (context: Record<string, unknown>) => Hu
       async delete(account, id, options): Promise<ItemResult> {
         const target = hubspotTarget(options.remoteQuery);
         const client = clientOf(account.context);
-        const located = await locateStage(client, target, id, options.signal);
+        const located = await locateStage(client, target, id, options.signal, {});
         if (located.stage.archived === true) {
           throw UnicrmError.notFound(`HubSpot ${target.objectType} stage ${id} is already archived (restore it with PATCH {"status": "active"}).`);
         }
@@ -296,7 +298,7 @@ async function readBack(
   logger: Logger,
 ): Promise<Record<string, unknown>> {
   try {
-    const answer = await client.stage(target.objectType, pipelineId, id, target.query, options.signal);
+    const answer = await client.stage(target.objectType, pipelineId, id, {}, options.signal);
     return answer.body;
   } catch (error) {
     logger.warn({ req_id: options.requestId, stage_id: id, status: (error as UnicrmError).statusCode }, 'stage archived, but it could not be read back');
