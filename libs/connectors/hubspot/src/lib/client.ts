@@ -1,4 +1,4 @@
-import { type HttpResponse, type HttpTransport, isJsonObject } from '@unicrm/model';
+import { type HttpResponse, type HttpTransport, isJsonObject, UnicrmError } from '@unicrm/model';
 import qs from 'qs';
 import { apiBaseUrl, type HubSpotContext } from './context';
 import { parseRemoteBody, remoteError, unusableAnswer } from './remote-errors';
@@ -15,6 +15,18 @@ export interface HubSpotAnswer {
 /** A `{ results: [...] }` answer (HubSpot's `CollectionResponse...NoPaging`): the records and the answer. */
 export interface HubSpotResultsAnswer extends HubSpotAnswer {
   results: Record<string, unknown>[];
+}
+
+/**
+ * Checks an id that goes into a path segment of HubSpot's URL: `.` and `..` are refused (URL parsing would resolve them
+ * and the request would leave the resource's path, as a review found on Pipedrive), as is an empty one.
+ * @throws UnicrmError 400
+ */
+export function checkPathSegment(segment: string, what: string): string {
+  if (segment === '' || segment === '.' || segment === '..') {
+    throw UnicrmError.validation([{ path: what, message: `"${segment}" cannot be a HubSpot id (it must be a non-empty name, not . or ..)` }]);
+  }
+  return segment;
 }
 
 /** Query string: plain keys as is, nested values bracket-encoded (`a[b]=c`), arrays `a[]=x`. */
@@ -43,9 +55,12 @@ export class HubSpotClient {
     this.authorization = `Bearer ${context.access_token}`;
   }
 
-  /** The absolute URL of a path under `/crm/v3/pipelines` (segments encoded here), with the query string. */
+  /**
+   * The absolute URL of a path under `/crm/v3/pipelines` (segments checked with {@link checkPathSegment} and encoded
+   * here), with the query string. @throws UnicrmError 400 for a `.` or `..` segment
+   */
   url(segments: string[], query: HubSpotQuery = {}): string {
-    const path = `${this.base}/${segments.map(encodeURIComponent).join('/')}`;
+    const path = `${this.base}/${segments.map((segment) => encodeURIComponent(checkPathSegment(segment, 'id'))).join('/')}`;
     const search = hubspotQueryString(query);
     return search ? `${path}?${search}` : path;
   }

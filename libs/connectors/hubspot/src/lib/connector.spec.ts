@@ -282,6 +282,20 @@ describe('HubSpotConnector', () => {
     expect(again).toMatchObject({ statusCode: 404, message: expect.stringMatching(/already archived/) });
   });
 
+  it('refuses . and .. as pipeline or stage ids before any call (they would leave the resource path)', async () => {
+    const transport = new QueueTransport([]);
+    const connector = new HubSpotConnector(transport, silent);
+    for (const attempt of [
+      () => connector.resources['crm/stages']?.create?.create(account, { name: 'X', pipeline: { id: '..' } }, none),
+      () => connector.resources['crm/stages']?.list?.list(account, { pipeline: { id: '.' } }, { limit: 1, direction: 'next' }, none),
+      () => connector.resources['crm/stages']?.get?.get(account, 'x', { remoteQuery: { pipeline_id: '..' } }),
+      () => connector.proxy.request(account, { method: 'GET', resource: 'deals', id: '..', query: {}, headers: {} }, {}),
+    ]) {
+      expect(await Promise.resolve().then(attempt).catch((e: unknown) => e)).toMatchObject({ statusCode: 400, message: expect.stringMatching(/cannot be a HubSpot id/) });
+    }
+    expect(transport.requests).toHaveLength(0);
+  });
+
   it('lists pipelines in displayOrder, filtered by name, and refuses a bad object type before any call', async () => {
     const transport = new QueueTransport([json(200, { results: [renewals, sales] })]);
     const connector = new HubSpotConnector(transport, silent);

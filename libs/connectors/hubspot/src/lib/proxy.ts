@@ -1,5 +1,5 @@
 import { type HttpResponse, isJsonObject, type ProxyHandler, type ProxyResponse, UnicrmError } from '@unicrm/model';
-import type { HubSpotClient, HubSpotQuery } from './client';
+import { checkPathSegment, type HubSpotClient, type HubSpotQuery } from './client';
 import { forwardedHeaders, parseRemoteBody, remoteError, unusableAnswer } from './remote-errors';
 import { HUBSPOT_PAGE_SIZE } from './stages';
 
@@ -31,7 +31,7 @@ export function hubspotProxy(clientOf: (context: Record<string, unknown>) => Hub
       const list = request.method === 'GET' && request.id === undefined;
       if (list && request.page?.cursor !== undefined) throw UnicrmError.badRequest('HubSpot answers every pipeline in one page: there is no other page.');
       const client = clientOf(account.context);
-      const path = request.id === undefined ? request.resource : `${request.resource}/${encodeURIComponent(request.id)}`;
+      const path = request.id === undefined ? request.resource : `${request.resource}/${encodeURIComponent(checkPathSegment(request.id, 'id'))}`;
       const response = await client.raw(request.method, path, { ...request.query } as HubSpotQuery, request.bodyText, options.signal);
       if (response.status < 200 || response.status > 299) throw remoteError(response);
       if (!list) return { status: response.status, headers: answerHeaders(response), bodyText: response.bodyText };
