@@ -285,12 +285,13 @@ describe('HubSpotConnector', () => {
   it('refuses . and .. as pipeline or stage ids before any call (they would leave the resource path)', async () => {
     const transport = new QueueTransport([]);
     const connector = new HubSpotConnector(transport, silent);
-    for (const attempt of [
+    const attempts: Array<() => Promise<unknown> | undefined> = [
       () => connector.resources['crm/stages']?.create?.create(account, { name: 'X', pipeline: { id: '..' } }, none),
       () => connector.resources['crm/stages']?.list?.list(account, { pipeline: { id: '.' } }, { limit: 1, direction: 'next' }, none),
       () => connector.resources['crm/stages']?.get?.get(account, 'x', { remoteQuery: { pipeline_id: '..' } }),
       () => connector.proxy.request(account, { method: 'GET', resource: 'deals', id: '..', query: {}, headers: {} }, {}),
-    ]) {
+    ];
+    for (const attempt of attempts) {
       expect(await Promise.resolve().then(attempt).catch((e: unknown) => e)).toMatchObject({ statusCode: 400, message: expect.stringMatching(/cannot be a HubSpot id/) });
     }
     expect(transport.requests).toHaveLength(0);
