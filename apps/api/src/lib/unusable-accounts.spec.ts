@@ -25,7 +25,7 @@ const list = () => request(h.app).get('/integrated-account?limit=500').set(AUTH)
 describe.each([
   ['a tampered sealed_context', 'sealed_context', 'v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA==:AAAA', 'its stored credentials fail their integrity check'],
   ['a public_context that is not JSON', 'public_context', '{"service_url": "https://', 'its stored context (the part without secrets) is not a JSON object'],
-  ['an integration no longer registered', 'integration', 'hubspot', 'it belongs to the integration "hubspot", which this unicrm does not have'],
+  ['an integration no longer registered', 'integration', 'salesforce', 'it belongs to the integration "salesforce", which this unicrm does not have'],
 ] as const)('an account with %s', (_name, column, value, reason) => {
   let bad: string;
   beforeAll(async () => {

@@ -56,7 +56,7 @@ describe('accounts', () => {
   });
 
   it.each([
-    [{ integration: 'hubspot', tenant_id: 't', context }, 'integration'],
+    [{ integration: 'salesforce', tenant_id: 't', context }, 'integration'],
     [{ integration: 'pipeliner', tenant_id: 't', context: { ...context, password: undefined } }, 'context.password'],
     [{ integration: 'pipeliner', tenant_id: 't', context: { ...context, service_url: 'http://example.com' } }, 'context.service_url'],
     [{ integration: 'pipeliner', context }, 'tenant_id'],

@@ -87,7 +87,7 @@ function expectNoSecretNorDeleteAdvice(text: string): void {
 describe.each([
   ['credentials that fail their integrity check', 'sealed_context', 'v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA==:AAAA', 'fail their integrity check'],
   ['a public context that is not JSON', 'public_context', '{"service_url": ', 'is not a JSON object'],
-  ['an integration this unicrm does not have', 'integration', 'hubspot', 'belongs to the integration "hubspot", which this unicrm does not have (it has: pipedrive, pipeliner)'],
+  ['an integration this unicrm does not have', 'integration', 'salesforce', 'belongs to the integration "salesforce", which this unicrm does not have (it has: hubspot, pipedrive, pipeliner)'],
 ])('an account with %s', (_name, column, value, reason) => {
   let good: string;
   let bad: string;
