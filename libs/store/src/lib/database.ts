@@ -49,6 +49,15 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE idempotency_records ADD COLUMN claim_token TEXT NOT NULL DEFAULT '';
    ALTER TABLE idempotency_records ADD COLUMN lease_expires_at TEXT NOT NULL DEFAULT '';
    UPDATE idempotency_records SET claim_token = lower(hex(randomblob(16))), lease_expires_at = created_at;`,
+  // Issue 14: the keyring. Data keys wrapped with the master key; at most one active (docs/security.md "Keys").
+  `CREATE TABLE encryption_keys (
+     kid TEXT PRIMARY KEY,
+     wrapped TEXT,
+     state TEXT NOT NULL CHECK (state IN ('active', 'previous', 'retired')),
+     created_at TEXT NOT NULL,
+     retired_at TEXT
+   );
+   CREATE UNIQUE INDEX encryption_keys_one_active ON encryption_keys (state) WHERE state = 'active';`,
 ];
 
 /** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DATABASE_FILE, openDatabase } from './database';
+import { SCHEMA_VERSION, DATABASE_FILE, openDatabase } from './database';
 import { SqliteIdempotencyStore } from './idempotency-store';
 import { SecretBox } from './secret-box';
 
@@ -104,6 +104,7 @@ describe('SqliteIdempotencyStore', () => {
        scope TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL, status_code INTEGER, body TEXT, raw_text TEXT,
        headers TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, expires_at TEXT NOT NULL)`);
     fresh.prepare(`INSERT INTO idempotency_records (scope, state, fingerprint, created_at, expires_at) VALUES ('old', 'in_flight', 'f', ?, ?)`).run(T0, TTL_END);
+    fresh.exec('DROP TABLE encryption_keys'); // added by migration 5
     fresh.pragma('user_version = 3');
     fresh.close();
     const store = connect();
@@ -112,6 +113,6 @@ describe('SqliteIdempotencyStore', () => {
     expect(record?.claimToken).toMatch(/^[0-9a-f]{32}$/);
     const reader = new Database(path, { readonly: true });
     dbs.push(reader);
-    expect(reader.pragma('user_version', { simple: true })).toBe(4);
+    expect(reader.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
   });
 });

@@ -119,7 +119,7 @@ describe('rotateEncryptionKey while the directory is served', () => {
     expect(opened.db.prepare('SELECT sealed_context FROM integrated_accounts').pluck().all()).toEqual(sealedBefore);
     expect(existsSync(join(dir, `${KEY_FILE}.next`))).toBe(false);
     serving.release();
-    expect(rotateEncryptionKey(dir, opened.db, opened.box).accounts).toBe(1);
+    expect(rotateEncryptionKey(dir, opened.db, opened.box).dataKeys).toBe(1);
     expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(keyBefore);
     // The rotation gave the directory back: an API can serve it again.
     claims.push(claimServing(dir, 0));

@@ -11,9 +11,11 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { postgresAvailable, startTestCluster, type TestCluster } from '../testing/postgres-cluster';
 import { SqliteAccountStore } from './account-store';
+import { openSqliteKeyring, SqliteDataKeyTable } from './data-keys';
+import { type DataKeyTable, Keyring, kidOf, rotateDataKey, RotationInProgressError } from './keyring';
 import { openDatabase } from './database';
 import { SqliteIdempotencyStore } from './idempotency-store';
-import { PostgresAccountLocks, PostgresAccountStore, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore, PostgresRateLimitStore } from './postgres';
+import { PostgresAccountLocks, PostgresAccountStore, PostgresDataKeyTable, PostgresApiTokenStore, PostgresDatabase, PostgresIdempotencyStore, PostgresRateLimitStore } from './postgres';
 import { SecretBox } from './secret-box';
 import { SqliteApiTokenStore } from './token-store';
 
@@ -32,6 +34,10 @@ interface Storage {
   node(box?: SecretBox): Promise<Node>;
   /** Runs SQL on the storage directly (tests that alter a row as an attacker or a bug would). */
   exec(sql: string): Promise<void>;
+  /** Reads with SQL on the storage directly. */
+  rows<R>(sql: string): Promise<R[]>;
+  /** What `keys rotate` uses, on one more connection (same key unless `box` is given). */
+  rotation(b?: SecretBox): Promise<{ table: DataKeyTable; keyring: Keyring }>;
   close(): Promise<void>;
 }
 
@@ -64,6 +70,13 @@ const sqlite: Backend = {
       },
       async exec(sql) {
         (dbs[0] as ReturnType<typeof openDatabase>).exec(sql);
+      },
+      async rows<R>(sql: string) {
+        return (dbs[0] as ReturnType<typeof openDatabase>).prepare(sql).all() as R[];
+      },
+      async rotation(b = box) {
+        const db = open(b);
+        return { table: new SqliteDataKeyTable(db, dir), keyring: openSqliteKeyring(db, b) };
       },
       async close() {
         for (const db of dbs) db.close();
@@ -103,6 +116,15 @@ const postgres: Backend = {
       },
       async exec(sql) {
         await first.pool.query(sql);
+      },
+      async rows<R>(sql: string) {
+        return (await first.pool.query(sql)).rows as R[];
+      },
+      async rotation(b = box) {
+        const db = new PostgresDatabase(b, { url, changePollMs: 100 });
+        databases.push(db);
+        await db.started;
+        return { table: new PostgresDataKeyTable(db), keyring: new Keyring(b) };
       },
       async close() {
         for (const db of databases) await db.close();
@@ -209,6 +231,148 @@ for (const backend of [sqlite, postgres]) {
         const other = await storage.node(new SecretBox(randomBytes(32)));
         await expect(other.accounts.create(account('acc-9'))).rejects.toThrow(backend.name === 'SQLite' ? EncryptionKeyChangedError : /encryption key does not match/);
         expect(await a.accounts.get('env-a', 'acc-9')).toBeUndefined();
+      });
+    });
+
+    describe('online data key rotation', () => {
+      const ids = Array.from({ length: 7 }, (_, i) => `acc-${i}`);
+      const keys = () => storage.rows<{ kid: string; state: string; wrapped: string | null }>('SELECT kid, state, wrapped FROM ' + (backend.name === 'SQLite' ? 'encryption_keys' : 'unicrm_encryption_keys') + ' ORDER BY created_at, kid');
+      const sealedKids = async () => (await storage.rows<{ sealed_context: string }>('SELECT sealed_context FROM integrated_accounts ORDER BY id')).map((row) => kidOf(row.sealed_context));
+      const passwords = async (node: Node) => (await node.accounts.list('env-a', { limit: 50 })).accounts.map((x) => [x.id, x.fault, x.context.password]);
+
+      it('makes a new data key, re-seals every account in batches, retires the old key; nodes that loaded the old one read and write on', async () => {
+        for (const id of ids) await a.accounts.create(account(id, { context: { ...account(id).context, password: `PW-${id}` } }));
+        expect(await passwords(b)).toHaveLength(7); // b has loaded the first key
+        const [first] = await keys();
+        const { table, keyring } = await storage.rotation();
+        const progress: number[] = [];
+        const result = await rotateDataKey(table, keyring, { batchSize: 3, onProgress: (p) => progress.push(p.resealed) });
+        expect(result).toEqual({ activeKid: expect.stringMatching(/^[0-9a-f]{12}$/), resumed: false, resealed: 7, retired: [first?.kid], unreadable: [] });
+        expect(progress).toEqual([3, 6, 7]);
+        expect(await keys()).toEqual([
+          { kid: first?.kid, state: 'retired', wrapped: null },
+          { kid: result.activeKid, state: 'active', wrapped: expect.stringMatching(/^v1:/) },
+        ]);
+        expect(new Set(await sealedKids())).toEqual(new Set([result.activeKid]));
+        // b meets values sealed with a key it has not loaded: it loads the table again.
+        expect(await passwords(b)).toEqual(ids.map((id) => [id, undefined, `PW-${id}`]));
+        // b's first key is retired: its write is sealed again with the active key.
+        await b.accounts.create(account('acc-b'));
+        expect(await b.accounts.update({ ...account('acc-0'), tenantId: 'moved' })).toBe(true);
+        expect((await sealedKids()).every((kid) => kid === result.activeKid)).toBe(true);
+        expect((await a.accounts.get('env-a', 'acc-0'))?.tenantId).toBe('moved');
+      });
+
+      it('resumes an interrupted rotation: nothing is lost meanwhile, the rerun finishes it with the same key', async () => {
+        for (const id of ids) await a.accounts.create(account(id));
+        const [first] = await keys();
+        const { table, keyring } = await storage.rotation();
+        await expect(
+          rotateDataKey(table, keyring, {
+            batchSize: 2,
+            beforeBatch: (index) => {
+              if (index === 2) throw new Error('killed');
+            },
+          }),
+        ).rejects.toThrow('killed');
+        const midway = await keys();
+        expect(midway.map((k) => k.state)).toEqual(['previous', 'active']);
+        const active = midway[1]?.kid;
+        const kids = await sealedKids();
+        expect(kids.filter((kid) => kid === active)).toHaveLength(4);
+        expect(kids.filter((kid) => kid === first?.kid)).toHaveLength(3);
+        // Every node reads every account meanwhile, and writes with the new key.
+        expect((await passwords(b)).every(([, fault, pw]) => fault === undefined && pw === 'PASSWORD-SECRET')).toBe(true);
+        await b.accounts.create(account('acc-new'));
+
+        const again = await storage.rotation();
+        const result = await rotateDataKey(again.table, again.keyring, { batchSize: 2 });
+        expect(result).toMatchObject({ activeKid: active, resumed: true, resealed: 3, retired: [first?.kid], unreadable: [] });
+        expect(new Set(await sealedKids())).toEqual(new Set([active]));
+        expect((await passwords(a)).every(([, fault, pw]) => fault === undefined && pw === 'PASSWORD-SECRET')).toBe(true);
+      });
+
+      it('loses no write made while it runs: the old key is retired only once no value names it', async () => {
+        for (const id of ids) await a.accounts.create(account(id));
+        const { table, keyring } = await storage.rotation();
+        let n = 0;
+        const writes: Promise<unknown>[] = [];
+        const result = await rotateDataKey(table, keyring, {
+          batchSize: 1,
+          // Between batches, the other nodes write: updates of rows not re-sealed yet and of re-sealed ones, creates.
+          beforeBatch: async () => {
+            const i = n++;
+            writes.push(b.accounts.update({ ...account(`acc-${(i * 3) % 7}`), tenantId: `t${i}` }), a.accounts.create(account(`late-${i}`)));
+            await Promise.all(writes);
+          },
+        });
+        await Promise.all(writes);
+        expect(result.retired).toHaveLength(1);
+        expect(result.unreadable).toEqual([]);
+        expect(new Set(await sealedKids())).toEqual(new Set([result.activeKid]));
+        const all = (await a.accounts.list('env-a', { limit: 100 })).accounts;
+        expect(all.length).toBe(7 + n);
+        expect(all.every((x) => x.fault === undefined && x.context.password === 'PASSWORD-SECRET')).toBe(true);
+      });
+
+      it('re-seals values sealed with the master key before the keyring, and reports (and keeps the key of) a value that opens with no key', async () => {
+        await a.accounts.create(account('acc-old'));
+        await a.accounts.create(account('acc-bad'));
+        const legacy = box.seal(JSON.stringify(account('acc-old').context), 'acc-old');
+        await storage.exec(`UPDATE integrated_accounts SET sealed_context = '${legacy}' WHERE id = 'acc-old'`);
+        const [first] = await keys();
+        // A value altered: it names the first key but opens with no key.
+        await storage.exec(`UPDATE integrated_accounts SET sealed_context = 'v2:${first?.kid}:AAAA:AAAA:AAAA' WHERE id = 'acc-bad'`);
+        const { table, keyring } = await storage.rotation();
+        const result = await rotateDataKey(table, keyring);
+        expect(result).toMatchObject({ resealed: 1, retired: [], unreadable: ['acc-bad'] });
+        expect((await keys()).map((k) => [k.kid, k.state])).toEqual([
+          [first?.kid, 'previous'],
+          [result.activeKid, 'active'],
+        ]);
+        expect((await a.accounts.get('env-a', 'acc-old'))?.context.password).toBe('PASSWORD-SECRET');
+        // Once the bad account is gone, a rerun finishes: the old key is retired.
+        await a.accounts.delete('env-a', 'acc-bad');
+        const again = await storage.rotation();
+        expect(await rotateDataKey(again.table, again.keyring)).toMatchObject({ activeKid: result.activeKid, resumed: true, resealed: 0, retired: [first?.kid], unreadable: [] });
+      });
+
+      if (backend.name === 'PostgreSQL') it("makes the activation wait for a write under way with the old key, and refuses that key's writes after it", async () => {
+        const [first] = await keys();
+        const { table } = await storage.rotation();
+        const client = new Client({ connectionString: (cluster as TestCluster).url.replace(/\/postgres$/, `/${(await storage.rows<{ d: string }>('SELECT current_database() AS d'))[0]?.d}`) });
+        await client.connect();
+        try {
+          const write = `INSERT INTO integrated_accounts (id, environment_id, tenant_id, integration, status, public_context, sealed_context, created_at, updated_at)
+            SELECT $1, 'env-a', 't', 'pipeliner', 'active', '{}', 'v2:' || $2 || ':x', 'a', 'a'
+            WHERE EXISTS (SELECT 1 FROM unicrm_encryption_keys WHERE kid = $2 AND state = 'active' FOR SHARE)`;
+          await client.query('BEGIN');
+          expect((await client.query(write, ['in-flight', first?.kid])).rowCount).toBe(1);
+          let activated = false;
+          const activation = table.activate({ kid: 'aaaaaaaaaaaa', wrapped: 'w', created_at: '9999' }).then(() => (activated = true));
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          expect(activated).toBe(false); // waits for the write's share lock
+          await client.query('COMMIT');
+          await activation;
+          expect((await client.query(write, ['too-late', first?.kid])).rowCount).toBe(0);
+          expect((await storage.rows<{ id: string }>("SELECT id FROM integrated_accounts WHERE id IN ('in-flight', 'too-late')")).map((r) => r.id)).toEqual(['in-flight']);
+        } finally {
+          await client.end();
+        }
+      });
+
+      it('refuses a second rotation while one runs (nothing changed by the second)', async () => {
+        await a.accounts.create(account('acc-1'));
+        const one = await storage.rotation();
+        const two = await storage.rotation();
+        let release: () => void = () => undefined;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        const running = rotateDataKey(one.table, one.keyring, { beforeBatch: () => held });
+        await eventually(async () => (await keys()).length === 2, 5_000);
+        await expect(rotateDataKey(two.table, two.keyring)).rejects.toThrow(RotationInProgressError);
+        expect((await keys()).map((k) => k.state)).toEqual(['previous', 'active']);
+        release();
+        expect((await running).retired).toHaveLength(1);
       });
     });
 

@@ -1,6 +1,7 @@
 import { Client, Pool, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { UnicrmError } from '@unicrm/model';
 import { KEY_CHECK, KEY_CHECK_ROW } from '../database';
+import { newDataKey } from '../keyring';
 import type { SecretBox } from '../secret-box';
 
 /**
@@ -65,6 +66,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // Rate-limit counters shared by the nodes: UNLOGGED (not written to the WAL, emptied after a crash, which only
   // forgives the windows under way), one row per key and window.
   `CREATE UNLOGGED TABLE rate_limit_counters (key text COLLATE "C" PRIMARY KEY, hits integer NOT NULL, reset_at timestamptz NOT NULL);`,
+  // The keyring (issue 14 item 5): data keys wrapped with the master key, at most one active. A change is announced
+  // like the others, so nodes load the new key before they meet a value sealed with it.
+  `CREATE TABLE unicrm_encryption_keys (
+     kid text COLLATE "C" PRIMARY KEY,
+     wrapped text,
+     state text NOT NULL CHECK (state IN ('active', 'previous', 'retired')),
+     created_at text COLLATE "C" NOT NULL,
+     retired_at text COLLATE "C"
+   );
+   CREATE UNIQUE INDEX unicrm_encryption_keys_one_active ON unicrm_encryption_keys (state) WHERE state = 'active';
+   CREATE TRIGGER unicrm_encryption_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON unicrm_encryption_keys
+     FOR EACH STATEMENT EXECUTE FUNCTION unicrm_note_change();`,
 ];
 
 /** The schema version of this unicrm's PostgreSQL database (rows of `unicrm_migrations`). */
@@ -144,6 +157,7 @@ export class PostgresDatabase implements Queryable {
             'Set UNICRM_ENCRYPTION_KEY to that key on every node.',
         );
       }
+      await ensurePostgresDataKey(pool, box);
       await feed.start();
     })();
     // Observed here so that a failed start is not an unhandled rejection; callers await `started` or a query.
@@ -251,6 +265,23 @@ export async function postgresKeyCheck(pool: Queryable, box: SecretBox): Promise
     return box.open(value, KEY_CHECK_ROW) === KEY_CHECK ? value : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Makes the first data key when none is active (a new database, or one written before the keyring). Two nodes
+ * starting together may both try: the unique index on the active key lets one insert win; the other's is ignored.
+ */
+export async function ensurePostgresDataKey(pool: Queryable, box: SecretBox): Promise<void> {
+  const { kid, wrapped } = newDataKey(box);
+  try {
+    await pool.query(
+      `INSERT INTO unicrm_encryption_keys (kid, wrapped, state, created_at)
+       SELECT $1, $2, 'active', $3 WHERE NOT EXISTS (SELECT 1 FROM unicrm_encryption_keys WHERE state = 'active')`,
+      [kid, wrapped, new Date().toISOString()],
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error; // another node's first key won
   }
 }
 
