@@ -736,7 +736,34 @@ export function defineDataDirectorySuite(): void {
       expect(remote.stderr).toContain('tokens list works on the data directory, not through the API');
     });
 
-    it('rotates the encryption key of a data directory, and the accounts still open', async () => {
+    it('rotates the data key of a data directory (progress on stderr), and the accounts still open', async () => {
+      const data = ['--data-dir', join(dir, 'rotate-data')];
+      const ids: string[] = [];
+      while (ids.length < 3) {
+        const added = await spawnCli(
+          ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--no-validate', '--output', 'json', ...data],
+          { PIPELINER_PASSWORD: sandbox.password },
+        );
+        ids.push(JSON.parse(added.stdout).id);
+      }
+      const keyFile = join(dir, 'rotate-data', 'encryption.key');
+      const before = readFileSync(keyFile, 'utf8');
+      const rotated = await spawnCli(['keys', 'rotate', '--batch-size', '2', ...data]);
+      expect(rotated.code).toBe(0);
+      expect(rotated.stderr).toBe('re-encrypted 2 of 3 integrated accounts\nre-encrypted 3 of 3 integrated accounts\n');
+      expect(rotated.stdout).toMatch(/^Rotated to data key [0-9a-f]{12}: re-encrypted 3 integrated accounts; retired [0-9a-f]{12}\.\n$/);
+      expect(readFileSync(keyFile, 'utf8')).toBe(before); // the master key stays
+      const json = await spawnCli(['keys', 'rotate', '--output', 'json', ...data]);
+      expect(JSON.parse(json.stdout)).toEqual({ activeKid: expect.stringMatching(/^[0-9a-f]{12}$/), resumed: false, resealed: 3, retired: [/^Rotated to data key ([0-9a-f]{12})/.exec(rotated.stdout)?.[1]], unreadable: [] });
+      sandbox.reset();
+      const stage = await spawnCli(['stages', 'create', '--account', ids[2] as string, '--name', 'After data key rotation', '--output', 'json', ...data]);
+      expect(stage.code).toBe(0);
+      expect(JSON.parse(stage.stdout)).toMatchObject({ name: 'After data key rotation' });
+      expect((await spawnCli(['keys', 'rotate', '--batch-size', '0', ...data])).stderr).toContain('--batch-size must be a whole number from 1 to 10000, not "0"');
+      expect((await spawnCli(['keys', 'rotate', '--new-key', 'x', ...data])).stderr).toContain('--new-key replaces the master key: keys rotate --master --new-key <key>');
+    });
+
+    it('rotates the master key of a data directory, and the accounts still open', async () => {
       const data = ['--data-dir', join(dir, 'rotate')];
       const added = await spawnCli(
         ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--no-validate', '--output', 'json', ...data],
@@ -745,9 +772,9 @@ export function defineDataDirectorySuite(): void {
       const id = JSON.parse(added.stdout).id;
       const keyFile = join(dir, 'rotate', 'encryption.key');
       const before = readFileSync(keyFile, 'utf8');
-      const rotated = await spawnCli(['keys', 'rotate', ...data]);
+      const rotated = await spawnCli(['keys', 'rotate', '--master', ...data]);
       expect(rotated.stderr).toBe('');
-      expect(rotated.stdout).toBe(`Re-encrypted 1 integrated account; the new key is in ${keyFile}.\n`);
+      expect(rotated.stdout).toBe(`Replaced the master key: wrapped 1 data key again; the new key is in ${keyFile}.\n`);
       expect(readFileSync(keyFile, 'utf8')).not.toBe(before);
       sandbox.reset();
       const stage = await spawnCli(['stages', 'create', '--account', id, '--name', 'After rotation', '--output', 'json', ...data]);
@@ -755,19 +782,19 @@ export function defineDataDirectorySuite(): void {
       expect(JSON.parse(stage.stdout)).toMatchObject({ name: 'After rotation' });
     });
 
-    it('refuses keys rotate while another process serves the directory, naming its pid; not after it stopped or died', async () => {
+    it('refuses keys rotate --master while another process serves the directory, naming its pid; not after it stopped or died', async () => {
       const home = join(dir, 'rotate-served');
       const data = ['--data-dir', home];
       const server = await startServingProcess(home);
       const keyFile = join(home, 'encryption.key');
       const before = readFileSync(keyFile, 'utf8');
-      const refused = await spawnCli(['keys', 'rotate', ...data]);
+      const refused = await spawnCli(['keys', 'rotate', '--master', ...data]);
       expect(refused.code).toBe(1);
       expect(refused.stdout).toBe('');
       expect(refused.stderr).toMatch(
-        new RegExp(`^error: keys rotate refused: the unicrm API is serving the data directory ${home} \\(pid ${server.pid}, since \\d{4}-[^)]*\\)\\. `),
+        new RegExp(`^error: keys rotate --master refused: the unicrm API is serving the data directory ${home} \\(pid ${server.pid}, since \\d{4}-[^)]*\\)\\. `),
       );
-      expect(refused.stderr).toContain(`(kill -TERM ${server.pid}, or Ctrl-C in its terminal; it finishes its requests and exits), then run keys rotate again`);
+      expect(refused.stderr).toContain(`(kill -TERM ${server.pid}, or Ctrl-C in its terminal; it finishes its requests and exits), then run keys rotate --master again`);
       expect(refused.stderr).toContain('Nothing was changed.');
       expect(readFileSync(keyFile, 'utf8')).toBe(before);
       expect(existsSync(join(home, 'encryption.key.next'))).toBe(false);
@@ -776,7 +803,7 @@ export function defineDataDirectorySuite(): void {
       server.child.kill('SIGKILL');
       await new Promise((resolve) => server.child.on('exit', resolve));
       expect(existsSync(join(home, 'serving', `${server.pid}.json`))).toBe(true);
-      const rotated = await spawnCli(['keys', 'rotate', ...data]);
+      const rotated = await spawnCli(['keys', 'rotate', '--master', ...data]);
       expect(rotated.stderr).toBe('');
       expect(rotated.code).toBe(0);
       expect(readFileSync(keyFile, 'utf8')).not.toBe(before);
@@ -785,14 +812,14 @@ export function defineDataDirectorySuite(): void {
       const again = await startServingProcess(home);
       await again.stop();
       expect(existsSync(join(home, 'serving', `${again.pid}.json`))).toBe(false);
-      expect((await spawnCli(['keys', 'rotate', ...data])).code).toBe(0);
+      expect((await spawnCli(['keys', 'rotate', '--master', ...data])).code).toBe(0);
     }, 120_000);
 
     it('keeps the marker for the life of the serving process, even once its core is garbage', async () => {
       const home = join(dir, 'rotate-gc');
       const server = await startServingProcess(home, false, true);
       await new Promise((resolve) => setTimeout(resolve, 100)); // a few more collections in the server
-      const refused = await spawnCli(['keys', 'rotate', '--data-dir', home]);
+      const refused = await spawnCli(['keys', 'rotate', '--master', '--data-dir', home]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`(pid ${server.pid}, since `);
     }, 120_000);

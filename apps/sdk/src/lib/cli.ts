@@ -84,7 +84,10 @@ Usage:
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (embedded only: the data
   unicrm tokens list                                                                  directory, or the database of
   unicrm tokens revoke <id>                                                           UNICRM_DATABASE_URL)
-  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; refused while an API serves it)
+  unicrm keys rotate [--batch-size 500]     a new data key for the credentials, re-encrypted in batches while the API
+                                           serves (SQLite or PostgreSQL); run it again to resume an interrupted one
+  unicrm keys rotate --master [--new-key <32 bytes, hex or base64>]    replace the master key (data directory only;
+                                           refused while an API serves it)
   unicrm backup <file> [--force]     (data directory only) a consistent copy of the database, also while the API runs
   unicrm restore <file>              (data directory only; refused while an API serves it) replace the database with
                                      a backup; needs the key the backup was written with
@@ -797,12 +800,37 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
   throw new UsageError(`unknown command "tokens ${action ?? ''}": use create, list or revoke`);
 }
 
-async function keys(session: Session, args: string[]): Promise<Result> {
+async function keys(session: Session, args: string[], io: CliIo): Promise<Result> {
   const [action, ...rest] = args;
   if (action !== 'rotate') throw new UsageError(`unknown command "keys ${action ?? ''}": use rotate`);
-  const { values } = parse(rest, { 'new-key': { type: 'string' } });
+  const { values } = parse(rest, { 'new-key': { type: 'string' }, master: { type: 'boolean' }, 'batch-size': { type: 'string' } });
   const newKey = optional(values, 'new-key');
+  const master = values.master === true;
+  if (newKey !== undefined && !master) throw new UsageError('--new-key replaces the master key: keys rotate --master --new-key <key>');
+  const batchText = optional(values, 'batch-size');
+  if (batchText !== undefined && master) throw new UsageError('--batch-size is for the data key rotation (keys rotate without --master)');
+  const batchSize = batchText === undefined ? undefined : Number(batchText);
+  if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 10_000)) {
+    throw new UsageError(`--batch-size must be a whole number from 1 to 10000, not "${batchText}"`);
+  }
   const core = await session.core(values, 'keys rotate');
+  if (!master) {
+    const rotation = await core.rotateDataKey({
+      batchSize,
+      onProgress: ({ resealed, total }) => io.err(`re-encrypted ${resealed} of ${total} integrated account${total === 1 ? '' : 's'}`),
+    });
+    const lines = [
+      `${rotation.resumed ? 'Finished the interrupted rotation to' : 'Rotated to'} data key ${rotation.activeKid}: re-encrypted ${plural(rotation.resealed, 'integrated account')}` +
+        (rotation.retired.length > 0 ? `; retired ${rotation.retired.join(', ')}.` : '.'),
+    ];
+    if (rotation.unreadable.length > 0) {
+      lines.push(
+        `warning: ${plural(rotation.unreadable.length, 'integrated account')} could not be opened with any key and ${rotation.unreadable.length === 1 ? 'was' : 'were'} left as ${rotation.unreadable.length === 1 ? 'it is' : 'they are'}: ${rotation.unreadable.join(', ')}.`,
+        'The key they name is kept until they are deleted or reconnected; then run keys rotate again.',
+      );
+    }
+    return { json: rotation, human: lines.join('\n') };
+  }
   const { DataDirectoryInUseError } = await import('./embedded.js');
   let result;
   try {
@@ -812,7 +840,11 @@ async function keys(session: Session, args: string[]): Promise<Result> {
     if (isUnicrmError(error) || error instanceof DataDirectoryInUseError) throw error;
     throw new UsageError((error as Error).message);
   }
-  const lines = [`Re-encrypted ${result.accounts} integrated account${result.accounts === 1 ? '' : 's'}; the new key is in ${result.keyLocation}.`];
+  const lines = [
+    `Replaced the master key: wrapped ${plural(result.dataKeys, 'data key')} again` +
+      (result.accounts > 0 ? ` and re-encrypted ${plural(result.accounts, 'integrated account')} written before the keyring` : '') +
+      `; the new key is in ${result.keyLocation}.`,
+  ];
   if (newKey !== undefined) lines.push('Set UNICRM_ENCRYPTION_KEY to the new key before starting the API again.');
   return { json: result, human: lines.join('\n') };
 }
@@ -907,7 +939,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     else if (group === 'stages') result = await stages(session, rest, io);
     else if (group === 'pipelines') result = await pipelines(session, rest);
     else if (group === 'tokens') result = await tokens(session, rest);
-    else if (group === 'keys') result = await keys(session, rest);
+    else if (group === 'keys') result = await keys(session, rest, io);
     else if (group === 'backup' || group === 'restore') result = await backupOrRestore(session, group, rest, io);
     else throw new UsageError(`unknown command "${group}": use accounts, pipelines, stages, tokens, keys, backup or restore`);
     io.out(session.output === 'json' ? JSON.stringify(result.json, null, 2) : result.human);

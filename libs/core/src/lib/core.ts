@@ -25,8 +25,15 @@ import {
   POSTGRES_SCHEMA_VERSION,
   PostgresIdempotencyStore,
   PostgresRateLimitStore,
+  type DataKeyRotation,
+  Keyring,
+  openSqliteKeyring,
+  PostgresDataKeyTable,
+  rotateDataKey,
+  type RotateDataKeyOptions,
   rotateEncryptionKey,
   type RotateResult,
+  SqliteDataKeyTable,
   SecretBox,
   SqliteAccountStore,
   SqliteApiTokenStore,
@@ -112,11 +119,19 @@ export interface UnicrmCore {
   /** `/proxy/<resource>[/<id>]`: the provider's own API with the account's credentials. */
   proxy(call: ProxyCall): Promise<UnifiedResponse>;
   /**
-   * Re-encrypts every stored secret under a new key (`unicrm keys rotate`); with `newKey` (hex or base64 of
-   * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Refused while an API serves the
-   * data directory (see {@link CreateCoreOptions.serving}).
+   * Rotates the data key online (`unicrm keys rotate`, docs/security.md "Keys"), on SQLite or PostgreSQL while the
+   * API nodes serve: a new data key becomes active, every sealed credential is re-sealed with it in batches, and the
+   * old key is retired once nothing names it. Run again after an interruption, it finishes the same rotation.
+   * @param options `batchSize` (values per batch, default 500), `onProgress` (after each batch)
+   * @throws RotationInProgressError when another rotation runs on the same storage (nothing changed)
+   */
+  rotateDataKey(options?: Pick<RotateDataKeyOptions, 'batchSize' | 'onProgress'>): Promise<DataKeyRotation>;
+  /**
+   * Replaces the master key of a SQLite data directory (`unicrm keys rotate --master`): wraps the data keys again
+   * under it; with `newKey` (hex or base64 of 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key
+   * file. Refused while an API serves the data directory (see {@link CreateCoreOptions.serving}), and on PostgreSQL.
    * @throws DataDirectoryInUseError naming the serving processes (nothing changed)
-   * @throws Error when the rotation failed (nothing changed) or the new key is malformed
+   * @throws Error when the rotation failed (nothing changed), the new key is malformed, or the store is PostgreSQL
    */
   rotateEncryptionKey(newKey?: string): RotateResult;
   /**
@@ -270,10 +285,18 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     proxy: (call) => proxy.execute(call),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION, catalog.all()),
+    async rotateDataKey(rotation = {}) {
+      if (postgres) {
+        await postgres.started;
+        return rotateDataKey(new PostgresDataKeyTable(postgres), new Keyring(box), rotation);
+      }
+      const sqlite = db as NonNullable<typeof db>;
+      return rotateDataKey(new SqliteDataKeyTable(sqlite, config.dataDir), openSqliteKeyring(sqlite, box), rotation);
+    },
     rotateEncryptionKey(newKey?: string) {
       if (!db) {
         throw new Error(
-          'unicrm keys rotate works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the key cannot be rotated yet (docs/deployment.md "Encryption key"). Nothing was changed.',
+          'unicrm keys rotate --master works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the master key cannot be replaced yet (docs/security.md "Keys"): `unicrm keys rotate` rotates the data keys online. Nothing was changed.',
         );
       }
       let key: Buffer | undefined;

@@ -54,7 +54,7 @@ export interface RotateResult {
  * @throws Error when `oldBox` is not the data directory's key, or when the re-encryption fails (nothing changed)
  */
 export function rotateEncryptionKey(dataDir: string, db: Database.Database, oldBox: SecretBox, options: RotateOptions = {}): RotateResult {
-  const claim = claimExclusive(dataDir, 'keys rotate');
+  const claim = claimExclusive(dataDir, 'keys rotate --master');
   try {
     return rotateAlone(dataDir, db, oldBox, options);
   } finally {

@@ -122,7 +122,7 @@ describe('master key rotation', () => {
     await new SqliteAccountStore(opened.db, opened.box).create(account(1));
     expect(rotateEncryptionKey(dir, opened.db, opened.box, { newKey }).keyLocation).toBe('environment');
     opened.db.close();
-    expect(() => openDataDirectory(dir, oldKey.toString('base64'))).toThrow('after `unicrm keys rotate --new-key`, the new one');
+    expect(() => openDataDirectory(dir, oldKey.toString('base64'))).toThrow('after `unicrm keys rotate --master --new-key`, the new one');
     const reopened = openDataDirectory(dir, newKey.toString('hex'));
     expect((await new SqliteAccountStore(reopened.db, reopened.box).get('env-a', account(1).id))?.context.password).toBe('SECRET-1');
     reopened.db.close();

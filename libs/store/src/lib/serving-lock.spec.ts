@@ -102,7 +102,7 @@ describe('the serving marker', () => {
   it('keeps an API from starting while a rotation holds the directory (it waits, then gives up)', () => {
     claims.push(claimExclusive(dir, 'keys rotate'));
     const error = refusal(() => claimServing(dir, 50));
-    expect(error.message).toBe(`Another unicrm command (keys rotate or restore) has the data directory ${dir} to itself; start again once it has finished.`);
+    expect(error.message).toBe(`Another unicrm command (keys rotate --master or restore) has the data directory ${dir} to itself; start again once it has finished.`);
     expect(existsSync(join(dir, SERVING_DIR, `${process.pid}.json`))).toBe(false);
   });
 });
