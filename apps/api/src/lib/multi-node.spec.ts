@@ -172,7 +172,7 @@ describeIf('three API nodes on one PostgreSQL', () => {
         await eventually(async () => (await request(`${node.url}/integrated-account`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => (await r.body.dump(), r.statusCode))) === 200, PROPAGATION_BOUND_MS, 'the token is accepted');
       }
       await tool.tokens.revoke(record.id);
-      // The master key cannot be replaced on PostgreSQL yet: refused, nothing changed (docs/security.md "Keys").
+      // The master key cannot be replaced on PostgreSQL yet: refused, nothing changed (docs/security.md "Rotating").
       expect(() => tool.rotateEncryptionKey(randomBytes(32).toString('base64'))).toThrow(/master key cannot be replaced yet.*Nothing was changed/);
       for (const node of nodes) {
         await eventually(

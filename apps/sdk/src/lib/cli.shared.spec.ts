@@ -501,7 +501,8 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       expect(sandbox.steps().length - before).toBe(499);
       expect(new Set(summary.stages.map((s: { id: string }) => s.id)).size).toBe(499);
       const progress = run.stderr.split('\n').filter((l) => l.startsWith('imported '));
-      expect(progress).toHaveLength(10);
+      // A line every 50 rows (a slow machine adds timed lines between them).
+      expect(progress.filter((l) => Number(/^imported (\d+)\//.exec(l)?.[1]) % 50 === 0)).toHaveLength(10);
       expect(progress.at(-1)).toBe('imported 500/500 rows: 499 created, 1 failed');
     }, 30_000);
 

@@ -297,7 +297,7 @@ export class IntegratedAccountService {
     const keyLocation = this.config.encryptionKey ? 'UNICRM_ENCRYPTION_KEY' : `${this.config.dataDir}/encryption.key`;
     return (
       `The encryption key this process loaded at start no longer opens the data directory ${this.config.dataDir}: ` +
-      'another process changed the key (unicrm keys rotate, or unicrm restore) while this one was running. Restart ' +
+      'another process changed the key (unicrm keys rotate --master, or unicrm restore) while this one was running. Restart ' +
       `this process (the API: stop it and start it again) so that it loads the current key from ${keyLocation}; if ` +
       `the key was not meant to change, put back the key the data was written with (${keyLocation}) first.`
     );

@@ -82,7 +82,7 @@ export interface CreateCoreOptions {
   /**
    * This core serves the data directory (the HTTP API): it marks the directory as served before opening it, until
    * {@link UnicrmCore.close} or the end of the process (`claimServing` of `@unicrm/store`: a file lock the OS drops
-   * with the process, and `<dataDir>/serving/<pid>.json` naming it). `unicrm keys rotate` and `restore` refuse
+   * with the process, and `<dataDir>/serving/<pid>.json` naming it). `unicrm keys rotate --master` and `restore` refuse
    * while it is marked. A rotation or restore under way is waited for (`waitMs`, default 30 000 ms). Embedded SDK
    * cores and the CLI do not serve. Default false.
    */
@@ -119,7 +119,7 @@ export interface UnicrmCore {
   /** `/proxy/<resource>[/<id>]`: the provider's own API with the account's credentials. */
   proxy(call: ProxyCall): Promise<UnifiedResponse>;
   /**
-   * Rotates the data key online (`unicrm keys rotate`, docs/security.md "Keys"), on SQLite or PostgreSQL while the
+   * Rotates the data key online (`unicrm keys rotate`, docs/security.md "Rotating"), on SQLite or PostgreSQL while the
    * API nodes serve: a new data key becomes active, every sealed credential is re-sealed with it in batches, and the
    * old key is retired once nothing names it. Run again after an interruption, it finishes the same rotation.
    * @param options `batchSize` (values per batch, default 500), `onProgress` (after each batch)
@@ -296,7 +296,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     rotateEncryptionKey(newKey?: string) {
       if (!db) {
         throw new Error(
-          'unicrm keys rotate --master works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the master key cannot be replaced yet (docs/security.md "Keys"): `unicrm keys rotate` rotates the data keys online. Nothing was changed.',
+          'unicrm keys rotate --master works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the master key cannot be replaced yet (docs/security.md "Rotating"): `unicrm keys rotate` rotates the data keys online. Nothing was changed.',
         );
       }
       let key: Buffer | undefined;

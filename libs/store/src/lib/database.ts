@@ -49,7 +49,7 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE idempotency_records ADD COLUMN claim_token TEXT NOT NULL DEFAULT '';
    ALTER TABLE idempotency_records ADD COLUMN lease_expires_at TEXT NOT NULL DEFAULT '';
    UPDATE idempotency_records SET claim_token = lower(hex(randomblob(16))), lease_expires_at = created_at;`,
-  // Issue 14: the keyring. Data keys wrapped with the master key; at most one active (docs/security.md "Keys").
+  // Issue 14: the keyring. Data keys wrapped with the master key; at most one active (docs/security.md "Rotating").
   `CREATE TABLE encryption_keys (
      kid TEXT PRIMARY KEY,
      wrapped TEXT,

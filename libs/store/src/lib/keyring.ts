@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SecretBox } from './secret-box';
 
 /**
- * The life of a data key (docs/security.md "Keys"):
+ * The life of a data key (docs/security.md "Rotating"):
  * - `active`: the one key new values are sealed with (at most one: a unique index holds it);
  * - `previous`: replaced by a newer key; still opens the values a rotation has not re-sealed yet;
  * - `retired`: no value uses it any more; its wrapped key is erased, it can open nothing.
