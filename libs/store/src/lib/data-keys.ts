@@ -24,13 +24,19 @@ export function readSqliteDataKeys(db: Database.Database): DataKeyRecord[] {
  * @throws DataKeyUnwrapError when `master` does not open the directory's data keys
  */
 export function openSqliteKeyring(db: Database.Database, master: SecretBox): Keyring {
+  const keyring = new Keyring(master);
+  const records = readSqliteDataKeys(db);
+  if (records.some((record) => record.state === 'active')) {
+    // The usual case: no write transaction (a read-only command does not wait for the API's writes).
+    keyring.load(records);
+    return keyring;
+  }
   db.transaction(() => {
     const active = db.prepare("SELECT 1 FROM encryption_keys WHERE state = 'active'").get();
     if (active) return;
     const { kid, wrapped } = newDataKey(master);
     db.prepare("INSERT INTO encryption_keys (kid, wrapped, state, created_at) VALUES (?, ?, 'active', ?)").run(kid, wrapped, new Date().toISOString());
   }).immediate();
-  const keyring = new Keyring(master);
   keyring.load(readSqliteDataKeys(db));
   return keyring;
 }
