@@ -99,6 +99,23 @@ function isUnavailable(error: unknown): boolean {
   return true; // no SQLSTATE: a network error, a client timeout, "Connection terminated"
 }
 
+/**
+ * The error of a first connection, in words an operator can act on; node-postgres' own message is kept after them.
+ * Its SCRAM message ("SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string") means the server asked
+ * for a password and the URL had none.
+ */
+export function explainConnectError(error: unknown): Error {
+  const message = (error as Error).message ?? String(error);
+  if (/client password must be a string/.test(message)) {
+    return new Error(
+      `PostgreSQL asked for a password and UNICRM_DATABASE_URL has none: put it in the URL (postgres://user:password@host:5432/database) or in PGPASSWORD (${message}).`,
+    );
+  }
+  if ((error as { code?: string }).code === '28P01') return new Error(`PostgreSQL refused the user name or password of UNICRM_DATABASE_URL (${message}).`);
+  if ((error as { code?: string }).code === '3D000') return new Error(`The database named in UNICRM_DATABASE_URL does not exist: create it first (createdb), or name another (${message}).`);
+  return error instanceof Error ? error : new Error(message);
+}
+
 /** `pg_advisory_lock` key held while migrating: `unicrm` in ASCII. */
 export const MIGRATION_LOCK = 0x756e6963726d;
 
@@ -150,7 +167,11 @@ export class PostgresDatabase implements Queryable {
     this.pool = pool;
     this.feed = feed;
     this.started = (async () => {
-      await migrate(pool);
+      try {
+        await migrate(pool);
+      } catch (error) {
+        throw explainConnectError(error);
+      }
       if (!(await postgresKeyFits(pool, box))) {
         throw new Error(
           'The encryption key does not match the one the data in this PostgreSQL database was written with. ' +
