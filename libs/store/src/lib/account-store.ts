@@ -4,10 +4,12 @@ import {
   type AccountStore,
   EncryptionKeyChangedError,
   type IntegratedAccountStatus,
+  type OutboxEvent,
   type StoredAccount,
 } from '@unicrm/model';
 import type Database from 'better-sqlite3';
 import { databaseChangeStamp, noteDatabaseWrite } from './change-stamp';
+import { SqliteOutbox } from './connect-store';
 import { KEY_CHECK_ROW, keyFits } from './database';
 import type { SecretBox } from './secret-box';
 import { type AccountRow, accountOfRow, accountRow, DecryptedContexts, decodeCursor, encodeCursor, type KeyState } from './account-rows';
@@ -36,6 +38,7 @@ export class SqliteAccountStore implements AccountStore {
   private readonly keyCheckStatement: Database.Statement;
   private readonly existsStatement: Database.Statement;
   private readonly decrypted: DecryptedContexts;
+  private readonly outbox: SqliteOutbox;
   /** The key check (`meta.key_check` ciphertext) this store's box was seen to open: writes require it unchanged. */
   private keyCheck: string | undefined;
 
@@ -44,6 +47,7 @@ export class SqliteAccountStore implements AccountStore {
     private readonly box: SecretBox,
   ) {
     this.decrypted = new DecryptedContexts(box);
+    this.outbox = new SqliteOutbox(db);
     // Both writes happen only while the key check is the one verified: a rotation commits a new one.
     const sameKey = `EXISTS (SELECT 1 FROM meta WHERE key = '${KEY_CHECK_ROW}' AND value = @key_check)`;
     this.insertStatement = db.prepare(
@@ -67,27 +71,43 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when the data directory's key is no longer this store's (nothing written) */
-  async create(account: StoredAccount): Promise<void> {
+  async create(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<void> {
     const row = this.toRow(account);
-    if (this.insertStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes === 0) {
+    if (this.withEvents(events, () => this.insertStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes) === 0) {
       // Only a changed key check stops the insert (a duplicate id throws): verify again, and once more if it still fits.
       this.keyCheck = undefined;
-      if (this.insertStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes === 0) throw this.keyChanged();
+      if (this.withEvents(events, () => this.insertStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes) === 0) throw this.keyChanged();
     }
     noteDatabaseWrite(this.db);
   }
 
   /** @throws EncryptionKeyChangedError when the data directory's key is no longer this store's (nothing written) */
-  async update(account: StoredAccount): Promise<boolean> {
+  async update(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<boolean> {
     const row = this.toRow(account);
-    let changed = this.updateStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes > 0;
+    let changed = this.withEvents(events, () => this.updateStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes) > 0;
     if (!changed && this.existsStatement.get(account.id, account.environmentId) !== undefined) {
       this.keyCheck = undefined;
-      changed = this.updateStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes > 0;
+      changed = this.withEvents(events, () => this.updateStatement.run({ ...row, key_check: this.verifiedKeyCheck() }).changes) > 0;
       if (!changed && this.existsStatement.get(account.id, account.environmentId) !== undefined) throw this.keyChanged();
     }
     if (changed) noteDatabaseWrite(this.db);
     return changed;
+  }
+
+  /**
+   * Runs one write and, when it changed a row, writes `events` to the outbox, in one transaction (issue 17: an event
+   * is never lost nor sent for a change that did not happen).
+   * @returns the write's count of changed rows
+   */
+  private withEvents(events: readonly OutboxEvent[] | undefined, write: () => number): number {
+    if (!events || events.length === 0) return write();
+    return this.db
+      .transaction(() => {
+        const changes = write();
+        if (changes > 0) this.outbox.write(events);
+        return changes;
+      })
+      .immediate();
   }
 
   /**
@@ -159,15 +179,24 @@ export class SqliteAccountStore implements AccountStore {
     return accountOfRow(row, this.decrypted.open(row), () => (keyState.fits ??= keyFits(this.db, this.box)));
   }
 
-  async delete(environmentId: string, id: string): Promise<boolean> {
+  async delete(environmentId: string, id: string, events?: readonly OutboxEvent[]): Promise<boolean> {
     this.decrypted.forget(id);
-    const deleted = this.deleteStatement.run(id, environmentId).changes > 0;
+    const deleted = this.withEvents(events, () => this.deleteStatement.run(id, environmentId).changes) > 0;
     if (deleted) noteDatabaseWrite(this.db);
     return deleted;
   }
 
-  async setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void> {
-    const changes = this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes;
+  async setStatus(
+    environmentId: string,
+    id: string,
+    status: IntegratedAccountStatus,
+    lastError: string | null,
+    at: string,
+    ifUpdatedAt?: string,
+    events?: readonly OutboxEvent[],
+  ): Promise<boolean> {
+    const changes = this.withEvents(events, () => this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes);
     if (changes > 0) noteDatabaseWrite(this.db);
+    return changes > 0;
   }
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CONNECT_MIGRATION_SQLITE } from './connect-schema';
 import { SecretBox } from './secret-box';
 
 /** File name of the SQLite database inside the data directory. */
@@ -49,6 +50,8 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE idempotency_records ADD COLUMN claim_token TEXT NOT NULL DEFAULT '';
    ALTER TABLE idempotency_records ADD COLUMN lease_expires_at TEXT NOT NULL DEFAULT '';
    UPDATE idempotency_records SET claim_token = lower(hex(randomblob(16))), lease_expires_at = created_at;`,
+  // Issue 17: link tokens (by hash), webhooks (secret sealed) and the account-event outbox (docs/connect.md).
+  CONNECT_MIGRATION_SQLITE,
 ];
 
 /** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */

@@ -11,7 +11,7 @@ import {
 } from '@unicrm/model';
 import { inject, injectable } from 'tsyringe';
 import { PipedriveClient, PipelineNameCache } from './client';
-import { isOAuthContext, parsePipedriveContext, PIPEDRIVE_SECRET_KEYS, PIPEDRIVE_TOKEN_URL, type PipedriveContext } from './context';
+import { isOAuthContext, parsePipedriveContext, PIPEDRIVE_SECRET_KEYS, PIPEDRIVE_TOKEN_URL, type PipedriveContext, PipedriveTokenContextSchema } from './context';
 import { pipedrivePipelines } from './pipelines';
 import { pipedriveProxy } from './proxy';
 import { pipedriveStages } from './stages';
@@ -64,6 +64,8 @@ export class PipedriveConnector implements Connector {
   readonly secretContextKeys = PIPEDRIVE_SECRET_KEYS;
   /** Where the secrets go: the API (`api_domain`) and the token endpoint (`token_url`). */
   readonly credentialBoundContextKeys = ['api_domain', 'token_url'] as const;
+  /** The connect page's form (docs/connect.md): the API-token mode (company domain and personal API token). */
+  readonly contextSchema = PipedriveTokenContextSchema;
   readonly resources: Readonly<Record<string, ConnectorResource>>;
   readonly proxy: ProxyHandler;
   readonly oauth = PIPEDRIVE_OAUTH;

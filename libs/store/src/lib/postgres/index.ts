@@ -4,3 +4,4 @@ export * from './token-store';
 export * from './idempotency-store';
 export * from './rate-limit-store';
 export * from './account-locks';
+export * from './connect-store';
