@@ -12,11 +12,11 @@ import {
   type UnicrmConfig,
   UnicrmError,
   isJsonObject,
+  toJsonSchema,
   zodFailures,
 } from '@unicrm/model';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
 import { IntegratedAccountService } from './accounts';
 import type { CoreEnvironment } from './config';
 import { CORE_TOKENS } from './core-tokens';
@@ -299,13 +299,10 @@ export class ConnectService {
 /** The form fields of a connector's context schema (its JSON Schema's properties, in order). */
 export function connectFields(connector: Connector): ConnectField[] {
   if (!connector.contextSchema) return [];
-  type ObjectSchema = { properties?: Record<string, { title?: string; description?: string; format?: string }>; required?: string[] };
-  const document = z.toJSONSchema(connector.contextSchema, { io: 'input', unrepresentable: 'any' }) as ObjectSchema & {
-    $ref?: string;
-    $defs?: Record<string, ObjectSchema>;
+  const schema = toJsonSchema(connector.contextSchema, 'input') as {
+    properties?: Record<string, { title?: string; description?: string; format?: string }>;
+    required?: string[];
   };
-  // A schema with an id (`.meta({ id })`) is a reference to its definition.
-  const schema: ObjectSchema = document.$ref?.startsWith('#/$defs/') ? (document.$defs?.[document.$ref.slice(8)] ?? {}) : document;
   const secrets = new Set(connector.secretContextKeys);
   const required = new Set(schema.required ?? []);
   return Object.entries(schema.properties ?? {}).map(([name, property]) => ({
