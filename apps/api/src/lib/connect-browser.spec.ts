@@ -78,7 +78,6 @@ async function shot(page: Page, name: string): Promise<void> {
 
 const available = existsSync(CHROMIUM);
 if (!available && !REQUIRED) {
-  // eslint-disable-next-line no-console
   console.warn(`connect page browser tests skipped: no chromium at ${CHROMIUM} (apt-get install chromium; CI sets UNICRM_REQUIRE_BROWSER=1)`);
 }
 
