@@ -66,7 +66,7 @@ describe('link tokens and the connect page', () => {
   });
 
   it('refuses bodies Truto would not send, unknown accounts, other environments and redirect URIs not on the list', async () => {
-    const post = (body: unknown, auth = AUTH) => request(h.app).post('/link-token').set(auth).send(body as object);
+    const post = (body: unknown, auth: Record<string, string> = AUTH) => request(h.app).post('/link-token').set(auth).send(body as object);
     expect((await post({})).status).toBe(400);
     expect((await post({ tenant_id: 'a', integrated_account_id: h.accountId })).status).toBe(400);
     expect((await post({ tenant_id: 'a', extra: 1 })).status).toBe(400);
