@@ -5,7 +5,7 @@
  * (CI, `.ci/run`): then it fails. `UNICRM_SCREENSHOTS_DIR=docs/images` writes the screenshots of docs/connect.md.
  */
 import { createUnicrmCore, type UnicrmCore } from '@unicrm/core';
-import { type RunningSandbox, startSandbox } from '@unicrm/sandboxes';
+import { type RunningPipedriveSandbox, type RunningSandbox, startPipedriveSandbox, startSandbox } from '@unicrm/sandboxes';
 import Database from 'better-sqlite3';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -83,6 +83,7 @@ if (!available && !REQUIRED) {
 
 (available || REQUIRED ? describe : describe.skip)('connect page in chromium', () => {
   let sandbox: RunningSandbox;
+  let pipedrive: RunningPipedriveSandbox;
   let core: UnicrmCore;
   let app: UnicrmApp;
   let server: Server;
@@ -117,6 +118,7 @@ if (!available && !REQUIRED) {
   beforeAll(async () => {
     if (!available) throw new Error(`UNICRM_REQUIRE_BROWSER=1 but there is no chromium at ${CHROMIUM}: apt-get install chromium`);
     sandbox = await startSandbox({ port: 0 });
+    pipedrive = await startPipedriveSandbox({ port: 0 });
     dir = mkdtempSync(join(tmpdir(), 'unicrm-browser-'));
     core = createUnicrmCore({
       env: {},
@@ -127,6 +129,15 @@ if (!available && !REQUIRED) {
         rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 },
         // Retries close together, so that a receiver that comes back is reached soon (bounds, not timings, below).
         webhooks: { pollMs: 50, timeoutMs: 5_000, retryBaseMs: 100, retryMaxMs: 500, maxAgeMs: 600_000 },
+        // Pipedrive's OAuth app, its consent page and token endpoint the sandbox's.
+        oauthApps: {
+          pipedrive: {
+            clientId: pipedrive.instance.config.clientId,
+            clientSecret: pipedrive.instance.config.clientSecret,
+            authorizeUrl: `${pipedrive.url}/oauth/authorize`,
+            tokenUrl: pipedrive.tokenUrl,
+          },
+        },
       },
     });
     app = createApp(core);
@@ -162,6 +173,7 @@ if (!available && !REQUIRED) {
     app?.close();
     await core?.close();
     await sandbox?.close();
+    await pipedrive?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -292,6 +304,45 @@ if (!available && !REQUIRED) {
     const reactivated = await eventually(() => receiver.events('integrated_account:reactivated').find((e) => (e.body.payload as { id: string }).id === connectedId));
     expect(verify(reactivated.raw, reactivated.signature)).toBe(true);
     expect((await call('GET', '/integrated-account?tenant_id=acme-browser')).body.result).toHaveLength(1);
+    await page.context().close();
+  });
+
+  it("connects Pipedrive through its consent page (OAuth): state checked, code exchanged, tokens stored sealed", async () => {
+    const link = await linkToken({ tenant_id: 'acme-oauth' });
+    const page = await newPage();
+    await page.goto(link.url);
+    await page.getByRole('button', { name: 'Pipedrive' }).click();
+    await page.getByRole('button', { name: 'Continue with Pipedrive' }).waitFor();
+    await shot(page, 'oauth');
+    await page.getByRole('button', { name: 'Continue with Pipedrive' }).click();
+    // The provider's page (the sandbox's), then back.
+    await page.getByRole('button', { name: 'Allow and install' }).click();
+    await page.getByRole('heading', { name: 'Pipedrive is connected' }).waitFor();
+    expect(page.url()).toMatch(new RegExp(`^${api}/connect/oauth/callback\\?code=`));
+    expect(await page.content()).not.toContain('sandbox-access-');
+    const accounts = (await call('GET', '/integrated-account?tenant_id=acme-oauth')).body.result;
+    expect(accounts).toHaveLength(1);
+    expect(accounts[0]).toMatchObject({ integration: { name: 'pipedrive' }, status: 'active', context: { api_domain: pipedrive.url, client_id: pipedrive.instance.config.clientId } });
+    expect(Object.keys(accounts[0].context)).not.toContain('access_token');
+    expect((await call('GET', `/unified/crm/pipelines?integrated_account_id=${accounts[0].id}`)).status).toBe(200);
+    const created = await eventually(() => receiver.events('integrated_account:created').find((e) => (e.body.payload as { id: string }).id === accounts[0].id));
+    expect(verify(created.raw, created.signature)).toBe(true);
+    // The link is used up.
+    expect((await page.goto(link.url))?.status()).toBe(410);
+    await page.context().close();
+  });
+
+  it('says so when the customer denies access on the consent page, and the link stays usable', async () => {
+    const link = await linkToken({ tenant_id: 'acme-deny' });
+    const page = await newPage();
+    await page.goto(`${link.url}&integration=pipedrive`);
+    await page.getByRole('button', { name: 'Continue with Pipedrive' }).click();
+    await page.getByRole('button', { name: 'Deny' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toBe('Pipedrive did not connect: access was not allowed. Open your link again to retry.');
+    expect((await call('GET', '/integrated-account?tenant_id=acme-deny')).body.result).toHaveLength(0);
+    expect((await page.goto(link.url))?.status()).toBe(200);
     await page.context().close();
   });
 

@@ -42,6 +42,7 @@ button.primary { font: inherit; font-weight: 600; padding: .7rem 1.2rem; border:
 button:focus-visible, input:focus-visible, a:focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }
 a { color: var(--accent); }
 .back { display: inline-block; margin-top: 1rem; }
+.or { text-align: center; color: #606770; margin: 1.25rem 0; }
 footer { margin-top: 1rem; font-size: .8rem; color: #606770; text-align: center; }
 `;
 
@@ -65,11 +66,14 @@ interface Rendered {
   body: string;
   /** Origins the page may be framed by and may send its form to (besides 'self'). */
   origins: string[];
+  /** Further origins a form post may lead to (a provider's consent page, after the 303 of /connect/oauth/start). */
+  formTargets?: string[];
   script?: string;
 }
 
 function send(res: Response, status: number, page: Rendered, nonce: string): void {
   const origins = page.origins.join(' ');
+  const targets = [...new Set([...page.origins, ...(page.formTargets ?? [])])].join(' ');
   res.setHeader(
     'Content-Security-Policy',
     [
@@ -77,7 +81,7 @@ function send(res: Response, status: number, page: Rendered, nonce: string): voi
       `style-src 'nonce-${nonce}'`,
       `script-src 'nonce-${nonce}'`,
       "img-src 'self' data:",
-      `form-action 'self'${origins ? ` ${origins}` : ''}`,
+      `form-action 'self'${targets ? ` ${targets}` : ''}`,
       "base-uri 'none'",
       `frame-ancestors ${origins || "'none'"}`,
     ].join('; '),
@@ -162,9 +166,19 @@ function formPage(
   const reconnect = page.reconnect !== undefined;
   const back =
     !reconnect && page.integrations.length > 1 ? `<a class="back" href="/connect?link_token=${encodeURIComponent(linkToken)}">Choose another CRM</a>` : '';
+  const oauth = integration.oauth
+    ? `<form method="post" action="/connect/oauth/start">
+<input type="hidden" name="link_token" value="${escapeHtml(linkToken)}">
+<input type="hidden" name="csrf_token" value="${escapeHtml(csrf)}">
+<input type="hidden" name="integration" value="${escapeHtml(integration.name)}">
+<button class="primary" type="submit">Continue with ${escapeHtml(integration.displayName)}</button>
+</form>
+<p class="or">or enter the details yourself</p>`
+    : '';
   return {
     title: `Connect ${integration.displayName}`,
     origins,
+    ...(integration.oauth && { formTargets: [integration.oauth.authorizeOrigin] }),
     body: `<h1>${reconnect ? 'Reconnect' : 'Connect'} ${escapeHtml(integration.displayName)}</h1>
 <p class="lead">${
       reconnect
@@ -172,6 +186,7 @@ function formPage(
         : `Enter your ${escapeHtml(integration.displayName)} details. They are checked with ${escapeHtml(integration.displayName)} before anything is saved.`
     }</p>
 ${state.message ? `<div class="alert" role="alert" id="form-error" tabindex="-1">${escapeHtml(state.message)}</div>` : ''}
+${oauth}
 <form method="post" action="/connect" novalidate>
 <input type="hidden" name="link_token" value="${escapeHtml(linkToken)}">
 <input type="hidden" name="csrf_token" value="${escapeHtml(csrf)}">
@@ -221,6 +236,22 @@ function ownOrigin(req: Request, core: UnicrmCore): string[] {
   return origins;
 }
 
+/** This API's address as browsers see it: `UNICRM_PUBLIC_URL`, else the request's. */
+function baseUrlOf(req: Request, core: UnicrmCore): string {
+  return core.config.publicUrl ?? `${req.protocol}://${req.get('host')}`;
+}
+
+/** The cookie of a consent flow (binds the provider's return to the browser that left). */
+const OAUTH_COOKIE = 'unicrm_connect_oauth';
+
+function cookieOf(req: Request, name: string): string | undefined {
+  for (const part of (req.get('cookie') ?? '').split(';')) {
+    const at = part.indexOf('=');
+    if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
+  }
+  return undefined;
+}
+
 /**
  * Mounts `GET /connect` and `POST /connect` on the admin plane, before its authentication (the link token is the
  * credential of these two routes).
@@ -239,6 +270,42 @@ export function mountConnectPage(app: Express, core: UnicrmCore): void {
     const integration = page.integrations.find((i) => i.name === chosen);
     if (!integration) return send(res, 200, choosePage(linkToken, page, origins), nonce);
     send(res, 200, formPage(linkToken, core.connect.csrfToken(linkToken), integration, page, origins), nonce);
+  });
+
+  // The provider's consent flow (docs/connect.md "OAuth"): a form post (CSRF-checked) sends the browser to the provider
+  // with a fresh state; the provider sends it back to the callback, which checks the state and the cookie.
+  app.post('/connect/oauth/start', form, async (req, res) => {
+    const nonce = randomBytes(16).toString('base64');
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const linkToken = typeof body.link_token === 'string' ? body.link_token : '';
+    const origin = req.get('origin');
+    if ((origin !== undefined && origin !== 'null' && !ownOrigin(req, core).includes(origin)) || !core.connect.checkCsrf(linkToken, body.csrf_token)) {
+      return send(res, 403, { title: 'Refused', origins: [], body: '<h1>Refused</h1><p class="lead" role="alert">This form was not sent from its page. Open the link again.</p>' }, nonce);
+    }
+    const integration = typeof body.integration === 'string' ? body.integration : '';
+    const started = await core.connect.startOAuth(linkToken, integration, `${baseUrlOf(req, core)}/connect/oauth/callback`);
+    if (!('location' in started)) {
+      return send(res, started.final ? 410 : 400, { title: 'Cannot continue', origins: [], body: `<h1>Cannot continue</h1><p class="lead" role="alert">${escapeHtml(started.message)}</p>` }, nonce);
+    }
+    const secure = baseUrlOf(req, core).startsWith('https:') ? '; Secure' : '';
+    res.setHeader('Set-Cookie', `${OAUTH_COOKIE}=${started.cookie}; Path=/connect/oauth; HttpOnly; SameSite=Lax; Max-Age=900${secure}`);
+    res.setHeader('Cache-Control', 'no-store');
+    res.redirect(303, started.location);
+  });
+
+  app.get('/connect/oauth/callback', async (req, res) => {
+    const nonce = randomBytes(16).toString('base64');
+    const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+    const query = Object.fromEntries(['code', 'state', 'error', 'error_description'].flatMap((k) => (params.get(k) !== null ? [[k, params.get(k) as string]] : [])));
+    const outcome = await core.connect.finishOAuth(query, cookieOf(req, OAUTH_COOKIE), `${baseUrlOf(req, core)}/connect/oauth/callback`);
+    res.setHeader('Set-Cookie', `${OAUTH_COOKIE}=; Path=/connect/oauth; HttpOnly; SameSite=Lax; Max-Age=0`);
+    if (outcome.ok) {
+      const origins = core.connect.allowedOrigins(outcome.environmentId);
+      const redirect = outcome.redirectUri ? redirectWith(outcome.redirectUri, outcome.account) : null;
+      const displayName = core.connect.displayName(outcome.account.integration.name);
+      return send(res, 200, successPage(outcome.account, displayName, redirect, origins), nonce);
+    }
+    send(res, outcome.final ? 400 : 422, { title: 'Not connected', origins: [], body: `<h1>Not connected</h1><p class="lead" role="alert">${escapeHtml(outcome.message)}</p>` }, nonce);
   });
 
   app.post('/connect', form, async (req, res) => {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import request from 'supertest';
+import { type RunningPipedriveSandbox, startPipedriveSandbox } from '@unicrm/sandboxes';
 import { AUTH, type Harness, startHarness } from '../testing/harness';
 
 const REDIRECT = 'https://app.example.com/crm/connected';
@@ -178,6 +179,92 @@ describe('link tokens and the connect page', () => {
     expect(res.text).toMatch(/id="f-service_url-error">must use https/);
     expect(res.text).toContain('value="my space"');
     expect(res.text).not.toContain(h.sandbox.password);
+  });
+});
+
+describe('the consent flow (OAuth) of the connect page', () => {
+  let h: Harness;
+  let pipedrive: RunningPipedriveSandbox;
+  beforeAll(async () => {
+    pipedrive = await startPipedriveSandbox({ port: 0 });
+    const { clientId, clientSecret } = pipedrive.instance.config;
+    h = await startHarness({
+      core: { config: { oauthApps: { pipedrive: { clientId, clientSecret, authorizeUrl: `${pipedrive.url}/oauth/authorize`, tokenUrl: pipedrive.tokenUrl } } } },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await pipedrive.close();
+  });
+
+  /** Starts a flow for a new link: the provider URL it redirects to, its state, and the cookie it set. */
+  const start = async (tenant: string) => {
+    const link = (await request(h.app).post('/link-token').set(AUTH).send({ tenant_id: tenant })).body as { link_token: string };
+    const page = await request(h.app).get(`/connect?link_token=${link.link_token}&integration=pipedrive`);
+    expect(page.headers['content-security-policy']).toContain(`form-action 'self' ${pipedrive.url}`);
+    const form = formFields(page.text.slice(page.text.indexOf('action="/connect/oauth/start"')));
+    const res = await request(h.app).post('/connect/oauth/start').set('host', '127.0.0.1:9999').type('form').send(form);
+    expect(res.status).toBe(303);
+    const location = new URL(res.headers.location as string);
+    expect(`${location.origin}${location.pathname}`).toBe(`${pipedrive.url}/oauth/authorize`);
+    expect(location.searchParams.get('redirect_uri')).toBe('http://127.0.0.1:9999/connect/oauth/callback');
+    expect(location.searchParams.get('client_id')).toBe(pipedrive.instance.config.clientId);
+    const cookie = String((res.headers['set-cookie'] as unknown as string[])[0]).split(';')[0] as string;
+    expect(res.headers['set-cookie']?.[0]).toMatch(/; Path=\/connect\/oauth; HttpOnly; SameSite=Lax; Max-Age=900$/);
+    return { state: location.searchParams.get('state') as string, cookie, link };
+  };
+  const callback = (query: string, cookie?: string) => {
+    const req = request(h.app).get(`/connect/oauth/callback?${query}`).set('host', '127.0.0.1:9999');
+    return cookie ? req.set('cookie', cookie) : req;
+  };
+  const CODE = () => pipedrive.instance.config.authorizationCode;
+
+  it('refuses a return without the flow cookie, with a state it did not make, or with a wrong code; then connects once', async () => {
+    const { state, cookie } = await start('oauth-co');
+    const noCookie = await callback(`code=${CODE()}&state=${state}`);
+    expect(noCookie.status).toBe(400);
+    expect(noCookie.text).toContain('started in another browser');
+    const forged = await callback(`code=${CODE()}&state=${'x'.repeat(43)}`, cookie);
+    expect(forged.status).toBe(400);
+    expect(forged.text).toContain('did not come from a connect link');
+    const wrongCode = await callback(`code=nope&state=${state}`, cookie);
+    expect(wrongCode.status).toBe(422);
+    expect(wrongCode.text).toContain('Pipedrive did not accept the sign-in: Invalid authorization code.');
+    expect((await request(h.app).get('/integrated-account?tenant_id=oauth-co').set(AUTH)).body.result).toHaveLength(0);
+    const ok = await callback(`code=${CODE()}&state=${state}`, cookie);
+    expect(ok.status).toBe(200);
+    expect(ok.text).toContain('Pipedrive is connected');
+    const accounts = (await request(h.app).get('/integrated-account?tenant_id=oauth-co').set(AUTH)).body.result;
+    expect(accounts).toHaveLength(1);
+    // The same return again: the link is used.
+    const replay = await callback(`code=${CODE()}&state=${state}`, cookie);
+    expect(replay.status).toBe(400);
+    expect(replay.text).toContain('already used');
+  });
+
+  it("a newer flow replaces the older one's state", async () => {
+    const first = await start('oauth-twice');
+    const link = first.link;
+    const page = await request(h.app).get(`/connect?link_token=${link.link_token}&integration=pipedrive`);
+    const form = formFields(page.text.slice(page.text.indexOf('action="/connect/oauth/start"')));
+    const second = await request(h.app).post('/connect/oauth/start').type('form').send(form);
+    expect(second.status).toBe(303);
+    const stale = await callback(`code=${CODE()}&state=${first.state}`, first.cookie);
+    expect(stale.status).toBe(400);
+  });
+
+  it('offers no consent flow without a configured app, and refuses to start one', async () => {
+    const plain = await startHarness();
+    try {
+      const link = (await request(plain.app).post('/link-token').set(AUTH).send({ tenant_id: 'x' })).body as { link_token: string };
+      const page = await request(plain.app).get(`/connect?link_token=${link.link_token}&integration=pipedrive`);
+      expect(page.text).not.toContain('Continue with Pipedrive');
+      const form = formFields(page.text);
+      const res = await request(plain.app).post('/connect/oauth/start').type('form').send(form);
+      expect(res.status).toBe(400);
+    } finally {
+      await plain.close();
+    }
   });
 });
 

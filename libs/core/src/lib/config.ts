@@ -48,6 +48,34 @@ export interface CoreEnvironment {
   connectRedirectUris: Record<string, string[]>;
   /** Delivery of webhooks (docs/connect.md "Webhooks"). */
   webhooks: WebhookSettings;
+  /**
+   * OAuth apps by integration, for the connect page's consent flow (docs/connect.md "OAuth"):
+   * `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID` and `_CLIENT_SECRET`, optionally `_AUTHORIZE_URL` and `_TOKEN_URL` (a
+   * sandbox's; default the connector's).
+   */
+  oauthApps: Record<string, { clientId: string; clientSecret: string; authorizeUrl?: string; tokenUrl?: string }>;
+}
+
+/**
+ * Reads the OAuth apps of `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL`.
+ * @throws Error naming the variable when a client id has no secret
+ */
+export function parseOAuthApps(env: NodeJS.ProcessEnv): CoreEnvironment['oauthApps'] {
+  const apps: CoreEnvironment['oauthApps'] = {};
+  for (const [name, value] of Object.entries(env)) {
+    const match = /^UNICRM_OAUTH_([A-Z0-9_]+)_CLIENT_ID$/.exec(name);
+    if (!match || !value) continue;
+    const prefix = `UNICRM_OAUTH_${match[1]}_`;
+    const secret = env[`${prefix}CLIENT_SECRET`];
+    if (!secret) throw new Error(`${prefix}CLIENT_ID is set but ${prefix}CLIENT_SECRET is not.`);
+    apps[(match[1] as string).toLowerCase()] = {
+      clientId: value,
+      clientSecret: secret,
+      ...(env[`${prefix}AUTHORIZE_URL`] && { authorizeUrl: env[`${prefix}AUTHORIZE_URL`] }),
+      ...(env[`${prefix}TOKEN_URL`] && { tokenUrl: env[`${prefix}TOKEN_URL`] }),
+    };
+  }
+  return apps;
 }
 
 /** How the webhook worker delivers. Durations in ms. */
@@ -149,6 +177,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
     linkTokenTtlMs: wholeNumber('UNICRM_LINK_TOKEN_TTL_MS', env.UNICRM_LINK_TOKEN_TTL_MS, 900_000, 1_000),
     publicUrl: env.UNICRM_PUBLIC_URL ? env.UNICRM_PUBLIC_URL.replace(/\/+$/, '') : undefined,
     connectRedirectUris: parseRedirectUris(env.UNICRM_CONNECT_REDIRECT_URIS),
+    oauthApps: parseOAuthApps(env),
     webhooks: {
       pollMs: wholeNumber('UNICRM_WEBHOOK_POLL_MS', env.UNICRM_WEBHOOK_POLL_MS, 1_000, 10),
       timeoutMs: wholeNumber('UNICRM_WEBHOOK_TIMEOUT_MS', env.UNICRM_WEBHOOK_TIMEOUT_MS, 10_000, 1),

@@ -1,7 +1,10 @@
 import 'reflect-metadata';
 import {
+  checkOutboundUrl,
   type Clock,
   type Connector,
+  type HttpTransport,
+  type OAuthApp,
   type IntegratedAccount,
   type LinkToken,
   LinkTokenCreateBodySchema,
@@ -47,6 +50,16 @@ export interface ConnectIntegration {
   name: string;
   displayName: string;
   fields: ConnectField[];
+  /** Set when the customer can connect through the provider's consent page: the page's origin (for the CSP). */
+  oauth?: { authorizeOrigin: string };
+}
+
+/** Where {@link ConnectService.startOAuth} sends the browser, and the cookie that binds the flow to it. */
+export interface OAuthStart {
+  /** The provider's authorization URL, with `response_type`, `client_id`, `redirect_uri` and `state`. */
+  location: string;
+  /** The value of the flow's cookie (an HMAC of the state): the callback requires it from the same browser. */
+  cookie: string;
 }
 
 /** What the connect page shows for a link token. */
@@ -94,7 +107,119 @@ export class ConnectService {
     private readonly registry: ConnectorRegistry,
     private readonly accounts: IntegratedAccountService,
     @inject(CORE_TOKENS.ConnectKey) private readonly key: Buffer,
+    @inject(TOKENS.HttpTransport) private readonly transport: HttpTransport,
   ) {}
+
+  /** The OAuth app of an integration whose connector has a consent flow and whose app is configured, or undefined. */
+  private oauthApp(connector: Connector): OAuthApp | undefined {
+    const configured = this.config.oauthApps?.[connector.integration];
+    if (!connector.oauthConsent || !configured) return undefined;
+    return {
+      clientId: configured.clientId,
+      clientSecret: configured.clientSecret,
+      authorizeUrl: configured.authorizeUrl ?? connector.oauthConsent.authorizeUrl,
+      tokenUrl: configured.tokenUrl ?? connector.oauthConsent.tokenUrl,
+    };
+  }
+
+  /** The cookie value that binds a consent flow's `state` to the browser that started it. */
+  private stateCookie(state: string): string {
+    return createHmac('sha256', this.key).update('connect-oauth-state:').update(state).digest('base64url');
+  }
+
+  /**
+   * Starts the provider's consent flow for a link (OAuth 2 authorization code grant): a fresh `state` (only its SHA-256
+   * is stored, with the link), bound to this browser by a cookie the API sets.
+   * @param redirectUri this API's callback, `<public URL>/connect/oauth/callback` (sent again with the code)
+   * @returns where to send the browser and the cookie's value, or an outcome to show (a link that cannot be used)
+   */
+  async startOAuth(token: string, integration: string, redirectUri: string): Promise<OAuthStart | Extract<ConnectOutcome, { ok: false }>> {
+    const found = await this.lookup(token);
+    if (found.status !== 'ready') return { ok: false, message: this.finalMessage(found.status), fieldErrors: {}, final: true };
+    const offered = this.offered(found.record).find((i) => i.name === integration);
+    const connector = this.registry.byName(integration);
+    const app = connector && this.oauthApp(connector);
+    if (!offered || !app) return { ok: false, message: 'This CRM cannot be connected by signing in here; use the form.', fieldErrors: {}, final: false };
+    const state = randomBytes(32).toString('base64url');
+    if (!(await this.store.startOAuth(sha256(token), sha256(state), integration))) {
+      return { ok: false, message: this.finalMessage('used'), fieldErrors: {}, final: true };
+    }
+    const location = new URL(app.authorizeUrl);
+    location.searchParams.set('response_type', 'code');
+    location.searchParams.set('client_id', app.clientId);
+    location.searchParams.set('redirect_uri', redirectUri);
+    location.searchParams.set('state', state);
+    return { location: location.toString(), cookie: this.stateCookie(state) };
+  }
+
+  /**
+   * The provider's return to `redirectUri`: checks `state` (a flow this unicrm started, from this browser: `cookie`),
+   * exchanges the code at the provider's token endpoint (through the outbound policy), and connects (or reconnects) the
+   * account with the tokens, checked live like any context.
+   * @param query the callback's query: `code` and `state`, or `error` (`access_denied`) and `state`
+   */
+  async finishOAuth(query: { code?: string; state?: string; error?: string; error_description?: string }, cookie: string | undefined, redirectUri: string): Promise<ConnectOutcome> {
+    const refused = (message: string, final = true): ConnectOutcome => ({ ok: false, message, fieldErrors: {}, final });
+    if (typeof query.state !== 'string' || query.state.length < 20 || query.state.length > 200) return refused('This sign-in did not come from a connect link. Open your link again.');
+    const flow = await this.store.findByOAuthState(sha256(query.state));
+    if (!flow) return refused('This sign-in did not come from a connect link, or was replaced by a newer one. Open your link again.');
+    const expected = Buffer.from(this.stateCookie(query.state));
+    if (cookie === undefined || Buffer.byteLength(cookie) !== expected.length || !timingSafeEqual(Buffer.from(cookie), expected)) {
+      return refused('This sign-in was started in another browser. Open your link again in this one.');
+    }
+    const { record, tokenHash, integration } = flow;
+    if (record.usedAt !== null) return refused(this.finalMessage('used'));
+    if (record.expiresAt <= this.clock.now().toISOString()) return refused(this.finalMessage('expired'));
+    const connector = this.registry.get(integration);
+    const app = this.oauthApp(connector);
+    if (!app || !connector.oauthConsent) return refused('This CRM can no longer be connected by signing in here.');
+    if (query.error !== undefined || typeof query.code !== 'string' || query.code === '') {
+      const why = query.error === 'access_denied' ? 'access was not allowed' : (query.error_description ?? query.error ?? 'no authorization code came back');
+      return refused(`${connector.displayName} did not connect: ${why}. Open your link again to retry.`, false);
+    }
+    const now = this.clock.now();
+    if (!(await this.store.hold(tokenHash, now.toISOString(), new Date(now.getTime() + SUBMIT_HOLD_MS).toISOString()))) {
+      return refused('This link is being used in another window; wait a moment and try again.', false);
+    }
+    try {
+      const request = connector.oauthConsent.codeRequest(query.code, redirectUri, app);
+      const answer = await this.transport.request({
+        method: 'POST',
+        url: checkOutboundUrl(request.url, { example: 'https://oauth.example.com/token' }),
+        headers: request.headers,
+        body: request.body,
+        signal: AbortSignal.timeout(this.config.remoteTimeoutMs),
+      });
+      let body: unknown;
+      try {
+        body = JSON.parse(answer.bodyText);
+      } catch {
+        body = answer.bodyText;
+      }
+      if (answer.status < 200 || answer.status >= 300) {
+        await this.store.release(tokenHash);
+        return refused(`${connector.displayName} did not accept the sign-in: ${remoteReason(body) ?? `it answered ${answer.status}`}. Open your link again to retry.`, false);
+      }
+      const context = connector.oauthConsent.contextOf(body, app, this.clock.now());
+      let account: IntegratedAccount;
+      if (record.integratedAccountId === null) {
+        account = await this.accounts.create(record.environmentId, { integration, tenant_id: record.tenantId, context });
+      } else {
+        // A reconnect replaces the whole context: keys of the old one that the new one lacks are dropped (null).
+        const stored = await this.accounts.get(record.environmentId, record.integratedAccountId);
+        const cleared = Object.fromEntries([...Object.keys(stored.context), ...connector.secretContextKeys].filter((k) => !(k in context)).map((k) => [k, null]));
+        account = await this.accounts.update(record.environmentId, record.integratedAccountId, { context: { ...cleared, ...context } });
+      }
+      await this.store.markUsed(tokenHash, this.clock.now().toISOString());
+      this.logger.info({ integrated_account_id: account.id, integration, oauth: true }, 'account connected through a link token');
+      return { ok: true, account, redirectUri: record.redirectUri, environmentId: record.environmentId };
+    } catch (error) {
+      await this.store.release(tokenHash).catch(() => undefined);
+      if (error instanceof UnicrmError) return { ...this.explain(error, connector), ok: false, final: false };
+      this.logger.warn({ integration, err: (error as Error).message }, 'OAuth code exchange answer unusable');
+      return refused(`${connector.displayName} answered the sign-in with something unicrm cannot use. Open your link again to retry.`, false);
+    }
+  }
 
   /**
    * The CSRF token of a connect form: HMAC-SHA256 of the link token's hash under a key derived from the encryption key
@@ -111,6 +236,11 @@ export class ConnectService {
     const expected = Buffer.from(this.csrfToken(linkToken));
     const given = Buffer.from(value);
     return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  /** An integration's name for people (`Pipedrive`), or its name when no connector has it. */
+  displayName(integration: string): string {
+    return this.registry.byName(integration)?.displayName ?? integration;
   }
 
   /** The origins of an environment's allowed redirect URIs: who may frame the connect page and receive its postMessage. */
@@ -291,7 +421,8 @@ export class ConnectService {
     return names.flatMap((name) => {
       const connector = this.registry.byName(name);
       if (!connector?.contextSchema) return [];
-      return [{ name, displayName: connector.displayName, fields: connectFields(connector) }];
+      const app = this.oauthApp(connector);
+      return [{ name, displayName: connector.displayName, fields: connectFields(connector), ...(app && { oauth: { authorizeOrigin: new URL(app.authorizeUrl).origin } }) }];
     });
   }
 }

@@ -130,6 +130,13 @@ export interface LinkTokenStore {
   markUsed(tokenHash: Buffer, at: string): Promise<boolean>;
   /** Deletes tokens that expired before `before`; returns how many. */
   prune(before: string): Promise<number>;
+  /**
+   * Records that the token's customer went to `integration`'s consent page with the state whose SHA-256 is
+   * `stateHash` (replacing an earlier one); false when the token is used or unknown.
+   */
+  startOAuth(tokenHash: Buffer, stateHash: Buffer, integration: string): Promise<boolean>;
+  /** The token a consent flow's state belongs to (by the state's SHA-256), or undefined. */
+  findByOAuthState(stateHash: Buffer): Promise<{ record: LinkTokenRecord; tokenHash: Buffer; integration: string } | undefined>;
 }
 
 /** A webhook as stored; `secret` is sealed at rest by the implementation. */

@@ -568,6 +568,37 @@ export interface OAuthRefreshDeclaration {
   applyRefresh(context: Record<string, unknown>, answer: unknown, now: Date): Record<string, unknown>;
 }
 
+/** An OAuth app of an integration, as the operator configured it (`UNICRM_OAUTH_<INTEGRATION>_*`). */
+export interface OAuthApp {
+  clientId: string;
+  clientSecret: string;
+  /** The provider's authorization page (the connector's, unless configured: a sandbox's). */
+  authorizeUrl: string;
+  /** The provider's token endpoint (likewise). */
+  tokenUrl: string;
+}
+
+/**
+ * How an end customer connects an integration through the provider's consent page (OAuth 2 authorization code grant,
+ * RFC 6749 §4.1) on the connect page (docs/connect.md "OAuth"). Core sends the browser to `authorizeUrl` with
+ * `response_type=code`, `client_id`, `redirect_uri` and a `state` it checks on return, then exchanges the code.
+ */
+export interface OAuthConsentDeclaration {
+  /** The provider's authorization page (`https://oauth.pipedrive.com/oauth/authorize`). */
+  readonly authorizeUrl: string;
+  /** The provider's token endpoint. */
+  readonly tokenUrl: string;
+  /** The token request that exchanges `code` (sent as is by core, a POST). */
+  codeRequest(code: string, redirectUri: string, app: OAuthApp): OAuthRefreshRequest;
+  /**
+   * The account context of a successful (2xx) token answer.
+   * @param answer the answer's body, parsed as JSON
+   * @param now when the answer arrived (`expires_in` counts from it)
+   * @throws Error when the answer holds no usable tokens (core shows a 502-like failure)
+   */
+  contextOf(answer: unknown, app: OAuthApp, now: Date): Record<string, unknown>;
+}
+
 /**
  * A CRM connector: one per integration, registered under `TOKENS.Connector` and picked by the
  * registry by `integration` (DESIGN.md §1). It declares what it supports; core and the route table read the
@@ -601,6 +632,8 @@ export interface Connector {
    * the integration is not offered on the connect page.
    */
   readonly contextSchema?: z.ZodType;
+  /** The provider's consent flow, when the integration offers OAuth on the connect page (and its app is configured). */
+  readonly oauthConsent?: OAuthConsentDeclaration;
   /**
    * Context keys that decide where the secrets are sent (Pipeliner: `service_url`). Changing one requires
    * sending every secret again, so a caller who can edit an account cannot redirect its stored credentials.

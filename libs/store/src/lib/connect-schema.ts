@@ -17,8 +17,11 @@ export const CONNECT_MIGRATION_SQLITE = `
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
     used_at TEXT,
-    held_until TEXT
+    held_until TEXT,
+    oauth_state_hash BLOB,
+    oauth_integration TEXT
   );
+  CREATE UNIQUE INDEX link_tokens_oauth_state ON link_tokens (oauth_state_hash);
   CREATE INDEX link_tokens_expiry ON link_tokens (expires_at);
   CREATE TABLE webhooks (
     id TEXT PRIMARY KEY,
@@ -77,7 +80,9 @@ export const CONNECT_MIGRATION_POSTGRES = `
     created_at text COLLATE "C" NOT NULL,
     expires_at text COLLATE "C" NOT NULL,
     used_at text COLLATE "C",
-    held_until text COLLATE "C"
+    held_until text COLLATE "C",
+    oauth_state_hash bytea UNIQUE,
+    oauth_integration text
   );
   CREATE INDEX link_tokens_expiry ON link_tokens (expires_at);
   CREATE TABLE webhooks (

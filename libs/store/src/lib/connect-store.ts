@@ -28,6 +28,8 @@ export interface LinkTokenRow {
   created_at: string;
   expires_at: string;
   used_at: string | null;
+  token_hash?: Buffer;
+  oauth_integration?: string | null;
 }
 
 export const linkTokenOfRow = (row: LinkTokenRow): LinkTokenRecord => ({
@@ -190,6 +192,18 @@ export class SqliteLinkTokenStore implements LinkTokenStore {
 
   async prune(before: string): Promise<number> {
     return this.db.prepare('DELETE FROM link_tokens WHERE expires_at < ?').run(before).changes;
+  }
+
+  async startOAuth(tokenHash: Buffer, stateHash: Buffer, integration: string): Promise<boolean> {
+    return (
+      this.db.prepare('UPDATE link_tokens SET oauth_state_hash = ?, oauth_integration = ? WHERE token_hash = ? AND used_at IS NULL').run(stateHash, integration, tokenHash)
+        .changes > 0
+    );
+  }
+
+  async findByOAuthState(stateHash: Buffer): Promise<{ record: LinkTokenRecord; tokenHash: Buffer; integration: string } | undefined> {
+    const row = this.db.prepare('SELECT * FROM link_tokens WHERE oauth_state_hash = ?').get(stateHash) as LinkTokenRow | undefined;
+    return row && { record: linkTokenOfRow(row), tokenHash: row.token_hash as Buffer, integration: row.oauth_integration as string };
   }
 }
 

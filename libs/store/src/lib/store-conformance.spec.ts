@@ -438,6 +438,21 @@ for (const backend of [sqlite, postgres]) {
       });
     });
 
+    describe('link tokens: consent flows (issue 17)', () => {
+      it('find the token of a consent flow by its state; a new flow replaces the old state; a used token starts none', async () => {
+        const hash = Buffer.alloc(32, 1);
+        await a.linkTokens.add(linkToken(), hash);
+        expect(await a.linkTokens.startOAuth(hash, Buffer.alloc(32, 2), 'pipedrive')).toBe(true);
+        expect(await b.linkTokens.findByOAuthState(Buffer.alloc(32, 2))).toEqual({ record: linkToken(), tokenHash: hash, integration: 'pipedrive' });
+        expect(await b.linkTokens.startOAuth(hash, Buffer.alloc(32, 3), 'pipedrive')).toBe(true);
+        expect(await a.linkTokens.findByOAuthState(Buffer.alloc(32, 2))).toBeUndefined();
+        expect((await a.linkTokens.findByOAuthState(Buffer.alloc(32, 3)))?.tokenHash).toEqual(hash);
+        await a.linkTokens.markUsed(hash, '2026-01-01T00:05:00.000Z');
+        expect(await b.linkTokens.startOAuth(hash, Buffer.alloc(32, 4), 'pipedrive')).toBe(false);
+        expect(await b.linkTokens.startOAuth(Buffer.alloc(32, 9), Buffer.alloc(32, 5), 'pipedrive')).toBe(false);
+      });
+    });
+
     describe('webhooks and the outbox (issue 17)', () => {
       it('stores webhooks (secret sealed at rest), lists them in pages, updates and deletes them', async () => {
         await a.webhooks.create(webhook('00000000-0000-4000-8000-000000000001', { eventTypes: ['integrated_account:created'] }));

@@ -135,6 +135,21 @@ export class PostgresLinkTokenStore implements LinkTokenStore {
   async prune(before: string): Promise<number> {
     return (await this.db.query('DELETE FROM link_tokens WHERE expires_at < $1', [before])).rowCount ?? 0;
   }
+
+  async startOAuth(tokenHash: Buffer, stateHash: Buffer, integration: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('UPDATE link_tokens SET oauth_state_hash = $1, oauth_integration = $2 WHERE token_hash = $3 AND used_at IS NULL', [
+      stateHash,
+      integration,
+      tokenHash,
+    ]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async findByOAuthState(stateHash: Buffer): Promise<{ record: LinkTokenRecord; tokenHash: Buffer; integration: string } | undefined> {
+    const { rows } = await this.db.query<LinkTokenRow>('SELECT * FROM link_tokens WHERE oauth_state_hash = $1', [stateHash]);
+    const row = rows[0];
+    return row && { record: linkTokenOfRow(row), tokenHash: row.token_hash as Buffer, integration: row.oauth_integration as string };
+  }
 }
 
 /**
