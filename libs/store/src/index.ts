@@ -11,3 +11,5 @@ export * from './lib/change-stamp';
 export * from './lib/serving-lock';
 export * from './lib/backup';
 export * from './lib/postgres';
+export * from './lib/connect-store';
+export * from './lib/connect-schema';

@@ -10,6 +10,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 
 const MAIN = join(__dirname, '../../../../dist/apps/api/src/main.js');
@@ -44,6 +46,7 @@ function startNode(databaseUrl: string, env: Record<string, string> = {}): Promi
       UNICRM_IDEMPOTENCY_LEASE_MS: '1000',
       UNICRM_REMOTE_TIMEOUT_MS: '1500',
       UNICRM_OPERATION_TIMEOUT_MS: '5000',
+      UNICRM_WEBHOOK_POLL_MS: '50',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -264,6 +267,41 @@ describeIf('three API nodes on one PostgreSQL', () => {
       expect(pipedrive.refreshRequests()).toBe(1);
     } finally {
       await pipedrive.close();
+    }
+  });
+
+  it('delivers each webhook event once though every node runs a worker (issue 17)', async () => {
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body).id as string);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+    try {
+      const hook = await call(nodes[0] as Node, 'POST', '/webhook', { target_url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`, event_types: ['test'] });
+      expect(hook.status).toBe(201);
+      const ids = await Promise.all(
+        Array.from({ length: 45 }, async (_, i) => {
+          const queued = await call(nodes[i % 3] as Node, 'POST', '/webhook/test', { id: hook.body.id });
+          expect(queued.status).toBe(202);
+          return queued.body.id as string;
+        }),
+      );
+      await eventually(
+        async () => {
+          const page = await call(nodes[1] as Node, 'GET', `/webhook/${hook.body.id as string}/deliveries?limit=100`);
+          return (page.body.result as Array<{ status: string }>).filter((d) => d.status === 'delivered').length === 45;
+        },
+        PROPAGATION_BOUND_MS * 3,
+        'every event delivered',
+      );
+      expect([...received].sort()).toEqual([...ids].sort());
+    } finally {
+      await new Promise<void>((done) => receiver.close(() => done()));
     }
   });
 

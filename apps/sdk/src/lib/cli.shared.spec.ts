@@ -125,6 +125,37 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       expect(JSON.parse(before.stdout)).toMatchObject({ id: accountId, tenant_id: modeName });
     });
 
+    it('makes a link for a new connection or a reconnect, and manages a webhook (secret printed once)', async () => {
+      const link = await unicrm(['links', 'create', '--tenant-id', 'cli-co']);
+      expect(link.stderr).toBe('');
+      expect(link.code).toBe(0);
+      expect(link.stdout).toMatch(/^Open this link in a browser \(single use, until [0-9TZ:.-]+\):\n {2}http:\/\/127\.0\.0\.1:\d+\/connect\?link_token=[\w-]{43}\n$/);
+      const reconnect = await unicrm(['--output', 'json', 'links', 'create', '--account', accountId]);
+      expect(JSON.parse(reconnect.stdout)).toEqual({ link_token: expect.any(String), expires_at: expect.any(String), url: expect.stringContaining('/connect?link_token=') });
+      const neither = await unicrm(['links', 'create']);
+      expect(neither.code).toBe(2);
+      expect(neither.stderr).toContain('links create takes --tenant-id <id> (a new connection) or --account <id> (a reconnect)');
+
+      const created = await unicrm(['--output', 'json', 'webhooks', 'create', '--url', 'https://hooks.example/cli', '--events', 'integrated_account:created,integrated_account:deleted']);
+      expect(created.code).toBe(0);
+      const hook = JSON.parse(created.stdout);
+      expect(hook).toMatchObject({ target_url: 'https://hooks.example/cli', event_types: ['integrated_account:created', 'integrated_account:deleted'], is_active: true });
+      expect(hook.secret).toMatch(/^[0-9a-f]{64}$/);
+      const listed = await unicrm(['webhooks', 'list']);
+      expect(listed.stdout).toContain(hook.id);
+      expect(listed.stdout).not.toContain(hook.secret);
+      const updated = await unicrm(['webhooks', 'update', hook.id, '--inactive']);
+      expect(updated.stdout).toMatch(/^is_active: +false$/m);
+      const test = await unicrm(['webhooks', 'test', hook.id]);
+      expect(test.stdout).toMatch(/^Queued test event [0-9a-f-]{36}; see it with: .* webhooks deliveries /);
+      const deliveries = await unicrm(['webhooks', 'deliveries', hook.id]);
+      expect(deliveries.stdout).toMatch(/test +pending +0/);
+      const refused = await unicrm(['webhooks', 'create', '--url', 'http://hooks.example/plain']);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('target_url');
+      expect((await unicrm(['webhooks', 'remove', hook.id])).stdout).toBe(`Removed webhook ${hook.id}.\n`);
+    });
+
     it('shows an account without its secrets, as lines or as JSON', async () => {
       const human = await unicrm(['accounts', 'get', accountId]);
       expect(human.code).toBe(0);

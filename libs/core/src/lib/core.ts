@@ -9,7 +9,9 @@ import {
   type Clock,
   type HttpTransport,
   type IdempotencyStore,
+  type LinkTokenStore,
   type RateLimitCounterStore,
+  type WebhookStore,
   TOKENS,
   type UnicrmConfig,
 } from '@unicrm/model';
@@ -24,6 +26,7 @@ import {
   PostgresDatabase,
   POSTGRES_SCHEMA_VERSION,
   PostgresIdempotencyStore,
+  PostgresLinkTokenStore,
   PostgresRateLimitStore,
   type DataKeyRotation,
   Keyring,
@@ -31,6 +34,7 @@ import {
   PostgresDataKeyTable,
   rotateDataKey,
   type RotateDataKeyOptions,
+  PostgresWebhookStore,
   rotateEncryptionKey,
   type RotateResult,
   SqliteDataKeyTable,
@@ -38,6 +42,8 @@ import {
   SqliteAccountStore,
   SqliteApiTokenStore,
   SqliteIdempotencyStore,
+  SqliteLinkTokenStore,
+  SqliteWebhookStore,
 } from '@unicrm/store';
 import pino from 'pino';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
@@ -58,6 +64,8 @@ import { OAuthRefresher } from './oauth-refresh';
 import { type MetaRequest, type MethodMeta, MetaUseCase } from './meta';
 import { type ProxyCall, ProxyUseCase } from './proxy';
 import { ConnectorRegistry } from './registry';
+import { ConnectService } from './connect';
+import { WebhookDispatcher, WebhookService } from './webhooks';
 import { ResourceCatalog } from './resource-catalog';
 import { UndiciTransport } from './undici-transport';
 import { type UnifiedRequest, type UnifiedResponse, UnifiedTargets } from './unified-target';
@@ -95,6 +103,15 @@ export interface UnicrmCore {
   readonly logger: pino.Logger;
   readonly accounts: IntegratedAccountService;
   readonly tokens: ApiTokenService;
+  /** Link tokens and the connect page's flow (issue 17). */
+  readonly connect: ConnectService;
+  /** Webhooks' admin API (issue 17). */
+  readonly webhooks: WebhookService;
+  /**
+   * The webhook worker: the API starts it (`start()`), so that every serving node delivers the outbox's events; an
+   * embedded SDK core does not (its events are delivered by a running API on the same storage). Stopped by {@link close}.
+   */
+  readonly webhookDispatcher: WebhookDispatcher;
   /** Where a front door attaches its metrics (`attach(observer)`); the core reports to every observer attached. */
   readonly metrics: MetricsHub;
   /** The PostgreSQL pool's connections (total, idle, callers waiting), or undefined on SQLite. */
@@ -192,7 +209,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
-  let stores: { accounts: AccountStore; tokens: ApiTokenStore; idempotency: IdempotencyStore };
+  let stores: { accounts: AccountStore; tokens: ApiTokenStore; idempotency: IdempotencyStore; linkTokens: LinkTokenStore; webhooks: WebhookStore };
   let box: SecretBox;
   let db: ReturnType<typeof openDataDirectory>['db'] | undefined;
   let postgres: PostgresDatabase | undefined;
@@ -204,7 +221,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     }
     box = new SecretBox(parseEncryptionKey(config.encryptionKey));
     postgres = new PostgresDatabase(box, { url: config.databaseUrl, poolSize: config.databasePoolSize });
-    stores = { accounts: new PostgresAccountStore(postgres, box), tokens: new PostgresApiTokenStore(postgres), idempotency: new PostgresIdempotencyStore(postgres) };
+    stores = {
+      accounts: new PostgresAccountStore(postgres, box),
+      tokens: new PostgresApiTokenStore(postgres),
+      idempotency: new PostgresIdempotencyStore(postgres),
+      linkTokens: new PostgresLinkTokenStore(postgres),
+      webhooks: new PostgresWebhookStore(postgres, box),
+    };
   } else {
     // The claim comes first: a rotation or restore cannot slip in between reading the key and serving with it.
     claim = options.serving ? claimServing(config.dataDir, typeof options.serving === 'object' ? options.serving.waitMs : undefined) : undefined;
@@ -217,7 +240,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     }
     db = opened.db;
     box = opened.box;
-    stores = { accounts: new SqliteAccountStore(opened.db, box), tokens: new SqliteApiTokenStore(opened.db), idempotency: new SqliteIdempotencyStore(opened.db) };
+    stores = {
+      accounts: new SqliteAccountStore(opened.db, box),
+      tokens: new SqliteApiTokenStore(opened.db),
+      idempotency: new SqliteIdempotencyStore(opened.db),
+      linkTokens: new SqliteLinkTokenStore(opened.db),
+      webhooks: new SqliteWebhookStore(opened.db, box),
+    };
   }
 
   const container = rootContainer.createChildContainer();
@@ -230,10 +259,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.AccountStore, { useValue: stores.accounts });
   container.register(TOKENS.ApiTokenStore, { useValue: stores.tokens });
   container.register(TOKENS.IdempotencyStore, { useValue: stores.idempotency });
+  container.register(TOKENS.LinkTokenStore, { useValue: stores.linkTokens });
+  container.register(TOKENS.WebhookStore, { useValue: stores.webhooks });
   // One host on SQLite: the process's own single flight is the lock (the CLI does not refresh tokens).
   container.register(TOKENS.AccountLocks, { useValue: postgres ? new PostgresAccountLocks(postgres) : { withLock: <T>(_name: string, work: () => Promise<T>) => work() } });
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
+  container.register(CORE_TOKENS.ConnectKey, { useValue: box.derive('unicrm connect csrf v1') });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
   container.register(TOKENS.Connector, { useClass: PipedriveConnector });
   for (const definition of BUILT_IN_RESOURCES) container.register(TOKENS.UnifiedResource, { useValue: definition });
@@ -253,6 +285,9 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     DeleteUseCase,
     MetaUseCase,
     ProxyUseCase,
+    ConnectService,
+    WebhookService,
+    WebhookDispatcher,
   ]) {
     container.registerSingleton(singleton as new (...args: never[]) => unknown);
   }
@@ -266,12 +301,16 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   const meta = container.resolve(MetaUseCase);
   const proxy = container.resolve(ProxyUseCase);
   const catalog = container.resolve(ResourceCatalog);
+  const webhookDispatcher = container.resolve(WebhookDispatcher);
   let closed = false;
   return {
     config,
     logger,
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
+    connect: container.resolve(ConnectService),
+    webhooks: container.resolve(WebhookService),
+    webhookDispatcher,
     metrics,
     poolStats: () => postgres && { total: postgres.pool.totalCount, idle: postgres.pool.idleCount, waiting: postgres.pool.waitingCount },
     ...(postgres && { rateLimitCounters: new PostgresRateLimitStore(postgres) }),
@@ -328,6 +367,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     async close() {
       if (closed) return;
       closed = true;
+      await webhookDispatcher.stop();
       await container.resolve<HttpTransport>(TOKENS.HttpTransport).close();
       db?.close();
       await postgres?.close();

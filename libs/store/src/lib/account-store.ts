@@ -4,10 +4,12 @@ import {
   type AccountStore,
   EncryptionKeyChangedError,
   type IntegratedAccountStatus,
+  type OutboxEvent,
   type StoredAccount,
 } from '@unicrm/model';
 import type Database from 'better-sqlite3';
 import { databaseChangeStamp, noteDatabaseWrite } from './change-stamp';
+import { SqliteOutbox } from './connect-store';
 import { keyFits } from './database';
 import { openSqliteKeyring, readSqliteDataKeys } from './data-keys';
 import { DataKeyUnwrapError, Keyring, kidOf } from './keyring';
@@ -41,6 +43,7 @@ export class SqliteAccountStore implements AccountStore {
   private readonly existsStatement: Database.Statement;
   private readonly decrypted: DecryptedContexts;
   private readonly keyring: Keyring;
+  private readonly outbox: SqliteOutbox;
 
   /**
    * @param box the master key's box: opens the directory's data keys (the first one is made if there is none); when
@@ -58,6 +61,7 @@ export class SqliteAccountStore implements AccountStore {
       this.keyring = new Keyring(box);
     }
     this.decrypted = new DecryptedContexts(this.keyring);
+    this.outbox = new SqliteOutbox(db);
     // Both writes happen only while the data key they sealed with is the active one: a rotation activates another.
     const sameKey = `EXISTS (SELECT 1 FROM encryption_keys WHERE kid = @kid AND state = 'active')`;
     this.insertStatement = db.prepare(
@@ -80,25 +84,41 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when this process's master key cannot open the active data key (nothing written) */
-  async create(account: StoredAccount): Promise<void> {
-    if (this.insertStatement.run(this.toRow(account)).changes === 0) {
+  async create(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<void> {
+    if (this.withEvents(events, () => this.insertStatement.run(this.toRow(account)).changes) === 0) {
       // Only an inactive data key stops the insert (a duplicate id throws): load the keyring, seal again, once.
       this.reloadKeyring();
-      if (this.insertStatement.run(this.toRow(account)).changes === 0) throw this.keyChanged();
+      if (this.withEvents(events, () => this.insertStatement.run(this.toRow(account)).changes) === 0) throw this.keyChanged();
     }
     noteDatabaseWrite(this.db);
   }
 
   /** @throws EncryptionKeyChangedError when this process's master key cannot open the active data key (nothing written) */
-  async update(account: StoredAccount): Promise<boolean> {
-    let changed = this.updateStatement.run(this.toRow(account)).changes > 0;
+  async update(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<boolean> {
+    let changed = this.withEvents(events, () => this.updateStatement.run(this.toRow(account)).changes) > 0;
     if (!changed && this.existsStatement.get(account.id, account.environmentId) !== undefined) {
       this.reloadKeyring();
-      changed = this.updateStatement.run(this.toRow(account)).changes > 0;
+      changed = this.withEvents(events, () => this.updateStatement.run(this.toRow(account)).changes) > 0;
       if (!changed && this.existsStatement.get(account.id, account.environmentId) !== undefined) throw this.keyChanged();
     }
     if (changed) noteDatabaseWrite(this.db);
     return changed;
+  }
+
+  /**
+   * Runs one write and, when it changed a row, writes `events` to the outbox, in one transaction (issue 17: an event
+   * is never lost nor sent for a change that did not happen).
+   * @returns the write's count of changed rows
+   */
+  private withEvents(events: readonly OutboxEvent[] | undefined, write: () => number): number {
+    if (!events || events.length === 0) return write();
+    return this.db
+      .transaction(() => {
+        const changes = write();
+        if (changes > 0) this.outbox.write(events);
+        return changes;
+      })
+      .immediate();
   }
 
   /**
@@ -181,15 +201,24 @@ export class SqliteAccountStore implements AccountStore {
     return accountOfRow(row, this.decrypted.open(row), () => (keyState.fits ??= keyFits(this.db, this.box)));
   }
 
-  async delete(environmentId: string, id: string): Promise<boolean> {
+  async delete(environmentId: string, id: string, events?: readonly OutboxEvent[]): Promise<boolean> {
     this.decrypted.forget(id);
-    const deleted = this.deleteStatement.run(id, environmentId).changes > 0;
+    const deleted = this.withEvents(events, () => this.deleteStatement.run(id, environmentId).changes) > 0;
     if (deleted) noteDatabaseWrite(this.db);
     return deleted;
   }
 
-  async setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void> {
-    const changes = this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes;
+  async setStatus(
+    environmentId: string,
+    id: string,
+    status: IntegratedAccountStatus,
+    lastError: string | null,
+    at: string,
+    ifUpdatedAt?: string,
+    events?: readonly OutboxEvent[],
+  ): Promise<boolean> {
+    const changes = this.withEvents(events, () => this.statusStatement.run(status, lastError, at, id, environmentId, ifUpdatedAt ?? null, ifUpdatedAt ?? null).changes);
     if (changes > 0) noteDatabaseWrite(this.db);
+    return changes > 0;
   }
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CONNECT_MIGRATION_SQLITE } from './connect-schema';
 import { SecretBox } from './secret-box';
 
 /** File name of the SQLite database inside the data directory. */
@@ -58,6 +59,8 @@ const MIGRATIONS: string[] = [
      retired_at TEXT
    );
    CREATE UNIQUE INDEX encryption_keys_one_active ON encryption_keys (state) WHERE state = 'active';`,
+  // Issue 17: link tokens (by hash), webhooks (secret sealed) and the account-event outbox (docs/connect.md).
+  CONNECT_MIGRATION_SQLITE,
 ];
 
 /** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */

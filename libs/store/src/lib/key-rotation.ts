@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noteDatabaseWrite } from './change-stamp';
+import { webhookSecretAad } from './connect-store';
 import { KEY_CHECK, KEY_CHECK_ROW, keyFits } from './database';
 import { openSqliteKeyring, readSqliteDataKeys } from './data-keys';
 import { kidOf, wrapAad } from './keyring';
@@ -31,6 +32,8 @@ export interface RotateResult {
   dataKeys: number;
   /** Integrated accounts re-encrypted: those still sealed with the master key itself (written before the keyring). */
   accounts: number;
+  /** Webhook signing secrets sealed again with the new master key. */
+  webhooks: number;
   /** Where the new key now is: the key file's path, or `environment` when the caller supplied it. */
   keyLocation: string;
 }
@@ -38,8 +41,8 @@ export interface RotateResult {
 /**
  * Replaces the **master key** of a SQLite data directory (`keys rotate --master`; the data keys are rotated online
  * by `rotateDataKey`). The master key only wraps the data keys, so this wraps each data key again, re-seals the
- * values still sealed with the master key itself (written before the keyring) with the active data key, and
- * re-seals the key check, in one SQLite transaction. Order, so that an interruption at any point loses nothing:
+ * values still sealed with the master key itself (written before the keyring) with the active data key, seals the
+ * webhook signing secrets again with the new master key, and re-seals the key check, in one SQLite transaction. Order, so that an interruption at any point loses nothing:
  * 1. key file mode: the new key is written to `encryption.key.next` (0600) first;
  * 2. one transaction wraps every data key again, re-seals the old values and the key check; any failure rolls it all
  *    back (and `.next` is removed): the old key still opens everything;
@@ -74,6 +77,9 @@ function rotateAlone(dataDir: string, db: Database.Database, oldBox: SecretBox, 
     (row) => kidOf(row.sealed_context) === undefined,
   );
   const dataKeys = readSqliteDataKeys(db).filter((record) => record.wrapped !== null);
+  // Webhook signing secrets (issue 17) are sealed with the master key itself: sealed again with the new one.
+  const webhooks = db.prepare('SELECT id, sealed_secret FROM webhooks').all() as Array<{ id: string; sealed_secret: string }>;
+  const updateWebhook = db.prepare('UPDATE webhooks SET sealed_secret = ? WHERE id = ?');
   const update = db.prepare('UPDATE integrated_accounts SET sealed_context = ? WHERE id = ?');
   const rewrap = db.prepare('UPDATE encryption_keys SET wrapped = ? WHERE kid = ?');
   const check = db.prepare('UPDATE meta SET value = ? WHERE key = ?');
@@ -82,6 +88,10 @@ function rotateAlone(dataDir: string, db: Database.Database, oldBox: SecretBox, 
       for (const record of dataKeys) {
         const aad = wrapAad(record.kid);
         rewrap.run(newBox.seal(oldBox.open(record.wrapped as string, aad), aad), record.kid);
+      }
+      for (const webhook of webhooks) {
+        const aad = webhookSecretAad(webhook.id);
+        updateWebhook.run(newBox.seal(oldBox.open(webhook.sealed_secret, aad), aad), webhook.id);
       }
       rows.forEach((row, index) => {
         options.beforeRow?.(index);
@@ -96,10 +106,10 @@ function rotateAlone(dataDir: string, db: Database.Database, oldBox: SecretBox, 
     // Sealed values changed (or, after a rollback, may have been touched): caches read the rows again.
     noteDatabaseWrite(db);
   }
-  if (options.newKey) return { dataKeys: dataKeys.length, accounts: rows.length, keyLocation: 'environment' };
+  if (options.newKey) return { dataKeys: dataKeys.length, accounts: rows.length, webhooks: webhooks.length, keyLocation: 'environment' };
   options.beforeSwap?.();
   renameSync(nextPath, join(dataDir, KEY_FILE));
-  return { dataKeys: dataKeys.length, accounts: rows.length, keyLocation: join(dataDir, KEY_FILE) };
+  return { dataKeys: dataKeys.length, accounts: rows.length, webhooks: webhooks.length, keyLocation: join(dataDir, KEY_FILE) };
 }
 
 /**

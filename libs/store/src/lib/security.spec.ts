@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteAccountStore } from './account-store';
+import { SqliteWebhookStore } from './connect-store';
 import { openDataDirectory } from './data-directory';
 import { DATABASE_FILE } from './database';
 import { NEXT_KEY_FILE, rotateEncryptionKey } from './key-rotation';
@@ -58,7 +59,7 @@ describe('master key rotation', () => {
     const { db, box } = openDataDirectory(dir);
     const sealedBefore = db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').pluck().all();
     const wrappedBefore = db.prepare('SELECT wrapped FROM encryption_keys').pluck().all();
-    expect(rotateEncryptionKey(dir, db, box)).toEqual({ dataKeys: 1, accounts: 0, keyLocation: join(dir, KEY_FILE) });
+    expect(rotateEncryptionKey(dir, db, box)).toEqual({ dataKeys: 1, accounts: 0, webhooks: 0, keyLocation: join(dir, KEY_FILE) });
     expect(db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').pluck().all()).toEqual(sealedBefore);
     expect(db.prepare('SELECT wrapped FROM encryption_keys').pluck().all()).not.toEqual(wrappedBefore);
     db.close();
@@ -72,12 +73,23 @@ describe('master key rotation', () => {
     const before = readFileSync(join(dir, KEY_FILE), 'utf8');
     const { db, box } = openDataDirectory(dir);
     expect(db.prepare("SELECT count(*) FROM integrated_accounts WHERE sealed_context LIKE 'v1:%'").pluck().get()).toBe(3);
-    expect(rotateEncryptionKey(dir, db, box)).toEqual({ dataKeys: 1, accounts: 3, keyLocation: join(dir, KEY_FILE) });
+    expect(rotateEncryptionKey(dir, db, box)).toEqual({ dataKeys: 1, accounts: 3, webhooks: 0, keyLocation: join(dir, KEY_FILE) });
     expect(db.prepare("SELECT count(*) FROM integrated_accounts WHERE sealed_context LIKE 'v2:%'").pluck().get()).toBe(3);
     db.close();
     expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(before);
     expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
     expect((await readAll()).map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+  });
+
+  it("seals the webhooks' signing secrets again with the new master key (they open afterwards)", async () => {
+    const { db, box } = openDataDirectory(dir);
+    const webhook = { id: 'wh-1', environmentId: 'env-a', targetUrl: 'https://hooks.example/in', eventTypes: [], isActive: true, secret: 'WEBHOOK-SECRET', createdAt: 'a', updatedAt: 'a' };
+    await new SqliteWebhookStore(db, box).create(webhook);
+    expect(rotateEncryptionKey(dir, db, box)).toMatchObject({ webhooks: 1 });
+    db.close();
+    const reopened = openDataDirectory(dir);
+    expect((await new SqliteWebhookStore(reopened.db, reopened.box).get('env-a', 'wh-1'))?.secret).toBe('WEBHOOK-SECRET');
+    reopened.db.close();
   });
 
   it('loses nothing when interrupted between two rows', async () => {

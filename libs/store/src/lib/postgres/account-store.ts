@@ -4,11 +4,13 @@ import {
   type AccountStore,
   EncryptionKeyChangedError,
   type IntegratedAccountStatus,
+  type OutboxEvent,
   type StoredAccount,
 } from '@unicrm/model';
 import { type AccountRow, accountOfRow, accountRow, DecryptedContexts, decodeCursor, encodeCursor } from '../account-rows';
 import { Keyring, kidOf } from '../keyring';
 import type { SecretBox } from '../secret-box';
+import { inTransaction, writeOutboxEvents } from './connect-store';
 import { type PostgresDatabase, postgresKeyCheck } from './database';
 import { readPostgresDataKeys } from './data-keys';
 
@@ -43,12 +45,12 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when this node's master key cannot open the active data key (nothing written) */
-  async create(account: StoredAccount): Promise<void> {
+  async create(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<void> {
     await this.ready();
     const insert = async () => {
       if (this.keyring.activeKid === undefined) throw this.keyChanged();
       const row = accountRow(account, this.keyring);
-      return (await this.db.query(`INSERT INTO integrated_accounts (${COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE ${sameKey(11)}`, [...this.values(row), kidOf(row.sealed_context)])).rowCount;
+      return (await this.run(events, `INSERT INTO integrated_accounts (${COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE ${sameKey(11)}`, [...this.values(row), kidOf(row.sealed_context)])).rowCount;
     };
     if ((await insert()) === 0) {
       await this.reload();
@@ -58,23 +60,24 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   /** @throws EncryptionKeyChangedError when this node's master key cannot open the active data key (nothing written) */
-  async update(account: StoredAccount): Promise<boolean> {
+  async update(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<boolean> {
     await this.ready();
-    const run = async () => {
+    const write = async () => {
       if (this.keyring.activeKid === undefined) throw this.keyChanged();
       const row = accountRow(account, this.keyring);
       return (
-        await this.db.query(
+        await this.run(
+          events,
           `UPDATE integrated_accounts SET tenant_id = $3, status = $4, public_context = $5, sealed_context = $6, last_error = $7, updated_at = $8
            WHERE id = $1 AND environment_id = $2 AND ${sameKey(9)}`,
           [row.id, row.environment_id, row.tenant_id, row.status, row.public_context, row.sealed_context, row.last_error, row.updated_at, kidOf(row.sealed_context)],
         )
       ).rowCount;
     };
-    let changed = (await run()) !== 0;
+    let changed = (await write()) !== 0;
     if (!changed && (await this.exists(account))) {
       await this.reload();
-      changed = (await run()) !== 0;
+      changed = (await write()) !== 0;
       if (!changed && (await this.exists(account))) throw this.keyChanged();
     }
     if (changed) this.db.feed.bump();
@@ -136,20 +139,43 @@ export class PostgresAccountStore implements AccountStore {
     return { accounts: await this.fromRows(page), nextCursor: more && last ? encodeCursor(last) : null };
   }
 
-  async delete(environmentId: string, id: string): Promise<boolean> {
+  async delete(environmentId: string, id: string, events?: readonly OutboxEvent[]): Promise<boolean> {
     this.decrypted.forget(id);
-    const deleted = ((await this.db.query('DELETE FROM integrated_accounts WHERE id = $1 AND environment_id = $2', [id, environmentId])).rowCount ?? 0) > 0;
+    const deleted = ((await this.run(events, 'DELETE FROM integrated_accounts WHERE id = $1 AND environment_id = $2', [id, environmentId])).rowCount ?? 0) > 0;
     if (deleted) this.db.feed.bump();
     return deleted;
   }
 
-  async setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void> {
-    const { rowCount } = await this.db.query(
+  async setStatus(
+    environmentId: string,
+    id: string,
+    status: IntegratedAccountStatus,
+    lastError: string | null,
+    at: string,
+    ifUpdatedAt?: string,
+    events?: readonly OutboxEvent[],
+  ): Promise<boolean> {
+    const { rowCount } = await this.run(
+      events,
       `UPDATE integrated_accounts SET status = $1, last_error = $2, updated_at = $3
        WHERE id = $4 AND environment_id = $5 AND ($6::text IS NULL OR updated_at = $6)`,
       [status, lastError, at, id, environmentId, ifUpdatedAt ?? null],
     );
     if ((rowCount ?? 0) > 0) this.db.feed.bump();
+    return (rowCount ?? 0) > 0;
+  }
+
+  /**
+   * Runs one write and, when it changed a row, writes `events` to the outbox, in one transaction (issue 17); without
+   * events, one statement on the pool as before.
+   */
+  private async run(events: readonly OutboxEvent[] | undefined, text: string, params: unknown[]): Promise<{ rowCount: number | null }> {
+    if (!events || events.length === 0) return this.db.query(text, params);
+    return inTransaction(this.db, async (client) => {
+      const result = await client.query(text, params);
+      if ((result.rowCount ?? 0) > 0) await writeOutboxEvents(client, events);
+      return result;
+    });
   }
 
   /** See `AccountStore.changeStamp`: the node's change feed. */

@@ -1,5 +1,6 @@
 import { Client, Pool, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { UnicrmError } from '@unicrm/model';
+import { CONNECT_MIGRATION_POSTGRES } from '../connect-schema';
 import { KEY_CHECK, KEY_CHECK_ROW } from '../database';
 import { newDataKey } from '../keyring';
 import type { SecretBox } from '../secret-box';
@@ -78,6 +79,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX unicrm_encryption_keys_one_active ON unicrm_encryption_keys (state) WHERE state = 'active';
    CREATE TRIGGER unicrm_encryption_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON unicrm_encryption_keys
      FOR EACH STATEMENT EXECUTE FUNCTION unicrm_note_change();`,
+  // Issue 17: link tokens, webhooks and the account-event outbox (docs/connect.md).
+  CONNECT_MIGRATION_POSTGRES,
 ];
 
 /** The schema version of this unicrm's PostgreSQL database (rows of `unicrm_migrations`). */
@@ -93,7 +96,7 @@ const UNREACHABLE_HOLD_MS = 2_000;
  * True for a failure that says the database cannot serve now (connection refused, lost or timed out; a statement
  * cancelled by its timeout; the server shutting down), not that the statement is wrong.
  */
-function isUnavailable(error: unknown): boolean {
+export function isUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code === '57014' || code.startsWith('57P') || code.startsWith('08') || code === '53300';
   return true; // no SQLSTATE: a network error, a client timeout, "Connection terminated"

@@ -5,3 +5,4 @@ export * from './idempotency-store';
 export * from './rate-limit-store';
 export * from './account-locks';
 export * from './data-keys';
+export * from './connect-store';
