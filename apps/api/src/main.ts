@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     }
     console.log(lines.join('\n'));
   });
+  // The webhook worker: every serving node delivers the outbox's events (one delivery per event across nodes).
+  core.webhookDispatcher.start();
   const metricsServer = serveMetrics(app);
   server.on('error', (error) => {
     const hint = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' Set PORT to a free port (PORT=8001 npm start).' : '';

@@ -28,6 +28,8 @@ export type {
   StageResult,
   Unicrm,
   UnifiedRecordQuery,
+  WebhookDeliveryList,
+  WebhookList,
   WriteOptions,
 } from './lib/types';
 export { encodeQuery } from './lib/query';

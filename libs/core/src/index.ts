@@ -22,3 +22,5 @@ export * from './lib/bulkhead';
 export * from './lib/operation-deadline';
 export * from './lib/data-directory';
 export * from './lib/metrics-hub';
+export * from './lib/connect';
+export * from './lib/webhooks';

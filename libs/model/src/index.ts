@@ -10,3 +10,4 @@ export * from './lib/resources';
 export * from './lib/outbound-policy';
 export * from './lib/ttl-cache';
 export * from './lib/remote-errors';
+export * from './lib/connect';

@@ -5,6 +5,7 @@ import { createDataPlane, isDataPlanePath } from './data-plane';
 import { type ApiMetrics, createApiMetrics } from './metrics';
 import { errorHandler, methodNotAllowed, notFound } from './errors';
 import { beginRequest, createRateLimiters, type RateLimitPair, rawQuery, requestIdOf, requestLogger } from './front-door';
+import { mountConnectPage } from './connect-page';
 import { authenticate, jsonBody, rateLimit, requireJsonBody } from './middleware';
 
 /** The unicrm API as a node:http request listener, with what it holds that must be let go. */
@@ -38,7 +39,8 @@ export function metricsListener(metrics: ApiMetrics): RequestListener {
  * routers with one behaviour (the same authentication, rate limits, body reader and error renderer):
  * - the data plane, every `/unified/...` and `/proxy/...` request, on one route table on node:http (`data-plane.ts`);
  * - the admin plane on Express 5: `GET /health`, `GET /ready`, `GET /version` (no auth), `GET /openapi.json`, `GET|POST /integrated-account`,
- *   `GET|PATCH|DELETE /integrated-account/:id`.
+ *   `GET|PATCH|DELETE /integrated-account/:id`, `POST /link-token`, `/webhook` (CRUD, `/webhook/test`, `/webhook/:id/deliveries`);
+ * - the connect page, `GET|POST /connect`, authenticated by its link token (`connect-page.ts`).
  */
 export function createApp(core: UnicrmCore): UnicrmApp {
   const metrics = createApiMetrics(core);
@@ -83,6 +85,9 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
     res.json({ version: UNICRM_VERSION, node: process.version, store: core.config.databaseUrl ? 'postgres' : 'sqlite' });
   });
 
+  // The connect page: its credential is the link token, not an API token (docs/connect.md).
+  mountConnectPage(app, core);
+
   app.use(authenticate(core), rateLimit(limits));
 
   app.get('/openapi.json', (_req, res) => {
@@ -106,6 +111,37 @@ function createExpressApp(core: UnicrmCore, limits: RateLimitPair): Express {
     res.json(await core.accounts.delete(req.environmentId as string, req.params.id as string));
   });
   app.all('/integrated-account/:id', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
+
+  // Link tokens and webhooks (issue 17; docs/connect.md).
+  app.post('/link-token', jsonBody, requireJsonBody, async (req, res) => {
+    const baseUrl = core.config.publicUrl ?? `${req.protocol}://${req.get('host')}`;
+    res.status(201).json(await core.connect.createLinkToken(req.environmentId as string, req.body, baseUrl));
+  });
+  app.all('/link-token', methodNotAllowed(['POST']));
+  app.post('/webhook', jsonBody, requireJsonBody, async (req, res) => {
+    res.status(201).json(await core.webhooks.create(req.environmentId as string, req.body));
+  });
+  app.get('/webhook', async (req, res) => {
+    res.json(await core.webhooks.list(req.environmentId as string, rawQuery(req.originalUrl)));
+  });
+  app.all('/webhook', methodNotAllowed(['GET', 'POST']));
+  app.post('/webhook/test', jsonBody, requireJsonBody, async (req, res) => {
+    res.status(202).json(await core.webhooks.test(req.environmentId as string, req.body));
+  });
+  app.all('/webhook/test', methodNotAllowed(['POST']));
+  app.get('/webhook/:id/deliveries', async (req, res) => {
+    res.json(await core.webhooks.deliveries(req.environmentId as string, req.params.id as string, rawQuery(req.originalUrl)));
+  });
+  app.get('/webhook/:id', async (req, res) => {
+    res.json(await core.webhooks.get(req.environmentId as string, req.params.id as string));
+  });
+  app.patch('/webhook/:id', jsonBody, requireJsonBody, async (req, res) => {
+    res.json(await core.webhooks.update(req.environmentId as string, req.params.id as string, req.body));
+  });
+  app.delete('/webhook/:id', async (req, res) => {
+    res.json(await core.webhooks.delete(req.environmentId as string, req.params.id as string));
+  });
+  app.all('/webhook/:id', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
 
   app.use(notFound);
   app.use(errorHandler(core.logger));

@@ -1,4 +1,5 @@
 import { claimExclusive, createUnicrmCore, DataDirectoryInUseError } from '@unicrm/core';
+import Database from 'better-sqlite3';
 import { type RunningSandbox, startSandbox } from '@unicrm/sandboxes';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -107,13 +108,13 @@ describe('the API process', () => {
     expect(sandbox.steps().filter((s) => s.name.startsWith('In flight'))).toHaveLength(3);
   });
 
-  it('marks its data directory as served while it runs: a key rotation elsewhere is refused, naming its pid (issue 12)', async () => {
+  it('marks its data directory as served while it runs: a master key rotation elsewhere is refused, naming its pid (issue 12)', async () => {
     const api = await startApi(dir);
     const accountId = await connect(api);
     const pid = api.child.pid as number;
     expect(JSON.parse(readFileSync(join(dir, 'serving', `${pid}.json`), 'utf8'))).toMatchObject({ pid, script: MAIN });
     const keyBefore = readFileSync(join(dir, 'encryption.key'), 'utf8');
-    const cli = createUnicrmCore({ env: {}, config: { dataDir: dir, logLevel: 'silent' } }); // what `unicrm keys rotate` opens
+    const cli = createUnicrmCore({ env: {}, config: { dataDir: dir, logLevel: 'silent' } }); // what `unicrm keys rotate --master` opens
     try {
       let refusal: unknown;
       try {
@@ -122,7 +123,7 @@ describe('the API process', () => {
         refusal = error;
       }
       expect(refusal).toBeInstanceOf(DataDirectoryInUseError);
-      expect((refusal as Error).message).toContain(`keys rotate refused: the unicrm API is serving the data directory ${dir} (pid ${pid}, since `);
+      expect((refusal as Error).message).toContain(`keys rotate --master refused: the unicrm API is serving the data directory ${dir} (pid ${pid}, since `);
       expect((refusal as Error).message).toContain(`(kill -TERM ${pid}, or Ctrl-C in its terminal;`);
     } finally {
       await cli.close();
@@ -135,7 +136,61 @@ describe('the API process', () => {
     api.child.kill('SIGTERM');
     expect(await api.exited).toBe(0);
     expect(existsSync(join(dir, 'serving', `${pid}.json`))).toBe(false);
-    claimExclusive(dir, 'keys rotate').release();
+    claimExclusive(dir, 'keys rotate --master').release();
+  });
+
+  it('rotates the data key while it serves (issue 14): no request fails, every account opens with the new key afterwards', async () => {
+    const api = await startApi(dir);
+    const accounts = [];
+    for (let i = 0; i < 12; i++) accounts.push(await connect(api));
+    sandbox.reset();
+    const cli = createUnicrmCore({ env: {}, config: { dataDir: dir, logLevel: 'silent' } }); // what `unicrm keys rotate` opens
+    const statuses: number[] = [];
+    let rotating = true;
+    // Load while the rotation runs: reads of every account (its credentials opened) and account updates.
+    const load = (async () => {
+      for (let i = 0; rotating || i < 24; i++) {
+        const id = accounts[i % accounts.length] as string;
+        const [read, write] = await Promise.all([
+          call(api, 'GET', `/unified/crm/pipelines?integrated_account_id=${id}`),
+          request(`${api.url}/integrated-account/${id}`, {
+            method: 'PATCH',
+            headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ tenant_id: `tenant-${i}` }),
+          }).then(async (res) => (await res.body.dump(), res.statusCode)),
+        ]);
+        statuses.push(read.status, write);
+      }
+    })();
+    let rotation;
+    try {
+      rotation = await cli.rotateDataKey({ batchSize: 2 });
+      const second = await cli.rotateDataKey({ batchSize: 5 });
+      expect(second.retired).toEqual([rotation.activeKid]);
+    } finally {
+      rotating = false;
+      await load;
+      await cli.close();
+    }
+    expect(rotation.resealed).toBe(12);
+    expect(rotation.retired).toHaveLength(1);
+    expect(statuses.length).toBeGreaterThanOrEqual(48);
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    // A create after the rotation seals with the API's reloaded keyring and opens in a new process.
+    expect((await call(api, 'POST', `/unified/crm/stages?integrated_account_id=${accounts[0]}`, { name: 'After rotation' })).status).toBe(201);
+    api.child.kill('SIGTERM');
+    expect(await api.exited).toBe(0);
+    // Every credential is sealed with the last active data key, and opens in a new API process.
+    const raw = new Database(join(dir, 'unicrm.sqlite'), { readonly: true });
+    const sealed = raw.prepare('SELECT id, sealed_context FROM integrated_accounts').all() as Array<{ id: string; sealed_context: string }>;
+    const states = raw.prepare('SELECT state FROM encryption_keys ORDER BY created_at').pluck().all();
+    raw.close();
+    expect(states).toEqual(['retired', 'retired', 'active']);
+    expect(new Set(sealed.map((row) => row.sealed_context.split(':')[1]))).toHaveProperty('size', 1);
+    const restarted = await startApi(dir);
+    for (const id of accounts) expect((await call(restarted, 'GET', `/unified/crm/pipelines?integrated_account_id=${id}`)).status).toBe(200);
+    restarted.child.kill('SIGTERM');
+    expect(await restarted.exited).toBe(0);
   });
 
   it('leaves no marker that outlives a SIGKILL: the lock goes with the process, the pid file is ignored (issue 12)', async () => {

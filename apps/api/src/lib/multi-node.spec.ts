@@ -10,6 +10,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 
 const MAIN = join(__dirname, '../../../../dist/apps/api/src/main.js');
@@ -44,6 +46,7 @@ function startNode(databaseUrl: string, env: Record<string, string> = {}): Promi
       UNICRM_IDEMPOTENCY_LEASE_MS: '1000',
       UNICRM_REMOTE_TIMEOUT_MS: '1500',
       UNICRM_OPERATION_TIMEOUT_MS: '5000',
+      UNICRM_WEBHOOK_POLL_MS: '50',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -172,8 +175,8 @@ describeIf('three API nodes on one PostgreSQL', () => {
         await eventually(async () => (await request(`${node.url}/integrated-account`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => (await r.body.dump(), r.statusCode))) === 200, PROPAGATION_BOUND_MS, 'the token is accepted');
       }
       await tool.tokens.revoke(record.id);
-      // Key rotation on PostgreSQL is not built yet: refused, nothing changed (docs/deployment.md).
-      expect(() => tool.rotateEncryptionKey(randomBytes(32).toString('base64'))).toThrow(/cannot be rotated yet.*Nothing was changed/);
+      // The master key cannot be replaced on PostgreSQL yet: refused, nothing changed (docs/security.md "Rotating").
+      expect(() => tool.rotateEncryptionKey(randomBytes(32).toString('base64'))).toThrow(/master key cannot be replaced yet.*Nothing was changed/);
       for (const node of nodes) {
         await eventually(
           async () => (await request(`${node.url}/integrated-account`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => (await r.body.dump(), r.statusCode))) === 401,
@@ -184,6 +187,49 @@ describeIf('three API nodes on one PostgreSQL', () => {
     } finally {
       await tool.close();
     }
+  });
+
+  it('rotates the data key while the three nodes serve: no request fails, the old key is retired', async () => {
+    // More accounts, made on every node, each with its credentials cached by some node before the rotation.
+    const ids = [accountId];
+    for (let i = 0; i < 15; i++) {
+      const created = await call(nodes[i % 3] as Node, 'POST', '/integrated-account', { integration: 'pipeliner', tenant_id: `rot-${i}`, context: context(), validate: false });
+      expect(created.status).toBe(201);
+      ids.push(created.body.id as string);
+    }
+    for (const [i, id] of ids.entries()) expect((await call(nodes[i % 3] as Node, 'GET', `/unified/crm/pipelines?integrated_account_id=${id}`)).status).toBe(200);
+    const tool: UnicrmCore = createUnicrmCore({ env: {}, config: { databaseUrl: cluster.url, encryptionKey: KEY, logLevel: 'silent' } });
+    const statuses: number[] = [];
+    let rotating = true;
+    // Reads (credentials opened), PATCHes (credentials sealed again) and creates of accounts, over the three nodes.
+    const load = (async () => {
+      for (let i = 0; rotating || i < 30; i++) {
+        const node = nodes[i % 3] as Node;
+        const id = ids[i % ids.length] as string;
+        const answers = await Promise.all([
+          call(node, 'GET', `/unified/crm/pipelines?integrated_account_id=${id}`),
+          call(nodes[(i + 1) % 3] as Node, 'PATCH', `/integrated-account/${id}`, { context: context(), validate: false }),
+          call(nodes[(i + 2) % 3] as Node, 'POST', '/integrated-account', { integration: 'pipeliner', tenant_id: `during-${i}`, context: context(), validate: false }),
+        ]);
+        statuses.push(...answers.map((answer) => answer.status));
+        const made = answers[2]?.body.id;
+        if (typeof made === 'string') ids.push(made);
+      }
+    })();
+    let rotation;
+    try {
+      rotation = await tool.rotateDataKey({ batchSize: 3 });
+    } finally {
+      rotating = false;
+      await load;
+      await tool.close();
+    }
+    expect(rotation.retired).toHaveLength(1);
+    expect(rotation.unreadable).toEqual([]);
+    expect(statuses.length).toBeGreaterThanOrEqual(90);
+    expect(statuses.filter((status) => status !== 200 && status !== 201)).toEqual([]);
+    // Every account, including those made during the rotation, opens on every node.
+    for (const [i, id] of ids.entries()) expect((await call(nodes[i % 3] as Node, 'GET', `/unified/crm/pipelines?integrated_account_id=${id}`)).status).toBe(200);
   });
 
   it('lets exactly N requests of an account pass a limit of N per window, counted across nodes', async () => {
@@ -221,6 +267,41 @@ describeIf('three API nodes on one PostgreSQL', () => {
       expect(pipedrive.refreshRequests()).toBe(1);
     } finally {
       await pipedrive.close();
+    }
+  });
+
+  it('delivers each webhook event once though every node runs a worker (issue 17)', async () => {
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body).id as string);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+    try {
+      const hook = await call(nodes[0] as Node, 'POST', '/webhook', { target_url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`, event_types: ['test'] });
+      expect(hook.status).toBe(201);
+      const ids = await Promise.all(
+        Array.from({ length: 45 }, async (_, i) => {
+          const queued = await call(nodes[i % 3] as Node, 'POST', '/webhook/test', { id: hook.body.id });
+          expect(queued.status).toBe(202);
+          return queued.body.id as string;
+        }),
+      );
+      await eventually(
+        async () => {
+          const page = await call(nodes[1] as Node, 'GET', `/webhook/${hook.body.id as string}/deliveries?limit=100`);
+          return (page.body.result as Array<{ status: string }>).filter((d) => d.status === 'delivered').length === 45;
+        },
+        PROPAGATION_BOUND_MS * 3,
+        'every event delivered',
+      );
+      expect([...received].sort()).toEqual([...ids].sort());
+    } finally {
+      await new Promise<void>((done) => receiver.close(() => done()));
     }
   });
 

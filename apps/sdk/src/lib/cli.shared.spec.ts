@@ -125,6 +125,37 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       expect(JSON.parse(before.stdout)).toMatchObject({ id: accountId, tenant_id: modeName });
     });
 
+    it('makes a link for a new connection or a reconnect, and manages a webhook (secret printed once)', async () => {
+      const link = await unicrm(['links', 'create', '--tenant-id', 'cli-co']);
+      expect(link.stderr).toBe('');
+      expect(link.code).toBe(0);
+      expect(link.stdout).toMatch(/^Open this link in a browser \(single use, until [0-9TZ:.-]+\):\n {2}http:\/\/127\.0\.0\.1:\d+\/connect\?link_token=[\w-]{43}\n$/);
+      const reconnect = await unicrm(['--output', 'json', 'links', 'create', '--account', accountId]);
+      expect(JSON.parse(reconnect.stdout)).toEqual({ link_token: expect.any(String), expires_at: expect.any(String), url: expect.stringContaining('/connect?link_token=') });
+      const neither = await unicrm(['links', 'create']);
+      expect(neither.code).toBe(2);
+      expect(neither.stderr).toContain('links create takes --tenant-id <id> (a new connection) or --account <id> (a reconnect)');
+
+      const created = await unicrm(['--output', 'json', 'webhooks', 'create', '--url', 'https://hooks.example/cli', '--events', 'integrated_account:created,integrated_account:deleted']);
+      expect(created.code).toBe(0);
+      const hook = JSON.parse(created.stdout);
+      expect(hook).toMatchObject({ target_url: 'https://hooks.example/cli', event_types: ['integrated_account:created', 'integrated_account:deleted'], is_active: true });
+      expect(hook.secret).toMatch(/^[0-9a-f]{64}$/);
+      const listed = await unicrm(['webhooks', 'list']);
+      expect(listed.stdout).toContain(hook.id);
+      expect(listed.stdout).not.toContain(hook.secret);
+      const updated = await unicrm(['webhooks', 'update', hook.id, '--inactive']);
+      expect(updated.stdout).toMatch(/^is_active: +false$/m);
+      const test = await unicrm(['webhooks', 'test', hook.id]);
+      expect(test.stdout).toMatch(/^Queued test event [0-9a-f-]{36}; see it with: .* webhooks deliveries /);
+      const deliveries = await unicrm(['webhooks', 'deliveries', hook.id]);
+      expect(deliveries.stdout).toMatch(/test +pending +0/);
+      const refused = await unicrm(['webhooks', 'create', '--url', 'http://hooks.example/plain']);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('target_url');
+      expect((await unicrm(['webhooks', 'remove', hook.id])).stdout).toBe(`Removed webhook ${hook.id}.\n`);
+    });
+
     it('shows an account without its secrets, as lines or as JSON', async () => {
       const human = await unicrm(['accounts', 'get', accountId]);
       expect(human.code).toBe(0);
@@ -501,7 +532,8 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       expect(sandbox.steps().length - before).toBe(499);
       expect(new Set(summary.stages.map((s: { id: string }) => s.id)).size).toBe(499);
       const progress = run.stderr.split('\n').filter((l) => l.startsWith('imported '));
-      expect(progress).toHaveLength(10);
+      // A line every 50 rows (a slow machine adds timed lines between them).
+      expect(progress.filter((l) => Number(/^imported (\d+)\//.exec(l)?.[1]) % 50 === 0)).toHaveLength(10);
       expect(progress.at(-1)).toBe('imported 500/500 rows: 499 created, 1 failed');
     }, 30_000);
 
@@ -736,7 +768,34 @@ export function defineDataDirectorySuite(): void {
       expect(remote.stderr).toContain('tokens list works on the data directory, not through the API');
     });
 
-    it('rotates the encryption key of a data directory, and the accounts still open', async () => {
+    it('rotates the data key of a data directory (progress on stderr), and the accounts still open', async () => {
+      const data = ['--data-dir', join(dir, 'rotate-data')];
+      const ids: string[] = [];
+      while (ids.length < 3) {
+        const added = await spawnCli(
+          ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--no-validate', '--output', 'json', ...data],
+          { PIPELINER_PASSWORD: sandbox.password },
+        );
+        ids.push(JSON.parse(added.stdout).id);
+      }
+      const keyFile = join(dir, 'rotate-data', 'encryption.key');
+      const before = readFileSync(keyFile, 'utf8');
+      const rotated = await spawnCli(['keys', 'rotate', '--batch-size', '2', ...data]);
+      expect(rotated.code).toBe(0);
+      expect(rotated.stderr).toBe('re-encrypted 2 of 3 integrated accounts\nre-encrypted 3 of 3 integrated accounts\n');
+      expect(rotated.stdout).toMatch(/^Rotated to data key [0-9a-f]{12}: re-encrypted 3 integrated accounts; retired [0-9a-f]{12}\.\n$/);
+      expect(readFileSync(keyFile, 'utf8')).toBe(before); // the master key stays
+      const json = await spawnCli(['keys', 'rotate', '--output', 'json', ...data]);
+      expect(JSON.parse(json.stdout)).toEqual({ activeKid: expect.stringMatching(/^[0-9a-f]{12}$/), resumed: false, resealed: 3, retired: [/^Rotated to data key ([0-9a-f]{12})/.exec(rotated.stdout)?.[1]], unreadable: [] });
+      sandbox.reset();
+      const stage = await spawnCli(['stages', 'create', '--account', ids[2] as string, '--name', 'After data key rotation', '--output', 'json', ...data]);
+      expect(stage.code).toBe(0);
+      expect(JSON.parse(stage.stdout)).toMatchObject({ name: 'After data key rotation' });
+      expect((await spawnCli(['keys', 'rotate', '--batch-size', '0', ...data])).stderr).toContain('--batch-size must be a whole number from 1 to 10000, not "0"');
+      expect((await spawnCli(['keys', 'rotate', '--new-key', 'x', ...data])).stderr).toContain('--new-key replaces the master key: keys rotate --master --new-key <key>');
+    });
+
+    it('rotates the master key of a data directory, and the accounts still open', async () => {
       const data = ['--data-dir', join(dir, 'rotate')];
       const added = await spawnCli(
         ['accounts', 'add', 'pipeliner', '--service-url', sandbox.serviceUrl, '--space-id', sandbox.spaceId, '--username', sandbox.username, '--no-validate', '--output', 'json', ...data],
@@ -745,9 +804,9 @@ export function defineDataDirectorySuite(): void {
       const id = JSON.parse(added.stdout).id;
       const keyFile = join(dir, 'rotate', 'encryption.key');
       const before = readFileSync(keyFile, 'utf8');
-      const rotated = await spawnCli(['keys', 'rotate', ...data]);
+      const rotated = await spawnCli(['keys', 'rotate', '--master', ...data]);
       expect(rotated.stderr).toBe('');
-      expect(rotated.stdout).toBe(`Re-encrypted 1 integrated account; the new key is in ${keyFile}.\n`);
+      expect(rotated.stdout).toBe(`Replaced the master key: wrapped 1 data key again; the new key is in ${keyFile}.\n`);
       expect(readFileSync(keyFile, 'utf8')).not.toBe(before);
       sandbox.reset();
       const stage = await spawnCli(['stages', 'create', '--account', id, '--name', 'After rotation', '--output', 'json', ...data]);
@@ -755,19 +814,19 @@ export function defineDataDirectorySuite(): void {
       expect(JSON.parse(stage.stdout)).toMatchObject({ name: 'After rotation' });
     });
 
-    it('refuses keys rotate while another process serves the directory, naming its pid; not after it stopped or died', async () => {
+    it('refuses keys rotate --master while another process serves the directory, naming its pid; not after it stopped or died', async () => {
       const home = join(dir, 'rotate-served');
       const data = ['--data-dir', home];
       const server = await startServingProcess(home);
       const keyFile = join(home, 'encryption.key');
       const before = readFileSync(keyFile, 'utf8');
-      const refused = await spawnCli(['keys', 'rotate', ...data]);
+      const refused = await spawnCli(['keys', 'rotate', '--master', ...data]);
       expect(refused.code).toBe(1);
       expect(refused.stdout).toBe('');
       expect(refused.stderr).toMatch(
-        new RegExp(`^error: keys rotate refused: the unicrm API is serving the data directory ${home} \\(pid ${server.pid}, since \\d{4}-[^)]*\\)\\. `),
+        new RegExp(`^error: keys rotate --master refused: the unicrm API is serving the data directory ${home} \\(pid ${server.pid}, since \\d{4}-[^)]*\\)\\. `),
       );
-      expect(refused.stderr).toContain(`(kill -TERM ${server.pid}, or Ctrl-C in its terminal; it finishes its requests and exits), then run keys rotate again`);
+      expect(refused.stderr).toContain(`(kill -TERM ${server.pid}, or Ctrl-C in its terminal; it finishes its requests and exits), then run keys rotate --master again`);
       expect(refused.stderr).toContain('Nothing was changed.');
       expect(readFileSync(keyFile, 'utf8')).toBe(before);
       expect(existsSync(join(home, 'encryption.key.next'))).toBe(false);
@@ -776,7 +835,7 @@ export function defineDataDirectorySuite(): void {
       server.child.kill('SIGKILL');
       await new Promise((resolve) => server.child.on('exit', resolve));
       expect(existsSync(join(home, 'serving', `${server.pid}.json`))).toBe(true);
-      const rotated = await spawnCli(['keys', 'rotate', ...data]);
+      const rotated = await spawnCli(['keys', 'rotate', '--master', ...data]);
       expect(rotated.stderr).toBe('');
       expect(rotated.code).toBe(0);
       expect(readFileSync(keyFile, 'utf8')).not.toBe(before);
@@ -785,14 +844,14 @@ export function defineDataDirectorySuite(): void {
       const again = await startServingProcess(home);
       await again.stop();
       expect(existsSync(join(home, 'serving', `${again.pid}.json`))).toBe(false);
-      expect((await spawnCli(['keys', 'rotate', ...data])).code).toBe(0);
+      expect((await spawnCli(['keys', 'rotate', '--master', ...data])).code).toBe(0);
     }, 120_000);
 
     it('keeps the marker for the life of the serving process, even once its core is garbage', async () => {
       const home = join(dir, 'rotate-gc');
       const server = await startServingProcess(home, false, true);
       await new Promise((resolve) => setTimeout(resolve, 100)); // a few more collections in the server
-      const refused = await spawnCli(['keys', 'rotate', '--data-dir', home]);
+      const refused = await spawnCli(['keys', 'rotate', '--master', '--data-dir', home]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`(pid ${server.pid}, since `);
     }, 120_000);

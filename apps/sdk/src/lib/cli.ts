@@ -70,6 +70,13 @@ Usage:
   unicrm accounts update <id> [--tenant-id <id>] [--service-url <url>] [--space-id <id>] [--username <api token>]
                               [--password <api password>] [--context <json to merge, or @file.json>] [--no-validate]
   unicrm accounts remove <id>
+  unicrm links create (--tenant-id <id> | --account <id>) [--integration <name>] [--redirect-uri <uri>]
+                       a link for an end customer to connect (or, with --account, reconnect) their CRM in a browser
+  unicrm webhooks create --url <target url> [--events <type,type>] [--inactive]   (prints the secret once)
+  unicrm webhooks list [--limit <n>] [--cursor <next_cursor>]
+  unicrm webhooks get <id> | remove <id> | test <id>
+  unicrm webhooks update <id> [--url <target url>] [--events <type,type>] [--active | --inactive]
+  unicrm webhooks deliveries <id> [--limit <n>] [--cursor <next_cursor>]    each event sent, its status and attempts
   unicrm pipelines list --account <id> [--name <name>] [--limit <n>] [--cursor <next_cursor>] [--all]
   unicrm pipelines get <id> --account <id>
   unicrm stages list --account <id> [--pipeline <id>] [--name <name>] [--status active|inactive] [--limit <n>]
@@ -84,7 +91,10 @@ Usage:
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (embedded only: the data
   unicrm tokens list                                                                  directory, or the database of
   unicrm tokens revoke <id>                                                           UNICRM_DATABASE_URL)
-  unicrm keys rotate [--new-key <32 bytes, hex or base64>]    (data directory only; refused while an API serves it)
+  unicrm keys rotate [--batch-size 500]     a new data key for the credentials, re-encrypted in batches while the API
+                                           serves (SQLite or PostgreSQL); run it again to resume an interrupted one
+  unicrm keys rotate --master [--new-key <32 bytes, hex or base64>]    replace the master key (data directory only;
+                                           refused while an API serves it)
   unicrm backup <file> [--force]     (data directory only) a consistent copy of the database, also while the API runs
   unicrm restore <file>              (data directory only; refused while an API serves it) replace the database with
                                      a backup; needs the key the backup was written with
@@ -332,6 +342,123 @@ const accountRow = (a: { id: string; tenant_id: string; integration: { name: str
   a.is_usable === false ? `${a.status}, unusable` : a.status,
   a.created_at,
 ];
+
+/** `links create`: a link token and its URL (docs/connect.md). */
+async function links(session: Session, args: string[]): Promise<Result> {
+  const [action, ...rest] = args;
+  if (action !== 'create') throw new UsageError(`unknown command "links ${action ?? ''}": use create`);
+  const { values, positionals } = parse(rest, {
+    'tenant-id': { type: 'string' },
+    account: { type: 'string' },
+    integration: { type: 'string' },
+    'redirect-uri': { type: 'string' },
+  });
+  session.configure(values);
+  if (positionals.length > 0) throw new UsageError(`links create takes flags only, not "${positionals[0]}"`);
+  const tenant = optional(values, 'tenant-id');
+  const account = optional(values, 'account');
+  if ((tenant === undefined) === (account === undefined)) throw new UsageError('links create takes --tenant-id <id> (a new connection) or --account <id> (a reconnect)');
+  const integration = optional(values, 'integration');
+  const redirect = optional(values, 'redirect-uri');
+  const link = await (await session.unicrm()).linkTokens.create({
+    ...(tenant !== undefined && { tenant_id: tenant }),
+    ...(account !== undefined && { integrated_account_id: account }),
+    ...(integration !== undefined && { integration }),
+    ...(redirect !== undefined && { redirect_uri: redirect }),
+  });
+  return {
+    json: link,
+    human: [`Open this link in a browser (single use, until ${link.expires_at}):`, `  ${link.url}`].join('\n'),
+  };
+}
+
+const WEBHOOK_COLUMNS = ['id', 'target_url', 'event_types', 'is_active', 'created_at'];
+const webhookRow = (w: { id: string; target_url: string; event_types: string[]; is_active: boolean; created_at: string }) => [
+  w.id,
+  w.target_url,
+  w.event_types.length === 0 ? '(all)' : w.event_types.join(','),
+  String(w.is_active),
+  w.created_at,
+];
+
+/** `webhooks create|list|get|update|remove|test|deliveries` (docs/connect.md). */
+async function webhooks(session: Session, args: string[]): Promise<Result> {
+  const [action, ...rest] = args;
+  const events = (text: string | undefined) =>
+    text === undefined ? undefined : (text.split(',').map((t) => t.trim()).filter((t) => t !== '') as NonNullable<Parameters<Unicrm['webhooks']['create']>[0]['event_types']>);
+  if (action === 'create') {
+    const { values, positionals } = parse(rest, { url: { type: 'string' }, events: { type: 'string' }, inactive: { type: 'boolean' } });
+    session.configure(values);
+    if (positionals.length > 0) throw new UsageError(`webhooks create takes flags only, not "${positionals[0]}"`);
+    const types = events(optional(values, 'events'));
+    const webhook = await (await session.unicrm()).webhooks.create({
+      target_url: required(values, 'url'),
+      ...(types !== undefined && { event_types: types }),
+      ...(values.inactive === true && { is_active: false }),
+    });
+    return {
+      json: webhook,
+      human: [keyValueLines(webhook), '', 'Keep the secret: it is shown only now. Each POST carries X-Truto-Signature: format=sha256,v=<hex HMAC-SHA256 of the body with it>.'].join('\n'),
+    };
+  }
+  if (action === 'list') {
+    const { values, positionals } = parse(rest, { limit: { type: 'string' }, cursor: { type: 'string' } });
+    session.configure(values);
+    if (positionals.length > 0) throw new UsageError(`webhooks list takes flags only, not "${positionals[0]}"`);
+    const limit = positiveInt(values, 'limit', undefined, 500);
+    const page = await (await session.unicrm()).webhooks.list({ ...(limit !== undefined && { limit }), ...(values.cursor !== undefined && { next_cursor: String(values.cursor) }) });
+    const lines = [page.result.length === 0 ? 'No webhooks.' : table(WEBHOOK_COLUMNS, page.result.map(webhookRow))];
+    if (page.next_cursor) lines.push('', `More: ${session.command} webhooks list --cursor ${page.next_cursor}`);
+    return { json: page, human: lines.join('\n') };
+  }
+  if (action === 'update') {
+    const { values, positionals } = parse(rest, { url: { type: 'string' }, events: { type: 'string' }, active: { type: 'boolean' }, inactive: { type: 'boolean' } });
+    session.configure(values);
+    const id = positionals[0];
+    if (!id) throw new UsageError('webhooks update takes a webhook id');
+    if (values.active === true && values.inactive === true) throw new UsageError('webhooks update takes --active or --inactive, not both');
+    const types = events(optional(values, 'events'));
+    const url = optional(values, 'url');
+    const body = {
+      ...(url !== undefined && { target_url: url }),
+      ...(types !== undefined && { event_types: types }),
+      ...(values.active === true && { is_active: true }),
+      ...(values.inactive === true && { is_active: false }),
+    };
+    if (Object.keys(body).length === 0) throw new UsageError('webhooks update needs something to change: --url, --events, --active or --inactive');
+    const webhook = await (await session.unicrm()).webhooks.update(id, body);
+    return { json: webhook, human: keyValueLines(webhook) };
+  }
+  if (action === 'get' || action === 'remove' || action === 'test' || action === 'deliveries') {
+    const { values, positionals } = parse(rest, action === 'deliveries' ? { limit: { type: 'string' }, cursor: { type: 'string' } } : {});
+    session.configure(values);
+    const id = positionals[0];
+    if (!id) throw new UsageError(`webhooks ${action} takes a webhook id`);
+    const unicrm = await session.unicrm();
+    if (action === 'get') {
+      const webhook = await unicrm.webhooks.get(id);
+      return { json: webhook, human: keyValueLines(webhook) };
+    }
+    if (action === 'remove') {
+      const removed = await unicrm.webhooks.delete(id);
+      return { json: removed, human: `Removed webhook ${removed.id}.` };
+    }
+    if (action === 'test') {
+      const queued = await unicrm.webhooks.test(id);
+      return { json: queued, human: `Queued test event ${queued.id}; see it with: ${session.command} webhooks deliveries ${id}` };
+    }
+    const limit = positiveInt(values, 'limit', undefined, 500);
+    const page = await unicrm.webhooks.deliveries(id, { ...(limit !== undefined && { limit }), ...(values.cursor !== undefined && { next_cursor: String(values.cursor) }) });
+    const rows = page.result.map((d) => {
+      const last = d.attempts[d.attempts.length - 1];
+      return [d.id, d.event, d.status, String(d.attempts.length), last ? (last.status_code !== null ? String(last.status_code) : (last.error ?? '')) : '', d.created_at];
+    });
+    const lines = [rows.length === 0 ? 'No deliveries.' : table(['event_id', 'event', 'status', 'attempts', 'last_answer', 'created_at'], rows)];
+    if (page.next_cursor) lines.push('', `More: ${session.command} webhooks deliveries ${id} --cursor ${page.next_cursor}`);
+    return { json: page, human: lines.join('\n') };
+  }
+  throw new UsageError(`unknown command "webhooks ${action ?? ''}": use create, list, get, update, remove, test or deliveries`);
+}
 
 async function accounts(session: Session, args: string[], io: CliIo): Promise<Result> {
   const [action, ...rest] = args;
@@ -797,12 +924,37 @@ async function tokens(session: Session, args: string[]): Promise<Result> {
   throw new UsageError(`unknown command "tokens ${action ?? ''}": use create, list or revoke`);
 }
 
-async function keys(session: Session, args: string[]): Promise<Result> {
+async function keys(session: Session, args: string[], io: CliIo): Promise<Result> {
   const [action, ...rest] = args;
   if (action !== 'rotate') throw new UsageError(`unknown command "keys ${action ?? ''}": use rotate`);
-  const { values } = parse(rest, { 'new-key': { type: 'string' } });
+  const { values } = parse(rest, { 'new-key': { type: 'string' }, master: { type: 'boolean' }, 'batch-size': { type: 'string' } });
   const newKey = optional(values, 'new-key');
+  const master = values.master === true;
+  if (newKey !== undefined && !master) throw new UsageError('--new-key replaces the master key: keys rotate --master --new-key <key>');
+  const batchText = optional(values, 'batch-size');
+  if (batchText !== undefined && master) throw new UsageError('--batch-size is for the data key rotation (keys rotate without --master)');
+  const batchSize = batchText === undefined ? undefined : Number(batchText);
+  if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 10_000)) {
+    throw new UsageError(`--batch-size must be a whole number from 1 to 10000, not "${batchText}"`);
+  }
   const core = await session.core(values, 'keys rotate');
+  if (!master) {
+    const rotation = await core.rotateDataKey({
+      batchSize,
+      onProgress: ({ resealed, total }) => io.err(`re-encrypted ${resealed} of ${total} integrated account${total === 1 ? '' : 's'}`),
+    });
+    const lines = [
+      `${rotation.resumed ? 'Finished the interrupted rotation to' : 'Rotated to'} data key ${rotation.activeKid}: re-encrypted ${plural(rotation.resealed, 'integrated account')}` +
+        (rotation.retired.length > 0 ? `; retired ${rotation.retired.join(', ')}.` : '.'),
+    ];
+    if (rotation.unreadable.length > 0) {
+      lines.push(
+        `warning: ${plural(rotation.unreadable.length, 'integrated account')} could not be opened with any key and ${rotation.unreadable.length === 1 ? 'was' : 'were'} left as ${rotation.unreadable.length === 1 ? 'it is' : 'they are'}: ${rotation.unreadable.join(', ')}.`,
+        'The key they name is kept until they are deleted or reconnected; then run keys rotate again.',
+      );
+    }
+    return { json: rotation, human: lines.join('\n') };
+  }
   const { DataDirectoryInUseError } = await import('./embedded.js');
   let result;
   try {
@@ -812,7 +964,11 @@ async function keys(session: Session, args: string[]): Promise<Result> {
     if (isUnicrmError(error) || error instanceof DataDirectoryInUseError) throw error;
     throw new UsageError((error as Error).message);
   }
-  const lines = [`Re-encrypted ${result.accounts} integrated account${result.accounts === 1 ? '' : 's'}; the new key is in ${result.keyLocation}.`];
+  const lines = [
+    `Replaced the master key: wrapped ${plural(result.dataKeys, 'data key')} again` +
+      (result.accounts > 0 ? ` and re-encrypted ${plural(result.accounts, 'integrated account')} written before the keyring` : '') +
+      `; the new key is in ${result.keyLocation}.`,
+  ];
   if (newKey !== undefined) lines.push('Set UNICRM_ENCRYPTION_KEY to the new key before starting the API again.');
   return { json: result, human: lines.join('\n') };
 }
@@ -907,9 +1063,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     else if (group === 'stages') result = await stages(session, rest, io);
     else if (group === 'pipelines') result = await pipelines(session, rest);
     else if (group === 'tokens') result = await tokens(session, rest);
-    else if (group === 'keys') result = await keys(session, rest);
+    else if (group === 'links') result = await links(session, rest);
+    else if (group === 'webhooks') result = await webhooks(session, rest);
+    else if (group === 'keys') result = await keys(session, rest, io);
     else if (group === 'backup' || group === 'restore') result = await backupOrRestore(session, group, rest, io);
-    else throw new UsageError(`unknown command "${group}": use accounts, pipelines, stages, tokens, keys, backup or restore`);
+    else throw new UsageError(`unknown command "${group}": use accounts, links, webhooks, pipelines, stages, tokens, keys, backup or restore`);
     io.out(session.output === 'json' ? JSON.stringify(result.json, null, 2) : result.human);
     return result.code ?? EXIT.ok;
   } catch (error) {

@@ -117,6 +117,19 @@ export function createUnicrm(options: CreateUnicrmOptions = {}): Unicrm {
       update: async (id, body) => core.accounts.update(env, id, asJson(body)),
       delete: async (id) => core.accounts.delete(env, id),
     },
+    linkTokens: {
+      create: async (body) =>
+        core.connect.createLinkToken(env, asJson(body), core.config.publicUrl ?? `http://127.0.0.1:${process.env.PORT || '8000'}`),
+    },
+    webhooks: {
+      create: async (body) => core.webhooks.create(env, asJson(body)),
+      list: async (query = {}) => core.webhooks.list(env, encodeQuery(query)),
+      get: async (id) => core.webhooks.get(env, id),
+      update: async (id, body) => core.webhooks.update(env, id, asJson(body)),
+      delete: async (id) => core.webhooks.delete(env, id),
+      test: async (id) => core.webhooks.test(env, { id }),
+      deliveries: async (id, query = {}) => core.webhooks.deliveries(env, id, encodeQuery(query)),
+    },
     close: () => core.close(),
   };
 }

@@ -369,6 +369,25 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
           client.DELETE('/integrated-account/{id}', { params: { path: { id } }, parseAs: 'text', signal }),
         ),
     },
+    linkTokens: {
+      // Sent once: a second link token would be harmless but is not what was asked.
+      create: (body) => call('POST /link-token', (signal) => client.POST('/link-token', { body, parseAs: 'text', signal })),
+    },
+    webhooks: {
+      create: (body) => call('POST /webhook', (signal) => client.POST('/webhook', { body, parseAs: 'text', signal })),
+      list: (query = {}) => call('GET /webhook', (signal) => client.GET('/webhook', { params: { query }, parseAs: 'text', signal }), SAFE),
+      get: (id) => call('GET /webhook/:id', (signal) => client.GET('/webhook/{id}', { params: { path: { id } }, parseAs: 'text', signal }), SAFE),
+      update: (id, body) =>
+        call('PATCH /webhook/:id', (signal) => client.PATCH('/webhook/{id}', { params: { path: { id } }, body, parseAs: 'text', signal }), SAFE),
+      delete: (id) => call('DELETE /webhook/:id', (signal) => client.DELETE('/webhook/{id}', { params: { path: { id } }, parseAs: 'text', signal })),
+      test: (id) => call('POST /webhook/test', (signal) => client.POST('/webhook/test', { body: { id }, parseAs: 'text', signal })),
+      deliveries: (id, query = {}) =>
+        call(
+          'GET /webhook/:id/deliveries',
+          (signal) => client.GET('/webhook/{id}/deliveries', { params: { path: { id }, query }, parseAs: 'text', signal }),
+          SAFE,
+        ),
+    },
     async close() {
       if (closed) return;
       closed = true;

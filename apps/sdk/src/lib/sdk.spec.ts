@@ -691,6 +691,36 @@ describe.each(transports)('the %s SDK', (_name, make) => {
       expect(error.body.details?.failures.map((f) => f.path)).toContain('tenant_id');
     });
   });
+
+  describe('linkTokens and webhooks', () => {
+    it('makes link tokens for a new connection and for a reconnect, and refuses a body with neither', async () => {
+      const link = await sdk.linkTokens.create({ tenant_id: 'acme' });
+      expect(link.url).toMatch(/\/connect\?link_token=[A-Za-z0-9_-]{43}$/);
+      expect(Date.parse(link.expires_at)).toBeGreaterThan(Date.now());
+      const again = await sdk.linkTokens.create({ integrated_account_id: accountId });
+      expect(again.link_token).not.toBe(link.link_token);
+      expect((await failure(sdk.linkTokens.create({}))).statusCode).toBe(400);
+      expect((await failure(sdk.linkTokens.create({ integrated_account_id: MISSING_ACCOUNT }))).statusCode).toBe(404);
+    });
+
+    it('creates, lists, reads, updates, tests and deletes a webhook; its secret only in the creation answer', async () => {
+      const hook = await sdk.webhooks.create({ target_url: 'https://hooks.example/sdk', event_types: ['integrated_account:created'] });
+      expect(hook.secret).toMatch(/^[0-9a-f]{64}$/);
+      const read = await sdk.webhooks.get(hook.id);
+      expect(read).toEqual(Object.fromEntries(Object.entries(hook).filter(([key]) => key !== 'secret')));
+      expect((await sdk.webhooks.list({ limit: 500 })).result.map((w) => w.id)).toContain(hook.id);
+      expect(await sdk.webhooks.update(hook.id, { is_active: false })).toMatchObject({ id: hook.id, is_active: false });
+      const queued = await sdk.webhooks.test(hook.id);
+      expect(queued).toMatchObject({ event: 'test', webhook_id: hook.id });
+      const deliveries = await sdk.webhooks.deliveries(hook.id);
+      expect(deliveries.result[0]).toMatchObject({ id: queued.id, event: 'test', status: 'pending', attempts: [] });
+      expect(await sdk.webhooks.delete(hook.id)).toEqual({ id: hook.id });
+      expect((await failure(sdk.webhooks.get(hook.id))).statusCode).toBe(404);
+      const refused = await failure(sdk.webhooks.create({ target_url: 'http://hooks.example/plain-http' }));
+      expect(refused.statusCode).toBe(400);
+      expect(refused.body.details?.failures[0]?.path).toBe('target_url');
+    });
+  });
 });
 
 describe('both transports', () => {

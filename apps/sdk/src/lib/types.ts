@@ -3,7 +3,12 @@ import type {
   IntegratedAccountCreateBody,
   IntegratedAccountList,
   IntegratedAccountPatchBody,
+  LinkToken,
+  LinkTokenCreateBody,
   Pipeline,
+  Webhook,
+  WebhookCreateBody,
+  WebhookEventType,
   PipelineListFilters,
   ResponseFormat,
   Stage,
@@ -388,6 +393,61 @@ export interface Unicrm {
      */
     delete(id: string): Promise<{ id: string }>;
   };
+  /** Link tokens (`POST /link-token`; docs/connect.md): a short-lived, single-use page for an end customer to connect their CRM. */
+  linkTokens: {
+    /**
+     * Makes a link token: `{ tenant_id }` for a new connection (Truto's `linkToken.createForNewIntegration`) or
+     * `{ integrated_account_id }` to reconnect an account (`createForExistingIntegratedAccount`); optional `integration`
+     * (only that one is offered) and `redirect_uri` (must be on the environment's allow-list).
+     * @returns `{ link_token, expires_at, url }`: open `url` in a browser (the embedded client builds it from
+     *   `UNICRM_PUBLIC_URL`, else `http://127.0.0.1:<PORT or 8000>`)
+     * @throws UnicrmError 400 (bad body, unknown integration, a redirect_uri not allowed), 404 (unknown account)
+     */
+    create(body: LinkTokenCreateBody): Promise<LinkToken>;
+  };
+  /** Webhooks (`/webhook`; docs/connect.md): account events POSTed to your URL, signed with `X-Truto-Signature`. */
+  webhooks: {
+    /**
+     * Subscribes a URL (`POST /webhook`). @returns the webhook with its `secret`, shown only here
+     * @throws UnicrmError 400 (a URL the outbound policy refuses: https, or http on loopback; an `environment_id` not the token's)
+     */
+    create(body: WebhookCreateBody): Promise<Webhook>;
+    /** One page, oldest first (`GET /webhook`). */
+    list(query?: { limit?: number; next_cursor?: string }): Promise<WebhookList>;
+    /** @throws UnicrmError 404 */
+    get(id: string): Promise<Webhook>;
+    /** Changes `target_url`, `event_types`, `is_active` (`PATCH /webhook/:id`). @throws UnicrmError 400, 404 */
+    update(id: string, body: { target_url?: string; event_types?: WebhookEventType[]; is_active?: boolean }): Promise<Webhook>;
+    /** @returns `{ id }` @throws UnicrmError 404 */
+    delete(id: string): Promise<{ id: string }>;
+    /** Queues a `test` event for the webhook (`POST /webhook/test`). @returns the event's id */
+    test(id: string): Promise<{ id: string; event: 'test'; webhook_id: string }>;
+    /** The webhook's deliveries, newest first, each with its attempts (`GET /webhook/:id/deliveries`). */
+    deliveries(id: string, query?: { limit?: number; next_cursor?: string }): Promise<WebhookDeliveryList>;
+  };
   /** Releases the transport: the database and connection pools (embedded) or the HTTP connection pool (remote). Idempotent. */
   close(): Promise<void>;
+}
+
+/** One page of `webhooks.list`. */
+export interface WebhookList {
+  result: Webhook[];
+  next_cursor: string | null;
+  limit: number;
+}
+
+/** One page of `webhooks.deliveries`: each event sent to the webhook, its status and attempts. */
+export interface WebhookDeliveryList {
+  result: Array<{
+    id: string;
+    event: string;
+    webhook_id: string;
+    status: 'pending' | 'delivered' | 'failed';
+    created_at: string;
+    next_attempt_at: string | null;
+    delivered_at: string | null;
+    attempts: Array<{ attempt: number; started_at: string; status_code: number | null; error: string | null; duration_ms: number }>;
+  }>;
+  next_cursor: string | null;
+  limit: number;
 }

@@ -206,25 +206,35 @@ describe('IntegratedAccountService.load: changes by another process on the same 
     expect(await api.accounts.load(DEFAULT_ENVIRONMENT, id)).toMatchObject({ tenantId: 'renamed', status: 'validation_error' });
   });
 
-  it('does not keep serving credentials after a key rotation elsewhere: they are read again (500 until restarted with the new key)', async () => {
+  it('keeps serving after a data key rotation elsewhere: the re-sealed credentials are read again with the new key', async () => {
     const id = await connect();
     await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsBefore = storeReads();
-    expect(otherProcess().rotateEncryptionKey().accounts).toBe(1);
+    expect((await otherProcess().rotateDataKey()).resealed).toBe(1);
+    await nextTurn(); // another process's commit is seen from the next event-loop turn on
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, id)).context).toEqual(context);
+    expect(storeReads()).toBe(readsBefore + 1);
+  });
+
+  it('does not keep serving credentials after a master key change and a data key rotation elsewhere (500 until restarted with the new key)', async () => {
+    const id = await connect();
+    await api.accounts.load(DEFAULT_ENVIRONMENT, id);
+    const readsBefore = storeReads();
+    expect(otherProcess().rotateEncryptionKey().dataKeys).toBe(1);
+    expect((await otherProcess().rotateDataKey()).resealed).toBe(1);
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
     expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(500);
     expect(storeReads()).toBe(readsBefore + 1);
     expect((await otherProcess().accounts.load(DEFAULT_ENVIRONMENT, id)).context).toEqual(context);
   });
 
-  it('reads again after a key rotation through its own connection', async () => {
+  it('reads again after a master key change through its own connection, and keeps serving (its data key did not change)', async () => {
     const id = await connect();
     await api.accounts.load(DEFAULT_ENVIRONMENT, id);
     const readsBefore = storeReads();
     api.rotateEncryptionKey();
-    // As before the cache: this process still holds the old key (the API must be stopped to rotate).
     await nextTurn(); // another process's commit is seen from the next event-loop turn on
-    expect((await caught(() => api.accounts.load(DEFAULT_ENVIRONMENT, id))).statusCode).toBe(500);
+    expect((await api.accounts.load(DEFAULT_ENVIRONMENT, id)).context).toEqual(context);
     expect(storeReads()).toBe(readsBefore + 1);
   });
 

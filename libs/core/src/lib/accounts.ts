@@ -16,6 +16,8 @@ import {
   type Logger,
   type MetricsObserver,
   MAX_JSON_DEPTH,
+  type OutboxEvent,
+  type WebhookEventType,
   type StoredAccount,
   TOKENS,
   type UnicrmConfig,
@@ -99,7 +101,7 @@ export class IntegratedAccountService {
       updatedAt: now,
     };
     try {
-      await this.store.create(account);
+      await this.store.create(account, [this.event('integrated_account:created', account, now)]);
     } catch (error) {
       if (!(error instanceof EncryptionKeyChangedError)) throw error;
       this.logger.error({ integrated_account_id: account.id, fault: 'key_changed' }, 'integrated account not stored');
@@ -177,15 +179,22 @@ export class IntegratedAccountService {
       }
     }
     next.publicContext = patch !== undefined || fault !== undefined ? this.publicContext(connector, next.context) : next.publicContext;
-    const updated = await this.write(() => this.store.update(next), account, requestId);
+    const events = [this.event('integrated_account:updated', next, next.updatedAt)];
+    if (account.status !== 'active' && next.status === 'active') events.push(this.event('integrated_account:reactivated', next, next.updatedAt));
+    const updated = await this.write(() => this.store.update(next, events), account, requestId);
     this.forget(environmentId, account.id);
     if (!updated) throw this.notFound(id);
     return this.present(next);
   }
 
-  /** @returns `{ id }` of the deleted account. @throws UnicrmError 404 */
+  /**
+   * Deletes the account; `integrated_account:deleted` (the account as it was) is written in the same transaction.
+   * @returns `{ id }` of the deleted account. @throws UnicrmError 404
+   */
   async delete(environmentId: string, id: string): Promise<{ id: string }> {
-    const deleted = await this.store.delete(environmentId, id.toLowerCase());
+    const existing = await this.store.get(environmentId, id.toLowerCase());
+    const events = existing ? [this.event('integrated_account:deleted', existing, this.clock.now().toISOString())] : [];
+    const deleted = await this.store.delete(environmentId, id.toLowerCase(), events);
     this.forget(environmentId, id.toLowerCase());
     if (!deleted) throw this.notFound(id);
     return { id };
@@ -297,7 +306,7 @@ export class IntegratedAccountService {
     const keyLocation = this.config.encryptionKey ? 'UNICRM_ENCRYPTION_KEY' : `${this.config.dataDir}/encryption.key`;
     return (
       `The encryption key this process loaded at start no longer opens the data directory ${this.config.dataDir}: ` +
-      'another process changed the key (unicrm keys rotate, or unicrm restore) while this one was running. Restart ' +
+      'another process changed the key (unicrm keys rotate --master, or unicrm restore) while this one was running. Restart ' +
       `this process (the API: stop it and start it again) so that it loads the current key from ${keyLocation}; if ` +
       `the key was not meant to change, put back the key the data was written with (${keyLocation}) first.`
     );
@@ -316,7 +325,11 @@ export class IntegratedAccountService {
    * {@link load} reads the account again (and sees `needs_reauth`).
    */
   async markNeedsReauth(account: StoredAccount, reason: string): Promise<void> {
-    await this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, this.clock.now().toISOString(), account.updatedAt);
+    const at = this.clock.now().toISOString();
+    const after: StoredAccount = { ...account, status: 'needs_reauth', lastError: reason, updatedAt: at };
+    // Only an account that was usable reports the error: a second 401 on an account already in needs_reauth is silent.
+    const events = account.status === 'needs_reauth' ? [] : [this.event('integrated_account:authentication_error', after, at)];
+    await this.store.setStatus(account.environmentId, account.id, 'needs_reauth', reason, at, account.updatedAt, events);
     this.forget(account.environmentId, account.id);
   }
 
@@ -397,6 +410,14 @@ export class IntegratedAccountService {
       }
       throw error;
     }
+  }
+
+  /**
+   * An account event for the outbox (issue 17; truto-contract.md §7): its payload is the account as the admin API shows
+   * it (secrets stripped), as it is after the change.
+   */
+  private event(type: WebhookEventType, account: StoredAccount, at: string): OutboxEvent {
+    return { id: randomUUID(), environmentId: account.environmentId, event: type, payload: this.present(account) as unknown as Record<string, unknown>, createdAt: at };
   }
 
   private notFound(id: string): UnicrmError {

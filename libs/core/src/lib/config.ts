@@ -33,6 +33,79 @@ export interface CoreEnvironment {
   operationTimeoutMs: number;
   /** Per integrated account: how many unified operations may be in flight, and how many may wait for a slot. */
   bulkhead: BulkheadLimits;
+  /** `UNICRM_LINK_TOKEN_TTL_MS`: how long a link token can be used (default 900 000: 15 minutes). */
+  linkTokenTtlMs: number;
+  /**
+   * `UNICRM_PUBLIC_URL`: the address end customers' browsers reach this API at (`https://crm-api.example.com`), for the
+   * `url` of a link token; unset, the `Host` the `POST /link-token` request was sent to (http).
+   */
+  publicUrl?: string;
+  /**
+   * `UNICRM_CONNECT_REDIRECT_URIS`: the `redirect_uri`s a link token may name, per environment: entries
+   * `<environment>=<uri>` separated by commas or spaces. A link token's `redirect_uri` must equal one of its
+   * environment's (no prefix match); none listed: no `redirect_uri` is accepted.
+   */
+  connectRedirectUris: Record<string, string[]>;
+  /** Delivery of webhooks (docs/connect.md "Webhooks"). */
+  webhooks: WebhookSettings;
+  /**
+   * OAuth apps by integration, for the connect page's consent flow (docs/connect.md "OAuth"):
+   * `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID` and `_CLIENT_SECRET`, optionally `_AUTHORIZE_URL` and `_TOKEN_URL` (a
+   * sandbox's; default the connector's).
+   */
+  oauthApps: Record<string, { clientId: string; clientSecret: string; authorizeUrl?: string; tokenUrl?: string }>;
+}
+
+/**
+ * Reads the OAuth apps of `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL`.
+ * @throws Error naming the variable when a client id has no secret
+ */
+export function parseOAuthApps(env: NodeJS.ProcessEnv): CoreEnvironment['oauthApps'] {
+  const apps: CoreEnvironment['oauthApps'] = {};
+  for (const [name, value] of Object.entries(env)) {
+    const match = /^UNICRM_OAUTH_([A-Z0-9_]+)_CLIENT_ID$/.exec(name);
+    if (!match || !value) continue;
+    const prefix = `UNICRM_OAUTH_${match[1]}_`;
+    const secret = env[`${prefix}CLIENT_SECRET`];
+    if (!secret) throw new Error(`${prefix}CLIENT_ID is set but ${prefix}CLIENT_SECRET is not.`);
+    apps[(match[1] as string).toLowerCase()] = {
+      clientId: value,
+      clientSecret: secret,
+      ...(env[`${prefix}AUTHORIZE_URL`] && { authorizeUrl: env[`${prefix}AUTHORIZE_URL`] }),
+      ...(env[`${prefix}TOKEN_URL`] && { tokenUrl: env[`${prefix}TOKEN_URL`] }),
+    };
+  }
+  return apps;
+}
+
+/** How the webhook worker delivers. Durations in ms. */
+export interface WebhookSettings {
+  /** `UNICRM_WEBHOOK_POLL_MS` (default 1 000): how often a worker looks for due deliveries. */
+  pollMs: number;
+  /** `UNICRM_WEBHOOK_TIMEOUT_MS` (default 10 000): deadline of one POST to a receiver. */
+  timeoutMs: number;
+  /** `UNICRM_WEBHOOK_RETRY_BASE_MS` (default 10 000): the first retry's delay; each next one doubles it. */
+  retryBaseMs: number;
+  /** `UNICRM_WEBHOOK_RETRY_MAX_MS` (default 3 600 000): the longest delay between two attempts. */
+  retryMaxMs: number;
+  /** `UNICRM_WEBHOOK_MAX_AGE_MS` (default 259 200 000: 3 days): past this age an undelivered event is given up (`failed`). */
+  maxAgeMs: number;
+}
+
+/**
+ * Parses `UNICRM_CONNECT_REDIRECT_URIS` (`<environment>=<uri>` entries, comma or space separated).
+ * @throws Error naming the variable for an entry without `=` or a URI that is not absolute
+ */
+export function parseRedirectUris(text: string | undefined): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const entry of (text ?? '').split(/[\s,]+/).filter((e) => e !== '')) {
+    const at = entry.indexOf('=');
+    const environment = entry.slice(0, at);
+    const uri = entry.slice(at + 1);
+    if (at <= 0 || !URL.canParse(uri)) throw new Error(`UNICRM_CONNECT_REDIRECT_URIS: "${entry}" is not <environment>=<absolute URI>.`);
+    (out[environment] ??= []).push(uri);
+  }
+  return out;
 }
 
 /** The per-account bulkhead (docs/reliability.md "One account cannot starve the others"). */
@@ -74,7 +147,9 @@ function databaseUrl(text: string | undefined): string | undefined {
  * `UNICRM_ENCRYPTION_KEY`, `UNICRM_API_TOKEN`, `UNICRM_LOG_LEVEL`, `UNICRM_RATE_LIMIT_PER_TOKEN` (500),
  * `UNICRM_RATE_LIMIT_PER_ACCOUNT` (50), `UNICRM_RATE_LIMIT_WINDOW_MS` (10000), `UNICRM_IDEMPOTENCY_TTL_MS` (86400000),
  * `UNICRM_IDEMPOTENCY_LEASE_MS` (30000), `UNICRM_OPERATION_TIMEOUT_MS` (60000), `UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT` (16),
- * `UNICRM_MAX_QUEUED_PER_ACCOUNT` (64), `UNICRM_DATABASE_URL`, `UNICRM_DATABASE_POOL_SIZE` (10).
+ * `UNICRM_MAX_QUEUED_PER_ACCOUNT` (64), `UNICRM_DATABASE_URL`, `UNICRM_DATABASE_POOL_SIZE` (10), `UNICRM_LINK_TOKEN_TTL_MS`
+ * (900000), `UNICRM_PUBLIC_URL`, `UNICRM_CONNECT_REDIRECT_URIS`, `UNICRM_WEBHOOK_POLL_MS` (1000), `UNICRM_WEBHOOK_TIMEOUT_MS`
+ * (10000), `UNICRM_WEBHOOK_RETRY_BASE_MS` (10000), `UNICRM_WEBHOOK_RETRY_MAX_MS` (3600000), `UNICRM_WEBHOOK_MAX_AGE_MS` (259200000).
  * @throws Error naming the variable when a number is malformed
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfig & CoreEnvironment {
@@ -99,6 +174,17 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
     databasePoolSize: wholeNumber('UNICRM_DATABASE_POOL_SIZE', env.UNICRM_DATABASE_POOL_SIZE, 10, 1),
     apiToken: env.UNICRM_API_TOKEN || undefined,
     logLevel: env.UNICRM_LOG_LEVEL || undefined,
+    linkTokenTtlMs: wholeNumber('UNICRM_LINK_TOKEN_TTL_MS', env.UNICRM_LINK_TOKEN_TTL_MS, 900_000, 1_000),
+    publicUrl: env.UNICRM_PUBLIC_URL ? env.UNICRM_PUBLIC_URL.replace(/\/+$/, '') : undefined,
+    connectRedirectUris: parseRedirectUris(env.UNICRM_CONNECT_REDIRECT_URIS),
+    oauthApps: parseOAuthApps(env),
+    webhooks: {
+      pollMs: wholeNumber('UNICRM_WEBHOOK_POLL_MS', env.UNICRM_WEBHOOK_POLL_MS, 1_000, 10),
+      timeoutMs: wholeNumber('UNICRM_WEBHOOK_TIMEOUT_MS', env.UNICRM_WEBHOOK_TIMEOUT_MS, 10_000, 1),
+      retryBaseMs: wholeNumber('UNICRM_WEBHOOK_RETRY_BASE_MS', env.UNICRM_WEBHOOK_RETRY_BASE_MS, 10_000, 1),
+      retryMaxMs: wholeNumber('UNICRM_WEBHOOK_RETRY_MAX_MS', env.UNICRM_WEBHOOK_RETRY_MAX_MS, 3_600_000, 1),
+      maxAgeMs: wholeNumber('UNICRM_WEBHOOK_MAX_AGE_MS', env.UNICRM_WEBHOOK_MAX_AGE_MS, 259_200_000, 1),
+    },
   };
 }
 

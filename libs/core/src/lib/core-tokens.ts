@@ -2,4 +2,6 @@
 export const CORE_TOKENS = {
   /** The {@link CursorCodec} of the data directory. */
   CursorCodec: Symbol.for('unicrm.core.CursorCodec'),
+  /** The key (Buffer, 32 bytes) the connect page's CSRF tokens are made with: the same on every node. */
+  ConnectKey: Symbol.for('unicrm.core.ConnectKey'),
 } as const;

@@ -10,7 +10,9 @@ import {
   type Clock,
   type HttpTransport,
   type IdempotencyStore,
+  type LinkTokenStore,
   type RateLimitCounterStore,
+  type WebhookStore,
   TOKENS,
   type UnicrmConfig,
 } from '@unicrm/model';
@@ -25,13 +27,24 @@ import {
   PostgresDatabase,
   POSTGRES_SCHEMA_VERSION,
   PostgresIdempotencyStore,
+  PostgresLinkTokenStore,
   PostgresRateLimitStore,
+  type DataKeyRotation,
+  Keyring,
+  openSqliteKeyring,
+  PostgresDataKeyTable,
+  rotateDataKey,
+  type RotateDataKeyOptions,
+  PostgresWebhookStore,
   rotateEncryptionKey,
   type RotateResult,
+  SqliteDataKeyTable,
   SecretBox,
   SqliteAccountStore,
   SqliteApiTokenStore,
   SqliteIdempotencyStore,
+  SqliteLinkTokenStore,
+  SqliteWebhookStore,
 } from '@unicrm/store';
 import pino from 'pino';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
@@ -52,6 +65,8 @@ import { OAuthRefresher } from './oauth-refresh';
 import { type MetaRequest, type MethodMeta, MetaUseCase } from './meta';
 import { type ProxyCall, ProxyUseCase } from './proxy';
 import { ConnectorRegistry } from './registry';
+import { ConnectService } from './connect';
+import { WebhookDispatcher, WebhookService } from './webhooks';
 import { ResourceCatalog } from './resource-catalog';
 import { UndiciTransport } from './undici-transport';
 import { type UnifiedRequest, type UnifiedResponse, UnifiedTargets } from './unified-target';
@@ -76,7 +91,7 @@ export interface CreateCoreOptions {
   /**
    * This core serves the data directory (the HTTP API): it marks the directory as served before opening it, until
    * {@link UnicrmCore.close} or the end of the process (`claimServing` of `@unicrm/store`: a file lock the OS drops
-   * with the process, and `<dataDir>/serving/<pid>.json` naming it). `unicrm keys rotate` and `restore` refuse
+   * with the process, and `<dataDir>/serving/<pid>.json` naming it). `unicrm keys rotate --master` and `restore` refuse
    * while it is marked. A rotation or restore under way is waited for (`waitMs`, default 30 000 ms). Embedded SDK
    * cores and the CLI do not serve. Default false.
    */
@@ -89,6 +104,15 @@ export interface UnicrmCore {
   readonly logger: pino.Logger;
   readonly accounts: IntegratedAccountService;
   readonly tokens: ApiTokenService;
+  /** Link tokens and the connect page's flow (issue 17). */
+  readonly connect: ConnectService;
+  /** Webhooks' admin API (issue 17). */
+  readonly webhooks: WebhookService;
+  /**
+   * The webhook worker: the API starts it (`start()`), so that every serving node delivers the outbox's events; an
+   * embedded SDK core does not (its events are delivered by a running API on the same storage). Stopped by {@link close}.
+   */
+  readonly webhookDispatcher: WebhookDispatcher;
   /** Where a front door attaches its metrics (`attach(observer)`); the core reports to every observer attached. */
   readonly metrics: MetricsHub;
   /** The PostgreSQL pool's connections (total, idle, callers waiting), or undefined on SQLite. */
@@ -113,11 +137,19 @@ export interface UnicrmCore {
   /** `/proxy/<resource>[/<id>]`: the provider's own API with the account's credentials. */
   proxy(call: ProxyCall): Promise<UnifiedResponse>;
   /**
-   * Re-encrypts every stored secret under a new key (`unicrm keys rotate`); with `newKey` (hex or base64 of
-   * 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key file. Refused while an API serves the
-   * data directory (see {@link CreateCoreOptions.serving}).
+   * Rotates the data key online (`unicrm keys rotate`, docs/security.md "Rotating"), on SQLite or PostgreSQL while the
+   * API nodes serve: a new data key becomes active, every sealed credential is re-sealed with it in batches, and the
+   * old key is retired once nothing names it. Run again after an interruption, it finishes the same rotation.
+   * @param options `batchSize` (values per batch, default 500), `onProgress` (after each batch)
+   * @throws RotationInProgressError when another rotation runs on the same storage (nothing changed)
+   */
+  rotateDataKey(options?: Pick<RotateDataKeyOptions, 'batchSize' | 'onProgress'>): Promise<DataKeyRotation>;
+  /**
+   * Replaces the master key of a SQLite data directory (`unicrm keys rotate --master`): wraps the data keys again
+   * under it; with `newKey` (hex or base64 of 32 bytes) for a key kept in `UNICRM_ENCRYPTION_KEY`, else a new key
+   * file. Refused while an API serves the data directory (see {@link CreateCoreOptions.serving}), and on PostgreSQL.
    * @throws DataDirectoryInUseError naming the serving processes (nothing changed)
-   * @throws Error when the rotation failed (nothing changed) or the new key is malformed
+   * @throws Error when the rotation failed (nothing changed), the new key is malformed, or the store is PostgreSQL
    */
   rotateEncryptionKey(newKey?: string): RotateResult;
   /**
@@ -178,7 +210,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     options.logStream ?? pino.destination({ fd: options.logDestination === 'stderr' ? 2 : 1, sync: false }),
   );
-  let stores: { accounts: AccountStore; tokens: ApiTokenStore; idempotency: IdempotencyStore };
+  let stores: { accounts: AccountStore; tokens: ApiTokenStore; idempotency: IdempotencyStore; linkTokens: LinkTokenStore; webhooks: WebhookStore };
   let box: SecretBox;
   let db: ReturnType<typeof openDataDirectory>['db'] | undefined;
   let postgres: PostgresDatabase | undefined;
@@ -190,7 +222,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     }
     box = new SecretBox(parseEncryptionKey(config.encryptionKey));
     postgres = new PostgresDatabase(box, { url: config.databaseUrl, poolSize: config.databasePoolSize });
-    stores = { accounts: new PostgresAccountStore(postgres, box), tokens: new PostgresApiTokenStore(postgres), idempotency: new PostgresIdempotencyStore(postgres) };
+    stores = {
+      accounts: new PostgresAccountStore(postgres, box),
+      tokens: new PostgresApiTokenStore(postgres),
+      idempotency: new PostgresIdempotencyStore(postgres),
+      linkTokens: new PostgresLinkTokenStore(postgres),
+      webhooks: new PostgresWebhookStore(postgres, box),
+    };
   } else {
     // The claim comes first: a rotation or restore cannot slip in between reading the key and serving with it.
     claim = options.serving ? claimServing(config.dataDir, typeof options.serving === 'object' ? options.serving.waitMs : undefined) : undefined;
@@ -203,7 +241,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     }
     db = opened.db;
     box = opened.box;
-    stores = { accounts: new SqliteAccountStore(opened.db, box), tokens: new SqliteApiTokenStore(opened.db), idempotency: new SqliteIdempotencyStore(opened.db) };
+    stores = {
+      accounts: new SqliteAccountStore(opened.db, box),
+      tokens: new SqliteApiTokenStore(opened.db),
+      idempotency: new SqliteIdempotencyStore(opened.db),
+      linkTokens: new SqliteLinkTokenStore(opened.db),
+      webhooks: new SqliteWebhookStore(opened.db, box),
+    };
   }
 
   const container = rootContainer.createChildContainer();
@@ -216,10 +260,13 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.AccountStore, { useValue: stores.accounts });
   container.register(TOKENS.ApiTokenStore, { useValue: stores.tokens });
   container.register(TOKENS.IdempotencyStore, { useValue: stores.idempotency });
+  container.register(TOKENS.LinkTokenStore, { useValue: stores.linkTokens });
+  container.register(TOKENS.WebhookStore, { useValue: stores.webhooks });
   // One host on SQLite: the process's own single flight is the lock (the CLI does not refresh tokens).
   container.register(TOKENS.AccountLocks, { useValue: postgres ? new PostgresAccountLocks(postgres) : { withLock: <T>(_name: string, work: () => Promise<T>) => work() } });
   container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
+  container.register(CORE_TOKENS.ConnectKey, { useValue: box.derive('unicrm connect csrf v1') });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
   container.register(TOKENS.Connector, { useClass: PipedriveConnector });
   container.register(TOKENS.Connector, { useClass: HubSpotConnector });
@@ -240,6 +287,9 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     DeleteUseCase,
     MetaUseCase,
     ProxyUseCase,
+    ConnectService,
+    WebhookService,
+    WebhookDispatcher,
   ]) {
     container.registerSingleton(singleton as new (...args: never[]) => unknown);
   }
@@ -253,12 +303,16 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   const meta = container.resolve(MetaUseCase);
   const proxy = container.resolve(ProxyUseCase);
   const catalog = container.resolve(ResourceCatalog);
+  const webhookDispatcher = container.resolve(WebhookDispatcher);
   let closed = false;
   return {
     config,
     logger,
     accounts: container.resolve(IntegratedAccountService),
     tokens: container.resolve(ApiTokenService),
+    connect: container.resolve(ConnectService),
+    webhooks: container.resolve(WebhookService),
+    webhookDispatcher,
     metrics,
     poolStats: () => postgres && { total: postgres.pool.totalCount, idle: postgres.pool.idleCount, waiting: postgres.pool.waitingCount },
     ...(postgres && { rateLimitCounters: new PostgresRateLimitStore(postgres) }),
@@ -272,10 +326,18 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     },
     proxy: (call) => proxy.execute(call),
     openApiDocument: () => buildOpenApiDocument(UNICRM_VERSION, catalog.all()),
+    async rotateDataKey(rotation = {}) {
+      if (postgres) {
+        await postgres.started;
+        return rotateDataKey(new PostgresDataKeyTable(postgres), new Keyring(box), rotation);
+      }
+      const sqlite = db as NonNullable<typeof db>;
+      return rotateDataKey(new SqliteDataKeyTable(sqlite, config.dataDir), openSqliteKeyring(sqlite, box), rotation);
+    },
     rotateEncryptionKey(newKey?: string) {
       if (!db) {
         throw new Error(
-          'unicrm keys rotate works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the key cannot be rotated yet (docs/deployment.md "Encryption key"). Nothing was changed.',
+          'unicrm keys rotate --master works on the SQLite data directory; with UNICRM_DATABASE_URL (PostgreSQL) the master key cannot be replaced yet (docs/security.md "Rotating"): `unicrm keys rotate` rotates the data keys online. Nothing was changed.',
         );
       }
       let key: Buffer | undefined;
@@ -307,6 +369,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     async close() {
       if (closed) return;
       closed = true;
+      await webhookDispatcher.stop();
       await container.resolve<HttpTransport>(TOKENS.HttpTransport).close();
       db?.close();
       await postgres?.close();

@@ -184,23 +184,29 @@ describe('a key rotated by another process while this one runs', () => {
     const keyBefore = readFileSync(join(dir, 'encryption.key'), 'utf8');
     const error = await caught(() => core.rotateEncryptionKey());
     expect(error).toBeInstanceOf(DataDirectoryInUseError);
-    expect(error.message).toContain(`keys rotate refused: the unicrm API is serving the data directory ${dir} (pid ${process.pid}`);
+    expect(error.message).toContain(`keys rotate --master refused: the unicrm API is serving the data directory ${dir} (pid ${process.pid}`);
     expect(readFileSync(join(dir, 'encryption.key'), 'utf8')).toBe(keyBefore);
     expect((await api.accounts.load(env, id)).context).toEqual(context);
+    // The data key is rotated while it serves.
+    expect((await core.rotateDataKey()).resealed).toBe(1);
+    expect((await api.accounts.load(env, id)).context).toEqual(context);
     await api.close();
-    expect(core.rotateEncryptionKey().accounts).toBe(1);
+    expect(core.rotateEncryptionKey().dataKeys).toBe(1);
   });
 
-  it('makes this process answer 500 "restart", and it never stores an account with the old key', async () => {
+  it('makes this process answer 500 "restart" after a master key change and a data key rotation, and it never stores an account with the old key', async () => {
     const id = await connect('a');
     const rotating = open();
     others.push(rotating);
     rotating.rotateEncryptionKey();
+    const withNewKey = open();
+    others.push(withNewKey);
+    await withNewKey.rotateDataKey();
     await nextTurn();
 
     const list = await core.accounts.list(env, '');
     expect(list.result.map((a) => a.is_usable)).toEqual([false]);
-    expect(list.result[0]?.last_error).toContain('another process changed the key (unicrm keys rotate, or unicrm restore) while this one was running. Restart this process');
+    expect(list.result[0]?.last_error).toContain('another process changed the key (unicrm keys rotate --master, or unicrm restore) while this one was running. Restart this process');
     const call = await rejection(core.unified.create({ model: 'crm', resource: 'stages', environmentId: env, query: `integrated_account_id=${id}`, body: { name: 'Won' } }));
     expect(call.statusCode).toBe(500);
     expect(call.message).toContain(`Restart this process (the API: stop it and start it again) so that it loads the current key from ${dir}/encryption.key`);

@@ -72,21 +72,29 @@ export const PipelinerContextSchema = z
   .strictObject({
     service_url: z
       .url({ protocol: /^https?$/, error: 'is required: the Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com' })
-      .describe('Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com'),
+      .describe('Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com')
+      .meta({
+        title: 'Service URL',
+        description:
+          'The address of your Pipeliner region, e.g. https://eu-central.api.pipelinersales.com. In Pipeliner: Administration → Applications → Show API Access → "Service URL".',
+      }),
     space_id: z
       .string({ error: 'is required: the Pipeliner space id (a string), e.g. fr_Myself' })
       .trim()
       .min(1, { error: 'is required: the Pipeliner space id (a string), e.g. fr_Myself' })
       .refine((id) => id !== '.' && id !== '..', { error: 'is not a space id' })
-      .describe('Pipeliner space id, e.g. fr_Myself'),
+      .describe('Pipeliner space id, e.g. fr_Myself')
+      .meta({ title: 'Space ID', description: 'Your Pipeliner space, e.g. fr_Myself. Shown on the same "Show API Access" page as "Space ID".' }),
     username: z
       .string({ error: 'is required: the Pipeliner API token (a string)' })
       .min(1, { error: 'is required: the Pipeliner API token (a string)' })
-      .describe('Pipeliner "API token" (HTTP Basic username); secret'),
+      .describe('Pipeliner "API token" (HTTP Basic username); secret')
+      .meta({ title: 'API token', description: 'The application\'s "API token" (Administration → Applications → Show API Access).' }),
     password: z
       .string({ error: 'is required: the Pipeliner API password (a string)' })
       .min(1, { error: 'is required: the Pipeliner API password (a string)' })
-      .describe('Pipeliner "API password" (HTTP Basic password); secret'),
+      .describe('Pipeliner "API password" (HTTP Basic password); secret')
+      .meta({ title: 'API password', description: 'The application\'s "API password", shown next to the API token.' }),
   })
   .meta({ id: 'PipelinerContext' });
 export type PipelinerContext = z.infer<typeof PipelinerContextSchema>;

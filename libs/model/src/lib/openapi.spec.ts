@@ -31,6 +31,7 @@ describe('buildOpenApiDocument', () => {
       'DELETE /integrated-account/{id}',
       'DELETE /proxy/{resource}/{id}',
       'DELETE /unified/crm/stages/{id}',
+      'DELETE /webhook/{id}',
       'GET /health',
       'GET /integrated-account',
       'GET /integrated-account/{id}',
@@ -43,13 +44,20 @@ describe('buildOpenApiDocument', () => {
       'GET /unified/crm/stages',
       'GET /unified/crm/stages/meta/{method}',
       'GET /unified/crm/stages/{id}',
+      'GET /webhook',
+      'GET /webhook/{id}',
+      'GET /webhook/{id}/deliveries',
       'PATCH /integrated-account/{id}',
       'PATCH /proxy/{resource}/{id}',
       'PATCH /unified/crm/stages/{id}',
+      'PATCH /webhook/{id}',
       'POST /integrated-account',
+      'POST /link-token',
       'POST /proxy/{resource}',
       'POST /proxy/{resource}/{id}',
       'POST /unified/crm/stages',
+      'POST /webhook',
+      'POST /webhook/test',
     ]);
   });
 

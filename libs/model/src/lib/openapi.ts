@@ -8,6 +8,7 @@ import {
   IntegratedAccountSchema,
   PipelinerContextSchema,
 } from './integrated-account';
+import { LinkTokenCreateBodySchema, LinkTokenSchema, WEBHOOK_EVENT_TYPES, WebhookCreateBodySchema, WebhookPatchBodySchema, WebhookSchema } from './connect';
 
 
 type JsonSchema = Record<string, unknown>;
@@ -268,6 +269,7 @@ export function buildOpenApiDocument(version = '0.1.0', resources: readonly Unif
     paths: {
       ...unified.paths,
       ...proxyPaths(commonErrors),
+      ...connectPaths(commonErrors),
       '/integrated-account': {
         post: {
           operationId: 'createIntegratedAccount',
@@ -397,6 +399,128 @@ export function buildOpenApiDocument(version = '0.1.0', resources: readonly Unif
           required: ['unified_model', 'resource', 'method', 'integration', 'description', 'retry_safe', 'documentation_link', 'schema', 'query_schema'],
         },
         PipelinerContext: toJsonSchema(PipelinerContextSchema, 'input'),
+        LinkTokenCreateBody: toJsonSchema(LinkTokenCreateBodySchema, 'input'),
+        LinkToken: toJsonSchema(LinkTokenSchema, 'output'),
+        Webhook: toJsonSchema(WebhookSchema, 'output'),
+        WebhookCreateBody: toJsonSchema(WebhookCreateBodySchema, 'input'),
+        WebhookPatchBody: toJsonSchema(WebhookPatchBodySchema, 'input'),
+        WebhookList: {
+          type: 'object',
+          properties: { result: { type: 'array', items: ref('Webhook') }, next_cursor: { type: ['string', 'null'] }, limit: { type: 'integer' } },
+          required: ['result', 'next_cursor', 'limit'],
+        },
+        WebhookDelivery: {
+          type: 'object',
+          description: 'One event sent to one webhook, with its attempts',
+          properties: {
+            id: { type: 'string', description: "The event's id (the body's id)" },
+            event: { type: 'string', enum: [...WEBHOOK_EVENT_TYPES] },
+            webhook_id: { type: 'string' },
+            status: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
+            created_at: { type: 'string', format: 'date-time' },
+            next_attempt_at: { type: ['string', 'null'], format: 'date-time' },
+            delivered_at: { type: ['string', 'null'], format: 'date-time' },
+            attempts: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  attempt: { type: 'integer' },
+                  started_at: { type: 'string', format: 'date-time' },
+                  status_code: { type: ['integer', 'null'] },
+                  error: { type: ['string', 'null'] },
+                  duration_ms: { type: 'number' },
+                },
+                required: ['attempt', 'started_at', 'status_code', 'error', 'duration_ms'],
+              },
+            },
+          },
+          required: ['id', 'event', 'webhook_id', 'status', 'created_at', 'next_attempt_at', 'delivered_at', 'attempts'],
+        },
+        WebhookDeliveryList: {
+          type: 'object',
+          properties: { result: { type: 'array', items: ref('WebhookDelivery') }, next_cursor: { type: ['string', 'null'] }, limit: { type: 'integer' } },
+          required: ['result', 'next_cursor', 'limit'],
+        },
+      },
+    },
+  };
+}
+
+/** `POST /link-token` and `/webhook…` (issue 17; docs/connect.md). */
+function connectPaths(commonErrors: Record<string, JsonSchema>): Record<string, JsonSchema> {
+  const json = (name: string, description: string) => ({ description, content: { 'application/json': { schema: ref(name) } } });
+  const body = (name: string) => ({ required: true, content: { 'application/json': { schema: ref(name) } } });
+  const idParameter = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }];
+  const page = [
+    { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+    { name: 'next_cursor', in: 'query', schema: { type: 'string' } },
+  ];
+  return {
+    '/link-token': {
+      post: {
+        operationId: 'createLinkToken',
+        summary: 'A single-use link for an end customer to connect (tenant_id) or reconnect (integrated_account_id) an account',
+        requestBody: body('LinkTokenCreateBody'),
+        responses: { '201': json('LinkToken', 'The link token, its expiry and the connect page URL'), '400': commonErrors['400'], '401': commonErrors['401'], '404': commonErrors['404'] },
+      },
+    },
+    '/webhook': {
+      post: {
+        operationId: 'createWebhook',
+        summary: 'Subscribe a URL to account events; the answer holds the signing secret (shown once)',
+        requestBody: body('WebhookCreateBody'),
+        responses: { '201': json('Webhook', 'The webhook with its secret'), '400': commonErrors['400'], '401': commonErrors['401'] },
+      },
+      get: {
+        operationId: 'listWebhooks',
+        parameters: page,
+        responses: { '200': json('WebhookList', 'One page, oldest first'), '400': commonErrors['400'], '401': commonErrors['401'] },
+      },
+    },
+    '/webhook/test': {
+      post: {
+        operationId: 'testWebhook',
+        summary: 'Queue a test event for one webhook',
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } } } },
+        responses: {
+          '202': {
+            description: 'The queued event',
+            content: {
+              'application/json': {
+                schema: { type: 'object', properties: { id: { type: 'string' }, event: { type: 'string', const: 'test' }, webhook_id: { type: 'string' } }, required: ['id', 'event', 'webhook_id'] },
+              },
+            },
+          },
+          '400': commonErrors['400'],
+          '401': commonErrors['401'],
+          '404': commonErrors['404'],
+        },
+      },
+    },
+    '/webhook/{id}': {
+      parameters: idParameter,
+      get: { operationId: 'getWebhook', responses: { '200': json('Webhook', 'The webhook (no secret)'), '401': commonErrors['401'], '404': commonErrors['404'] } },
+      patch: {
+        operationId: 'updateWebhook',
+        requestBody: body('WebhookPatchBody'),
+        responses: { '200': json('Webhook', 'The webhook (no secret)'), '400': commonErrors['400'], '401': commonErrors['401'], '404': commonErrors['404'] },
+      },
+      delete: {
+        operationId: 'deleteWebhook',
+        responses: {
+          '200': { description: 'Its id', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } } } },
+          '401': commonErrors['401'],
+          '404': commonErrors['404'],
+        },
+      },
+    },
+    '/webhook/{id}/deliveries': {
+      parameters: idParameter,
+      get: {
+        operationId: 'listWebhookDeliveries',
+        parameters: page,
+        responses: { '200': json('WebhookDeliveryList', 'Newest first, with their attempts'), '400': commonErrors['400'], '401': commonErrors['401'], '404': commonErrors['404'] },
       },
     },
   };

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { IntegratedAccount, IntegratedAccountStatus } from './integrated-account';
+import type { OutboxEvent } from './connect';
 import type { RemoteQuery } from './query';
 
 /**
@@ -19,6 +20,8 @@ export const TOKENS = {
   UnifiedResource: Symbol.for('unicrm.UnifiedResource'),
   Metrics: Symbol.for('unicrm.Metrics'),
   AccountLocks: Symbol.for('unicrm.AccountLocks'),
+  LinkTokenStore: Symbol.for('unicrm.LinkTokenStore'),
+  WebhookStore: Symbol.for('unicrm.WebhookStore'),
 } as const;
 
 /** Runtime settings shared by every component. Durations in milliseconds. */
@@ -128,8 +131,11 @@ export class EncryptionKeyChangedError extends Error {
 
 /** Persistence of integrated accounts (DESIGN.md §4–5). Secrets are encrypted at rest by the implementation. */
 export interface AccountStore {
-  /** @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written) */
-  create(account: StoredAccount): Promise<void>;
+  /**
+   * @param events account events written in the same transaction (the webhook outbox: issue 17); none when absent
+   * @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written)
+   */
+  create(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<void>;
   /**
    * The account with this id in this environment, or undefined (other environments' accounts are invisible).
    * An account whose stored data cannot be read is returned with `fault` set, never thrown.
@@ -142,16 +148,26 @@ export interface AccountStore {
   list(environmentId: string, query: AccountListQuery): Promise<AccountPage>;
   /**
    * Replaces the stored account (context re-encrypted); false when there was none.
+   * @param events written in the same transaction, only when the account was replaced
    * @throws EncryptionKeyChangedError when the data's key is no longer this store's (nothing written)
    */
-  update(account: StoredAccount): Promise<boolean>;
-  /** Removes the account; false when there was none. */
-  delete(environmentId: string, id: string): Promise<boolean>;
+  update(account: StoredAccount, events?: readonly OutboxEvent[]): Promise<boolean>;
+  /** Removes the account; false when there was none. `events` are written in the same transaction, only when removed. */
+  delete(environmentId: string, id: string, events?: readonly OutboxEvent[]): Promise<boolean>;
   /**
    * Sets the status (and last error); no-op when the account is gone, or when `ifUpdatedAt` is given and the
-   * account was updated since.
+   * account was updated since. `events` are written in the same transaction, only when the status was set.
+   * @returns true when the status was set
    */
-  setStatus(environmentId: string, id: string, status: IntegratedAccountStatus, lastError: string | null, at: string, ifUpdatedAt?: string): Promise<void>;
+  setStatus(
+    environmentId: string,
+    id: string,
+    status: IntegratedAccountStatus,
+    lastError: string | null,
+    at: string,
+    ifUpdatedAt?: string,
+    events?: readonly OutboxEvent[],
+  ): Promise<boolean | void>;
   /**
    * A number that changes whenever what this store returns may have changed: after a write through this store
    * (`create`, and `update`, `delete`, `setStatus` when they changed a row), and after anything else, in this
@@ -552,6 +568,37 @@ export interface OAuthRefreshDeclaration {
   applyRefresh(context: Record<string, unknown>, answer: unknown, now: Date): Record<string, unknown>;
 }
 
+/** An OAuth app of an integration, as the operator configured it (`UNICRM_OAUTH_<INTEGRATION>_*`). */
+export interface OAuthApp {
+  clientId: string;
+  clientSecret: string;
+  /** The provider's authorization page (the connector's, unless configured: a sandbox's). */
+  authorizeUrl: string;
+  /** The provider's token endpoint (likewise). */
+  tokenUrl: string;
+}
+
+/**
+ * How an end customer connects an integration through the provider's consent page (OAuth 2 authorization code grant,
+ * RFC 6749 §4.1) on the connect page (docs/connect.md "OAuth"). Core sends the browser to `authorizeUrl` with
+ * `response_type=code`, `client_id`, `redirect_uri` and a `state` it checks on return, then exchanges the code.
+ */
+export interface OAuthConsentDeclaration {
+  /** The provider's authorization page (`https://oauth.pipedrive.com/oauth/authorize`). */
+  readonly authorizeUrl: string;
+  /** The provider's token endpoint. */
+  readonly tokenUrl: string;
+  /** The token request that exchanges `code` (sent as is by core, a POST). */
+  codeRequest(code: string, redirectUri: string, app: OAuthApp): OAuthRefreshRequest;
+  /**
+   * The account context of a successful (2xx) token answer.
+   * @param answer the answer's body, parsed as JSON
+   * @param now when the answer arrived (`expires_in` counts from it)
+   * @throws Error when the answer holds no usable tokens (core shows a 502-like failure)
+   */
+  contextOf(answer: unknown, app: OAuthApp, now: Date): Record<string, unknown>;
+}
+
 /**
  * A CRM connector: one per integration, registered under `TOKENS.Connector` and picked by the
  * registry by `integration` (DESIGN.md §1). It declares what it supports; core and the route table read the
@@ -576,6 +623,17 @@ export interface Connector {
   verifyCredentials?(context: Record<string, unknown>, signal?: AbortSignal): Promise<void>;
   /** Context keys that are secrets: encrypted at rest and never shown. */
   readonly secretContextKeys: readonly string[];
+  /**
+   * The context an end customer types on the connect page (issue 17, docs/connect.md): a zod object whose properties
+   * become the form's fields, in order. Each property's `title` (zod `.meta({ title })`) is its label and its
+   * `description` (`.describe()` or `.meta({ description })`) the help text under it (say where in the CRM to find the
+   * value); keys in {@link secretContextKeys} are password fields; optional properties are optional fields. What is
+   * typed is checked by {@link parseContext} and {@link verifyCredentials}, as for `POST /integrated-account`. Absent:
+   * the integration is not offered on the connect page.
+   */
+  readonly contextSchema?: z.ZodType;
+  /** The provider's consent flow, when the integration offers OAuth on the connect page (and its app is configured). */
+  readonly oauthConsent?: OAuthConsentDeclaration;
   /**
    * Context keys that decide where the secrets are sent (Pipeliner: `service_url`). Changing one requires
    * sending every secret again, so a caller who can edit an account cannot redirect its stored credentials.

@@ -1,5 +1,5 @@
 import { type AccountFault, type IntegratedAccountStatus, InvalidCursorError, type StoredAccount } from '@unicrm/model';
-import type { SecretBox } from './secret-box';
+import type { Sealer } from './keyring';
 
 /** A row of `integrated_accounts`, as both backends store it (times as ISO 8601 UTC text). */
 export interface AccountRow {
@@ -58,7 +58,7 @@ export function parsePublicContext(text: string): Record<string, unknown> | unde
 export class DecryptedContexts {
   private readonly decrypted = new Map<string, { sealed: string; context: Record<string, unknown> }>();
 
-  constructor(private readonly box: SecretBox) {}
+  constructor(private readonly box: Sealer) {}
 
   /** The decrypted context, or undefined when the sealed value does not open (never its error: it may quote the plaintext). */
   open(row: AccountRow): Record<string, unknown> | undefined {
@@ -83,7 +83,7 @@ export class DecryptedContexts {
 }
 
 /** The row to store for an account: the whole context sealed with the account id as AAD, the public context in clear. */
-export function accountRow(account: StoredAccount, box: SecretBox): AccountRow {
+export function accountRow(account: StoredAccount, box: Sealer): AccountRow {
   return {
     id: account.id,
     environment_id: account.environmentId,

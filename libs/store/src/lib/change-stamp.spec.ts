@@ -141,6 +141,8 @@ describe('databaseChangeStamp', () => {
     const a = connect();
     const store = new SqliteAccountStore(a.db, a.box);
     await store.create(account());
+    // Sealed with the master key itself, as before the keyring: the master key rotation re-seals it.
+    a.db.prepare('UPDATE integrated_accounts SET sealed_context = ? WHERE id = ?').run(a.box.seal(JSON.stringify(account().context), ID), ID);
     const other = connect();
     const otherStore = new SqliteAccountStore(other.db, other.box);
     const b = connect(); // opening a data directory commits (its migrations), so before the stamps are taken

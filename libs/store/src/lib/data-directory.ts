@@ -27,7 +27,7 @@ export function openDataDirectory(dataDir: string, encryptionKey?: string): Data
     throw new Error(
       `The encryption key does not match the one the data in ${dataDir} was written with. ` +
         (keyFromEnvironment
-          ? 'Set UNICRM_ENCRYPTION_KEY to that key (after `unicrm keys rotate --new-key`, the new one).'
+          ? 'Set UNICRM_ENCRYPTION_KEY to that key (after `unicrm keys rotate --master --new-key`, the new one).'
           : 'Restore its encryption.key file, or set UNICRM_ENCRYPTION_KEY to the key.'),
     );
   }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CONNECT_MIGRATION_SQLITE } from './connect-schema';
 import { SecretBox } from './secret-box';
 
 /** File name of the SQLite database inside the data directory. */
@@ -49,6 +50,17 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE idempotency_records ADD COLUMN claim_token TEXT NOT NULL DEFAULT '';
    ALTER TABLE idempotency_records ADD COLUMN lease_expires_at TEXT NOT NULL DEFAULT '';
    UPDATE idempotency_records SET claim_token = lower(hex(randomblob(16))), lease_expires_at = created_at;`,
+  // Issue 14: the keyring. Data keys wrapped with the master key; at most one active (docs/security.md "Rotating").
+  `CREATE TABLE encryption_keys (
+     kid TEXT PRIMARY KEY,
+     wrapped TEXT,
+     state TEXT NOT NULL CHECK (state IN ('active', 'previous', 'retired')),
+     created_at TEXT NOT NULL,
+     retired_at TEXT
+   );
+   CREATE UNIQUE INDEX encryption_keys_one_active ON encryption_keys (state) WHERE state = 'active';`,
+  // Issue 17: link tokens (by hash), webhooks (secret sealed) and the account-event outbox (docs/connect.md).
+  CONNECT_MIGRATION_SQLITE,
 ];
 
 /** The schema version a database of this unicrm has (`PRAGMA user_version` after the migrations). */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DATABASE_FILE, openDatabase } from './database';
+import { DATABASE_FILE, openDatabase, SCHEMA_VERSION } from './database';
 import { SqliteIdempotencyStore } from './idempotency-store';
 import { SecretBox } from './secret-box';
 
@@ -100,10 +100,13 @@ describe('SqliteIdempotencyStore', () => {
     const path = join(dir, DATABASE_FILE);
     const fresh = openDatabase(dir, box);
     fresh.exec('DROP TABLE idempotency_records');
+    // Issue 17's tables (migration 5) did not exist either.
+    fresh.exec('DROP TABLE webhook_attempts; DROP TABLE webhook_deliveries; DROP TABLE webhook_events; DROP TABLE webhooks; DROP TABLE link_tokens;');
     fresh.exec(`CREATE TABLE idempotency_records (
        scope TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL, status_code INTEGER, body TEXT, raw_text TEXT,
        headers TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, expires_at TEXT NOT NULL)`);
     fresh.prepare(`INSERT INTO idempotency_records (scope, state, fingerprint, created_at, expires_at) VALUES ('old', 'in_flight', 'f', ?, ?)`).run(T0, TTL_END);
+    fresh.exec('DROP TABLE encryption_keys'); // added by migration 5
     fresh.pragma('user_version = 3');
     fresh.close();
     const store = connect();
@@ -112,6 +115,6 @@ describe('SqliteIdempotencyStore', () => {
     expect(record?.claimToken).toMatch(/^[0-9a-f]{32}$/);
     const reader = new Database(path, { readonly: true });
     dbs.push(reader);
-    expect(reader.pragma('user_version', { simple: true })).toBe(4);
+    expect(reader.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
   });
 });

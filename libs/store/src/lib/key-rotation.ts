@@ -3,7 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noteDatabaseWrite } from './change-stamp';
+import { webhookSecretAad } from './connect-store';
 import { KEY_CHECK, KEY_CHECK_ROW, keyFits } from './database';
+import { openSqliteKeyring, readSqliteDataKeys } from './data-keys';
+import { kidOf, wrapAad } from './keyring';
 import { KEY_FILE, SecretBox } from './secret-box';
 import { claimExclusive } from './serving-lock';
 
@@ -25,18 +28,24 @@ export interface RotateOptions {
 
 /** What a rotation did. */
 export interface RotateResult {
-  /** Number of integrated accounts re-encrypted. */
+  /** Data keys wrapped again with the new master key. */
+  dataKeys: number;
+  /** Integrated accounts re-encrypted: those still sealed with the master key itself (written before the keyring). */
   accounts: number;
+  /** Webhook signing secrets sealed again with the new master key. */
+  webhooks: number;
   /** Where the new key now is: the key file's path, or `environment` when the caller supplied it. */
   keyLocation: string;
 }
 
 /**
- * Re-encrypts every secret under a new key in one SQLite transaction (DESIGN.md §4). Order, so that an
- * interruption at any point loses nothing:
+ * Replaces the **master key** of a SQLite data directory (`keys rotate --master`; the data keys are rotated online
+ * by `rotateDataKey`). The master key only wraps the data keys, so this wraps each data key again, re-seals the
+ * values still sealed with the master key itself (written before the keyring) with the active data key, seals the
+ * webhook signing secrets again with the new master key, and re-seals the key check, in one SQLite transaction. Order, so that an interruption at any point loses nothing:
  * 1. key file mode: the new key is written to `encryption.key.next` (0600) first;
- * 2. one transaction re-seals every account's context and the key check; any failure rolls it all back
- *    (and `.next` is removed): the old key still opens everything;
+ * 2. one transaction wraps every data key again, re-seals the old values and the key check; any failure rolls it all
+ *    back (and `.next` is removed): the old key still opens everything;
  * 3. `.next` is renamed over `encryption.key` (atomic). A crash between 2 and 3 is finished by
  *    {@link recoverKeyRotation} on the next start.
  * No API may serve the directory meanwhile (it holds the old key in memory): the rotation holds the directory to
@@ -48,7 +57,7 @@ export interface RotateResult {
  * @throws Error when `oldBox` is not the data directory's key, or when the re-encryption fails (nothing changed)
  */
 export function rotateEncryptionKey(dataDir: string, db: Database.Database, oldBox: SecretBox, options: RotateOptions = {}): RotateResult {
-  const claim = claimExclusive(dataDir, 'keys rotate');
+  const claim = claimExclusive(dataDir, 'keys rotate --master');
   try {
     return rotateAlone(dataDir, db, oldBox, options);
   } finally {
@@ -63,14 +72,30 @@ function rotateAlone(dataDir: string, db: Database.Database, oldBox: SecretBox, 
   const nextPath = join(dataDir, NEXT_KEY_FILE);
   if (!options.newKey) writeFileSync(nextPath, `${newKey.toString('base64')}\n`, { mode: 0o600 });
 
-  const rows = db.prepare('SELECT id, sealed_context FROM integrated_accounts ORDER BY id').all() as Array<{ id: string; sealed_context: string }>;
+  const keyring = openSqliteKeyring(db, oldBox);
+  const rows = (db.prepare('SELECT id, sealed_context FROM integrated_accounts ORDER BY id').all() as Array<{ id: string; sealed_context: string }>).filter(
+    (row) => kidOf(row.sealed_context) === undefined,
+  );
+  const dataKeys = readSqliteDataKeys(db).filter((record) => record.wrapped !== null);
+  // Webhook signing secrets (issue 17) are sealed with the master key itself: sealed again with the new one.
+  const webhooks = db.prepare('SELECT id, sealed_secret FROM webhooks').all() as Array<{ id: string; sealed_secret: string }>;
+  const updateWebhook = db.prepare('UPDATE webhooks SET sealed_secret = ? WHERE id = ?');
   const update = db.prepare('UPDATE integrated_accounts SET sealed_context = ? WHERE id = ?');
+  const rewrap = db.prepare('UPDATE encryption_keys SET wrapped = ? WHERE kid = ?');
   const check = db.prepare('UPDATE meta SET value = ? WHERE key = ?');
   try {
     db.transaction(() => {
+      for (const record of dataKeys) {
+        const aad = wrapAad(record.kid);
+        rewrap.run(newBox.seal(oldBox.open(record.wrapped as string, aad), aad), record.kid);
+      }
+      for (const webhook of webhooks) {
+        const aad = webhookSecretAad(webhook.id);
+        updateWebhook.run(newBox.seal(oldBox.open(webhook.sealed_secret, aad), aad), webhook.id);
+      }
       rows.forEach((row, index) => {
         options.beforeRow?.(index);
-        update.run(newBox.seal(oldBox.open(row.sealed_context, row.id), row.id), row.id);
+        update.run(keyring.seal(oldBox.open(row.sealed_context, row.id), row.id), row.id);
       });
       check.run(newBox.seal(KEY_CHECK, KEY_CHECK_ROW), KEY_CHECK_ROW);
     }).immediate();
@@ -78,13 +103,13 @@ function rotateAlone(dataDir: string, db: Database.Database, oldBox: SecretBox, 
     rmSync(nextPath, { force: true });
     throw error;
   } finally {
-    // Every sealed context changed (or, after a rollback, may have been touched): caches read the rows again.
+    // Sealed values changed (or, after a rollback, may have been touched): caches read the rows again.
     noteDatabaseWrite(db);
   }
-  if (options.newKey) return { accounts: rows.length, keyLocation: 'environment' };
+  if (options.newKey) return { dataKeys: dataKeys.length, accounts: rows.length, webhooks: webhooks.length, keyLocation: 'environment' };
   options.beforeSwap?.();
   renameSync(nextPath, join(dataDir, KEY_FILE));
-  return { accounts: rows.length, keyLocation: join(dataDir, KEY_FILE) };
+  return { dataKeys: dataKeys.length, accounts: rows.length, webhooks: webhooks.length, keyLocation: join(dataDir, KEY_FILE) };
 }
 
 /**

@@ -26,13 +26,9 @@ export class SecretBox {
     return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), label, 32));
   }
 
-  /** Encrypts UTF-8 text. */
+  /** Encrypts UTF-8 text: `v1:<iv>:<tag>:<ciphertext>` (base64 parts). */
   seal(plaintext: string, aad: string): string {
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv(ALGORITHM, this.key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(Buffer.from(aad, 'utf8'));
-    const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    return [VERSION, iv.toString('base64'), cipher.getAuthTag().toString('base64'), ciphertext.toString('base64')].join(':');
+    return `${VERSION}:${this.sealParts(plaintext, aad)}`;
   }
 
   /**
@@ -40,8 +36,29 @@ export class SecretBox {
    * @throws Error when the value was sealed with another key or AAD, or was altered
    */
   open(sealed: string, aad: string): string {
-    const [version, iv, tag, ciphertext] = sealed.split(':');
-    if (version !== VERSION || !iv || !tag || ciphertext === undefined) throw new Error('Unknown sealed-secret format.');
+    if (!sealed.startsWith(`${VERSION}:`)) throw new Error('Unknown sealed-secret format.');
+    return this.openParts(sealed.slice(VERSION.length + 1), aad);
+  }
+
+  /**
+   * Encrypts UTF-8 text to `<iv>:<tag>:<ciphertext>` (base64 parts) without a format prefix: the caller adds its own
+   * (the keyring's `v2:<key id>:`).
+   */
+  sealParts(plaintext: string, aad: string): string {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv(ALGORITHM, this.key, iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(Buffer.from(aad, 'utf8'));
+    const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return [iv.toString('base64'), cipher.getAuthTag().toString('base64'), ciphertext.toString('base64')].join(':');
+  }
+
+  /**
+   * Decrypts what {@link sealParts} made.
+   * @throws Error when the parts were sealed with another key or AAD, or were altered
+   */
+  openParts(parts: string, aad: string): string {
+    const [iv, tag, ciphertext, extra] = parts.split(':');
+    if (!iv || !tag || ciphertext === undefined || extra !== undefined) throw new Error('Unknown sealed-secret format.');
     const decipher = createDecipheriv(ALGORITHM, this.key, Buffer.from(iv, 'base64'), { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(aad, 'utf8'));
     decipher.setAuthTag(Buffer.from(tag, 'base64'));

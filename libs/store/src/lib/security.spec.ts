@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteAccountStore } from './account-store';
+import { SqliteWebhookStore } from './connect-store';
 import { openDataDirectory } from './data-directory';
 import { DATABASE_FILE } from './database';
 import { NEXT_KEY_FILE, rotateEncryptionKey } from './key-rotation';
@@ -30,10 +31,16 @@ const account = (n: number, extra: Partial<StoredAccount> = {}): StoredAccount =
   ...extra,
 });
 
-async function seed(count: number): Promise<void> {
+/** @param legacy seal the contexts with the master key itself, as unicrm did before the keyring (`v1:`) */
+async function seed(count: number, legacy = false): Promise<void> {
   const { db, box } = openDataDirectory(dir);
   const store = new SqliteAccountStore(db, box);
   for (let n = 1; n <= count; n++) await store.create(account(n));
+  if (legacy) {
+    for (let n = 1; n <= count; n++) {
+      db.prepare('UPDATE integrated_accounts SET sealed_context = ? WHERE id = ?').run(box.seal(JSON.stringify(account(n).context), account(n).id), account(n).id);
+    }
+  }
   db.close();
 }
 
@@ -45,20 +52,48 @@ async function readAll(): Promise<StoredAccount[]> {
   return all;
 }
 
-describe('key rotation', () => {
-  it('re-encrypts every account under a new key file', async () => {
+describe('master key rotation', () => {
+  it('wraps the data key again under a new key file; the accounts (sealed with the data key) are not touched', async () => {
     await seed(3);
     const before = readFileSync(join(dir, KEY_FILE), 'utf8');
     const { db, box } = openDataDirectory(dir);
-    expect(rotateEncryptionKey(dir, db, box)).toEqual({ accounts: 3, keyLocation: join(dir, KEY_FILE) });
+    const sealedBefore = db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').pluck().all();
+    const wrappedBefore = db.prepare('SELECT wrapped FROM encryption_keys').pluck().all();
+    expect(rotateEncryptionKey(dir, db, box)).toEqual({ dataKeys: 1, accounts: 0, webhooks: 0, keyLocation: join(dir, KEY_FILE) });
+    expect(db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').pluck().all()).toEqual(sealedBefore);
+    expect(db.prepare('SELECT wrapped FROM encryption_keys').pluck().all()).not.toEqual(wrappedBefore);
     db.close();
     expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(before);
     expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
     expect((await readAll()).map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
   });
 
+  it('re-seals with the data key the accounts written before the keyring (sealed with the master key itself)', async () => {
+    await seed(3, true);
+    const before = readFileSync(join(dir, KEY_FILE), 'utf8');
+    const { db, box } = openDataDirectory(dir);
+    expect(db.prepare("SELECT count(*) FROM integrated_accounts WHERE sealed_context LIKE 'v1:%'").pluck().get()).toBe(3);
+    expect(rotateEncryptionKey(dir, db, box)).toEqual({ dataKeys: 1, accounts: 3, webhooks: 0, keyLocation: join(dir, KEY_FILE) });
+    expect(db.prepare("SELECT count(*) FROM integrated_accounts WHERE sealed_context LIKE 'v2:%'").pluck().get()).toBe(3);
+    db.close();
+    expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(before);
+    expect(existsSync(join(dir, NEXT_KEY_FILE))).toBe(false);
+    expect((await readAll()).map((a) => a.context.password)).toEqual(['SECRET-1', 'SECRET-2', 'SECRET-3']);
+  });
+
+  it("seals the webhooks' signing secrets again with the new master key (they open afterwards)", async () => {
+    const { db, box } = openDataDirectory(dir);
+    const webhook = { id: 'wh-1', environmentId: 'env-a', targetUrl: 'https://hooks.example/in', eventTypes: [], isActive: true, secret: 'WEBHOOK-SECRET', createdAt: 'a', updatedAt: 'a' };
+    await new SqliteWebhookStore(db, box).create(webhook);
+    expect(rotateEncryptionKey(dir, db, box)).toMatchObject({ webhooks: 1 });
+    db.close();
+    const reopened = openDataDirectory(dir);
+    expect((await new SqliteWebhookStore(reopened.db, reopened.box).get('env-a', 'wh-1'))?.secret).toBe('WEBHOOK-SECRET');
+    reopened.db.close();
+  });
+
   it('loses nothing when interrupted between two rows', async () => {
-    await seed(3);
+    await seed(3, true);
     const before = readFileSync(join(dir, KEY_FILE), 'utf8');
     const { db, box } = openDataDirectory(dir);
     const sealedBefore = db.prepare('SELECT sealed_context FROM integrated_accounts ORDER BY id').all();
@@ -99,7 +134,7 @@ describe('key rotation', () => {
     await new SqliteAccountStore(opened.db, opened.box).create(account(1));
     expect(rotateEncryptionKey(dir, opened.db, opened.box, { newKey }).keyLocation).toBe('environment');
     opened.db.close();
-    expect(() => openDataDirectory(dir, oldKey.toString('base64'))).toThrow('after `unicrm keys rotate --new-key`, the new one');
+    expect(() => openDataDirectory(dir, oldKey.toString('base64'))).toThrow('after `unicrm keys rotate --master --new-key`, the new one');
     const reopened = openDataDirectory(dir, newKey.toString('hex'));
     expect((await new SqliteAccountStore(reopened.db, reopened.box).get('env-a', account(1).id))?.context.password).toBe('SECRET-1');
     reopened.db.close();

@@ -102,7 +102,7 @@ describe('the serving marker', () => {
   it('keeps an API from starting while a rotation holds the directory (it waits, then gives up)', () => {
     claims.push(claimExclusive(dir, 'keys rotate'));
     const error = refusal(() => claimServing(dir, 50));
-    expect(error.message).toBe(`Another unicrm command (keys rotate or restore) has the data directory ${dir} to itself; start again once it has finished.`);
+    expect(error.message).toBe(`Another unicrm command (keys rotate --master or restore) has the data directory ${dir} to itself; start again once it has finished.`);
     expect(existsSync(join(dir, SERVING_DIR, `${process.pid}.json`))).toBe(false);
   });
 });
@@ -119,7 +119,7 @@ describe('rotateEncryptionKey while the directory is served', () => {
     expect(opened.db.prepare('SELECT sealed_context FROM integrated_accounts').pluck().all()).toEqual(sealedBefore);
     expect(existsSync(join(dir, `${KEY_FILE}.next`))).toBe(false);
     serving.release();
-    expect(rotateEncryptionKey(dir, opened.db, opened.box).accounts).toBe(1);
+    expect(rotateEncryptionKey(dir, opened.db, opened.box).dataKeys).toBe(1);
     expect(readFileSync(join(dir, KEY_FILE), 'utf8')).not.toBe(keyBefore);
     // The rotation gave the directory back: an API can serve it again.
     claims.push(claimServing(dir, 0));

@@ -20,7 +20,7 @@ export interface ServingProcess {
 }
 
 /**
- * Thrown when a command that needs the data directory to itself (`keys rotate`, `restore`) finds a process serving
+ * Thrown when a command that needs the data directory to itself (`keys rotate --master`, `restore`) finds a process serving
  * it. The message names the processes (pid, host, start time) and what to do; nothing was changed.
  */
 export class DataDirectoryInUseError extends Error {
@@ -116,7 +116,7 @@ export function claimServing(dataDir: string, waitMs = 30_000): DataDirectoryCla
     lock.close();
     if (!isBusy(error)) throw error;
     throw new DataDirectoryInUseError(
-      `Another unicrm command (keys rotate or restore) has the data directory ${dataDir} to itself; ` +
+      `Another unicrm command (keys rotate --master or restore) has the data directory ${dataDir} to itself; ` +
         'start again once it has finished.',
       [],
     );
@@ -139,7 +139,7 @@ export function claimServing(dataDir: string, waitMs = 30_000): DataDirectoryCla
 }
 
 /**
- * Takes `dataDir` for a command that must be alone on it (`keys rotate`, `restore`): an exclusive lock on
+ * Takes `dataDir` for a command that must be alone on it (`keys rotate --master`, `restore`): an exclusive lock on
  * `<dataDir>/serving/lock`, held until released, so that no process serves it meanwhile (an API that starts waits).
  * A pid file without a lock holder (a crashed process's) does not count, and is removed.
  * @param command the command's name for the message, e.g. `keys rotate`

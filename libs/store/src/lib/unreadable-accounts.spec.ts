@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { SqliteAccountStore } from './account-store';
 import { openDataDirectory } from './data-directory';
 import { DATABASE_FILE } from './database';
+import { openSqliteKeyring, SqliteDataKeyTable } from './data-keys';
 import { rotateEncryptionKey } from './key-rotation';
+import { rotateDataKey } from './keyring';
 
 // Issue 12, items 2 and 11: one unreadable row must not make the store throw (a listing of its environment failed
 // with a "bad cursor" 400 on main), and a store whose key was rotated under it must not write with the old key.
@@ -99,16 +101,34 @@ describe('SqliteAccountStore with unreadable rows', () => {
   });
 });
 
-describe('SqliteAccountStore after its key was rotated by another connection', () => {
-  it('reads every account as key_changed, and refuses to write with the old key (nothing written)', async () => {
+describe('SqliteAccountStore after its keys were rotated by another connection', () => {
+  it('keeps reading and writing after a master key rotation (its data key is unchanged), and the new key reads what it wrote', async () => {
     await seed(2);
-    const running = openDataDirectory(dir); // a process that keeps running (an SDK program, or an API on main)
+    const running = openDataDirectory(dir); // a process that keeps running (an SDK program)
+    const store = new SqliteAccountStore(running.db, running.box);
+    const rotating = openDataDirectory(dir);
+    rotateEncryptionKey(dir, rotating.db, rotating.box);
+    rotating.db.close();
+    expect((await store.list('env-a', { limit: 10 })).accounts.map((a) => a.fault)).toEqual([undefined, undefined]);
+    await store.create(account(3));
+    running.db.close();
+    const after = openDataDirectory(dir);
+    expect((await new SqliteAccountStore(after.db, after.box).get('env-a', account(3).id))?.context.password).toBe('SECRET-3');
+    after.db.close();
+  });
+
+  it('after a master key rotation and then a data key rotation: reads key_changed, refuses to write with the old key (nothing written)', async () => {
+    await seed(2);
+    const running = openDataDirectory(dir); // a process that keeps running with the old master key
     const store = new SqliteAccountStore(running.db, running.box);
     expect((await store.get('env-a', account(1).id))?.fault).toBeUndefined();
 
     const rotating = openDataDirectory(dir);
     rotateEncryptionKey(dir, rotating.db, rotating.box);
     rotating.db.close();
+    const rotated = openDataDirectory(dir);
+    await rotateDataKey(new SqliteDataKeyTable(rotated.db, dir), openSqliteKeyring(rotated.db, rotated.box));
+    rotated.db.close();
 
     expect((await store.list('env-a', { limit: 10 })).accounts.map((a) => a.fault)).toEqual(['key_changed', 'key_changed']);
     await expect(store.create(account(3))).rejects.toThrow(EncryptionKeyChangedError);

@@ -161,6 +161,93 @@ export interface paths {
         patch: operations["proxyUpdate"];
         trace?: never;
     };
+    "/link-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use link for an end customer to connect (tenant_id) or reconnect (integrated_account_id) an account */
+        post: operations["createLinkToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listWebhooks"];
+        put?: never;
+        /** Subscribe a URL to account events; the answer holds the signing secret (shown once) */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Queue a test event for one webhook */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/webhook/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/integrated-account": {
         parameters: {
             query?: never;
@@ -477,16 +564,111 @@ export interface components {
         };
         PipelinerContext: {
             /**
+             * Service URL
              * Format: uri
-             * @description Pipeliner service URL, e.g. https://eu-central.api.pipelinersales.com
+             * @description The address of your Pipeliner region, e.g. https://eu-central.api.pipelinersales.com. In Pipeliner: Administration → Applications → Show API Access → "Service URL".
              */
             service_url: string;
-            /** @description Pipeliner space id, e.g. fr_Myself */
+            /**
+             * Space ID
+             * @description Your Pipeliner space, e.g. fr_Myself. Shown on the same "Show API Access" page as "Space ID".
+             */
             space_id: string;
-            /** @description Pipeliner "API token" (HTTP Basic username); secret */
+            /**
+             * API token
+             * @description The application's "API token" (Administration → Applications → Show API Access).
+             */
             username: string;
-            /** @description Pipeliner "API password" (HTTP Basic password); secret */
+            /**
+             * API password
+             * @description The application's "API password", shown next to the API token.
+             */
             password: string;
+        };
+        LinkTokenCreateBody: {
+            /** @description Your identifier of the end customer (a new connection) */
+            tenant_id?: string;
+            /**
+             * Format: uuid
+             * @description The account to reconnect (e.g. one in needs_reauth)
+             */
+            integrated_account_id?: string;
+            /** @description Only this integration is offered (default: every one with a connect form) */
+            integration?: string;
+            /** @description Where the page sends the customer's browser after connecting; must be on the environment's allow-list */
+            redirect_uri?: string;
+        };
+        LinkToken: {
+            /** @description Opaque, single use; only its SHA-256 is stored */
+            link_token: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The connect page for this token (open it in a browser) */
+            url: string;
+        };
+        Webhook: {
+            /** Format: uuid */
+            id: string;
+            environment_id: string;
+            target_url: string;
+            /** @description Empty: every event */
+            event_types: ("integrated_account:created" | "integrated_account:updated" | "integrated_account:deleted" | "integrated_account:authentication_error" | "integrated_account:reactivated" | "test")[];
+            is_active: boolean;
+            /** @description The signing secret: shown once, in the answer of POST /webhook */
+            secret?: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        WebhookCreateBody: {
+            /** @description Where the events are POSTed (https, or http on a loopback host) */
+            target_url: string;
+            /** @description The events to send; absent or empty: every event */
+            event_types?: ("integrated_account:created" | "integrated_account:updated" | "integrated_account:deleted" | "integrated_account:authentication_error" | "integrated_account:reactivated" | "test")[];
+            /** @default true */
+            is_active?: boolean;
+            /** @description If sent, must be the API token's own environment */
+            environment_id?: string;
+        };
+        WebhookPatchBody: {
+            target_url?: string;
+            event_types?: ("integrated_account:created" | "integrated_account:updated" | "integrated_account:deleted" | "integrated_account:authentication_error" | "integrated_account:reactivated" | "test")[];
+            is_active?: boolean;
+        };
+        WebhookList: {
+            result: components["schemas"]["Webhook"][];
+            next_cursor: string | null;
+            limit: number;
+        };
+        /** @description One event sent to one webhook, with its attempts */
+        WebhookDelivery: {
+            /** @description The event's id (the body's id) */
+            id: string;
+            /** @enum {string} */
+            event: "integrated_account:created" | "integrated_account:updated" | "integrated_account:deleted" | "integrated_account:authentication_error" | "integrated_account:reactivated" | "test";
+            webhook_id: string;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            delivered_at: string | null;
+            attempts: {
+                attempt: number;
+                /** Format: date-time */
+                started_at: string;
+                status_code: number | null;
+                error: string | null;
+                duration_ms: number;
+            }[];
+        };
+        WebhookDeliveryList: {
+            result: components["schemas"]["WebhookDelivery"][];
+            next_cursor: string | null;
+            limit: number;
         };
     };
     responses: never;
@@ -2084,6 +2266,385 @@ export interface operations {
             };
             /** @description The provider's error, its status mirrored */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createLinkToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkTokenCreateBody"];
+            };
+        };
+        responses: {
+            /** @description The link token, its expiry and the connect page URL */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkToken"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                limit?: number;
+                next_cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreateBody"];
+            };
+        };
+        responses: {
+            /** @description The webhook with its secret */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    id: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The queued event */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @constant */
+                        event: "test";
+                        webhook_id: string;
+                    };
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook (no secret) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                    };
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPatchBody"];
+            };
+        };
+        responses: {
+            /** @description The webhook (no secret) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                next_cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Newest first, with their attempts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

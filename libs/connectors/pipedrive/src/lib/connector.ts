@@ -5,13 +5,14 @@ import {
   type HttpTransport,
   isJsonObject,
   type Logger,
+  type OAuthConsentDeclaration,
   type OAuthRefreshDeclaration,
   type ProxyHandler,
   TOKENS,
 } from '@unicrm/model';
 import { inject, injectable } from 'tsyringe';
 import { PipedriveClient, PipelineNameCache } from './client';
-import { isOAuthContext, parsePipedriveContext, PIPEDRIVE_SECRET_KEYS, PIPEDRIVE_TOKEN_URL, type PipedriveContext } from './context';
+import { isOAuthContext, parsePipedriveContext, PIPEDRIVE_SECRET_KEYS, PIPEDRIVE_TOKEN_URL, type PipedriveContext, PipedriveTokenContextSchema } from './context';
 import { pipedrivePipelines } from './pipelines';
 import { pipedriveProxy } from './proxy';
 import { pipedriveStages } from './stages';
@@ -49,6 +50,41 @@ export const PIPEDRIVE_OAUTH: OAuthRefreshDeclaration = {
   },
 };
 
+/** Pipedrive's authorization page (pipedrive-api.md §2.5). */
+export const PIPEDRIVE_AUTHORIZE_URL = 'https://oauth.pipedrive.com/oauth/authorize';
+
+/**
+ * Pipedrive's consent flow on the connect page: the authorization code is exchanged at the token endpoint with the
+ * app's credentials as HTTP Basic; the answer's `api_domain` is the company's API address.
+ */
+export const PIPEDRIVE_CONSENT: OAuthConsentDeclaration = {
+  authorizeUrl: PIPEDRIVE_AUTHORIZE_URL,
+  tokenUrl: PIPEDRIVE_TOKEN_URL,
+  codeRequest(code, redirectUri, app) {
+    const basic = Buffer.from(`${app.clientId}:${app.clientSecret}`, 'utf8').toString('base64');
+    return {
+      url: app.tokenUrl,
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri }).toString(),
+    };
+  },
+  contextOf(answer, app, now) {
+    if (!isJsonObject(answer) || typeof answer.access_token !== 'string' || answer.access_token === '') throw new Error('no access_token');
+    if (typeof answer.refresh_token !== 'string' || answer.refresh_token === '') throw new Error('no refresh_token');
+    if (typeof answer.api_domain !== 'string' || answer.api_domain === '') throw new Error('no api_domain');
+    const seconds = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : 3600;
+    return {
+      api_domain: answer.api_domain,
+      access_token: answer.access_token,
+      refresh_token: answer.refresh_token,
+      expires_at: new Date(now.getTime() + seconds * 1000).toISOString(),
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+      ...(app.tokenUrl !== PIPEDRIVE_TOKEN_URL && { token_url: app.tokenUrl }),
+    };
+  },
+};
+
 /**
  * The Pipedrive CRM connector (integration `pipedrive`), on Pipedrive's API v2. An account's context is
  * `{ api_domain, api_token }` (the API token in `x-api-token`) or `{ api_domain, access_token, refresh_token,
@@ -64,9 +100,13 @@ export class PipedriveConnector implements Connector {
   readonly secretContextKeys = PIPEDRIVE_SECRET_KEYS;
   /** Where the secrets go: the API (`api_domain`) and the token endpoint (`token_url`). */
   readonly credentialBoundContextKeys = ['api_domain', 'token_url'] as const;
+  /** The connect page's form (docs/connect.md): the API-token mode (company domain and personal API token). */
+  readonly contextSchema = PipedriveTokenContextSchema;
   readonly resources: Readonly<Record<string, ConnectorResource>>;
   readonly proxy: ProxyHandler;
   readonly oauth = PIPEDRIVE_OAUTH;
+  /** The connect page's "Continue with Pipedrive" (docs/connect.md "OAuth"), when an OAuth app is configured. */
+  readonly oauthConsent = PIPEDRIVE_CONSENT;
   /** Pipeline names of every company, shared by the stage methods (bounded, one minute). */
   private readonly pipelineNames = new PipelineNameCache();
   /** One client per account context object (a refreshed or changed account is a new object, so a new client). */

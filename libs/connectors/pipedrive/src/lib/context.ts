@@ -9,13 +9,18 @@ const required = (what: string) => ({ error: `is required: ${what} (a non-empty 
 /** The base URL every Pipedrive call goes to: `api_domain` (API v2 lives under `/api/v2`). */
 const ApiDomainSchema = z
   .url({ protocol: /^https?$/, error: API_DOMAIN })
-  .describe('Base URL of the Pipedrive company: https://<company>.pipedrive.com, or the api_domain of an OAuth grant');
+  .describe('Base URL of the Pipedrive company: https://<company>.pipedrive.com, or the api_domain of an OAuth grant')
+  .meta({ title: 'Company domain', description: 'The address you use to open Pipedrive, e.g. https://acme.pipedrive.com.' });
 
 /** A Pipedrive account authenticated with a personal API token, sent in the `x-api-token` header (pipedrive-api.md §2.5). */
 export const PipedriveTokenContextSchema = z
   .strictObject({
     api_domain: ApiDomainSchema,
-    api_token: z.string(required("the user's Pipedrive API token")).min(1, required("the user's Pipedrive API token")).describe('Personal API token (x-api-token header); secret'),
+    api_token: z
+      .string(required("the user's Pipedrive API token"))
+      .min(1, required("the user's Pipedrive API token"))
+      .describe('Personal API token (x-api-token header); secret')
+      .meta({ title: 'Personal API token', description: 'In Pipedrive: your name (top right) → Personal preferences → API → "Your personal API token".' }),
   })
   .meta({ id: 'PipedriveTokenContext' });
 

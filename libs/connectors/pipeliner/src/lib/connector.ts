@@ -32,6 +32,8 @@ export class PipelinerConnector implements Connector {
   readonly category = 'crm';
   readonly secretContextKeys = ['username', 'password'] as const;
   readonly credentialBoundContextKeys = ['service_url'] as const;
+  /** The connect page's form (docs/connect.md): service URL, space id, API token and password. */
+  readonly contextSchema = PipelinerContextSchema;
   readonly resources: Readonly<Record<string, ConnectorResource>>;
   readonly proxy: ProxyHandler;
   /** Pipeline names of every account's space, shared by the stage methods (PIPELINE_NAME_TTL_MS). */

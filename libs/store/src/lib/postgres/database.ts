@@ -1,6 +1,8 @@
 import { Client, Pool, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { UnicrmError } from '@unicrm/model';
+import { CONNECT_MIGRATION_POSTGRES } from '../connect-schema';
 import { KEY_CHECK, KEY_CHECK_ROW } from '../database';
+import { newDataKey } from '../keyring';
 import type { SecretBox } from '../secret-box';
 
 /**
@@ -65,6 +67,20 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // Rate-limit counters shared by the nodes: UNLOGGED (not written to the WAL, emptied after a crash, which only
   // forgives the windows under way), one row per key and window.
   `CREATE UNLOGGED TABLE rate_limit_counters (key text COLLATE "C" PRIMARY KEY, hits integer NOT NULL, reset_at timestamptz NOT NULL);`,
+  // The keyring (issue 14 item 5): data keys wrapped with the master key, at most one active. A change is announced
+  // like the others, so nodes load the new key before they meet a value sealed with it.
+  `CREATE TABLE unicrm_encryption_keys (
+     kid text COLLATE "C" PRIMARY KEY,
+     wrapped text,
+     state text NOT NULL CHECK (state IN ('active', 'previous', 'retired')),
+     created_at text COLLATE "C" NOT NULL,
+     retired_at text COLLATE "C"
+   );
+   CREATE UNIQUE INDEX unicrm_encryption_keys_one_active ON unicrm_encryption_keys (state) WHERE state = 'active';
+   CREATE TRIGGER unicrm_encryption_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON unicrm_encryption_keys
+     FOR EACH STATEMENT EXECUTE FUNCTION unicrm_note_change();`,
+  // Issue 17: link tokens, webhooks and the account-event outbox (docs/connect.md).
+  CONNECT_MIGRATION_POSTGRES,
 ];
 
 /** The schema version of this unicrm's PostgreSQL database (rows of `unicrm_migrations`). */
@@ -80,10 +96,27 @@ const UNREACHABLE_HOLD_MS = 2_000;
  * True for a failure that says the database cannot serve now (connection refused, lost or timed out; a statement
  * cancelled by its timeout; the server shutting down), not that the statement is wrong.
  */
-function isUnavailable(error: unknown): boolean {
+export function isUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code === '57014' || code.startsWith('57P') || code.startsWith('08') || code === '53300';
   return true; // no SQLSTATE: a network error, a client timeout, "Connection terminated"
+}
+
+/**
+ * The error of a first connection, in words an operator can act on; node-postgres' own message is kept after them.
+ * Its SCRAM message ("SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string") means the server asked
+ * for a password and the URL had none.
+ */
+export function explainConnectError(error: unknown): Error {
+  const message = (error as Error).message ?? String(error);
+  if (/client password must be a string/.test(message)) {
+    return new Error(
+      `PostgreSQL asked for a password and UNICRM_DATABASE_URL has none: put it in the URL (postgres://user:password@host:5432/database) or in PGPASSWORD (${message}).`,
+    );
+  }
+  if ((error as { code?: string }).code === '28P01') return new Error(`PostgreSQL refused the user name or password of UNICRM_DATABASE_URL (${message}).`);
+  if ((error as { code?: string }).code === '3D000') return new Error(`The database named in UNICRM_DATABASE_URL does not exist: create it first (createdb), or name another (${message}).`);
+  return error instanceof Error ? error : new Error(message);
 }
 
 /** `pg_advisory_lock` key held while migrating: `unicrm` in ASCII. */
@@ -137,13 +170,18 @@ export class PostgresDatabase implements Queryable {
     this.pool = pool;
     this.feed = feed;
     this.started = (async () => {
-      await migrate(pool);
+      try {
+        await migrate(pool);
+      } catch (error) {
+        throw explainConnectError(error);
+      }
       if (!(await postgresKeyFits(pool, box))) {
         throw new Error(
           'The encryption key does not match the one the data in this PostgreSQL database was written with. ' +
             'Set UNICRM_ENCRYPTION_KEY to that key on every node.',
         );
       }
+      await ensurePostgresDataKey(pool, box);
       await feed.start();
     })();
     // Observed here so that a failed start is not an unhandled rejection; callers await `started` or a query.
@@ -251,6 +289,23 @@ export async function postgresKeyCheck(pool: Queryable, box: SecretBox): Promise
     return box.open(value, KEY_CHECK_ROW) === KEY_CHECK ? value : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Makes the first data key when none is active (a new database, or one written before the keyring). Two nodes
+ * starting together may both try: the unique index on the active key lets one insert win; the other's is ignored.
+ */
+export async function ensurePostgresDataKey(pool: Queryable, box: SecretBox): Promise<void> {
+  const { kid, wrapped } = newDataKey(box);
+  try {
+    await pool.query(
+      `INSERT INTO unicrm_encryption_keys (kid, wrapped, state, created_at)
+       SELECT $1, $2, 'active', $3 WHERE NOT EXISTS (SELECT 1 FROM unicrm_encryption_keys WHERE state = 'active')`,
+      [kid, wrapped, new Date().toISOString()],
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error; // another node's first key won
   }
 }
 
