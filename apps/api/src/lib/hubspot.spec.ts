@@ -232,6 +232,16 @@ describe("HubSpot with a private app's token", () => {
     }
   });
 
+  it("is offered on the connect page: a form with the private app's token as a password field, its label and where to find it", async () => {
+    const link = (await request(app).post('/link-token').set(AUTH).send({ tenant_id: 'connect-co' })).body as { link_token: string };
+    const choose = await request(app).get(`/connect?link_token=${link.link_token}`);
+    expect(choose.text).toContain('value="hubspot">HubSpot</button>');
+    const form = await request(app).get(`/connect?link_token=${link.link_token}&integration=hubspot`);
+    expect(form.text).toContain('<label for="f-access_token">Private app access token</label>');
+    expect(form.text).toMatch(/<input id="f-access_token" name="ctx_access_token" type="password"/);
+    expect(form.text).toContain('Private Apps');
+  });
+
   it('reaches the Pipelines API through the proxy', async () => {
     const list = await request(app).get(`/proxy/deals?${q(tokenAccount)}`).set(AUTH);
     expect(list.status).toBe(200);

@@ -11,7 +11,7 @@ import {
 } from '@unicrm/model';
 import { inject, injectable } from 'tsyringe';
 import { HubSpotClient } from './client';
-import { HUBSPOT_SECRET_KEYS, type HubSpotContext, isOAuthContext, parseHubSpotContext, tokenUrl } from './context';
+import { HUBSPOT_SECRET_KEYS, type HubSpotContext, HubSpotTokenContextSchema, isOAuthContext, parseHubSpotContext, tokenUrl } from './context';
 import { hubspotPipelines } from './pipelines';
 import { hubspotProxy } from './proxy';
 import { hubspotStages } from './stages';
@@ -70,6 +70,11 @@ export class HubSpotConnector implements Connector {
   readonly resources: Readonly<Record<string, ConnectorResource>>;
   readonly proxy: ProxyHandler;
   readonly oauth = HUBSPOT_OAUTH;
+  /**
+   * The connect page's form (docs/connect.md): a private app's access token, and the API address for a test server.
+   * HubSpot's consent flow (OAuth on the connect page) is not declared yet: OAuth accounts are created through the API.
+   */
+  readonly contextSchema = HubSpotTokenContextSchema;
   /** One client per account context object (a refreshed or changed account is a new object, so a new client). */
   private readonly clients = new WeakMap<object, HubSpotClient>();
 

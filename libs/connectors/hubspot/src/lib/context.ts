@@ -11,8 +11,9 @@ const required = (what: string) => ({ error: `is required: ${what} (a non-empty 
 
 const ApiBaseUrlSchema = z
   .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL, e.g. https://api.hubapi.com' })
-  .optional()
-  .describe("HubSpot's API base URL; default https://api.hubapi.com (a sandbox's URL locally)");
+  .describe("HubSpot's API base URL; default https://api.hubapi.com (a sandbox's URL locally)")
+  .meta({ title: 'API address (optional)', description: 'Leave it empty for HubSpot (https://api.hubapi.com); a test server\'s address otherwise.' })
+  .optional();
 
 /**
  * A HubSpot account authenticated with a private app's access token (static; `Authorization: Bearer`). The token
@@ -23,7 +24,11 @@ export const HubSpotTokenContextSchema = z
     access_token: z
       .string(required("the private app's access token"))
       .min(1, required("the private app's access token"))
-      .describe("A private app's access token (Bearer); secret"),
+      .describe("A private app's access token (Bearer); secret")
+      .meta({
+        title: 'Private app access token',
+        description: 'In HubSpot: Settings → Integrations → Private Apps → your app → Auth → Access token (it needs the CRM schema scopes of deals).',
+      }),
     api_base_url: ApiBaseUrlSchema,
   })
   .meta({ id: 'HubSpotTokenContext' });
