@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import request from 'supertest';
-import { type RunningPipedriveSandbox, startPipedriveSandbox } from '@unicrm/sandboxes';
+import { type RunningHubSpotSandbox, type RunningPipedriveSandbox, startHubSpotSandbox, startPipedriveSandbox } from '@unicrm/sandboxes';
 import { AUTH, type Harness, startHarness } from '../testing/harness';
 
 const REDIRECT = 'https://app.example.com/crm/connected';
@@ -414,6 +414,75 @@ describe('the webhook worker', () => {
     } finally {
       await h.close();
       await target.close();
+    }
+  });
+});
+
+describe("HubSpot's consent flow on the connect page", () => {
+  let h: Harness;
+  let hubspot: RunningHubSpotSandbox;
+  beforeAll(async () => {
+    hubspot = await startHubSpotSandbox({ port: 0 });
+    const { clientId, clientSecret } = hubspot.instance.config;
+    h = await startHarness({ core: { config: { oauthApps: { hubspot: { clientId, clientSecret, authorizeUrl: `${hubspot.url}/oauth/authorize`, tokenUrl: hubspot.tokenUrl } } } } });
+  });
+  afterAll(async () => {
+    await h.close();
+    await hubspot.close();
+  });
+
+  it("asks for HubSpot's scopes (HubSpot refuses an authorize URL without them), and connects an account whose API is where the tokens came from", async () => {
+    const link = (await request(h.app).post('/link-token').set(AUTH).send({ tenant_id: 'hs-oauth' })).body as { link_token: string };
+    const page = await request(h.app).get(`/connect?link_token=${link.link_token}&integration=hubspot`);
+    expect(page.status).toBe(200);
+    const form = formFields(page.text.slice(page.text.indexOf('action="/connect/oauth/start"')));
+    const started = await request(h.app).post('/connect/oauth/start').set('host', '127.0.0.1:9999').type('form').send(form);
+    expect(started.status).toBe(303);
+    const location = new URL(started.headers.location as string);
+    expect(`${location.origin}${location.pathname}`).toBe(`${hubspot.url}/oauth/authorize`);
+    expect(location.searchParams.get('scope')).toBe('crm.schemas.deals.read crm.schemas.deals.write tickets');
+    const cookie = String((started.headers['set-cookie'] as unknown as string[])[0]).split(';')[0] as string;
+
+    // The sandbox's consent page, as HubSpot's: it shows the scopes; without them it refuses.
+    const consent = await fetch(location);
+    expect(consent.status).toBe(200);
+    expect(await consent.text()).toContain('<code>crm.schemas.deals.read crm.schemas.deals.write tickets</code>');
+    const noScope = new URL(location);
+    noScope.searchParams.delete('scope');
+    expect((await fetch(noScope)).status).toBe(400);
+    const allowed = await fetch(`${hubspot.url}/oauth/authorize`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ decision: 'allow', redirect_uri: location.searchParams.get('redirect_uri') as string, state: location.searchParams.get('state') as string }),
+      redirect: 'manual',
+    });
+    expect(allowed.status).toBe(302);
+    const back = new URL(allowed.headers.get('location') as string);
+    const done = await request(h.app).get(`/connect/oauth/callback?${back.searchParams}`).set('host', '127.0.0.1:9999').set('cookie', cookie);
+    expect(done.status).toBe(200);
+    expect(done.text).toContain('HubSpot is connected');
+
+    const [account] = (await request(h.app).get('/integrated-account?tenant_id=hs-oauth').set(AUTH)).body.result as Array<{ id: string; context: Record<string, unknown> }>;
+    expect(account?.context).toMatchObject({ api_base_url: hubspot.url, client_id: hubspot.instance.config.clientId });
+    expect(JSON.stringify(account)).not.toContain(hubspot.instance.config.clientSecret);
+    const stages = await request(h.app).get(`/unified/crm/stages?integrated_account_id=${account?.id}`).set(AUTH);
+    expect(stages.status).toBe(200);
+    expect(stages.body.result).toHaveLength(7);
+  });
+
+  it('asks for the scopes of UNICRM_OAUTH_HUBSPOT_SCOPES instead, when set', async () => {
+    const { clientId, clientSecret } = hubspot.instance.config;
+    const other = await startHarness({
+      core: { env: { UNICRM_OAUTH_HUBSPOT_CLIENT_ID: clientId, UNICRM_OAUTH_HUBSPOT_CLIENT_SECRET: clientSecret, UNICRM_OAUTH_HUBSPOT_AUTHORIZE_URL: `${hubspot.url}/oauth/authorize`, UNICRM_OAUTH_HUBSPOT_SCOPES: 'crm.schemas.deals.read, oauth' } },
+    });
+    try {
+      const link = (await request(other.app).post('/link-token').set(AUTH).send({ tenant_id: 'hs-scopes' })).body as { link_token: string };
+      const page = await request(other.app).get(`/connect?link_token=${link.link_token}&integration=hubspot`);
+      const form = formFields(page.text.slice(page.text.indexOf('action="/connect/oauth/start"')));
+      const started = await request(other.app).post('/connect/oauth/start').type('form').send(form);
+      expect(new URL(started.headers.location as string).searchParams.get('scope')).toBe('crm.schemas.deals.read oauth');
+    } finally {
+      await other.close();
     }
   });
 });

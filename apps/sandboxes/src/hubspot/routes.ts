@@ -28,6 +28,8 @@ export class OAuthTokens {
   readonly refresh = new Set<string>();
   /** Requests to `/oauth/v1/token` with `grant_type=refresh_token` (refused ones included), for tests. */
   refreshRequests = 0;
+  /** The `scope` of each consent page shown (`GET /oauth/authorize`), for tests. */
+  readonly authorizeScopes: string[] = [];
 
   /** Issues a new access token (and a refresh token unless one is given), expiring after `seconds` (may be negative). */
   issue(seconds: number, refreshToken?: string): { access_token: string; refresh_token: string; expires_at: string; expires_in: number } {
@@ -171,6 +173,8 @@ function stageInput(objectType: SandboxObjectType, body: Record<string, unknown>
  * portal:
  * - `GET /crm/v3/pipelines/{objectType}`, `GET .../{pipelineId}`, `GET|POST .../{pipelineId}/stages`,
  *   `GET|PATCH|PUT|DELETE .../{pipelineId}/stages/{stageId}` (DELETE archives: 204);
+ * - `GET|POST /oauth/authorize`: the consent page (`scope` required, as HubSpot requires it; Allow answers the
+ *   configured authorization code to `redirect_uri`);
  * - `POST /oauth/v1/token` (`authorization_code` with the configured code, `refresh_token`), client credentials in the
  *   form as HubSpot takes them;
  * - auth (Bearer: the private app's token or an OAuth token) and the burst limit before every API route.
@@ -182,6 +186,42 @@ export function hubspotRouter(store: HubSpotStore, config: HubSpotConfig, tokens
   router.use((_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('X-HubSpot-Correlation-Id', randomUUID());
     next();
+  });
+
+  // HubSpot's consent page (OAuth 2 authorization code grant): HubSpot refuses an authorize URL without `scope`; Allow
+  // sends the browser back to redirect_uri with the configured code (Deny: error=access_denied) and the state it got.
+  router.get('/oauth/authorize', (req: Request, res: Response) => {
+    const q = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+    const clientId = q.get('client_id') ?? '';
+    const redirectUri = q.get('redirect_uri') ?? '';
+    const scope = q.get('scope') ?? '';
+    if (!sameText(clientId, config.clientId) || !URL.canParse(redirectUri) || scope.trim() === '') {
+      res.status(400).type('html').send('<!doctype html><title>Invalid request</title><h1>Invalid OAuth request</h1><p>Unknown client_id, no redirect_uri, or no scope.</p>');
+      return;
+    }
+    tokens.authorizeScopes.push(scope);
+    const esc = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    res.type('html').send(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>HubSpot sandbox: connect an app</title></head>
+<body><main><h1>HubSpot sandbox</h1><p>Connect the app <strong>${esc(clientId)}</strong> to this sandbox portal, with the scopes <code>${esc(scope)}</code>?</p>
+<form method="post" action="/oauth/authorize">
+<input type="hidden" name="redirect_uri" value="${esc(redirectUri)}"><input type="hidden" name="state" value="${esc(q.get('state') ?? '')}">
+<button type="submit" name="decision" value="allow">Connect app</button> <button type="submit" name="decision" value="deny">Cancel</button>
+</form></main></body></html>`);
+  });
+
+  router.post('/oauth/authorize', (req: Request, res: Response) => {
+    const form = new URLSearchParams(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
+    const redirectUri = form.get('redirect_uri') ?? '';
+    if (!URL.canParse(redirectUri)) {
+      res.status(400).type('html').send('<!doctype html><title>Invalid request</title><h1>No redirect_uri</h1>');
+      return;
+    }
+    const target = new URL(redirectUri);
+    if (form.get('decision') === 'allow') target.searchParams.set('code', config.authorizationCode);
+    else target.searchParams.set('error', 'access_denied');
+    target.searchParams.set('state', form.get('state') ?? '');
+    res.redirect(302, target.toString());
   });
 
   router.post('/oauth/v1/token', (req: Request, res: Response) => {

@@ -51,13 +51,13 @@ export interface CoreEnvironment {
   /**
    * OAuth apps by integration, for the connect page's consent flow (docs/connect.md "OAuth"):
    * `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID` and `_CLIENT_SECRET`, optionally `_AUTHORIZE_URL` and `_TOKEN_URL` (a
-   * sandbox's; default the connector's).
+   * sandbox's; default the connector's) and `_SCOPES` (space- or comma-separated; default the connector's).
    */
-  oauthApps: Record<string, { clientId: string; clientSecret: string; authorizeUrl?: string; tokenUrl?: string }>;
+  oauthApps: Record<string, { clientId: string; clientSecret: string; authorizeUrl?: string; tokenUrl?: string; scopes?: string[] }>;
 }
 
 /**
- * Reads the OAuth apps of `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL`.
+ * Reads the OAuth apps of `UNICRM_OAUTH_<INTEGRATION>_CLIENT_ID|CLIENT_SECRET|AUTHORIZE_URL|TOKEN_URL|SCOPES`.
  * @throws Error naming the variable when a client id has no secret
  */
 export function parseOAuthApps(env: NodeJS.ProcessEnv): CoreEnvironment['oauthApps'] {
@@ -73,6 +73,7 @@ export function parseOAuthApps(env: NodeJS.ProcessEnv): CoreEnvironment['oauthAp
       clientSecret: secret,
       ...(env[`${prefix}AUTHORIZE_URL`] && { authorizeUrl: env[`${prefix}AUTHORIZE_URL`] }),
       ...(env[`${prefix}TOKEN_URL`] && { tokenUrl: env[`${prefix}TOKEN_URL`] }),
+      ...(env[`${prefix}SCOPES`] && { scopes: (env[`${prefix}SCOPES`] as string).split(/[\s,]+/).filter(Boolean) }),
     };
   }
   return apps;

@@ -119,6 +119,7 @@ export class ConnectService {
       clientSecret: configured.clientSecret,
       authorizeUrl: configured.authorizeUrl ?? connector.oauthConsent.authorizeUrl,
       tokenUrl: configured.tokenUrl ?? connector.oauthConsent.tokenUrl,
+      scopes: configured.scopes ?? connector.oauthConsent.scopes ?? [],
     };
   }
 
@@ -148,6 +149,7 @@ export class ConnectService {
     location.searchParams.set('response_type', 'code');
     location.searchParams.set('client_id', app.clientId);
     location.searchParams.set('redirect_uri', redirectUri);
+    if (app.scopes.length > 0) location.searchParams.set('scope', app.scopes.join(' '));
     location.searchParams.set('state', state);
     return { location: location.toString(), cookie: this.stateCookie(state) };
   }

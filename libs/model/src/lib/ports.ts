@@ -576,16 +576,24 @@ export interface OAuthApp {
   authorizeUrl: string;
   /** The provider's token endpoint (likewise). */
   tokenUrl: string;
+  /** The scopes asked for on the consent page (the connector's {@link OAuthConsentDeclaration.scopes}, unless configured). */
+  scopes: readonly string[];
 }
 
 /**
  * How an end customer connects an integration through the provider's consent page (OAuth 2 authorization code grant,
  * RFC 6749 §4.1) on the connect page (docs/connect.md "OAuth"). Core sends the browser to `authorizeUrl` with
- * `response_type=code`, `client_id`, `redirect_uri` and a `state` it checks on return, then exchanges the code.
+ * `response_type=code`, `client_id`, `redirect_uri`, `scope` (when there are scopes) and a `state` it checks on return,
+ * then exchanges the code.
  */
 export interface OAuthConsentDeclaration {
   /** The provider's authorization page (`https://oauth.pipedrive.com/oauth/authorize`). */
   readonly authorizeUrl: string;
+  /**
+   * The scopes to ask for, sent space-separated as `scope` (RFC 6749 §3.3) when not empty. Absent or empty: no `scope`
+   * (the provider uses the app's own, as Pipedrive does). HubSpot requires it.
+   */
+  readonly scopes?: readonly string[];
   /** The provider's token endpoint. */
   readonly tokenUrl: string;
   /** The token request that exchanges `code` (sent as is by core, a POST). */

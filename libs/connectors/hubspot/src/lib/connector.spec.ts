@@ -1,7 +1,7 @@
 import type { HttpRequest, HttpResponse, HttpTransport, Logger } from '@unicrm/model';
 import { UnicrmError } from '@unicrm/model';
 import { desunifyStageCreate, desunifyStageUpdate, HUBSPOT_DEFAULT_DEAL_PROBABILITY, HubSpotStageCreateBodySchema, HubSpotStageUpdateBodySchema, isProbability } from './bodies';
-import { HUBSPOT_OAUTH, HubSpotConnector } from './connector';
+import { HUBSPOT_CONSENT, HUBSPOT_OAUTH, HubSpotConnector } from './connector';
 import { parseHubSpotContext } from './context';
 import { hubspotDateToIso, unifyPipeline, unifyStage } from './mappers';
 import { remoteError } from './remote-errors';
@@ -168,6 +168,28 @@ describe('HubSpot OAuth declaration', () => {
       ...context, access_token: 'b', expires_at: '2026-02-01T00:30:00.000Z',
     });
     expect(() => HUBSPOT_OAUTH.applyRefresh(context, { status: 'BAD_REFRESH_TOKEN' }, now)).toThrow(/no access_token/);
+  });
+});
+
+describe('HubSpot consent flow declaration', () => {
+  const app = { clientId: 'id', clientSecret: 'secret', authorizeUrl: 'https://app.hubspot.com/oauth/authorize', tokenUrl: 'https://api.hubapi.com/oauth/v1/token', scopes: [] };
+  it("asks for the stage methods' scopes and exchanges a code with the client credentials in the form", () => {
+    expect(HUBSPOT_CONSENT.scopes).toEqual(['crm.schemas.deals.read', 'crm.schemas.deals.write', 'tickets']);
+    expect(HUBSPOT_CONSENT.codeRequest('the-code', 'https://unicrm.example/connect/oauth/callback', app)).toEqual({
+      url: 'https://api.hubapi.com/oauth/v1/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: 'grant_type=authorization_code&client_id=id&client_secret=secret&redirect_uri=https%3A%2F%2Funicrm.example%2Fconnect%2Foauth%2Fcallback&code=the-code',
+    });
+  });
+
+  it("makes an OAuth context that parses; api_base_url only when the token endpoint is not HubSpot's", () => {
+    const now = new Date('2026-02-01T00:00:00Z');
+    const answer = { token_type: 'bearer', access_token: 'a', refresh_token: 'r', expires_in: 1800 };
+    const hubspot = HUBSPOT_CONSENT.contextOf(answer, app, now);
+    expect(hubspot).toEqual({ access_token: 'a', refresh_token: 'r', expires_at: '2026-02-01T00:30:00.000Z', client_id: 'id', client_secret: 'secret' });
+    expect(parseHubSpotContext(hubspot)).toEqual(hubspot);
+    expect(HUBSPOT_CONSENT.contextOf(answer, { ...app, tokenUrl: 'http://127.0.0.1:8300/oauth/v1/token' }, now)).toMatchObject({ api_base_url: 'http://127.0.0.1:8300' });
+    expect(() => HUBSPOT_CONSENT.contextOf({ access_token: 'a' }, app, now)).toThrow(/no refresh_token/);
   });
 });
 

@@ -5,13 +5,14 @@ import {
   type HttpTransport,
   isJsonObject,
   type Logger,
+  type OAuthConsentDeclaration,
   type OAuthRefreshDeclaration,
   type ProxyHandler,
   TOKENS,
 } from '@unicrm/model';
 import { inject, injectable } from 'tsyringe';
 import { HubSpotClient } from './client';
-import { HUBSPOT_SECRET_KEYS, type HubSpotContext, HubSpotTokenContextSchema, isOAuthContext, parseHubSpotContext, tokenUrl } from './context';
+import { HUBSPOT_API_BASE_URL, HUBSPOT_SECRET_KEYS, HUBSPOT_TOKEN_PATH, type HubSpotContext, HubSpotTokenContextSchema, isOAuthContext, parseHubSpotContext, tokenUrl } from './context';
 import { hubspotPipelines } from './pipelines';
 import { hubspotProxy } from './proxy';
 import { hubspotStages } from './stages';
@@ -52,6 +53,49 @@ export const HUBSPOT_OAUTH: OAuthRefreshDeclaration = {
   },
 };
 
+/** HubSpot's consent page (hubspot-api.md §1.4). */
+export const HUBSPOT_AUTHORIZE_URL = 'https://app.hubspot.com/oauth/authorize';
+
+/**
+ * The scopes asked for on HubSpot's consent page: what the stage methods need (deal pipelines' schema read and write;
+ * `tickets` for ticket pipelines). HubSpot requires `scope` on the authorize URL; an app may ask for others with
+ * `UNICRM_OAUTH_HUBSPOT_SCOPES`.
+ */
+export const HUBSPOT_SCOPES: readonly string[] = ['crm.schemas.deals.read', 'crm.schemas.deals.write', 'tickets'];
+
+/**
+ * HubSpot's OAuth consent flow on the connect page (issue 17's port): the browser goes to HubSpot's authorize page with
+ * {@link HUBSPOT_SCOPES}; the code is exchanged at `/oauth/v1/token` with the client credentials in the form body (as
+ * the refresh, {@link HUBSPOT_OAUTH}). The account's `api_base_url` is the token endpoint's origin when it is not
+ * HubSpot's (a sandbox serves both), so the API calls go where the tokens came from.
+ */
+export const HUBSPOT_CONSENT: OAuthConsentDeclaration = {
+  authorizeUrl: HUBSPOT_AUTHORIZE_URL,
+  tokenUrl: `${HUBSPOT_API_BASE_URL}${HUBSPOT_TOKEN_PATH}`,
+  scopes: HUBSPOT_SCOPES,
+  codeRequest(code, redirectUri, app) {
+    return {
+      url: app.tokenUrl,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', client_id: app.clientId, client_secret: app.clientSecret, redirect_uri: redirectUri, code }).toString(),
+    };
+  },
+  contextOf(answer, app, now) {
+    if (!isJsonObject(answer) || typeof answer.access_token !== 'string' || answer.access_token === '') throw new Error('no access_token');
+    if (typeof answer.refresh_token !== 'string' || answer.refresh_token === '') throw new Error('no refresh_token');
+    const seconds = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : 1800;
+    const origin = new URL(app.tokenUrl).origin;
+    return {
+      access_token: answer.access_token,
+      refresh_token: answer.refresh_token,
+      expires_at: new Date(now.getTime() + seconds * 1000).toISOString(),
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+      ...(origin !== HUBSPOT_API_BASE_URL && { api_base_url: origin }),
+    };
+  },
+};
+
 /**
  * The HubSpot CRM connector (integration `hubspot`), on HubSpot's CRM Pipelines API v3. An account's context is
  * `{ access_token[, api_base_url] }` (a private app's token) or `{ access_token, refresh_token, expires_at, client_id,
@@ -72,9 +116,10 @@ export class HubSpotConnector implements Connector {
   readonly oauth = HUBSPOT_OAUTH;
   /**
    * The connect page's form (docs/connect.md): a private app's access token, and the API address for a test server.
-   * HubSpot's consent flow (OAuth on the connect page) is not declared yet: OAuth accounts are created through the API.
+   * With an OAuth app configured (`UNICRM_OAUTH_HUBSPOT_*`), the page offers HubSpot's consent flow too.
    */
   readonly contextSchema = HubSpotTokenContextSchema;
+  readonly oauthConsent = HUBSPOT_CONSENT;
   /** One client per account context object (a refreshed or changed account is a new object, so a new client). */
   private readonly clients = new WeakMap<object, HubSpotClient>();
 
