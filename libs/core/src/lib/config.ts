@@ -91,6 +91,11 @@ export interface WebhookSettings {
   retryMaxMs: number;
   /** `UNICRM_WEBHOOK_MAX_AGE_MS` (default 259 200 000: 3 days): past this age an undelivered event is given up (`failed`). */
   maxAgeMs: number;
+  /**
+   * `UNICRM_WEBHOOK_RETENTION_MS` (default 2 592 000 000: 30 days): how long delivered and given-up events stay in the
+   * delivery log (`GET /webhook/:id/deliveries`); older ones are deleted by the workers, about once an hour.
+   */
+  retentionMs: number;
 }
 
 /**
@@ -150,7 +155,8 @@ function databaseUrl(text: string | undefined): string | undefined {
  * `UNICRM_IDEMPOTENCY_LEASE_MS` (30000), `UNICRM_OPERATION_TIMEOUT_MS` (60000), `UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT` (16),
  * `UNICRM_MAX_QUEUED_PER_ACCOUNT` (64), `UNICRM_DATABASE_URL`, `UNICRM_DATABASE_POOL_SIZE` (10), `UNICRM_LINK_TOKEN_TTL_MS`
  * (900000), `UNICRM_PUBLIC_URL`, `UNICRM_CONNECT_REDIRECT_URIS`, `UNICRM_WEBHOOK_POLL_MS` (1000), `UNICRM_WEBHOOK_TIMEOUT_MS`
- * (10000), `UNICRM_WEBHOOK_RETRY_BASE_MS` (10000), `UNICRM_WEBHOOK_RETRY_MAX_MS` (3600000), `UNICRM_WEBHOOK_MAX_AGE_MS` (259200000).
+ * (10000), `UNICRM_WEBHOOK_RETRY_BASE_MS` (10000), `UNICRM_WEBHOOK_RETRY_MAX_MS` (3600000), `UNICRM_WEBHOOK_MAX_AGE_MS` (259200000),
+ * `UNICRM_WEBHOOK_RETENTION_MS` (2592000000).
  * @throws Error naming the variable when a number is malformed
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfig & CoreEnvironment {
@@ -185,6 +191,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
       retryBaseMs: wholeNumber('UNICRM_WEBHOOK_RETRY_BASE_MS', env.UNICRM_WEBHOOK_RETRY_BASE_MS, 10_000, 1),
       retryMaxMs: wholeNumber('UNICRM_WEBHOOK_RETRY_MAX_MS', env.UNICRM_WEBHOOK_RETRY_MAX_MS, 3_600_000, 1),
       maxAgeMs: wholeNumber('UNICRM_WEBHOOK_MAX_AGE_MS', env.UNICRM_WEBHOOK_MAX_AGE_MS, 259_200_000, 1),
+      retentionMs: wholeNumber('UNICRM_WEBHOOK_RETENTION_MS', env.UNICRM_WEBHOOK_RETENTION_MS, 2_592_000_000, 1),
     },
   };
 }

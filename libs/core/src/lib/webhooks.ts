@@ -235,6 +235,11 @@ function present(webhook: StoredWebhook): Webhook {
 /** How many deliveries one worker sends per round. */
 const BATCH = 20;
 
+/** How often a worker prunes the delivery log, in ms. */
+const PRUNE_EVERY_MS = 3_600_000;
+/** Events deleted per statement when pruning. */
+const PRUNE_BATCH = 1_000;
+
 /**
  * The webhook worker (issue 17; docs/connect.md "Webhooks"): every `pollMs` it claims the deliveries that are due
  * (one worker at a time per delivery, across every node: the store's conditional claim under a lease longer than a
@@ -293,10 +298,30 @@ export class WebhookDispatcher {
    */
   async runOnce(): Promise<number> {
     const now = this.clock.now();
+    await this.pruneIfDue(now);
     const lease = new Date(now.getTime() + this.config.webhooks.timeoutMs * 3 + 5_000).toISOString();
     const claimed = await this.store.claimDue(now.toISOString(), lease, randomUUID(), BATCH);
     await Promise.all(claimed.map((delivery) => this.deliver(delivery)));
     return claimed.length;
+  }
+
+  /** When the delivery log was last pruned (ms since the epoch; 0: not yet by this worker). */
+  private lastPrune = 0;
+
+  /**
+   * Deletes the events past `webhooks.retentionMs` that are no longer being delivered, about once an hour (each node's
+   * worker does it; deleting twice is harmless), in batches of {@link PRUNE_BATCH}.
+   */
+  private async pruneIfDue(now: Date): Promise<void> {
+    if (now.getTime() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now.getTime();
+    const before = new Date(now.getTime() - this.config.webhooks.retentionMs).toISOString();
+    let deleted = 0;
+    for (let batch = PRUNE_BATCH; batch === PRUNE_BATCH; ) {
+      batch = await this.store.prune(before, PRUNE_BATCH);
+      deleted += batch;
+    }
+    if (deleted > 0) this.logger.info({ deleted, before }, 'webhook worker: pruned the delivery log');
   }
 
   private async deliver(delivery: ClaimedDelivery): Promise<void> {

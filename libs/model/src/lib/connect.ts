@@ -226,4 +226,10 @@ export interface WebhookStore {
   ): Promise<boolean>;
   /** The deliveries of a webhook, newest first, with their attempts. @throws InvalidCursorError */
   deliveries(environmentId: string, webhookId: string, query: { limit: number; cursor?: string }): Promise<{ deliveries: DeliveryRecord[]; nextCursor: string | null }>;
+  /**
+   * Deletes up to `limit` events created before `before` (ISO 8601) none of whose deliveries is still `pending`, with
+   * their deliveries and attempts: the delivery log's retention. An event still being retried is never deleted.
+   * @returns how many events were deleted
+   */
+  prune(before: string, limit: number): Promise<number>;
 }

@@ -328,6 +328,13 @@ export class SqliteWebhookStore implements WebhookStore {
       .immediate();
   }
 
+  async prune(before: string, limit: number): Promise<number> {
+    return this.db.prepare(`DELETE FROM webhook_events WHERE id IN (
+         SELECT e.id FROM webhook_events e
+         WHERE e.created_at < ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.state = 'pending')
+         ORDER BY e.created_at LIMIT ?)`).run(before, limit).changes;
+  }
+
   async deliveries(
     environmentId: string,
     webhookId: string,

@@ -715,6 +715,22 @@ for (const backend of [sqlite, postgres]) {
         expect(await b.webhooks.claimDue('2026-01-02T00:00:00.000Z', '2026-01-02T00:01:00.000Z', 'e', 50)).toEqual([]);
       });
 
+      it('prunes events past the retention whose deliveries are all final; an event still being retried stays', async () => {
+        const hook = '00000000-0000-4000-8000-00000000000a';
+        await a.webhooks.create(webhook(hook));
+        await a.webhooks.record([accountEvent('old-done', 'integrated_account:updated'), accountEvent('old-retrying', 'integrated_account:updated')]);
+        const claimed = await a.webhooks.claimDue('2026-01-01T00:00:01.000Z', '2026-01-01T00:01:00.000Z', 'l', 50);
+        const attempt = (n: number) => ({ attempt: n, startedAt: '2026-01-01T00:00:02.000Z', statusCode: 200, error: null, durationMs: 1 });
+        const done = claimed.find((c) => c.event.id === 'old-done');
+        const retrying = claimed.find((c) => c.event.id === 'old-retrying');
+        expect(await a.webhooks.finish('old-done', hook, done?.leaseToken as string, attempt(1), { state: 'delivered', nextAttemptAt: null, at: '2026-01-01T00:00:02.000Z' })).toBe(true);
+        expect(await a.webhooks.finish('old-retrying', hook, retrying?.leaseToken as string, { ...attempt(1), statusCode: 503 }, { state: 'pending', nextAttemptAt: '2026-01-01T00:10:00.000Z', at: '2026-01-01T00:00:02.000Z' })).toBe(true);
+        expect(await b.webhooks.prune('2026-01-01T00:00:00.000Z', 10)).toBe(0); // nothing is older than this
+        expect(await b.webhooks.prune('2026-02-01T00:00:00.000Z', 10)).toBe(1);
+        expect((await a.webhooks.deliveries('env-a', hook, { limit: 50 })).deliveries.map((d) => d.eventId)).toEqual(['old-retrying']);
+        expect(await b.webhooks.prune('2026-02-01T00:00:00.000Z', 10)).toBe(0);
+      });
+
       it('sends a test event to one webhook, active or not', async () => {
         await a.webhooks.create(webhook('00000000-0000-4000-8000-00000000000a', { isActive: false }));
         await a.webhooks.create(webhook('00000000-0000-4000-8000-00000000000b'));

@@ -279,6 +279,13 @@ export class PostgresWebhookStore implements WebhookStore {
     });
   }
 
+  async prune(before: string, limit: number): Promise<number> {
+    return (await this.db.query(`DELETE FROM webhook_events WHERE id IN (
+         SELECT e.id FROM webhook_events e
+         WHERE e.created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.state = 'pending')
+         ORDER BY e.created_at LIMIT $2)`, [before, limit])).rowCount ?? 0;
+  }
+
   async deliveries(
     environmentId: string,
     webhookId: string,
