@@ -128,7 +128,7 @@ if (!available && !REQUIRED) {
         apiToken: TOKEN,
         rateLimits: { perToken: 0, perAccount: 0, windowMs: 10_000 },
         // Retries close together, so that a receiver that comes back is reached soon (bounds, not timings, below).
-        webhooks: { pollMs: 50, timeoutMs: 5_000, retryBaseMs: 100, retryMaxMs: 500, maxAgeMs: 600_000 },
+        webhooks: { pollMs: 50, timeoutMs: 5_000, retryBaseMs: 100, retryMaxMs: 500, maxAgeMs: 600_000, retentionMs: 2_592_000_000 },
         // Pipedrive's OAuth app, its consent page and token endpoint the sandbox's.
         oauthApps: {
           pipedrive: {

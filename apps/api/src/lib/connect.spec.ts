@@ -341,7 +341,7 @@ describe('the webhook worker', () => {
     const core = createUnicrmCore({
       env: {},
       logStream: quiet(),
-      config: { dataDir: dir, apiToken: 'worker-token-0123456789', webhooks: { pollMs: 20, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 80, maxAgeMs: 400 } },
+      config: { dataDir: dir, apiToken: 'worker-token-0123456789', webhooks: { pollMs: 20, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 80, maxAgeMs: 400, retentionMs: 2_592_000_000 } },
     });
     try {
       const hook = await core.webhooks.create('default', { target_url: target.url });
@@ -372,7 +372,7 @@ describe('the webhook worker', () => {
   it('delivers each event once when two processes run workers on the same data', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unicrm-worker-'));
     const target = await receiver([]);
-    const config = { dataDir: dir, apiToken: 'worker-token-0123456789', webhooks: { pollMs: 10, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 80, maxAgeMs: 60_000 } };
+    const config = { dataDir: dir, apiToken: 'worker-token-0123456789', webhooks: { pollMs: 10, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 80, maxAgeMs: 60_000, retentionMs: 2_592_000_000 } };
     const one = createUnicrmCore({ env: {}, logStream: quiet(), config });
     const two = createUnicrmCore({ env: {}, logStream: quiet(), config });
     try {
@@ -397,7 +397,7 @@ describe('the webhook worker', () => {
   });
 
   it('writes integrated_account events for creates, updates and deletes through the admin API', async () => {
-    const h = await startHarness({ core: { config: { webhooks: { pollMs: 20, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 80, maxAgeMs: 60_000 } } } });
+    const h = await startHarness({ core: { config: { webhooks: { pollMs: 20, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 80, maxAgeMs: 60_000, retentionMs: 2_592_000_000 } } } });
     const target = await receiver([]);
     try {
       const hook = await request(h.app).post('/webhook').set(AUTH).send({ target_url: target.url, event_types: ['integrated_account:updated', 'integrated_account:deleted'] });
