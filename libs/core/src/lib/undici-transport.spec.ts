@@ -1,7 +1,7 @@
 import { UnicrmError } from '@unicrm/model';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
-import { UndiciTransport } from './undici-transport';
+import { type Lookup, UndiciTransport } from './undici-transport';
 
 // UNICRM_REMOTE_TIMEOUT_MS is a deadline for the whole call (issue 12 item 4): undici's bodyTimeout is only the idle
 // time between chunks, and time queued for a pooled connection was not counted at all.
@@ -163,11 +163,11 @@ async function until(condition: () => boolean): Promise<void> {
 describe('UndiciTransport outbound policy on resolved addresses (docs/connect.md "Webhooks", DESIGN.md §4)', () => {
   // A resolver that answers a fixed address for every name, in both of dns.lookup's shapes (one address, or `all`).
   const resolvingTo =
-    (...addresses: string[]) =>
-    (_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    (...addresses: string[]): Lookup =>
+    (_host, options, callback) => {
       const all = addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
       if (options?.all) callback(null, all);
-      else callback(null, all[0]?.address, all[0]?.family);
+      else callback(null, all[0]?.address ?? '', all[0]?.family);
     };
   const port = () => (server.address() as AddressInfo).port;
 
