@@ -167,6 +167,21 @@ describe('link tokens and the connect page', () => {
     });
   });
 
+  it('says what is wrong with a form that is too large or has too many fields (its own limits, not the JSON ones)', async () => {
+    const big = await request(h.app).post('/connect').type('form').send({ link_token: 'x', filler: 'a'.repeat(70_000) });
+    expect(big.status).toBe(413);
+    expect(big.body.message).toBe('The body is larger than 64 KiB.');
+    const many = await request(h.app)
+      .post('/connect')
+      .type('form')
+      .send(Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`f${i}`, '1'])));
+    expect(many.status).toBe(413);
+    expect(many.body.message).toBe('The form has too many fields.');
+    const json = await request(h.app).post('/link-token').set(AUTH).set('content-type', 'application/json').send(`{"tenant_id":"${'a'.repeat(1_100_000)}"}`);
+    expect(json.status).toBe(413);
+    expect(json.body.message).toBe('The body is larger than 1 MiB.');
+  });
+
   it('answers field errors from the connector under each field, keeping what was typed (never a secret)', async () => {
     const link = await newLink({ tenant_id: 'fields-co' });
     const form = await openForm(link.link_token);
