@@ -167,6 +167,21 @@ describe('link tokens and the connect page', () => {
     });
   });
 
+  it('says what is wrong with a form that is too large or has too many fields (its own limits, not the JSON ones)', async () => {
+    const big = await request(h.app).post('/connect').type('form').send({ link_token: 'x', filler: 'a'.repeat(70_000) });
+    expect(big.status).toBe(413);
+    expect(big.body.message).toBe('The body is larger than 64 KiB.');
+    const many = await request(h.app)
+      .post('/connect')
+      .type('form')
+      .send(Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`f${i}`, '1'])));
+    expect(many.status).toBe(413);
+    expect(many.body.message).toBe('The form has too many fields.');
+    const json = await request(h.app).post('/link-token').set(AUTH).set('content-type', 'application/json').send(`{"tenant_id":"${'a'.repeat(1_100_000)}"}`);
+    expect(json.status).toBe(413);
+    expect(json.body.message).toBe('The body is larger than 1 MiB.');
+  });
+
   it('answers field errors from the connector under each field, keeping what was typed (never a secret)', async () => {
     const link = await newLink({ tenant_id: 'fields-co' });
     const form = await openForm(link.link_token);
@@ -179,6 +194,56 @@ describe('link tokens and the connect page', () => {
     expect(res.text).toMatch(/id="f-service_url-error">must use https/);
     expect(res.text).toContain('value="my space"');
     expect(res.text).not.toContain(h.sandbox.password);
+  });
+});
+
+describe('a submission whose provider is slow (UNICRM_REMOTE_TIMEOUT_MS above the 120 s hold)', () => {
+  // The provider may take up to the remote deadline to answer the credential check: a hold that ended first would let
+  // a second submission of the same link connect a second account meanwhile.
+  const remoteTimeoutMs = 300_000;
+  let h: Harness;
+  let provider: Server;
+  let providerUrl: string;
+  const waiting: Array<() => void> = [];
+  let arrived!: Promise<void>;
+  let arrive: () => void;
+  beforeAll(async () => {
+    h = await startHarness({ core: { config: { remoteTimeoutMs } } });
+    arrived = new Promise((resolve) => (arrive = resolve));
+    // A provider that holds every request until the test lets it answer (401: nothing is connected).
+    provider = createServer((_req, res) => {
+      arrive();
+      waiting.push(() => res.writeHead(401, { 'content-type': 'application/json' }).end('{"message":"no"}'));
+    });
+    await new Promise<void>((resolve) => provider.listen(0, '127.0.0.1', resolve));
+    providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const answer of waiting) answer();
+    provider.closeAllConnections();
+    await new Promise((resolve) => provider.close(resolve));
+    await h.close();
+  });
+
+  it('holds the link for longer than the provider may take to answer', async () => {
+    const link = (await request(h.app).post('/link-token').set(AUTH).send({ tenant_id: 'slow-co' })).body as { link_token: string };
+    const page = await request(h.app).get(`/connect?link_token=${encodeURIComponent(link.link_token)}&integration=pipeliner`);
+    const form = formFields(page.text);
+    const started = Date.now();
+    const submission = request(h.app)
+      .post('/connect')
+      .type('form')
+      .send({ ...form, ctx_service_url: providerUrl, ctx_space_id: 's', ctx_username: 'u', ctx_password: 'p' })
+      .then((res) => res);
+    await arrived;
+    const db = new Database(join(h.core.config.dataDir, 'unicrm.sqlite'), { readonly: true });
+    const heldUntil = db.prepare('SELECT held_until FROM link_tokens WHERE token_hash = ?').pluck().get(createHash('sha256').update(link.link_token).digest()) as string;
+    db.close();
+    expect(Date.parse(heldUntil) - started).toBeGreaterThan(remoteTimeoutMs);
+    for (const answer of waiting.splice(0)) answer();
+    const res = await submission;
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('did not accept these credentials');
   });
 });
 

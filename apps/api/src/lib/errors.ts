@@ -8,11 +8,21 @@ import { noteErrorMessage, RATE_LIMIT_HEADERS, requestIdOf, sendJsonText } from 
 /** Errors whose message quotes the request body (JSON.parse's): answered as they are, but not logged. */
 const QUOTES_THE_BODY = new WeakSet<UnicrmError>();
 
+/** A byte count as people read it: `1 MiB`, `64 KiB`, else bytes. */
+function bytesInWords(bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
+}
+
 /** body-parser error types and the answers DESIGN.md §2 "Body" gives them. */
-function bodyParserError(error: { type?: unknown; message?: unknown; body?: unknown }): UnicrmError | undefined {
+function bodyParserError(error: { type?: unknown; message?: unknown; body?: unknown; limit?: unknown }): UnicrmError | undefined {
   switch (error.type) {
     case 'entity.too.large':
-      return new UnicrmError(413, 'The body is larger than 1 MiB.');
+      // The limit of the parser that refused it: 1 MiB for JSON bodies, 64 KiB for the connect page's forms.
+      return new UnicrmError(413, `The body is larger than ${typeof error.limit === 'number' ? bytesInWords(error.limit) : '1 MiB'}.`);
+    case 'parameters.too.many':
+      return new UnicrmError(413, 'The form has too many fields.');
     case 'entity.parse.failed': {
       // Strict parsing refuses a top-level string, number, boolean or null before JSON.parse can say why.
       const first = String(error.body ?? '').trimStart()[0];

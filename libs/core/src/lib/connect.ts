@@ -27,8 +27,13 @@ import { ConnectorRegistry } from './registry';
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
-/** How long one submission holds a link token while the credentials are checked (ms): past it, another may try. */
+/**
+ * How long one submission holds a link token while the credentials are checked (ms): past it, another may try. At
+ * least 120 s, and at least three provider calls' deadlines (`UNICRM_REMOTE_TIMEOUT_MS`: a consent flow's code
+ * exchange, the credential check, a margin), so a hold never ends while its submission can still connect an account.
+ */
 const SUBMIT_HOLD_MS = 120_000;
+const holdMs = (remoteTimeoutMs: number) => Math.max(SUBMIT_HOLD_MS, 3 * remoteTimeoutMs);
 
 /** One field of a connect form, from a connector's context schema. */
 export interface ConnectField {
@@ -180,7 +185,7 @@ export class ConnectService {
       return refused(`${connector.displayName} did not connect: ${why}. Open your link again to retry.`, false);
     }
     const now = this.clock.now();
-    if (!(await this.store.hold(tokenHash, now.toISOString(), new Date(now.getTime() + SUBMIT_HOLD_MS).toISOString()))) {
+    if (!(await this.store.hold(tokenHash, now.toISOString(), new Date(now.getTime() + holdMs(this.config.remoteTimeoutMs)).toISOString()))) {
       return refused('This link is being used in another window; wait a moment and try again.', false);
     }
     try {
@@ -350,7 +355,7 @@ export class ConnectService {
     if (!offered) return { ok: false, message: 'Choose one of the CRMs offered on this page.', fieldErrors: {}, final: false };
     const hash = sha256(token);
     const now = this.clock.now();
-    if (!(await this.store.hold(hash, now.toISOString(), new Date(now.getTime() + SUBMIT_HOLD_MS).toISOString()))) {
+    if (!(await this.store.hold(hash, now.toISOString(), new Date(now.getTime() + holdMs(this.config.remoteTimeoutMs)).toISOString()))) {
       const again = await this.lookup(token);
       if (again.status !== 'ready') return { ok: false, message: this.finalMessage(again.status), fieldErrors: {}, final: true };
       return { ok: false, message: 'This link is being used in another window; wait a moment and try again.', fieldErrors: {}, final: false };

@@ -1,7 +1,7 @@
 import { UnicrmError } from '@unicrm/model';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
-import { UndiciTransport } from './undici-transport';
+import { type Lookup, UndiciTransport } from './undici-transport';
 
 // UNICRM_REMOTE_TIMEOUT_MS is a deadline for the whole call (issue 12 item 4): undici's bodyTimeout is only the idle
 // time between chunks, and time queued for a pooled connection was not counted at all.
@@ -159,3 +159,40 @@ describe('UndiciTransport deadline', () => {
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
+
+describe('UndiciTransport outbound policy on resolved addresses (docs/connect.md "Webhooks", DESIGN.md §4)', () => {
+  // A resolver that answers a fixed address for every name, in both of dns.lookup's shapes (one address, or `all`).
+  const resolvingTo =
+    (...addresses: string[]): Lookup =>
+    (_host, options, callback) => {
+      const all = addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+      if (options?.all) callback(null, all);
+      else callback(null, all[0]?.address ?? '', all[0]?.family);
+    };
+  const port = () => (server.address() as AddressInfo).port;
+
+  it('reaches a name that resolves to a loopback address over http (the control)', async () => {
+    const transport = new UndiciTransport({ remoteTimeoutMs: 5000, connectTimeoutMs: 5000 }, { lookup: resolvingTo('127.0.0.1') });
+    const answer = await transport.request({ method: 'GET', url: `http://receiver.example:${port()}/`, headers: {} });
+    expect(answer.status).toBe(200);
+    expect(seen).toBe(1);
+    await transport.close();
+  });
+
+  it.each([
+    ['a metadata address', ['169.254.169.254'], 'link-local or metadata'],
+    ['an IPv4-mapped metadata address', ['::ffff:169.254.169.254'], 'link-local or metadata'],
+    ['a non-loopback address over http', ['10.0.0.7'], 'not a loopback address'],
+    ['a loopback and a metadata address (any forbidden one refuses)', ['127.0.0.1', '169.254.169.254'], 'link-local or metadata'],
+  ])('refuses a name that resolves to %s, before connecting: 502 naming the policy', async (_what, addresses, reason) => {
+    const transport = new UndiciTransport({ remoteTimeoutMs: 5000, connectTimeoutMs: 5000 }, { lookup: resolvingTo(...addresses) });
+    const error = await failure(transport.request({ method: 'POST', url: `http://rebind.example:${port()}/hook`, headers: {}, body: '{}' }));
+    expect(error).toBeInstanceOf(UnicrmError);
+    expect(error.statusCode).toBe(502);
+    expect(error.message).toContain('outbound policy');
+    expect(error.message).toContain(reason);
+    expect(error.requestMayHaveArrived).toBe(false);
+    expect(seen).toBe(0);
+    await transport.close();
+  });
+});

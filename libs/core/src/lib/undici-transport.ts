@@ -1,5 +1,47 @@
-import { errorCodeOf, type HttpRequest, type HttpResponse, type HttpTransport, isUnicrmError, UnicrmError, type UnicrmConfig } from '@unicrm/model';
-import { Agent, Dispatcher } from 'undici';
+import { errorCodeOf, forbiddenAddress, type HttpRequest, type HttpResponse, type HttpTransport, isUnicrmError, UnicrmError, type UnicrmConfig } from '@unicrm/model';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import { Agent, buildConnector, Dispatcher } from 'undici';
+
+/** The code of a connection refused by the outbound policy after DNS (the name resolved to a forbidden address). */
+const OUTBOUND_POLICY = 'UNICRM_OUTBOUND_POLICY';
+
+/** A `dns.lookup`-compatible resolver (tests pass one that answers fixed addresses). */
+export type Lookup = (
+  hostname: string,
+  options: { all?: boolean; family?: number; hints?: number },
+  callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+) => void;
+
+/** An error saying why an address may not be reached (the outbound policy). */
+function policyError(host: string, reason: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`${host}: ${reason}`);
+  error.code = OUTBOUND_POLICY;
+  return error;
+}
+
+/**
+ * A resolver that applies the outbound policy to what a name resolves to ({@link forbiddenAddress}): a link-local or
+ * cloud metadata address never, with `http:` nothing but loopback. Every address of the answer is checked (a name that
+ * resolves to an allowed and a forbidden one is refused), so a DNS name cannot lead a webhook or a provider call to an
+ * address the URL check (which sees only the name) would have refused.
+ */
+function guardedLookup(resolve: Lookup, protocol: string): Lookup {
+  return (hostname, options, callback) => {
+    resolve(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, []);
+      const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: isIP(addresses) }]) as LookupAddress[];
+      for (const { address } of list) {
+        const reason = forbiddenAddress(address, protocol);
+        if (reason) return callback(policyError(hostname, reason), []);
+      }
+      if (options.all) return callback(null, list);
+      const first = list[0];
+      if (!first) return callback(policyError(hostname, 'resolved to no address'), []);
+      callback(null, first.address, first.family);
+    });
+  };
+}
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 /** Failures that happen before a byte of the request is sent: the provider cannot have acted on it. */
@@ -15,6 +57,7 @@ const BEFORE_SENDING = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'CERT_HAS_EXPIRED',
+  OUTBOUND_POLICY,
 ]);
 /** Largest provider answer read, in bytes; a larger one is a 502. */
 export const MAX_REMOTE_RESPONSE_BYTES = 32 * 1024 * 1024;
@@ -91,7 +134,18 @@ class SendTrackingDispatcher extends Dispatcher {
 export class UndiciTransport implements HttpTransport {
   private readonly dispatcher: SendTrackingDispatcher;
 
-  constructor(private readonly config: Pick<UnicrmConfig, 'remoteTimeoutMs' | 'connectTimeoutMs'>) {
+  /**
+   * @param options.lookup the resolver (default `dns.lookup`); its answers pass the outbound policy before connecting
+   */
+  constructor(
+    private readonly config: Pick<UnicrmConfig, 'remoteTimeoutMs' | 'connectTimeoutMs'>,
+    options: { lookup?: Lookup } = {},
+  ) {
+    const resolve = options.lookup ?? (dnsLookup as unknown as Lookup);
+    const connectors = {
+      'http:': buildConnector({ timeout: config.connectTimeoutMs, lookup: guardedLookup(resolve, 'http:') } as buildConnector.BuildOptions),
+      'https:': buildConnector({ timeout: config.connectTimeoutMs, lookup: guardedLookup(resolve, 'https:') } as buildConnector.BuildOptions),
+    };
     const agent = new Agent({
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
@@ -99,7 +153,16 @@ export class UndiciTransport implements HttpTransport {
       pipelining: 1,
       headersTimeout: config.remoteTimeoutMs,
       bodyTimeout: config.remoteTimeoutMs,
-      connect: { timeout: config.connectTimeoutMs },
+      // The outbound policy again on every connection, after DNS (the URL check sees only the name); an IP literal is
+      // not resolved, so it is judged here as it is.
+      connect: (opts, callback) => {
+        const reason = isIP(opts.hostname.replace(/^\[|\]$/g, '')) ? forbiddenAddress(opts.hostname, opts.protocol) : undefined;
+        if (reason) {
+          callback(policyError(opts.hostname, reason), null);
+          return;
+        }
+        (opts.protocol === 'https:' ? connectors['https:'] : connectors['http:'])(opts, callback);
+      },
       maxResponseSize: MAX_REMOTE_RESPONSE_BYTES,
     });
     this.dispatcher = new SendTrackingDispatcher(agent);
@@ -186,6 +249,9 @@ export class UndiciTransport implements HttpTransport {
   /** The error of a call that failed on its own (no connection, undici's timeouts, a broken answer). */
   private failed(origin: string, error: unknown, stage: string): UnicrmError {
     const code = errorCode(error);
+    if (code === OUTBOUND_POLICY) {
+      return new UnicrmError(502, `${origin} may not be reached (outbound policy): ${(error as Error).message}.`, remoteInsight('The address is not allowed by the outbound policy.'));
+    }
     if (TIMEOUT_CODES.has(code)) {
       return new UnicrmError(
         504,

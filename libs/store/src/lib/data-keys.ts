@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { EncryptionKeyChangedError } from '@unicrm/model';
 import { noteDatabaseWrite } from './change-stamp';
+import { keyFits } from './database';
 import { type DataKeyRecord, type DataKeyTable, Keyring, newDataKey, RotationInProgressError, type SealedRow, sealedPrefix } from './keyring';
 import type { SecretBox } from './secret-box';
 
@@ -56,8 +58,15 @@ export class SqliteDataKeyTable implements DataKeyTable {
     return readSqliteDataKeys(this.db);
   }
 
-  async activate(record: Pick<DataKeyRecord, 'kid' | 'wrapped' | 'created_at'>): Promise<void> {
+  /**
+   * @throws EncryptionKeyChangedError when `master` no longer opens the key check: `keys rotate --master` replaced the
+   * key after this process read it (nothing written; a key wrapped with the old master key would open for nobody)
+   */
+  async activate(record: Pick<DataKeyRecord, 'kid' | 'wrapped' | 'created_at'>, master: SecretBox): Promise<void> {
     this.db.transaction(() => {
+      // In the write transaction: the master rotation's transaction is either before it (seen here) or after it (then
+      // it wraps this key again too).
+      if (!keyFits(this.db, master)) throw new EncryptionKeyChangedError(`the data directory ${this.dataDir}`);
       this.db.prepare("UPDATE encryption_keys SET state = 'previous' WHERE state = 'active'").run();
       this.db.prepare("INSERT INTO encryption_keys (kid, wrapped, state, created_at) VALUES (?, ?, 'active', ?)").run(record.kid, record.wrapped, record.created_at);
     }).immediate();

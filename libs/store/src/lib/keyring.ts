@@ -164,8 +164,12 @@ export interface DataKeyTable {
    * In one transaction: the active key (if any) becomes `previous`, and `record` is added as the active one.
    * Writes sealed with the old key that have not committed yet are refused afterwards (their condition is the key's
    * being active), so no value under the old key can appear once this commits.
+   * `master` is the key `record` was wrapped with: where the master key can change under a running process (SQLite's
+   * `keys rotate --master`), the activation checks in the same transaction that it is still the data's master key
+   * and otherwise refuses, so a process started before a master rotation cannot add a key nothing can unwrap.
+   * @throws EncryptionKeyChangedError when `master` no longer opens the data (nothing written)
    */
-  activate(record: Pick<DataKeyRecord, 'kid' | 'wrapped' | 'created_at'>): Promise<void>;
+  activate(record: Pick<DataKeyRecord, 'kid' | 'wrapped' | 'created_at'>, master: SecretBox): Promise<void>;
   /** Up to `limit` rows with `id > afterId` whose value is not sealed with `kid`, by id. */
   notSealedWith(kid: string, afterId: string, limit: number): Promise<SealedRow[]>;
   /** How many values are not sealed with `kid`. */
@@ -258,7 +262,7 @@ export async function rotateDataKey(table: DataKeyTable, keyring: Keyring, optio
     const resumed = records.some((record) => record.state === 'previous') && records.some((record) => record.state === 'active');
     if (!resumed) {
       const { kid, wrapped } = newDataKey(keyring.master);
-      await table.activate({ kid, wrapped, created_at: now() });
+      await table.activate({ kid, wrapped, created_at: now() }, keyring.master);
     }
     keyring.load(resumed ? records : await table.readKeys());
     const activeKid = keyring.activeKid;

@@ -9,6 +9,8 @@ import { SqliteWebhookStore } from './connect-store';
 import { openDataDirectory } from './data-directory';
 import { DATABASE_FILE } from './database';
 import { NEXT_KEY_FILE, rotateEncryptionKey } from './key-rotation';
+import { openSqliteKeyring, SqliteDataKeyTable } from './data-keys';
+import { rotateDataKey } from './keyring';
 import { KEY_FILE } from './secret-box';
 
 let dir: string;
@@ -138,6 +140,35 @@ describe('master key rotation', () => {
     const reopened = openDataDirectory(dir, newKey.toString('hex'));
     expect((await new SqliteAccountStore(reopened.db, reopened.box).get('env-a', account(1).id))?.context.password).toBe('SECRET-1');
     reopened.db.close();
+  });
+});
+
+describe('a data key rotation by a process that still holds the old master key', () => {
+  // `keys rotate` opened the directory (read the key file) before `keys rotate --master` replaced the key, and
+  // activates its new data key after: wrapped with the old master key, it would seal every credential with a key that
+  // nothing can unwrap any more (the old key file is gone), and retire the one that still opened them.
+  it('refuses before activating a key, so every credential still opens with the new master key', async () => {
+    await seed(3);
+    const stale = openDataDirectory(dir);
+    const keyring = openSqliteKeyring(stale.db, stale.box);
+    const master = openDataDirectory(dir);
+    rotateEncryptionKey(dir, master.db, master.box);
+    master.db.close();
+    const keysBefore = stale.db.prepare('SELECT kid, state FROM encryption_keys ORDER BY kid').all();
+    const outcome = await rotateDataKey(new SqliteDataKeyTable(stale.db, dir), keyring).then(
+      () => 'rotated',
+      (error: Error) => error.message,
+    );
+    const keysAfter = stale.db.prepare('SELECT kid, state FROM encryption_keys ORDER BY kid').all();
+    stale.db.close();
+    const after = await readAll();
+    expect(after.map((a) => [a.fault ?? null, a.context.password])).toEqual([
+      [null, 'SECRET-1'],
+      [null, 'SECRET-2'],
+      [null, 'SECRET-3'],
+    ]);
+    expect(keysAfter).toEqual(keysBefore);
+    expect(outcome).toContain('changed while this process was running; nothing was written');
   });
 });
 

@@ -400,7 +400,7 @@ for (const backend of [sqlite, postgres]) {
 
       if (backend.name === 'PostgreSQL') it("makes the activation wait for a write under way with the old key, and refuses that key's writes after it", async () => {
         const [first] = await keys();
-        const { table } = await storage.rotation();
+        const { table, keyring } = await storage.rotation();
         const client = new Client({ connectionString: (cluster as TestCluster).url.replace(/\/postgres$/, `/${(await storage.rows<{ d: string }>('SELECT current_database() AS d'))[0]?.d}`) });
         await client.connect();
         try {
@@ -410,7 +410,7 @@ for (const backend of [sqlite, postgres]) {
           await client.query('BEGIN');
           expect((await client.query(write, ['in-flight', first?.kid])).rowCount).toBe(1);
           let activated = false;
-          const activation = table.activate({ kid: 'aaaaaaaaaaaa', wrapped: 'w', created_at: '9999' }).then(() => (activated = true));
+          const activation = table.activate({ kid: 'aaaaaaaaaaaa', wrapped: 'w', created_at: '9999' }, keyring.master).then(() => (activated = true));
           await new Promise((resolve) => setTimeout(resolve, 300));
           expect(activated).toBe(false); // waits for the write's share lock
           await client.query('COMMIT');

@@ -26,6 +26,7 @@ export class PostgresDataKeyTable implements DataKeyTable {
     return readPostgresDataKeys(this.db);
   }
 
+  /** The master key is not checked here: on PostgreSQL it cannot change under a running process (`keys rotate --master` refuses). */
   async activate(record: Pick<DataKeyRecord, 'kid' | 'wrapped' | 'created_at'>): Promise<void> {
     await this.transaction(async (query) => {
       await query("UPDATE unicrm_encryption_keys SET state = 'previous' WHERE state = 'active'");
