@@ -1,6 +1,7 @@
-import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { type NextFunction, type Request, type Response, Router } from 'express';
 import { sendEmpty, sendJson } from '../kit/http';
+import { mountConsentPage, sameText } from '../kit/oauth-consent';
 import type { JsonObject } from '../kit/types';
 import { HubSpotError, validationError } from './errors';
 import { HUBSPOT_OBJECT_TYPES, type HubSpotStore, hubspotTime, type SandboxObjectType, type SandboxPipeline, type SandboxStage } from './store';
@@ -46,12 +47,6 @@ export class OAuthTokens {
     this.refresh.clear();
     this.refreshRequests = 0;
   }
-}
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**
@@ -188,40 +183,16 @@ export function hubspotRouter(store: HubSpotStore, config: HubSpotConfig, tokens
     next();
   });
 
-  // HubSpot's consent page (OAuth 2 authorization code grant): HubSpot refuses an authorize URL without `scope`; Allow
-  // sends the browser back to redirect_uri with the configured code (Deny: error=access_denied) and the state it got.
-  router.get('/oauth/authorize', (req: Request, res: Response) => {
-    const q = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
-    const clientId = q.get('client_id') ?? '';
-    const redirectUri = q.get('redirect_uri') ?? '';
-    const scope = q.get('scope') ?? '';
-    if (!sameText(clientId, config.clientId) || !URL.canParse(redirectUri) || scope.trim() === '') {
-      res.status(400).type('html').send('<!doctype html><title>Invalid request</title><h1>Invalid OAuth request</h1><p>Unknown client_id, no redirect_uri, or no scope.</p>');
-      return;
-    }
-    tokens.authorizeScopes.push(scope);
-    const esc = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-    res.type('html').send(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>HubSpot sandbox: connect an app</title></head>
-<body><main><h1>HubSpot sandbox</h1><p>Connect the app <strong>${esc(clientId)}</strong> to this sandbox portal, with the scopes <code>${esc(scope)}</code>?</p>
-<form method="post" action="/oauth/authorize">
-<input type="hidden" name="redirect_uri" value="${esc(redirectUri)}"><input type="hidden" name="state" value="${esc(q.get('state') ?? '')}">
-<button type="submit" name="decision" value="allow">Connect app</button> <button type="submit" name="decision" value="deny">Cancel</button>
-</form></main></body></html>`);
-  });
-
-  router.post('/oauth/authorize', (req: Request, res: Response) => {
-    const form = new URLSearchParams(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
-    const redirectUri = form.get('redirect_uri') ?? '';
-    if (!URL.canParse(redirectUri)) {
-      res.status(400).type('html').send('<!doctype html><title>Invalid request</title><h1>No redirect_uri</h1>');
-      return;
-    }
-    const target = new URL(redirectUri);
-    if (form.get('decision') === 'allow') target.searchParams.set('code', config.authorizationCode);
-    else target.searchParams.set('error', 'access_denied');
-    target.searchParams.set('state', form.get('state') ?? '');
-    res.redirect(302, target.toString());
+  // HubSpot's consent page: as HubSpot, it refuses an authorize URL without `scope`.
+  mountConsentPage(router, {
+    title: 'HubSpot sandbox',
+    question: 'Connect the app {client} to this sandbox portal, with the scopes {scope}?',
+    allow: 'Connect app',
+    deny: 'Cancel',
+    clientId: config.clientId,
+    authorizationCode: () => config.authorizationCode,
+    requireScope: true,
+    onShown: (scope) => tokens.authorizeScopes.push(scope),
   });
 
   router.post('/oauth/v1/token', (req: Request, res: Response) => {

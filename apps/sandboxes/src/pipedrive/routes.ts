@@ -1,6 +1,7 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type NextFunction, type Request, type Response, Router } from 'express';
 import { sendJson } from '../kit/http';
+import { mountConsentPage, sameText } from '../kit/oauth-consent';
 import type { JsonObject } from '../kit/types';
 import { messageFor, PipedriveError } from './errors';
 import { type PipedriveStore, pipedriveTime, type SandboxPipeline, type SandboxStage } from './store';
@@ -44,12 +45,6 @@ export class OAuthTokens {
     this.refreshRequests = 0;
     this.codeRequests = 0;
   }
-}
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**
@@ -203,38 +198,15 @@ export function pipedriveRouter(store: PipedriveStore, config: PipedriveConfig, 
   const router = Router();
   const limiter = new BurstLimiter(config);
 
-  // Pipedrive's consent page (OAuth 2 authorization code grant): asks to allow the app, then sends the browser back to
-  // redirect_uri with the configured authorization code (or error=access_denied) and the state it was given.
-  router.get('/oauth/authorize', (req: Request, res: Response) => {
-    const q = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
-    const clientId = q.get('client_id') ?? '';
-    const redirectUri = q.get('redirect_uri') ?? '';
-    if (!sameText(clientId, config.clientId) || !URL.canParse(redirectUri) || q.get('response_type') !== 'code') {
-      res.status(400).type('html').send('<!doctype html><title>Invalid request</title><h1>Invalid OAuth request</h1><p>Unknown client_id, or no redirect_uri, or response_type is not code.</p>');
-      return;
-    }
-    const esc = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-    res.type('html').send(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Pipedrive sandbox: allow access</title></head>
-<body><main><h1>Pipedrive sandbox</h1><p>Allow the app <strong>${esc(clientId)}</strong> to access this sandbox company's data?</p>
-<form method="post" action="/oauth/authorize">
-<input type="hidden" name="redirect_uri" value="${esc(redirectUri)}"><input type="hidden" name="state" value="${esc(q.get('state') ?? '')}">
-<button type="submit" name="decision" value="allow">Allow and install</button> <button type="submit" name="decision" value="deny">Deny</button>
-</form></main></body></html>`);
-  });
-
-  router.post('/oauth/authorize', (req: Request, res: Response) => {
-    const form = new URLSearchParams(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
-    const redirectUri = form.get('redirect_uri') ?? '';
-    if (!URL.canParse(redirectUri)) {
-      res.status(400).type('html').send('<!doctype html><title>Invalid request</title><h1>No redirect_uri</h1>');
-      return;
-    }
-    const target = new URL(redirectUri);
-    if (form.get('decision') === 'allow') target.searchParams.set('code', config.authorizationCode);
-    else target.searchParams.set('error', 'access_denied');
-    target.searchParams.set('state', form.get('state') ?? '');
-    res.redirect(302, target.toString());
+  // Pipedrive's consent page: Allow answers the configured authorization code; Pipedrive grants the app's own scopes.
+  mountConsentPage(router, {
+    title: 'Pipedrive sandbox',
+    question: "Allow the app {client} to access this sandbox company's data?",
+    allow: 'Allow and install',
+    deny: 'Deny',
+    clientId: config.clientId,
+    authorizationCode: () => config.authorizationCode,
+    requireScope: false,
   });
 
   router.post('/oauth/token', (req: Request, res: Response) => {
