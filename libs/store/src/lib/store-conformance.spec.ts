@@ -512,6 +512,23 @@ for (const backend of [sqlite, postgres]) {
         expect(await lockB.withLock('oauth-refresh:acc-1', async () => 'free')).toBe('free');
       });
 
+      it('counts concurrent requests exactly, together: each gets its own counts, and only those within the first limit count against the second', async () => {
+        const [storeA, storeB] = [a.rateLimits, b.rateLimits] as [RateLimitCounterStore, RateLimitCounterStore];
+        const checks = [
+          { key: 'token:burst', windowMs: 60_000, limit: 25 },
+          { key: 'account:burst', windowMs: 60_000, limit: 1_000 },
+        ];
+        // 40 requests on each of two nodes at once (each node counts its own in one statement per event-loop turn).
+        const hits = await Promise.all(Array.from({ length: 80 }, (_, i) => (i % 2 ? storeA : storeB).count(checks)));
+        const firsts = hits.map((h) => h[0]?.hits as number).sort((x, y) => x - y);
+        expect(firsts).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+        const within = hits.filter((h) => (h[0]?.hits as number) <= 25);
+        expect(within.map((h) => h[1]?.hits as number).sort((x, y) => x - y)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+        expect((await storeA.get('account:burst'))?.hits).toBe(25);
+        // Those over the first limit read the second counter without moving it (0 while no count of it is committed).
+        expect(hits.filter((h) => (h[0]?.hits as number) > 25).every((h) => (h[1]?.hits as number) <= 25)).toBe(true);
+      });
+
       it('counts two limits in one call; a request over the first limit is not counted against the second', async () => {
         const store = a.rateLimits as RateLimitCounterStore;
         const checks = [
