@@ -24,3 +24,5 @@ export * from './lib/data-directory';
 export * from './lib/metrics-hub';
 export * from './lib/connect';
 export * from './lib/webhooks';
+export * from './lib/pacing';
+export * from './lib/batch';

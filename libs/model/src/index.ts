@@ -11,3 +11,4 @@ export * from './lib/outbound-policy';
 export * from './lib/ttl-cache';
 export * from './lib/remote-errors';
 export * from './lib/connect';
+export * from './lib/batch';

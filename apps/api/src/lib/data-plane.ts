@@ -33,6 +33,12 @@ async function jsonBodyOf(req: IncomingMessage, res: ServerResponse): Promise<un
   return request.body;
 }
 
+/** True when a `Prefer` header (RFC 7240 §4.2) asks for `return=minimal`, among any other preferences. */
+export function prefersMinimal(prefer: string | string[] | undefined): boolean {
+  const text = Array.isArray(prefer) ? prefer.join(',') : (prefer ?? '');
+  return text.split(',').some((preference) => /^\s*return\s*=\s*"?minimal"?\s*(?:;|$)/i.test(preference));
+}
+
 /** Node joins repeated headers of this kind with ", ", as Express's req.get shows them. */
 const idempotencyKeyOf = (req: IncomingMessage) => req.headers['idempotency-key'] as string | undefined;
 
@@ -67,6 +73,11 @@ export function createDataPlane(core: UnicrmCore, limits: RateLimitPair, logger:
 
   on('GET', '/unified/:model/:resource', (req, _res, params, caller) => core.unified.list(unified(req, params, caller)));
   on('POST', '/unified/:model/:resource', async (req, res, params, caller) => core.unified.create(unified(req, params, caller, { body: await jsonBodyOf(req, res) })));
+  on('POST', '/unified/:model/:resource/batch', async (req, res, params, caller) => {
+    const minimal = prefersMinimal(req.headers.prefer);
+    const answer = await core.unified.batch({ ...unified(req, params, caller, { body: await jsonBodyOf(req, res) }), representation: minimal ? 'minimal' : 'representation' });
+    return minimal ? { ...answer, headers: { ...answer.headers, 'preference-applied': 'return=minimal' } } : answer;
+  });
   on('GET', '/unified/:model/:resource/:id', (req, _res, params, caller) => core.unified.get(unified(req, params, caller, { id: params.id })));
   on('PATCH', '/unified/:model/:resource/:id', async (req, res, params, caller) =>
     core.unified.update(unified(req, params, caller, { id: params.id, body: await jsonBodyOf(req, res) })),

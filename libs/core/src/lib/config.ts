@@ -33,6 +33,12 @@ export interface CoreEnvironment {
   operationTimeoutMs: number;
   /** Per integrated account: how many unified operations may be in flight, and how many may wait for a slot. */
   bulkhead: BulkheadLimits;
+  /**
+   * `UNICRM_BATCH_CONCURRENCY`: how many items of one batch request are written at once through single provider calls
+   * (default 4; their pace is the provider's rate limit, see docs/contract.md "Pacing"). Keep it under
+   * `UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT`, so a batch leaves the account's ordinary calls room.
+   */
+  batchConcurrency: number;
   /** `UNICRM_LINK_TOKEN_TTL_MS`: how long a link token can be used (default 900 000: 15 minutes). */
   linkTokenTtlMs: number;
   /**
@@ -167,6 +173,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): UnicrmConfi
     idempotencyTtlMs: wholeNumber('UNICRM_IDEMPOTENCY_TTL_MS', env.UNICRM_IDEMPOTENCY_TTL_MS, 86_400_000, 1),
     idempotencyLeaseMs: wholeNumber('UNICRM_IDEMPOTENCY_LEASE_MS', env.UNICRM_IDEMPOTENCY_LEASE_MS, 30_000, 30),
     operationTimeoutMs: wholeNumber('UNICRM_OPERATION_TIMEOUT_MS', env.UNICRM_OPERATION_TIMEOUT_MS, 60_000, 1),
+    batchConcurrency: wholeNumber('UNICRM_BATCH_CONCURRENCY', env.UNICRM_BATCH_CONCURRENCY, 4, 1),
     bulkhead: {
       maxInFlight: wholeNumber('UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT', env.UNICRM_MAX_IN_FLIGHT_PER_ACCOUNT, 16, 0),
       maxQueued: wholeNumber('UNICRM_MAX_QUEUED_PER_ACCOUNT', env.UNICRM_MAX_QUEUED_PER_ACCOUNT, 64, 0),

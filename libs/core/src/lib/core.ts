@@ -53,6 +53,7 @@ import { ApiTokenService } from './api-tokens';
 import { configFromEnv, type CoreEnvironment } from './config';
 import { AccountBulkhead } from './bulkhead';
 import { CORE_TOKENS } from './core-tokens';
+import { type BatchRequest, BatchUseCase } from './batch';
 import { CreateUseCase } from './create';
 import { CursorCodec } from './cursors';
 import { DeleteUseCase } from './delete';
@@ -67,6 +68,7 @@ import { type ProxyCall, ProxyUseCase } from './proxy';
 import { ConnectorRegistry } from './registry';
 import { ConnectService } from './connect';
 import { WebhookDispatcher, WebhookService } from './webhooks';
+import { PacedTransport, Pacer } from './pacing';
 import { ResourceCatalog } from './resource-catalog';
 import { UndiciTransport } from './undici-transport';
 import { type UnifiedRequest, type UnifiedResponse, UnifiedTargets } from './unified-target';
@@ -130,6 +132,8 @@ export interface UnicrmCore {
     list(request: UnifiedRequest): Promise<UnifiedResponse>;
     get(request: UnifiedRequest): Promise<UnifiedResponse>;
     create(request: UnifiedRequest): Promise<UnifiedResponse>;
+    /** `POST /unified/<model>/<resource>/batch` (issue 18): many creates and updates, answered per item. */
+    batch(request: BatchRequest): Promise<UnifiedResponse>;
     update(request: UnifiedRequest): Promise<UnifiedResponse>;
     delete(request: UnifiedRequest): Promise<UnifiedResponse>;
     meta(request: MetaRequest): Promise<MethodMeta>;
@@ -264,7 +268,10 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   container.register(TOKENS.WebhookStore, { useValue: stores.webhooks });
   // One host on SQLite: the process's own single flight is the lock (the CLI does not refresh tokens).
   container.register(TOKENS.AccountLocks, { useValue: postgres ? new PostgresAccountLocks(postgres) : { withLock: <T>(_name: string, work: () => Promise<T>) => work() } });
-  container.register(TOKENS.HttpTransport, { useValue: new UndiciTransport(config) });
+  // Every connector's provider calls wait for their account's turn (issue 18, docs/contract.md "Pacing").
+  const pacer = new Pacer();
+  container.register(CORE_TOKENS.Pacer, { useValue: pacer });
+  container.register(TOKENS.HttpTransport, { useValue: new PacedTransport(new UndiciTransport(config), pacer) });
   container.register(CORE_TOKENS.CursorCodec, { useValue: new CursorCodec(box.derive('unicrm list cursors v1')) });
   container.register(CORE_TOKENS.ConnectKey, { useValue: box.derive('unicrm connect csrf v1') });
   container.register(TOKENS.Connector, { useClass: PipelinerConnector });
@@ -283,6 +290,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
     ListUseCase,
     GetUseCase,
     CreateUseCase,
+    BatchUseCase,
     UpdateUseCase,
     DeleteUseCase,
     MetaUseCase,
@@ -298,6 +306,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
   const list = container.resolve(ListUseCase);
   const get = container.resolve(GetUseCase);
   const create = container.resolve(CreateUseCase);
+  const batch = container.resolve(BatchUseCase);
   const update = container.resolve(UpdateUseCase);
   const remove = container.resolve(DeleteUseCase);
   const meta = container.resolve(MetaUseCase);
@@ -320,6 +329,7 @@ export function createUnicrmCore(options: CreateCoreOptions = {}): UnicrmCore {
       list: (request) => list.execute(request),
       get: (request) => get.execute(request),
       create: (request) => create.execute(request),
+      batch: (request) => batch.execute(request),
       update: (request) => update.execute(request),
       delete: (request) => remove.execute(request),
       meta: (request) => meta.execute(request),

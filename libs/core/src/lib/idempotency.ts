@@ -99,6 +99,9 @@ export class IdempotencyGuard {
    *   flight is taken over and run again without waiting for a late write or looking for one
    * @throws UnicrmError 422 (key reused with another request), 409 (first request still running, or an ambiguous
    *   or abandoned key still settling), a replayed error, or whatever `operation` or `reconcile` throws
+   * @param options `final`: whether an answer of `operation` is final (default: every answer is); one that is not is
+   *   answered but not kept, and the key is released, so a retry runs the operation again (a batch whose items did not
+   *   all reach a final answer, whose items are guarded by keys of their own)
    */
   async run(
     scope: string[],
@@ -106,7 +109,7 @@ export class IdempotencyGuard {
     request: unknown,
     operation: () => Promise<IdempotentAnswer>,
     reconcile?: (since: Date) => Promise<IdempotentAnswer | undefined>,
-    options: { retrySafe?: boolean } = {},
+    options: { retrySafe?: boolean; final?: (answer: IdempotentAnswer) => boolean } = {},
   ): Promise<IdempotentAnswer> {
     const id = sha256([...scope, key].join('\n'));
     const retrySafe = options.retrySafe === true;
@@ -117,7 +120,7 @@ export class IdempotencyGuard {
 
     const token = randomUUID();
     const existing = await this.store.claim(id, fingerprint, nowText, new Date(now.getTime() + this.ttlMs).toISOString(), this.lease(token, now));
-    if (!existing) return this.execute(id, token, operation, retrySafe);
+    if (!existing) return this.execute(id, token, operation, retrySafe, options.final);
     const alive = existing.state === 'in_flight' && (this.held.has(existing.claimToken) || existing.leaseExpiresAt > nowText);
     if (existing.expiresAt <= nowText && !alive) {
       // Past its TTL: forgotten. Conditional on the token read, so a request that took the key meanwhile keeps it.
@@ -132,7 +135,7 @@ export class IdempotencyGuard {
     if (retrySafe) {
       // Running it again has the effect of running it once: no late write to wait for, nothing to look for.
       if (!(await this.store.takeOver(id, existing.claimToken, this.lease(token, now), nowText))) throw this.inFlight();
-      return this.execute(id, token, operation, retrySafe);
+      return this.execute(id, token, operation, retrySafe, options.final);
     }
     // Ambiguous, or abandoned in flight (its process stopped renewing the lease, maybe after sending the write):
     // the write may have happened. Counted from the failure: for an abandoned key, the end of its lease.
@@ -158,7 +161,7 @@ export class IdempotencyGuard {
       this.kept(await this.store.complete(id, token, { statusCode: found.statusCode, body: JSON.stringify(found.body), rawText: found.rawText ?? null, headers: found.headers ?? {} }));
       return found;
     }
-    return this.execute(id, token, operation, retrySafe);
+    return this.execute(id, token, operation, retrySafe, options.final);
   }
 
   /**
@@ -220,7 +223,13 @@ export class IdempotencyGuard {
   }
 
   /** Runs the operation for a scope held by `token` and records how it ended. */
-  private async execute(id: string, token: string, operation: () => Promise<IdempotentAnswer>, retrySafe: boolean): Promise<IdempotentAnswer> {
+  private async execute(
+    id: string,
+    token: string,
+    operation: () => Promise<IdempotentAnswer>,
+    retrySafe: boolean,
+    final?: (answer: IdempotentAnswer) => boolean,
+  ): Promise<IdempotentAnswer> {
     this.hold(id, token);
     let answer: IdempotentAnswer;
     try {
@@ -237,6 +246,10 @@ export class IdempotencyGuard {
       throw error;
     }
     this.letGo(token);
+    if (final && !final(answer)) {
+      this.kept(await this.store.release(id, token));
+      return answer;
+    }
     this.kept(
       await this.store.complete(id, token, {
         statusCode: answer.statusCode,

@@ -28,7 +28,9 @@ import { IntegratedAccountService } from './accounts';
 import { AccountBulkhead } from './bulkhead';
 import type { CoreEnvironment } from './config';
 import { IdempotencyGuard, type IdempotentAnswer } from './idempotency';
+import { CORE_TOKENS } from './core-tokens';
 import { OAuthRefresher } from './oauth-refresh';
+import { Pacer, type PacingTag } from './pacing';
 import { operationDeadline } from './operation-deadline';
 import { ConnectorRegistry } from './registry';
 import { ResourceCatalog } from './resource-catalog';
@@ -110,6 +112,7 @@ export class UnifiedTargets {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Config) config: CoreEnvironment,
     @inject(TOKENS.Metrics) private readonly metrics: MetricsObserver,
+    @inject(CORE_TOKENS.Pacer) private readonly pacer: Pacer,
   ) {
     this.operationTimeoutMs = config.operationTimeoutMs;
   }
@@ -131,6 +134,19 @@ export class UnifiedTargets {
     method: K,
     requestId?: string,
   ): Promise<UnifiedTarget<NonNullable<ConnectorResource[K]>>> {
+    const { account, connector, connectorAccount } = await this.account(environmentId, accountId, requestId);
+    const declared = connector.resources[resourceKey(definition.model, definition.resource)]?.[method];
+    if (!declared) {
+      throw new UnicrmError(501, `The ${account.integration} integration cannot ${method} ${definition.resource}.`);
+    }
+    return { definition, account, connector, connectorAccount, method: declared as NonNullable<ConnectorResource[K]> };
+  }
+
+  /**
+   * The account of a request and its connector, whatever the method (a batch checks each item's).
+   * @throws UnicrmError 404 (account), 401 (account needs re-authentication), 500 (unreadable account)
+   */
+  async account(environmentId: string, accountId: string, requestId?: string): Promise<Pick<UnifiedTarget<unknown>, 'account' | 'connector' | 'connectorAccount'>> {
     const account = await this.accounts.load(environmentId, accountId, requestId);
     if (account.status === 'needs_reauth') {
       throw new UnicrmError(
@@ -140,17 +156,7 @@ export class UnifiedTargets {
       );
     }
     const connector = this.registry.get(account.integration);
-    const declared = connector.resources[resourceKey(definition.model, definition.resource)]?.[method];
-    if (!declared) {
-      throw new UnicrmError(501, `The ${account.integration} integration cannot ${method} ${definition.resource}.`);
-    }
-    return {
-      definition,
-      account,
-      connector,
-      connectorAccount: { id: account.id, integration: account.integration, context: account.context },
-      method: declared as NonNullable<ConnectorResource[K]>,
-    };
+    return { account, connector, connectorAccount: { id: account.id, integration: account.integration, context: account.context } };
   }
 
   /**
@@ -197,12 +203,13 @@ export class UnifiedTargets {
   /**
    * Runs one operation against the provider (issue 12 "Deadlines and isolation"): every connector call it makes runs
    * within one deadline (`UNICRM_OPERATION_TIMEOUT_MS`, then 504; the caller's signal aborts it too) and in the
-   * account's compartment of the {@link AccountBulkhead} (429 when it is full), and a remote 401 marks the account
-   * `needs_reauth` (DESIGN.md §3), unless it changed since it was read.
+   * account's compartment of the {@link AccountBulkhead} (429 when it is full), each of its provider calls waits for the
+   * account's turn in the {@link Pacer} (`priority`: `interactive` by default, `bulk` for a batch's items), and a remote
+   * 401 marks the account `needs_reauth` (DESIGN.md §3), unless it changed since it was read.
    */
   operation<T>(
     account: StoredAccount,
-    request: { environmentId: string; signal?: AbortSignal; requestId?: string; observed?: RequestObservation },
+    request: { environmentId: string; signal?: AbortSignal; requestId?: string; observed?: RequestObservation; priority?: PacingTag['priority'] },
     remoteQuery: UnifiedQuery['remote_query'],
     body: (operation: Operation) => Promise<T>,
   ): Promise<T> {
@@ -210,6 +217,8 @@ export class UnifiedTargets {
     // microtasks and promises per request (docs/benchmarks.md).
     const deadline = operationDeadline(this.operationTimeoutMs, request.signal);
     const compartment = `${request.environmentId}:${account.id}`;
+    // The connector hands this signal to the transport with every call: the pacer knows whose turn it waits for.
+    this.pacer.tag(deadline.signal, { key: compartment, priority: request.priority ?? 'interactive' });
     const connector = this.registry.byName(account.integration);
     const integration = account.integration;
     if (request.observed) request.observed.integration = integration;

@@ -56,6 +56,7 @@ describe('buildOpenApiDocument', () => {
       'POST /proxy/{resource}',
       'POST /proxy/{resource}/{id}',
       'POST /unified/crm/stages',
+      'POST /unified/crm/stages/batch',
       'POST /webhook',
       'POST /webhook/test',
     ]);

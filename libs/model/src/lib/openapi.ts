@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BATCH_MAX_ITEMS, BatchAnswerSchema, BatchBodySchema } from './batch';
 import { ErrorBodySchema } from './errors';
 import { UnifiedListQueryParametersSchema, UnifiedQueryParametersSchema } from './query';
 import { BUILT_IN_RESOURCES, listEnvelopeSchema, UNIFIED_METHOD_ROUTES, type UnifiedMethod, type UnifiedResourceDefinition } from './resources';
@@ -148,6 +149,42 @@ function unifiedOperation(definition: UnifiedResourceDefinition, method: Unified
   }
 }
 
+/** `POST /unified/<model>/<resource>/batch` (issue 18; docs/contract.md "Batch writes"). */
+function batchOperation(definition: UnifiedResourceDefinition, commonErrors: Record<string, JsonSchema>): JsonSchema {
+  return {
+    operationId: `batch${capital(definition.resource)}`,
+    summary: `Create and update up to ${BATCH_MAX_ITEMS} ${definition.resource} in one request`,
+    description:
+      `Each item is answered as its single request would be (status, the ${definition.noun} or the error), in request order; the request answers 200 ` +
+      "whenever it was itself valid. Connectors with a bulk endpoint (Pipeliner's batch-modify) write the items in as few provider calls as " +
+      'it takes; the others write them one by one, paced to the provider\'s rate limit. `Idempotency-Key` covers the whole batch, and each ' +
+      "item's `idempotency_key` (or, without one, a key derived from the batch's) covers the item, so a retried batch writes no item twice.",
+    tags: [`${definition.model}/${definition.resource}`],
+    parameters: [
+      ...unifiedQueryParameters(),
+      IDEMPOTENCY_KEY,
+      {
+        name: 'Prefer',
+        in: 'header',
+        schema: { type: 'string', enum: ['return=representation', 'return=minimal'] },
+        description: "RFC 7240: `return=minimal` answers only each record's `id` (fewer provider calls on some integrations).",
+      },
+    ],
+    requestBody: { required: true, content: { 'application/json': { schema: ref('BatchBody') } } },
+    responses: {
+      '200': { description: 'One answer per item, in request order', content: { 'application/json': { schema: ref('BatchAnswer') } } },
+      '400': commonErrors['400'],
+      '401': commonErrors['401'],
+      '404': commonErrors['404'],
+      '409': errorResponse('A batch with the same Idempotency-Key is still being processed'),
+      '413': commonErrors['413'],
+      '415': commonErrors['415'],
+      '422': errorResponse('The Idempotency-Key was used with another batch'),
+      '429': errorResponse("Rate limited (unicrm's own limits)"),
+    },
+  };
+}
+
 /** The paths and components of the unified resources. */
 function unifiedPaths(resources: readonly UnifiedResourceDefinition[], commonErrors: Record<string, JsonSchema>) {
   const paths: Record<string, JsonSchema> = {};
@@ -162,6 +199,11 @@ function unifiedPaths(resources: readonly UnifiedResourceDefinition[], commonErr
     }
     if (Object.keys(collection).length > 0) paths[base] = collection;
     if (Object.keys(item).length > 1) paths[`${base}/{id}`] = item;
+    if (definition.methods.includes('create') || definition.methods.includes('update')) {
+      paths[`${base}/batch`] = { post: batchOperation(definition, commonErrors) };
+      schemas.BatchBody ??= toJsonSchema(BatchBodySchema, 'input');
+      schemas.BatchAnswer ??= toJsonSchema(BatchAnswerSchema, 'output');
+    }
     paths[`${base}/meta/{method}`] = {
       get: {
         operationId: `get${capital(definition.noun)}Meta`,

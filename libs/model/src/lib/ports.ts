@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { IntegratedAccount, IntegratedAccountStatus } from './integrated-account';
 import type { OutboxEvent } from './connect';
 import type { RemoteQuery } from './query';
+import type { UnicrmError } from './errors';
 
 /**
  * Dependency-injection tokens (DESIGN.md §1): interfaces are tokens; implementations are registered
@@ -487,6 +488,38 @@ export interface DeleteMethod<T = Record<string, unknown>> extends MethodDeclara
   delete(account: ConnectorAccount, id: string, options: CallOptions): Promise<ItemResult<T>>;
 }
 
+/** One write of a batch, as core hands it to a connector's {@link BatchMethod}: already validated with the method's schema. */
+export interface BatchWrite<B = Record<string, unknown>> {
+  method: 'create' | 'update';
+  /** The record's id, for an update. */
+  id?: string;
+  /** The body as the integration's `bodySchema` of the method parsed it. */
+  body: B;
+}
+
+/** What one write of a batch came to: the record, or the error its single request would have answered. */
+export type BatchWriteOutcome<T = Record<string, unknown>> = { ok: true; result: ItemResult<T> } | { ok: false; error: UnicrmError };
+
+/**
+ * A provider's bulk write (Pipeliner `batch-modify`), or a connector's own way to write many records with fewer calls
+ * than one per record (HubSpot: one pipeline read for many stage creates). Core chunks a batch into calls of at most
+ * `maxItems` writes of the declared `methods`; other writes go through the single methods (docs/contract.md "Batch writes").
+ */
+export interface BatchMethod extends MethodDeclaration {
+  /** The most writes one call of {@link write} takes. */
+  readonly maxItems: number;
+  /** The methods it writes. */
+  readonly methods: readonly ('create' | 'update')[];
+  /**
+   * Writes every write of `writes` (at most `maxItems`).
+   * @param options `representation`: `minimal` when the caller only needs each record's `id` (then `ItemResult.unified`
+   *   may hold only `id`, sparing reads)
+   * @returns one outcome per write, in order; a write the provider refused is an outcome with its error, not a throw
+   * @throws UnicrmError when the call as a whole failed (remote errors mirrored, 502, 504): no outcome is known
+   */
+  write(account: ConnectorAccount, writes: ReadonlyArray<BatchWrite>, options: CallOptions & { representation: 'representation' | 'minimal' }): Promise<BatchWriteOutcome[]>;
+}
+
 /**
  * What a connector serves of one unified resource: the methods it declares. A method it leaves out answers 501
  * naming the integration (DESIGN.md §6); adding one is a function and a schema, no route.
@@ -497,6 +530,8 @@ export interface ConnectorResource {
   readonly create?: CreateMethod;
   readonly update?: UpdateMethod;
   readonly delete?: DeleteMethod;
+  /** Batch writes with fewer provider calls than one per record; absent: core writes a batch's items one by one. */
+  readonly batch?: BatchMethod;
 }
 
 /** A request to the provider's own API through `/proxy/<resource>[/<id>]` (truto-contract.md §5.4). */

@@ -44,6 +44,26 @@ export interface paths {
         patch: operations["updateStage"];
         trace?: never;
     };
+    "/unified/crm/stages/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create and update up to 100 stages in one request
+         * @description Each item is answered as its single request would be (status, the stage or the error), in request order; the request answers 200 whenever it was itself valid. Connectors with a bulk endpoint (Pipeliner's batch-modify) write the items in as few provider calls as it takes; the others write them one by one, paced to the provider's rate limit. `Idempotency-Key` covers the whole batch, and each item's `idempotency_key` (or, without one, a key derived from the batch's) covers the item, so a retried batch writes no item twice.
+         */
+        post: operations["batchStages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/unified/crm/stages/meta/{method}": {
         parameters: {
             query?: never;
@@ -322,6 +342,66 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        BatchBody: {
+            /** @description 1 to 100 writes, answered in this order */
+            items: {
+                /**
+                 * @description `create` or `update`
+                 * @enum {string}
+                 */
+                method: "create" | "update";
+                /** @description The record's id: required for `update`, refused for `create` */
+                id?: string;
+                /** @description The unified body, as for the resource's single create or update */
+                body: {
+                    [key: string]: unknown;
+                };
+                /** @description This item's Idempotency-Key: the same as the single create's or update's (one key written by either is replayed by the other). Without one, an item of a batch sent with an Idempotency-Key gets a key derived from the batch's key and its position. */
+                idempotency_key?: string;
+            }[];
+        };
+        BatchAnswer: {
+            /** @description One answer per item, in request order */
+            result: {
+                /** @description Position of the item in the request, from 0 */
+                index: number;
+                /** @enum {string} */
+                method: "create" | "update";
+                /** @description The status the single request would have answered: 201 created, 200 updated, else the error's */
+                status: number;
+                /** @description The record, as the single request would have answered it (only `id` with `Prefer: return=minimal`) */
+                result?: {
+                    [key: string]: unknown;
+                };
+                /** @description The error body, as the single request would have answered it */
+                error?: {
+                    statusCode: number;
+                    /** @description The HTTP reason phrase of statusCode */
+                    error: string;
+                    message: string;
+                    details?: {
+                        failures: {
+                            path: string;
+                            message: string;
+                        }[];
+                    };
+                    truto_is_remote_error?: boolean;
+                    raw_response?: unknown;
+                    truto_error_insight?: {
+                        [key: string]: {
+                            description: string;
+                            value?: unknown;
+                        };
+                    };
+                };
+                /** @description True when the item's Idempotency-Key had been used: its first answer, nothing written again */
+                replayed?: boolean;
+            }[];
+            /** @description Items answered 2xx */
+            succeeded: number;
+            /** @description Items answered with an error */
+            failed: number;
+        };
         Stage: {
             /** @description The stage's unique identifier */
             id: string;
@@ -1402,6 +1482,120 @@ export interface operations {
             };
             /** @description Any other error of the provider, its status mirrored (truto_is_remote_error: true) */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    batchStages: {
+        parameters: {
+            query: {
+                /** @description The ID of the integrated account to use for the request. */
+                integrated_account_id: string;
+                /** @description unified: mapped; raw: the provider body verbatim; normalized: every field, nulls, no remote_data. */
+                truto_response_format?: "unified" | "raw" | "normalized";
+                /** @description Excludes remote_data from the response (true|false|1|0, any case). */
+                truto_ignore_remote_data?: boolean;
+                /** @description Fields to leave out; dot paths reach nested fields. `a[]=x`, `a[0]=x`, `a=x&a=y` and `a=x,y` are all accepted. */
+                truto_exclude_fields?: string[];
+                /** @description Query parameters passed as-is to the provider's API (`remote_query[foo]=bar`); they win over the connector's own. */
+                remote_query?: {
+                    [key: string]: unknown;
+                };
+            };
+            header?: {
+                /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
+                "Idempotency-Key"?: string;
+                /** @description RFC 7240: `return=minimal` answers only each record's `id` (fewer provider calls on some integrations). */
+                Prefer?: "return=representation" | "return=minimal";
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchBody"];
+            };
+        };
+        responses: {
+            /** @description One answer per item, in request order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchAnswer"];
+                };
+            };
+            /** @description Invalid query or body; `details.failures` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token, or the integrated account needs re-authentication */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown integrated account or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A batch with the same Idempotency-Key is still being processed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Idempotency-Key was used with another batch */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (unicrm's own limits) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -201,6 +201,23 @@ export class PipelinerClient {
   }
 
   /**
+   * `POST /entities/{entity}/batch-modify` (pipeliner-api.md §2.1): `items` is the JSON text of an array of
+   * `batch<Entity>Input` objects (an item without `id` is a create). Pipeliner answers `{ success, data: [...] }`, one
+   * entry per item in order: the written id, or an `Error` object (with `rollback-method=1`, §6).
+   * @returns the entries and the answer as Pipeliner sent it
+   * @throws UnicrmError (remote errors of the call as a whole, 502 for an answer without a `data` array, 504)
+   */
+  async batchModify(entity: PipelinerEntity, items: string, query: PipelinerQuery, signal?: AbortSignal): Promise<{ data: unknown[]; response: HttpResponse; body: unknown }> {
+    const search = pipelinerQueryString(query);
+    const url = `${this.base}/${entity}/batch-modify${search ? `?${search}` : ''}`;
+    const response = await this.transport.request({ method: 'POST', url, headers: this.headers(true), body: items, signal });
+    if (response.status < 200 || response.status > 299) throw remoteError(response);
+    const parsed = parseRemoteBody(response.bodyText);
+    if (!isJsonObject(parsed) || !Array.isArray(parsed.data)) throw unusableAnswer(response, 'its body has no `data` array');
+    return { data: parsed.data, response, body: parsed };
+  }
+
+  /**
    * `GET /entities/{entity}` (a list), checked to be Pipeliner's list envelope (§4).
    * @throws UnicrmError (remote errors, 502, 504)
    */

@@ -27,6 +27,7 @@ import {
   VALIDATION_LEVEL_OVERRIDE_READONLY,
 } from './create-stage';
 import { findCreatedStage } from './find-created';
+import { pipelinerStageBatch } from './batch-stages';
 import { desunifyStageUpdate, expandedPipelineName, stepPipelineId, unifyStep } from './mappers';
 
 /** Pipeliner's page sizes (pipeliner-api.md §4: `first` defaults to 30, at most 100). */
@@ -120,7 +121,7 @@ export function stageListQuery(filters: StageListFilters, page: { limit: number;
 }
 
 /** Unifies Steps, reading each distinct pipeline's name once (from the connector's cache when known). */
-async function unifySteps(client: PipelinerClient, steps: Record<string, unknown>[], options: CallOptions, logger: Logger): Promise<Stage[]> {
+export async function unifySteps(client: PipelinerClient, steps: Record<string, unknown>[], options: CallOptions, logger: Logger): Promise<Stage[]> {
   const names = new Map<string, Promise<string | undefined>>();
   for (const step of steps) {
     const id = stepPipelineId(step);
@@ -224,6 +225,7 @@ export function pipelinerStages(clientOf: (context: Record<string, unknown>) => 
       create: (account, body, options) => createCheckedStage(clientOf(account.context), body as StageCreateBody, options, logger),
       findCreated: (account, body, since, options) => findCreatedStage(clientOf(account.context), body, since, options, logger),
     },
+    batch: pipelinerStageBatch(clientOf, logger),
     update: {
       retrySafe: true,
       description: "PATCH /entities/Steps/{id} (validation-level=8 to move it or change its sort_order); status 'inactive' is a DELETE",
