@@ -91,6 +91,16 @@ describe('POST /unified/crm/stages/batch', () => {
     expect(h.sandbox.requests).toHaveLength(0);
   });
 
+  it('with dry_run=true checks every item as its write would be and sends nothing', async () => {
+    const res = await batch([create('Dry'), { method: 'create', body: { name: '' } }, { method: 'update', id: QUALIFICATION, body: { name: 'Renamed' } }], {}, '&dry_run=true');
+    expect(res.status).toBe(200);
+    expect(res.body.result.map((r: { status: number }) => r.status)).toEqual([200, 400, 200]);
+    expect(res.body.result[0].result).toEqual({ name: 'Dry', pipeline: { id: SALES } });
+    expect(res.body).toMatchObject({ succeeded: 2, failed: 1 });
+    expect(h.sandbox.requests).toHaveLength(0);
+    expect((await batch([create('Dry')], {}, '&dry_run=maybe')).status).toBe(400);
+  });
+
   it("replays a batch sent again with its Idempotency-Key, and refuses the key for another batch", async () => {
     const items = [create('Once 1'), create('Once 2')];
     const first = await batch(items, { 'idempotency-key': 'batch-once' });

@@ -89,6 +89,16 @@ class WriteCollector {
 /** Statuses after which an item may still succeed when sent again: a batch answer holding one is not replayed. */
 const RETRY_STATUSES = (status: number) => status >= 500 || status === 408 || status === 409 || status === 425 || status === 429;
 
+/** True when the batch's query asks for a dry run (`dry_run=true`): validate every item, write nothing. */
+export function dryRunOf(query: string | Record<string, unknown>): boolean {
+  const value = typeof query === 'string' ? new URLSearchParams(query.startsWith('?') ? query.slice(1) : query).get('dry_run') : query['dry_run'];
+  if (value === undefined || value === null) return false;
+  const text = String(value).toLowerCase();
+  if (text === 'true' || text === '1') return true;
+  if (text === 'false' || text === '0') return false;
+  throw UnicrmError.validation([{ path: 'dry_run', message: 'must be true or false' }]);
+}
+
 /** The Idempotency-Key an item without its own gets from its batch's key: the same for every retry of that batch. */
 export function derivedItemKey(batchKey: string, index: number): string {
   return `batch-${createHash('sha256').update(batchKey, 'utf8').digest('hex').slice(0, 40)}-${index}`;
@@ -101,6 +111,7 @@ export function derivedItemKey(batchKey: string, index: number): string {
  * - Writes of the methods the connector's `BatchMethod` declares go to it in chunks of its `maxItems`; the others
  *   run through the single methods, at most `UNICRM_BATCH_CONCURRENCY` (default 4) at once per request.
  * - Every provider call of a batch is paced as `bulk` (pacing.ts): the account's ordinary calls go first.
+ * - `dry_run=true` checks every item as its write would be, and writes nothing.
  * - `Idempotency-Key` covers the batch (its answer is replayed); each item's `idempotency_key`, or a key derived from
  *   the batch's ({@link derivedItemKey}), covers the item in the scope of its single request, so a retry never writes
  *   an item twice and an ambiguous create is looked for (`findCreated`) before it is written again.
@@ -132,6 +143,7 @@ export class BatchUseCase {
     const items = parsed.data.items;
     const representation = request.representation ?? 'representation';
     const resolved = await this.targets.account(request.environmentId, query.integrated_account_id, request.requestId);
+    if (dryRunOf(request.query)) return { statusCode: 200, body: this.validateAll(definition, resolved, items) };
     const run = () => this.writeAll(definition, request, query, resolved, items, representation, batchKey);
     const answer =
       batchKey === undefined
@@ -147,6 +159,41 @@ export class BatchUseCase {
             { retrySafe: true, final: (answer) => (answer.body as BatchAnswer).result.every((item) => !RETRY_STATUSES(item.status)) },
           );
     return { statusCode: answer.statusCode, body: answer.body, ...(answer.headers && { headers: answer.headers }) };
+  }
+
+  /**
+   * `dry_run=true`: each item checked as its write would be (the unified schema, the integration's, the method and
+   * the id), nothing sent to the provider and no key used. A valid item answers 200 with the body as the connector
+   * would take it.
+   */
+  private validateAll(definition: UnifiedResourceDefinition, resolved: Resolved, items: BatchItem[]): BatchAnswer {
+    const result = items.map((item, index): BatchItemResult => {
+      try {
+        const { body } = this.validated(definition, resolved, item);
+        return { index, method: item.method, status: 200, result: body };
+      } catch (error) {
+        if (!(error instanceof UnicrmError)) throw error;
+        return { index, method: item.method, status: error.statusCode, error: error.body };
+      }
+    });
+    const succeeded = result.filter((item) => item.status < 300).length;
+    return { result, succeeded, failed: result.length - succeeded };
+  }
+
+  /**
+   * An item's body and method as its single request would check them.
+   * @throws UnicrmError 400 (body, id), 501 (the integration lacks the method)
+   */
+  private validated(definition: UnifiedResourceDefinition, resolved: Resolved, item: BatchItem) {
+    const method = item.method;
+    const unifiedBody = this.targets.unifiedBody(method === 'create' ? definition.createBody : definition.updateBody, item.body);
+    const declared = resolved.connector.resources[resourceKey(definition.model, definition.resource)]?.[method] as CreateMethod | UpdateMethod | undefined;
+    if (!declared || !definition.methods.includes(method)) {
+      throw new UnicrmError(501, `The ${resolved.account.integration} integration cannot ${method} ${definition.resource}.`);
+    }
+    const body = this.targets.integrationBody(resolved.connector, declared.bodySchema, unifiedBody);
+    const id = method === 'update' ? checkRecordId(item.id) : undefined;
+    return { method, unifiedBody, declared, body, id };
   }
 
   private async writeAll(
@@ -236,14 +283,7 @@ export class BatchUseCase {
     bulk: Parameters<UnifiedTargets['operation']>[1],
     join: ((write: BatchWrite) => Promise<ItemResult>) | undefined,
   ): Promise<IdempotentAnswer> {
-    const method = item.method;
-    const unifiedBody = this.targets.unifiedBody(method === 'create' ? definition.createBody : definition.updateBody, item.body);
-    const declared = resolved.connector.resources[resourceKey(definition.model, definition.resource)]?.[method] as CreateMethod | UpdateMethod | undefined;
-    if (!declared || !definition.methods.includes(method)) {
-      throw new UnicrmError(501, `The ${resolved.account.integration} integration cannot ${method} ${definition.resource}.`);
-    }
-    const body = this.targets.integrationBody(resolved.connector, declared.bodySchema, unifiedBody);
-    const id = method === 'update' ? checkRecordId(item.id) : undefined;
+    const { method, unifiedBody, declared, body, id } = this.validated(definition, resolved, item);
     const target: UnifiedTarget<CreateMethod | UpdateMethod> = { ...resolved, definition, method: declared };
     const status = UNIFIED_METHOD_ROUTES[method].status;
     const base = `/unified/${definition.model}/${definition.resource}`;

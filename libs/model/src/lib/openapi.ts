@@ -162,6 +162,12 @@ function batchOperation(definition: UnifiedResourceDefinition, commonErrors: Rec
     tags: [`${definition.model}/${definition.resource}`],
     parameters: [
       ...unifiedQueryParameters(),
+      {
+        name: 'dry_run',
+        in: 'query',
+        schema: { type: 'boolean', default: false },
+        description: 'Check every item as its write would be (schemas, method, id) and write nothing: a valid item answers 200 with the body as the integration takes it.',
+      },
       IDEMPOTENCY_KEY,
       {
         name: 'Prefer',

@@ -1506,6 +1506,8 @@ export interface operations {
                 remote_query?: {
                     [key: string]: unknown;
                 };
+                /** @description Check every item as its write would be (schemas, method, id) and write nothing: a valid item answers 200 with the body as the integration takes it. */
+                dry_run?: boolean;
             };
             header?: {
                 /** @description Makes the write safe to retry (draft-ietf-httpapi-idempotency-key-header): the first answer is replayed for 24 h with `Idempotent-Replayed: true`; another request with the key answers 422, a concurrent one 409. */
