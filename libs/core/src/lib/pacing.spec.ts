@@ -189,6 +189,26 @@ describe('PacedTransport and Pacer', () => {
     expect(await statuses).toEqual(Array(10).fill(200));
   });
 
+  it('answers 429 with Retry-After at once, without sending, when an interactive call would wait more than 5 s', async () => {
+    const provider = new RollingWindowProvider(2, 20_000, 'hubspot', 1);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(provider, pacer);
+    const first = sendMany(transport, pacer, INTERACTIVE(), 1);
+    await jest.advanceTimersByTimeAsync(5);
+    expect(await first).toEqual([200]);
+    const error = (await sendMany(transport, pacer, INTERACTIVE(), 1).catch((e: unknown) => e)) as UnicrmError;
+    expect(error).toBeInstanceOf(UnicrmError);
+    expect(error.statusCode).toBe(429);
+    expect(Number(error.headers['retry-after'])).toBeGreaterThan(5);
+    expect(error.isRemote).toBe(false);
+    expect(provider.arrivals).toHaveLength(1);
+    // A bulk call may wait longer (30 s): it waits for its turn instead.
+    const bulk = sendMany(transport, pacer, BULK(), 1);
+    await jest.advanceTimersByTimeAsync(21_000);
+    expect(await bulk).toEqual([200]);
+    expect(provider.refusals).toEqual([]);
+  });
+
   it('refuses at once, without sending, once the provider reports the daily budget spent', async () => {
     const inner: HttpTransport = {
       request: jest.fn(async () => ({ status: 200, headers: { 'x-daily-ratelimit-token-remaining': '0' }, bodyText: '{}' })),
