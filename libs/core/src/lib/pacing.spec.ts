@@ -176,7 +176,18 @@ describe('PacedTransport and Pacer', () => {
     expect(provider.arrivals).toHaveLength(1);
   });
 
-  it('sends one probe at a time until an answer tells the limit; with no headers, the account is not paced', async () => {
+  it('does not hold interactive calls before the limit is known, even behind a slow first answer', async () => {
+    const provider = new RollingWindowProvider(1000, 1000, 'hubspot', 500);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(provider, pacer);
+    const statuses = sendMany(transport, pacer, INTERACTIVE(), 5);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(provider.arrivals).toHaveLength(5);
+    await jest.runAllTimersAsync();
+    expect(await statuses).toEqual(Array(5).fill(200));
+  });
+
+  it('sends bulk calls one at a time until an answer tells the limit; with no headers, the account is not paced', async () => {
     const provider = new RollingWindowProvider(1000, 1000, 'none', 50);
     const pacer = new Pacer();
     const transport = new PacedTransport(provider, pacer);

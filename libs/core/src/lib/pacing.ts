@@ -155,8 +155,8 @@ const MAX_ACCOUNTS = 10_000;
 
 /**
  * The token buckets of every account, in this process (docs/contract.md "Pacing"):
- * - Until an answer tells the account's limit, one call is out at a time (a probe); an answer without rate-limit
- *   headers leaves the account unpaced (only a 429 slows it).
+ * - Until an answer tells the account's limit, bulk calls go one at a time (a probe) and interactive calls go at
+ *   once; an answer without rate-limit headers leaves the account unpaced (only a 429 slows it).
  * - Once `limit` per `windowMs` is known, the bucket refills at `share × limit / windowMs` (less for small limits, see
  *   `rate`) and holds at most `burstShare × limit` (at least 1), so no window sees more than the limit. Each answer's `remaining` lowers the
  *   bucket to what the provider says is left (counting the calls sent after the answered one), which accounts for other
@@ -208,7 +208,7 @@ export class Pacer {
     if (pace.budgetSpentUntil > now) {
       throw new UnicrmError(429, 'The provider reports the account\'s daily API budget spent; unicrm sends nothing more for it until the provider resets it.', {}, { 'retry-after': String(Math.ceil((pace.budgetSpentUntil - now) / 1000)) });
     }
-    if (pace.interactive.length === 0 && pace.bulk.length === 0 && this.take(pace, now)) return ++pace.sent;
+    if (pace.interactive.length === 0 && pace.bulk.length === 0 && this.take(pace, now, tag.priority)) return ++pace.sent;
     if (signal?.aborted) throw signal.reason;
     const wait = this.expectedWait(pace, tag.priority, now);
     if (wait > this.maxWaitMs[tag.priority]) {
@@ -356,10 +356,14 @@ export class Pacer {
     pace.refilledAt = now;
   }
 
-  /** Takes a turn if one is free now. */
-  private take(pace: Pace, now: number): boolean {
+  /**
+   * Takes a turn if one is free now. Before the limit is known an interactive call always may go (a slow first answer
+   * must not hold the account's other calls), and bulk calls go one at a time (a probe).
+   */
+  private take(pace: Pace, now: number, priority: PacingTag['priority']): boolean {
     if (pace.blockedUntil > now) return false;
     if (!pace.learned) {
+      if (priority === 'interactive') return true;
       if (pace.probing) return false;
       pace.probing = true;
       return true;
@@ -393,8 +397,9 @@ export class Pacer {
         for (const waiter of [...pace.interactive.splice(0), ...pace.bulk.splice(0)]) waiter.fail(error);
         return;
       }
-      if (!this.take(pace, now)) break;
-      const waiter = (pace.interactive.length > 0 ? pace.interactive : pace.bulk).shift() as Waiter;
+      const queue = pace.interactive.length > 0 ? pace.interactive : pace.bulk;
+      if (!this.take(pace, now, queue === pace.interactive ? 'interactive' : 'bulk')) break;
+      const waiter = queue.shift() as Waiter;
       waiter.grant();
     }
     if (pace.interactive.length + pace.bulk.length === 0) return;
