@@ -3,7 +3,7 @@ import { type NextFunction, type Request, type Response, Router } from 'express'
 import { sendJson } from '../kit/http';
 import { mountConsentPage, sameText } from '../kit/oauth-consent';
 import type { JsonObject } from '../kit/types';
-import { messageFor, PipedriveError } from './errors';
+import { PipedriveError } from './errors';
 import { type PipedriveStore, pipedriveTime, type SandboxPipeline, type SandboxStage } from './store';
 
 /** Credentials and OAuth settings of one Pipedrive sandbox. */
