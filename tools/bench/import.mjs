@@ -321,7 +321,8 @@ async function measureIntegration(name, o, ctx) {
       cli: summary,
       rowsPerSecond,
       ratio: ceiling.rowsPerSecond > 0 ? rowsPerSecond / ceiling.rowsPerSecond : NaN,
-      sandbox: { ...counted, requestsAllowed: stats.allowed, requestsPerCreate: stats.allowed / Math.max(1, o.rows - counted.missing + probeResults.length) },
+      // Upstream requests per stage created (rows and probes answered 2xx): the connector's requests per create.
+      sandbox: { ...counted, requestsAllowed: stats.allowed, requestsPerCreate: stats.allowed / Math.max(1, counted.found + probeResults.filter((p) => typeof p.status === 'number' && p.status < 300).length) },
       refused: stats.refused,
       refusedBy: stats.refusedBy,
       refusedAfterFirstWindow: refusalsAfterFirstWindow(stats.refusals, stats.firstRequestAt, window.windowMs),
