@@ -176,12 +176,15 @@ function integrationsOf(sandboxes) {
       pipelineId: sandboxes.SANDBOX_SEED_IDS.salesPipelineId,
       names: (instance) => instance.store.allSteps().filter((step) => !step.is_deleted).map((step) => step.name),
       rowsPerRequest: (settings) => settings.batchMax,
+      // A single create: the POST (the pipeline's name is cached for a minute).
+      probeRequests: 1,
     },
     pipedrive: {
       module: sandboxes.pipedriveSandbox,
       pipelineId: String(sandboxes.PIPEDRIVE_SEED.pipelineId),
       names: (instance) => [...instance.store.stages.values()].filter((stage) => !stage.is_deleted).map((stage) => stage.name),
       rowsPerRequest: () => 1,
+      probeRequests: 1,
       createCost: () => sandboxes.pipedriveTokenCost('POST', '/api/v2/stages'),
     },
     hubspot: {
@@ -189,6 +192,8 @@ function integrationsOf(sandboxes) {
       pipelineId: sandboxes.HUBSPOT_SEED.dealPipelineId,
       names: (instance) => (instance.store.pipelines.get('deals') ?? []).flatMap((pipeline) => pipeline.stages).filter((stage) => !stage.archived).map((stage) => stage.label),
       rowsPerRequest: () => 1,
+      // A single create reads the pipeline (its name, the next displayOrder), then POSTs: two requests.
+      probeRequests: 2,
     },
   };
 }
@@ -289,7 +294,7 @@ async function measureIntegration(name, o, ctx) {
     const { settings, windows } = sandbox.rateLimits.snapshot();
     const window = windows[0];
     const probesPerSecond = o.probeMs > 0 ? 1000 / o.probeMs : 0;
-    const ceiling = ceilingOf({ max: window.max, windowMs: window.windowMs, rowsPerRequest: spec.rowsPerRequest(settings), probesPerSecond });
+    const ceiling = ceilingOf({ max: window.max, windowMs: window.windowMs, rowsPerRequest: spec.rowsPerRequest(settings), probesPerSecond, probeRequests: spec.probeRequests });
     const names = () => spec.names(sandbox.instance);
     const out = { integration: name, account: account.id, rows: o.rows, limits: { settings, windows }, ceiling };
     if (spec.createCost) {
