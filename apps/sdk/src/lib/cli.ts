@@ -87,7 +87,8 @@ Usage:
   unicrm stages update <id> --account <id> [--name <name>] [--position <n>] [--pipeline <id>] [--status active]
                        [--remote-data <json>] [--json <body as json, or @file.json>] [--idempotency-key <key>]
   unicrm stages delete <id> --account <id> [--idempotency-key <key>]
-  unicrm stages import <file.csv|file.json> --account <id> [--concurrency 4] [--failed-out <file>]
+  unicrm stages import <file.csv|file.json> --account <id> [--dry-run] [--concurrency 2] [--batch-size 100]
+                       [--failed-out <file>]
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (embedded only: the data
   unicrm tokens list                                                                  directory, or the database of
   unicrm tokens revoke <id>                                                           UNICRM_DATABASE_URL)
@@ -120,22 +121,30 @@ Output:
   -h, --help          this text
 
 stages import: one stage per row. CSV columns (JSON keys): name, pipeline (a pipeline id), position, status,
-remote_data (a JSON object; in CSV a quoted JSON text). Each row is sent with an Idempotency-Key made of the account,
-the file, the row number and its content, so running an interrupted import again does not create its rows twice:
-the summary counts such rows as "already created earlier (replayed)", apart from the rows created by this run.
-Rows answered 429, 409, 502, 503 or 504 are tried again (same key) after Retry-After or a backoff. Rows that fail
-are written, with an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them
-and import that file again.
-Progress goes to stderr (a bar on a terminal), the summary to stdout.
+remote_data (a JSON object; in CSV a quoted JSON text). The rows are written with the batch write
+(POST /unified/crm/stages/batch), up to --batch-size rows a request (default and most: 100; on Pipeliner one
+batch-modify call each), --concurrency batch requests in flight at once (default 2, at most 64). Each row carries an
+Idempotency-Key made of the account, the file, the row number and its content, so running an interrupted import
+again (after Ctrl-C or a crash) does not create its rows twice: the summary counts such rows as "already created
+earlier (replayed)", apart from the rows created by this run. Rows answered 429, 409, 502, 503 or 504 are tried
+again (same key) after Retry-After or a backoff, and the whole import waits as long. Rows that fail are written, with
+an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them and import that
+file again.
+--dry-run checks every row as its write would be checked (the fields, the integration's rules) and writes nothing;
+the invalid rows go to the failed-rows file; exit 0 when every row is valid, else 1.
+Ctrl-C stops sending batches and waits for the ones in flight (Ctrl-C again quits at once), then prints how far it got
+and the command to run again to resume (the same one); exit 130.
+Progress goes to stderr (a bar on a terminal; else a line each tenth of the rows), with rows per second and the time
+left; the summary to stdout.
 
 backup and restore: a backup holds the accounts' credentials encrypted with the data directory's key, not the key
 (<data dir>/encryption.key, or UNICRM_ENCRYPTION_KEY): keep a copy of the key apart from the backups; a backup
 without its key cannot be read. restore keeps the database it replaces as unicrm.sqlite.before-restore-<time>.
 
 The Pipeliner password may come from PIPELINER_PASSWORD instead of --password (keeps it out of the process list).
-Exit codes: 0 ok; 1 remote or server error (or some import rows failed, or the data directory is in use, or restore
-lacks the backup's key); 2 usage error, input the API rejects (400), an unknown id (404), or a file backup or restore
-cannot use. Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
+Exit codes: 0 ok; 1 remote or server error (or some import rows failed or, with --dry-run, are invalid, or the data
+directory is in use, or restore lacks the backup's key); 2 usage error, input the API rejects (400), an unknown id
+(404), or a file backup or restore cannot use; 130 an import stopped by Ctrl-C. Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -1087,7 +1096,8 @@ async function backupOrRestore(session: Session, command: 'backup' | 'restore', 
  * `UNICRM_API_TOKEN`). Prints human output (or the JSON body with `--output json`) on stdout; errors on stderr with
  * the message and, for remote errors, the provider's own answer.
  * @param argv the arguments after `unicrm`
- * @returns the exit code: 0 ok, 1 remote or server error (or failed import rows), 2 usage error (also 400 and 404 answers)
+ * @returns the exit code: 0 ok, 1 remote or server error (or failed import rows), 2 usage error (also 400 and 404
+ *   answers), 130 an import stopped by Ctrl-C
  */
 /**
  * The global options (`--remote URL`, `--data-dir DIR`, `--timeout MS`, `--output FORMAT`) may come before the
