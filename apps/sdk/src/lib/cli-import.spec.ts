@@ -385,6 +385,7 @@ describe('import progress', () => {
     expect(speedText(500, 500, 2000)).toBe('250 rows/s, ETA 0 s');
     expect(durationText(3_725_000)).toBe('1 h 02 min');
     expect(elapsedText(1234)).toBe('1.2 s');
+    expect(elapsedText(270)).toBe('270 ms');
     expect(elapsedText(125_000)).toBe('2 min 05 s');
   });
 

@@ -574,9 +574,10 @@ export function durationText(ms: number): string {
   return `${Math.floor(seconds / 3600)} h ${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')} min`;
 }
 
-/** Time taken, in words: tenths of a second below a minute (`0.4 s`, `12.3 s`), else as {@link durationText}. */
+/** Time taken, in words: milliseconds below a second (`270 ms`), tenths of a second below a minute (`12.3 s`), else as {@link durationText}. */
 export function elapsedText(ms: number): string {
-  return ms < 59_950 ? `${(Math.max(0, ms) / 1000).toFixed(1)} s` : durationText(ms);
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  return ms < 59_950 ? `${(ms / 1000).toFixed(1)} s` : durationText(ms);
 }
 
 /** Where progress goes: a bar on a terminal, else a plain line every tenth of the rows (and at least every 5 s). */
