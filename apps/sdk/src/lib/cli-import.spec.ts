@@ -303,6 +303,14 @@ describe('importStages', () => {
     expect(countsText(first)).toBe('2 created, 1 failed');
   });
 
+  it('counts the rows that ended on a temporary error apart (unfinished): the same import finishes them', async () => {
+    const busy = answer((name) => (name === 'Busy' ? { status: 409, message: 'A request with this Idempotency-Key is still being processed.' } : { status: 201 }));
+    const sdk = scriptedSdk([busy, busy, busy, busy, busy, busy]);
+    const summary = await importStages(sdk, { file: file('busy.csv', 'name\nBusy\nFree\n'), account: 'acc', concurrency: 1, progress: recorder(), clock: fakeClock() });
+    expect(summary).toMatchObject({ created: 1, failed: 1, unfinished: 1, batches: 6 });
+    expect(sdk.batches.slice(1).map((b) => b.items.map((i) => i.body.name))).toEqual(Array.from({ length: 5 }, () => ['Busy']));
+  });
+
   it('counts a replay after its own 5xx as created by this run', async () => {
     // The first try timed out after the server had created the stage; the retry is answered by replay.
     const sdk = scriptedSdk([new UnicrmError(504, 'timeout'), answer(() => ({ status: 201, replayed: true }))]);

@@ -55,6 +55,12 @@ export interface ImportSummary {
   failed: number;
   /** Dry run: the rows found valid (0 otherwise). */
   valid: number;
+  /**
+   * Failed rows whose last answer was temporary (429, 409, 502, 503, 504 after every try): their write may still be
+   * under way or done (a 409: an earlier run's request with the key is running). Running the same import again
+   * finishes them (replayed if written); importing them from the failed-rows file would write them anew.
+   */
+  unfinished: number;
   /** Rows not sent because the import was interrupted (Ctrl-C): running the same command again sends them. */
   not_sent: number;
   /** True when the import was interrupted (the `signal` of {@link ImportOptions}). */
@@ -378,6 +384,7 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
   const counts: ImportCounts = { created: 0, replayed: 0, failed: 0, valid: 0 };
   let aborted: string | null = null;
   let batches = 0;
+  let unfinished = 0;
   let next = 0;
   /** Rows to send again, in row order (sent before new rows). */
   let retries: PendingRow[] = [];
@@ -467,6 +474,7 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
       }
       const delay = pending.attempt < MAX_ATTEMPTS ? retryDelayMs(error, pending.attempt, now) : undefined;
       if (delay === undefined) {
+        if (isUnicrmError(error) && RETRIED.has(error.statusCode)) unfinished++;
         settle(pending.index, { row: pending.row.row, ok: false, error: describeFailure(error) });
         if (isFatal(error) && aborted === null) aborted = describeFailure(error);
         return;
@@ -545,6 +553,7 @@ export async function importStages(unicrm: Unicrm, options: ImportOptions): Prom
     replayed: counts.replayed,
     failed: counts.failed,
     valid: counts.valid ?? 0,
+    unfinished,
     not_sent: notSent,
     interrupted: options.signal?.aborted === true,
     batches,

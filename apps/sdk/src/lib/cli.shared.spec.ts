@@ -762,6 +762,37 @@ export function defineRemoteOnlySuite(): void {
       }
     }, 30_000);
 
+    it('resumes after the CLI was killed (kill -9) with a batch in flight: every row once, the rerun replays what the server wrote', async () => {
+      const account = await core.accounts.create('default', {
+        integration: 'pipeliner',
+        tenant_id: 'crash',
+        context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password },
+        validate: false,
+      });
+      const rows = ['name', ...Array.from({ length: 300 }, (_, i) => `Crashed ${i + 1}`)];
+      writeFileSync(join(dir, 'crash.csv'), `${rows.join('\n')}\n`);
+      const args = ['stages', 'import', 'crash.csv', '--account', account.id, '--remote', baseUrl, '--concurrency', '1'];
+      // Each batch-modify takes a second: the CLI is killed while its second batch is at Pipeliner.
+      sandbox.injectFault({ method: 'POST', path: 'batch-modify', latencyMs: 1000 });
+      const batchModifies = () => sandbox.requests.filter((r) => r.path.endsWith('/batch-modify')).length;
+      const before = batchModifies();
+      const killed = await spawnUntil(args, { UNICRM_API_TOKEN: TOKEN }, () => batchModifies() >= before + 2, (child) => {
+        child.kill('SIGKILL');
+      });
+      expect(killed.code).toBe(128);
+      // The server finishes the batch the CLI left behind.
+      await until(() => sandbox.steps().filter((s) => s.name?.startsWith('Crashed ')).length >= 200);
+      sandbox.clearFaults();
+      const written = sandbox.steps().filter((s) => s.name?.startsWith('Crashed ')).length;
+      const rerun = await spawnCli([...args, '--output', 'json'], { UNICRM_API_TOKEN: TOKEN }, dir);
+      expect(rerun.code).toBe(0);
+      const summary = JSON.parse(rerun.stdout);
+      expect(summary).toMatchObject({ total: 300, failed: 0, unfinished: 0, replayed: written, created: 300 - written });
+      const names = sandbox.steps().flatMap((s) => (s.name?.startsWith('Crashed ') ? [s.name] : []));
+      expect(names).toHaveLength(300);
+      expect(new Set(names).size).toBe(300);
+    }, 40_000);
+
     it('refuses --remote together with --data-dir', async () => {
       const run = await spawnCli(['accounts', 'get', 'x', '--remote', baseUrl, '--data-dir', dir], { UNICRM_API_TOKEN: TOKEN });
       expect(run.code).toBe(2);

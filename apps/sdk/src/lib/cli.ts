@@ -904,6 +904,13 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
         : `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`,
     );
   }
+  if (summary.unfinished > 0) {
+    lines.push(
+      '',
+      `${summary.unfinished} of the failed rows ended on a temporary error (429, 409 or 5xx): their write may be under way or done (409: an earlier run of this import is still writing them). ` +
+        `Run the same command again in a minute or two to finish them (written rows are replayed, never written twice), rather than importing them from the failed-rows file, which would write them anew.`,
+    );
+  }
   const common = {
     file: summary.file,
     account: summary.account,
@@ -915,6 +922,7 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
     aborted: summary.aborted,
     interrupted: summary.interrupted,
     not_sent: summary.not_sent,
+    unfinished: summary.unfinished,
     batches: summary.batches,
     elapsed_ms: summary.elapsed_ms,
     errors: failures.map((r) => ({ row: r.row, error: r.error })),
