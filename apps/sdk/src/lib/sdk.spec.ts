@@ -219,10 +219,18 @@ describe.each(transports)('the %s SDK', (_name, make) => {
     });
 
     it('forwards Retry-After of a rate-limited Pipeliner answer on error.headers', async () => {
-      sandbox.injectFault({ method: 'POST', path: '/entities/Steps', status: 429, retryAfter: 7, times: 1 });
-      const error = await failure(sdk.crm.stages.create({ integrated_account_id: accountId }, { name: 'Busy' }));
+      // The core waits out a short Retry-After itself and sends again (its pacing); one longer than it waits (30 s) is
+      // answered. The account then rests for that long: an account of this test's own, so the others do not wait.
+      const resting = await core.accounts.create('default', {
+        integration: 'pipeliner',
+        tenant_id: `resting-${Math.random().toString(36).slice(2)}`,
+        context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password },
+        validate: false,
+      });
+      sandbox.injectFault({ method: 'POST', path: '/entities/Steps', status: 429, retryAfter: 90, times: 1 });
+      const error = await failure(sdk.crm.stages.create({ integrated_account_id: resting.id }, { name: 'Busy' }));
       expect(error.statusCode).toBe(429);
-      expect(error.headers).toEqual({ 'retry-after': '7' });
+      expect(error.headers).toEqual({ 'retry-after': '90' });
       expect(error.body.truto_error_insight?.rate_limit_error).toBeDefined();
     });
 
