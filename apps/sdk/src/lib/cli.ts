@@ -854,6 +854,8 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
       stop.abort();
       return;
     }
+    // The bar gives the terminal its cursor back before the process ends.
+    progress.stop();
     io.err(`\nQuit at once: the batches in flight may or may not have been written. Resume with the same command (nothing is written twice):\n  ${resume}`);
     process.exit(EXIT_INTERRUPTED);
   };
@@ -901,14 +903,13 @@ async function importCommand(session: Session, rest: string[], io: CliIo): Promi
       '',
       dryRun
         ? `Invalid rows written to ${summary.failed_out}, each with its error. Fix them in ${file}, then check again or import it: ${session.command} stages import ${file} --account ${account}`
-        : `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`,
-    );
-  }
-  if (summary.unfinished > 0) {
-    lines.push(
-      '',
-      `${summary.unfinished} of the failed rows ended on a temporary error (429, 409 or 5xx): their write may be under way or done (409: an earlier run of this import is still writing them). ` +
-        `Run the same command again in a minute or two to finish them (written rows are replayed, never written twice), rather than importing them from the failed-rows file, which would write them anew.`,
+        : summary.unfinished === 0
+          ? `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`
+          : `Failed rows: ${summary.failed_out}. ${summary.unfinished} of them ended on a temporary error (429, 409 or 5xx after every try): their write ` +
+            'may be under way or done (a 409: an earlier run of this import is still writing them). Run the same command again in a minute ' +
+            `or two to finish them (rows already written are replayed, never written twice)${
+              failures.length > summary.unfinished ? `, after fixing the other ${failures.length - summary.unfinished} in ${file} (a fixed row is created anew)` : ''
+            }; importing them from ${summary.failed_out} would write them under new keys.`,
     );
   }
   const common = {
