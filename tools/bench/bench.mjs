@@ -17,7 +17,7 @@ import { GET_STEP_ID, PASSWORD, PIPELINE_NAME, SPACE, stepIdOf, USERNAME } from 
 
 const ROOT = resolve(new URL('../../', import.meta.url).pathname);
 const HERE = join(ROOT, 'tools/bench');
-const API_TOKEN = 'bench-api-token-0123456789';
+export const API_TOKEN = 'bench-api-token-0123456789';
 /**
  * The four targets of every configuration: Pipeliner directly, the undici passthrough (`floor`, what ratios are
  * taken against), the node:http passthrough (`floor-http`) and unicrm.
@@ -54,7 +54,8 @@ const HELP = `usage: node tools/bench/bench.mjs [options]     (npm run bench -- 
   --api-log <path>        where the API's logs go (default: api.log in the run's temporary directory)
   --api-root <dir>        run the API of another checkout or build (its dist/apps/api/src/main.js); default this one
   --json <file>           write every figure to a JSON file
-  --keep                  keep the temporary directory (data, logs)`;
+  --keep                  keep the temporary directory (data, logs)
+  --import                the bulk-import run instead (tools/bench/import.mjs; its options: --import --help)`;
 
 export function parseArgs(argv) {
   const o = {
@@ -759,7 +760,16 @@ async function main() {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === `file://${process.argv[1]}` && process.argv.includes('--import')) {
+  // `npm run bench -- --import [options]`: the bulk import against the rate-limited sandboxes (import.mjs).
+  import('./import.mjs')
+    .then((run) => run.main(process.argv.slice(2).filter((arg) => arg !== '--import')))
+    .catch((error) => {
+      console.error(error?.stack ?? error);
+      killAll();
+      process.exit(1);
+    });
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   main().catch((error) => {
     console.error(error?.stack ?? error);
     killAll();

@@ -189,7 +189,9 @@ describe("HubSpot with a private app's token", () => {
     const limited = await startHubSpotSandbox({ port: 0, contract: true, rateLimit: 1 });
     try {
       const account = await connect({ api_base_url: limited.url, access_token: limited.instance.config.accessToken }, false);
-      expect((await request(app).get(`/unified/crm/stages/closedwon?${q(account)}`).set(AUTH)).status).toBe(200);
+      // Another client of the same private app spends the window: unicrm's first call meets HubSpot's 429.
+      const other = await fetch(`${limited.url}/crm/v3/pipelines/deals`, { headers: { authorization: `Bearer ${limited.instance.config.accessToken}` } });
+      expect(other.status).toBe(200);
       const over = await request(app).get(`/unified/crm/stages/closedwon?${q(account)}`).set(AUTH);
       expect(over.status).toBe(429);
       expect(over.body).toMatchObject({ truto_is_remote_error: true, raw_response: { policyName: 'TEN_SECONDLY_ROLLING' } });
@@ -198,10 +200,33 @@ describe("HubSpot with a private app's token", () => {
       expect(over.headers['x-hubspot-ratelimit-remaining']).toBe('0');
       expect(over.headers['x-hubspot-ratelimit-interval-milliseconds']).toBe('10000');
       expect(Number(over.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // Now unicrm's pacing knows the window is spent (issue 18): the next call is answered 429 with Retry-After at
+      // once, without reaching HubSpot.
+      const sent = limited.requests.length;
+      const paced = await request(app).get(`/unified/crm/stages/closedwon?${q(account)}`).set(AUTH);
+      expect(paced.status).toBe(429);
+      expect(Number(paced.headers['retry-after'])).toBeGreaterThan(5);
+      expect(paced.body.truto_is_remote_error).toBeUndefined();
+      expect(limited.requests.length).toBe(sent);
       expect(limited.takeContractViolations()).toEqual([]);
     } finally {
       await limited.close();
     }
+  });
+
+  it('creates a batch of stages with one pipeline read and consecutive display orders (issue 18)', async () => {
+    const items = ['Batch 1', 'Batch 2', 'Batch 3'].map((name) => ({ method: 'create', body: { name, pipeline: { id: 'default' } } }));
+    items.push({ method: 'create', body: { name: 'Closed Won', pipeline: { id: 'default' } } });
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(tokenAccount)}`).set(AUTH).send({ items });
+    expect(res.status).toBe(200);
+    expect(res.body.result.slice(0, 3).map((r: { status: number; result: { name: string; position: number } }) => [r.status, r.result.name, r.result.position])).toEqual([
+      [201, 'Batch 1', 7],
+      [201, 'Batch 2', 8],
+      [201, 'Batch 3', 9],
+    ]);
+    expect(res.body.result[3]).toMatchObject({ status: 400, error: { truto_is_remote_error: true, message: expect.stringMatching(/already exists/) } });
+    expect(sandbox.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
+    expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(4);
   });
 
   it('finds the stage of a create whose answer was cut off, when retried with the same Idempotency-Key', async () => {

@@ -133,7 +133,7 @@ describe('Pipedrive with an API token', () => {
     expect(Object.keys(byName.body.query_schema.properties)).not.toContain('name');
   });
 
-  it("mirrors Pipedrive's errors: 404, and 429 with its rate-limit headers only", async () => {
+  it("mirrors Pipedrive's errors (404, 429), and paces calls to its burst limit instead of meeting its 429 (issue 18)", async () => {
     const missing = await request(app).get(`/unified/crm/stages/999?${q(tokenAccount)}`).set(AUTH);
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ message: 'Stage not found', truto_is_remote_error: true, raw_response: { success: false, error: 'Stage not found' } });
@@ -142,17 +142,36 @@ describe('Pipedrive with an API token', () => {
     try {
       const account = await connect({ api_domain: limited.url, api_token: limited.instance.config.apiToken }, false);
       expect((await request(app).get(`/unified/crm/stages/1?${q(account)}`).set(AUTH)).status).toBe(200);
+      // One call per 2 s, and a stage get is two (the stage, its pipeline's name): each call waits for the window
+      // (x-ratelimit-reset) and is sent once. A refused one would have been sent again: more than four requests.
+      expect((await request(app).get(`/unified/crm/stages/1?${q(account)}`).set(AUTH)).status).toBe(200);
+      expect(limited.requests).toHaveLength(4);
+      // A 429 whose Retry-After is longer than an interactive call waits is mirrored at once.
+      limited.injectFault({ method: 'GET', status: 429, retryAfter: 30, times: 1 });
       const over = await request(app).get(`/unified/crm/stages/1?${q(account)}`).set(AUTH);
       expect(over.status).toBe(429);
-      expect(over.body).toMatchObject({ message: 'Request over limit', truto_is_remote_error: true });
+      expect(over.body).toMatchObject({ truto_is_remote_error: true });
       expect(over.body.truto_error_insight).toHaveProperty('rate_limit_error');
-      expect(over.headers['x-ratelimit-limit']).toBe('1');
-      expect(over.headers['x-ratelimit-remaining']).toBe('0');
-      expect(over.headers['x-ratelimit-reset']).toBeDefined();
+      expect(over.headers['retry-after']).toBe('30');
       expect(limited.takeContractViolations()).toEqual([]);
     } finally {
       await limited.close();
     }
+  });
+
+  it('writes a batch through single creates, answering each in order (issue 18: Pipedrive has no bulk stage endpoint)', async () => {
+    const items = [
+      { method: 'create', body: { name: 'Bulk 1', pipeline: { id: '1' } } },
+      { method: 'create', body: { name: 'Bulk 2', pipeline: { id: '1' }, position: 2 } },
+      { method: 'create', body: { name: 'Bulk 3', pipeline: { id: '1' } } },
+    ];
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(tokenAccount)}`).set(AUTH).set('prefer', 'return=minimal').send({ items });
+    expect(res.status).toBe(200);
+    expect(res.body.result.map((r: { status: number }) => r.status)).toEqual([201, 400, 201]);
+    expect(res.body.result[0].result).toEqual({ id: expect.any(String) });
+    expect(res.body.result[1].error.message).toMatch(/position/);
+    expect(sandbox.requests.filter((r) => r.method === 'POST').map((r) => JSON.parse(r.body ?? '{}').name)).toEqual(expect.arrayContaining(['Bulk 1', 'Bulk 3']));
+    expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 
   it('finds the stage of a create whose answer was cut off, when retried with the same Idempotency-Key', async () => {

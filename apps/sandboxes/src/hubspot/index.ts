@@ -7,4 +7,6 @@ export type { HubSpotSandboxOptions, RunningHubSpotSandbox } from './server';
 export { HUBSPOT_DEFAULTS, hubspotSandbox } from './module';
 export type { HubSpotInstance, HubSpotOptions } from './module';
 export { HUBSPOT_SEED } from './store';
+export { HUBSPOT_RATE_LIMITS, hubspotRateLimits } from './rate-limits';
+export type { HubSpotRateLimitSettings } from './rate-limits';
 export { HUBSPOT_OPENAPI_RELATIVE_PATH, loadHubSpotContract } from './contract';

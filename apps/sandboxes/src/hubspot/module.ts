@@ -1,6 +1,7 @@
 import type { ProviderInstance, ProviderModule } from '../kit/provider';
 import { loadHubSpotContract } from './contract';
 import { categoryFor, HubSpotError, hubspotErrorBody } from './errors';
+import { hubspotRateLimits } from './rate-limits';
 import { type HubSpotConfig, hubspotRouter, OAuthTokens } from './routes';
 import { HUBSPOT_SEED, HubSpotStore } from './store';
 
@@ -12,10 +13,6 @@ export interface HubSpotOptions {
   clientId?: string;
   /** The OAuth app's client secret; default 'sandbox-hubspot-client-secret'. */
   clientSecret?: string;
-  /** Burst limit: requests per `rateWindowMs`; default 190 (HubSpot's Professional and Enterprise private apps). */
-  rateLimit?: number;
-  /** Burst window in ms; default 10 000 (HubSpot's ten-second rolling window). */
-  rateWindowMs?: number;
   /** Lifetime of issued access tokens in seconds; default 1800 (HubSpot's `expires_in`). */
   accessTokenSeconds?: number;
 }
@@ -28,29 +25,20 @@ export interface HubSpotInstance extends ProviderInstance {
   tokens: OAuthTokens;
 }
 
-/** Defaults of the HubSpot sandbox's credentials and limits. */
+/** Defaults of the HubSpot sandbox's credentials (its rate limits: `HUBSPOT_RATE_LIMITS`). */
 export const HUBSPOT_DEFAULTS = {
   accessToken: 'sandbox-hubspot-access-token',
   clientId: 'sandbox-hubspot-client-id',
   clientSecret: 'sandbox-hubspot-client-secret',
   authorizationCode: 'sandbox-hubspot-authorization-code',
-  rateLimit: 190,
-  rateWindowMs: 10_000,
-  dailyLimit: 650_000,
   accessTokenSeconds: 1800,
 } as const;
-
-function positiveInteger(text: string | undefined, name: string): number | undefined {
-  if (text === undefined || text === '') return undefined;
-  if (!/^[1-9]\d*$/.test(text)) throw new Error(`${name} must be a positive whole number, not '${text}'`);
-  return Number(text);
-}
 
 /**
  * The HubSpot module: CRM Pipelines v3 for deals and tickets of one portal, its OAuth token endpoint, its error
  * bodies, rate-limit headers and 429s (docs/hubspot-sandbox.md), on the kit's server, faults, request log and contract
- * checks. Variables: `HUBSPOT_SANDBOX_PORT` (8300), `_ACCESS_TOKEN`, `_CLIENT_ID`, `_CLIENT_SECRET`, `_RATE_LIMIT`
- * (the kit reads `_PORT`, `_FAULTS`, `_LOG_REQUESTS`, `_CONTRACT`).
+ * checks. Variables: `HUBSPOT_SANDBOX_PORT` (8300), `_ACCESS_TOKEN`, `_CLIENT_ID`, `_CLIENT_SECRET` (the kit reads
+ * `_PORT`, `_FAULTS`, `_LOG_REQUESTS`, `_CONTRACT`, and `_RATE_LIMIT` with the overrides of {@link hubspotRateLimits}).
  */
 export const hubspotSandbox: ProviderModule<HubSpotOptions, HubSpotInstance> = {
   name: 'hubspot',
@@ -62,9 +50,9 @@ export const hubspotSandbox: ProviderModule<HubSpotOptions, HubSpotInstance> = {
     { name: 'HUBSPOT_SANDBOX_ACCESS_TOKEN', default: HUBSPOT_DEFAULTS.accessToken, meaning: "the private app's access token (Bearer)" },
     { name: 'HUBSPOT_SANDBOX_CLIENT_ID', default: HUBSPOT_DEFAULTS.clientId, meaning: "the OAuth app's client id" },
     { name: 'HUBSPOT_SANDBOX_CLIENT_SECRET', default: HUBSPOT_DEFAULTS.clientSecret, meaning: "the OAuth app's client secret" },
-    { name: 'HUBSPOT_SANDBOX_RATE_LIMIT', default: String(HUBSPOT_DEFAULTS.rateLimit), meaning: 'requests per 10 s before a 429' },
   ],
   outsideContract: /^\/oauth\//,
+  rateLimits: hubspotRateLimits,
   jsonContentType: 'application/json;charset=utf-8',
   errors: {
     validationStatus: 400,
@@ -86,7 +74,6 @@ export const hubspotSandbox: ProviderModule<HubSpotOptions, HubSpotInstance> = {
     accessToken: env['HUBSPOT_SANDBOX_ACCESS_TOKEN'] || undefined,
     clientId: env['HUBSPOT_SANDBOX_CLIENT_ID'] || undefined,
     clientSecret: env['HUBSPOT_SANDBOX_CLIENT_SECRET'] || undefined,
-    rateLimit: positiveInteger(env['HUBSPOT_SANDBOX_RATE_LIMIT'], 'HUBSPOT_SANDBOX_RATE_LIMIT'),
   }),
   contract: () => loadHubSpotContract(),
   create: (options) => {
@@ -95,14 +82,11 @@ export const hubspotSandbox: ProviderModule<HubSpotOptions, HubSpotInstance> = {
       clientId: options.clientId ?? HUBSPOT_DEFAULTS.clientId,
       clientSecret: options.clientSecret ?? HUBSPOT_DEFAULTS.clientSecret,
       authorizationCode: HUBSPOT_DEFAULTS.authorizationCode,
-      rateLimit: options.rateLimit ?? HUBSPOT_DEFAULTS.rateLimit,
-      rateWindowMs: options.rateWindowMs ?? HUBSPOT_DEFAULTS.rateWindowMs,
-      dailyLimit: HUBSPOT_DEFAULTS.dailyLimit,
       accessTokenSeconds: options.accessTokenSeconds ?? HUBSPOT_DEFAULTS.accessTokenSeconds,
     };
     const store = new HubSpotStore();
     const tokens = new OAuthTokens();
-    const { router, limiter } = hubspotRouter(store, config, tokens);
+    const router = hubspotRouter(store, config, tokens);
     return {
       config,
       store,
@@ -111,7 +95,6 @@ export const hubspotSandbox: ProviderModule<HubSpotOptions, HubSpotInstance> = {
       reset: () => {
         store.reset();
         tokens.clear();
-        limiter.clear();
       },
       describe(url) {
         const tokenUrl = `${url}/oauth/v1/token`;

@@ -14,11 +14,6 @@ export interface HubSpotConfig {
   clientSecret: string;
   /** The authorization code `/oauth/v1/token` exchanges (any other is refused). */
   authorizationCode: string;
-  /** Burst limit: requests per window (HubSpot: 100 or 190 per 10 s by plan). */
-  rateLimit: number;
-  rateWindowMs: number;
-  /** Daily limit of a private app (sent as `X-HubSpot-RateLimit-Daily`; never enforced here). */
-  dailyLimit: number;
   /** Lifetime of an issued access token, in seconds (HubSpot: 1800). */
   accessTokenSeconds: number;
 }
@@ -52,8 +47,11 @@ export class OAuthTokens {
 /**
  * Who a request is: the private app's token or an unexpired OAuth access token, as `Authorization: Bearer`; anything
  * else is HubSpot's 401 (`INVALID_AUTHENTICATION`, or `EXPIRED_AUTHENTICATION` for an expired OAuth token).
+ * @returns the key the rate limits count against (`private-app`, or `oauth-portal` for every OAuth token) and whether
+ *   it is the private app
+ * @throws HubSpotError 401
  */
-function authenticate(req: Request, config: HubSpotConfig, tokens: OAuthTokens): { key: string; privateApp: boolean } {
+export function authenticate(req: Request, config: HubSpotConfig, tokens: OAuthTokens): { key: string; privateApp: boolean } {
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
   if (bearer === undefined) {
     throw new HubSpotError(401, 'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview', 'INVALID_AUTHENTICATION');
@@ -66,38 +64,6 @@ function authenticate(req: Request, config: HubSpotConfig, tokens: OAuthTokens):
   }
   // HubSpot counts an OAuth app's calls per installed portal: every OAuth token of the sandbox shares one window.
   return { key: 'oauth-portal', privateApp: false };
-}
-
-/** HubSpot's rolling burst window: the `X-HubSpot-RateLimit-*` headers on every answer, its 429 past the limit. */
-class BurstLimiter {
-  private readonly hits = new Map<string, number[]>();
-  constructor(private readonly config: HubSpotConfig) {}
-
-  take(caller: { key: string; privateApp: boolean }, res: Response): void {
-    const now = Date.now();
-    const window = (this.hits.get(caller.key) ?? []).filter((at) => at > now - this.config.rateWindowMs);
-    const over = window.length >= this.config.rateLimit;
-    if (!over) window.push(now);
-    this.hits.set(caller.key, window);
-    res.setHeader('X-HubSpot-RateLimit-Max', String(this.config.rateLimit));
-    res.setHeader('X-HubSpot-RateLimit-Remaining', String(Math.max(0, this.config.rateLimit - window.length)));
-    res.setHeader('X-HubSpot-RateLimit-Interval-Milliseconds', String(this.config.rateWindowMs));
-    // The daily headers are not sent on OAuth calls (HubSpot's changelog).
-    if (caller.privateApp) {
-      res.setHeader('X-HubSpot-RateLimit-Daily', String(this.config.dailyLimit));
-      res.setHeader('X-HubSpot-RateLimit-Daily-Remaining', String(this.config.dailyLimit - 1));
-    }
-    if (over) {
-      const retryAfter = Math.max(1, Math.ceil(((window[0] ?? now) + this.config.rateWindowMs - now) / 1000));
-      const error = new HubSpotError(429, 'You have reached your ten_secondly_rolling limit.', 'RATE_LIMITS', {}, { 'Retry-After': String(retryAfter) });
-      Object.assign(error.body, { errorType: 'RATE_LIMIT', policyName: 'TEN_SECONDLY_ROLLING', requestId: randomUUID() });
-      throw error;
-    }
-  }
-
-  clear(): void {
-    this.hits.clear();
-  }
 }
 
 /** HubSpot's order: displayOrder, then label. */
@@ -172,11 +138,11 @@ function stageInput(objectType: SandboxObjectType, body: Record<string, unknown>
  *   configured authorization code to `redirect_uri`);
  * - `POST /oauth/v1/token` (`authorization_code` with the configured code, `refresh_token`), client credentials in the
  *   form as HubSpot takes them;
- * - auth (Bearer: the private app's token or an OAuth token) and the burst limit before every API route.
+ * - auth (Bearer: the private app's token or an OAuth token) before every API route (the rate limits, when on, are
+ *   counted by the kit before: rate-limits.ts).
  */
-export function hubspotRouter(store: HubSpotStore, config: HubSpotConfig, tokens: OAuthTokens): { router: Router; limiter: { clear(): void } } {
+export function hubspotRouter(store: HubSpotStore, config: HubSpotConfig, tokens: OAuthTokens): Router {
   const router = Router();
-  const limiter = new BurstLimiter(config);
 
   router.use((_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('X-HubSpot-Correlation-Id', randomUUID());
@@ -216,8 +182,8 @@ export function hubspotRouter(store: HubSpotStore, config: HubSpotConfig, tokens
     sendJson(res, 200, { token_type: 'bearer', refresh_token: issued.refresh_token, access_token: issued.access_token, expires_in: issued.expires_in });
   });
 
-  router.use('/crm/v3/pipelines', (req: Request, res: Response, next: NextFunction) => {
-    limiter.take(authenticate(req, config, tokens), res);
+  router.use('/crm/v3/pipelines', (req: Request, _res: Response, next: NextFunction) => {
+    authenticate(req, config, tokens);
     next();
   });
 
@@ -327,5 +293,5 @@ export function hubspotRouter(store: HubSpotStore, config: HubSpotConfig, tokens
     sendEmpty(res, 204);
   });
 
-  return { router, limiter };
+  return router;
 }

@@ -1,5 +1,5 @@
 import type { ContractViolation } from '../kit/contract/openapi-contract';
-import { type ProviderSandboxOptions, startProviderSandbox } from '../kit/server';
+import { type ProviderSandboxOptions, type SandboxRateLimits, startProviderSandbox } from '../kit/server';
 import type { FaultRule, RecordedRequest } from '../kit/types';
 import { type HubSpotInstance, type HubSpotOptions, hubspotSandbox } from './module';
 
@@ -23,6 +23,8 @@ export interface RunningHubSpotSandbox {
   refreshRequests(): number;
   injectFault(rule: FaultRule): void;
   clearFaults(): void;
+  /** Its rate limits (off unless switched on): `set`, `snapshot`, `clear` (docs/hubspot-sandbox.md "Rate limits"). */
+  rateLimits: SandboxRateLimits;
   contractViolations(): ContractViolation[];
   takeContractViolations(): ContractViolation[];
   reset(): void;
@@ -44,6 +46,7 @@ export async function startHubSpotSandbox(options: HubSpotSandboxOptions = {}): 
     refreshRequests: () => sandbox.instance.tokens.refreshRequests,
     injectFault: sandbox.injectFault,
     clearFaults: sandbox.clearFaults,
+    rateLimits: sandbox.rateLimits,
     contractViolations: sandbox.contractViolations,
     takeContractViolations: sandbox.takeContractViolations,
     reset: sandbox.reset,

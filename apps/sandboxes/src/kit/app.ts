@@ -4,6 +4,7 @@ import { SandboxHttpError } from './errors';
 import { FAULT_HEADER, type FaultController, ruleMatches } from './faults';
 import { sendJson, setJsonContentType, setResponseCheck } from './http';
 import type { ProviderErrors } from './provider';
+import type { RateLimitController } from './rate-limit';
 import type { FaultRule, JsonObject, RecordedRequest } from './types';
 
 /** Path prefix of the kit's own admin routes (never part of a provider's API, never recorded, never checked). */
@@ -27,6 +28,8 @@ export interface KitAppContext {
   contract?: ContractRecorder;
   /** Paths the contract checks skip: the module's endpoints outside its API document. */
   outsideContract?: RegExp;
+  /** The provider's rate limits (absent when the module declares none). */
+  rateLimits?: RateLimitController;
 }
 
 /** Runs the contract checks on every exchange and hands their violations over. */
@@ -129,10 +132,51 @@ function adminRouter(ctx: KitAppContext): express.Router {
   return router;
 }
 
+/** The body of an admin request as JSON (`null` when empty). @throws the provider's 400 for text that is not JSON */
+function adminJson(req: Request, ctx: KitAppContext): unknown {
+  const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+  try {
+    return JSON.parse(text || 'null');
+  } catch {
+    throw ctx.errors.badRequest('Missing or invalid JSON data.');
+  }
+}
+
+/**
+ * `GET /__sandbox/rate-limit`: the settings, windows and statistics; `POST` with `{ "on": true, ...overrides }` or
+ * `{ "on": false }` switches the limits (counters start afresh); `DELETE` clears the counters and statistics. Always
+ * mounted when the module declares limits (switching them needs no `_FAULTS`: they are the provider's behaviour).
+ */
+function rateLimitRouter(ctx: KitAppContext, limits: RateLimitController): express.Router {
+  const router = express.Router();
+  const path = `${ADMIN_PREFIX}/rate-limit`;
+  const answer = (res: Response) => sendJson(res, 200, { success: true, data: limits.snapshot() as unknown as JsonObject });
+  router.get(path, (_req, res) => answer(res));
+  router.post(path, (req, res) => {
+    const value = adminJson(req, ctx);
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof (value as { on?: unknown }).on !== 'boolean') {
+      throw ctx.errors.badRequest('Expected a JSON object with "on": true or false (and, with true, the settings to override).');
+    }
+    const { on, ...overrides } = value as { on: boolean } & Record<string, unknown>;
+    if (!on && Object.keys(overrides).length > 0) throw ctx.errors.badRequest('Settings go with "on": true only.');
+    try {
+      limits.set(on ? overrides : false);
+    } catch (error) {
+      throw ctx.errors.badRequest(`Invalid rate-limit settings: ${(error as Error).message}`);
+    }
+    answer(res);
+  });
+  router.delete(path, (_req, res) => {
+    limits.clear();
+    answer(res);
+  });
+  return router;
+}
+
 /**
  * Builds the Express application of one sandbox, in this order: raw body capture (every body kept as bytes, up to
  * {@link BODY_LIMIT}), the provider's JSON content type, the request log, contract checks (when on), fault injection,
- * admin routes (faults on), the provider's routes, the provider's 404, and one error renderer that sends a thrown
+ * admin routes (faults on; rate limits always), the provider's rate limits (when on), the provider's routes, the provider's 404, and one error renderer that sends a thrown
  * {@link SandboxHttpError} as it is and renders every other error in the provider's shape.
  */
 export function createKitApp(ctx: KitAppContext): express.Express {
@@ -181,6 +225,20 @@ export function createKitApp(ctx: KitAppContext): express.Express {
     }
   });
   if (ctx.faultsEnabled) app.use(adminRouter(ctx));
+  const rateLimits = ctx.rateLimits;
+  if (rateLimits) {
+    app.use(rateLimitRouter(ctx, rateLimits));
+    // The provider's limits: after faults (a status fault answers without being counted), before its routes.
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      if (req.path.startsWith(ADMIN_PREFIX)) return next();
+      try {
+        const refusal = rateLimits.handle(req, (name, value) => res.setHeader(name, value));
+        next(refusal);
+      } catch (error) {
+        next(error);
+      }
+    });
+  }
 
   app.use(ctx.router);
 

@@ -106,11 +106,45 @@ describe('npm run sandbox: running them', () => {
     }
   });
 
+  it('switches the rate limits on from <PREFIX>_RATE_LIMIT with <PREFIX>_RATE_LIMIT_<KEY> overrides, and prints them', async () => {
+    const cli = io({ FAKEDESK_SANDBOX_PORT: '0', FAKEDESK_SANDBOX_RATE_LIMIT: '1', FAKEDESK_SANDBOX_RATE_LIMIT_MAX: '1' });
+    const running = await runSandboxes(['fakedesk'], [fakedesk], cli);
+    try {
+      const url = running?.sandboxes[0].url;
+      expect(cli.out.join('')).toContain(`rate limits : on: requests 1 per 60 s (GET ${url}/__sandbox/rate-limit)`);
+      const statuses: number[] = [];
+      for (let i = 0; i < 2; i += 1) {
+        const res = await request(`${url}/v1/things`, { headers: { 'x-api-key': 'fake-key' } });
+        statuses.push(res.statusCode);
+        await res.body.dump();
+      }
+      expect(statuses).toEqual([200, 429]);
+    } finally {
+      await running?.close();
+    }
+    const off = io({ FAKEDESK_SANDBOX_PORT: '0' });
+    const quiet = await runSandboxes(['fakedesk'], [fakedesk], off);
+    await quiet?.close();
+    expect(off.out.join('')).toContain('rate limits : off (FAKEDESK_SANDBOX_RATE_LIMIT=1 turns them on)');
+    await expect(runSandboxes(['fakedesk'], [fakedesk], io({ FAKEDESK_SANDBOX_PORT: '0', FAKEDESK_SANDBOX_RATE_LIMIT: '190' }))).rejects.toThrow(
+      /The Fakedesk sandbox failed to start: FAKEDESK_SANDBOX_RATE_LIMIT switches the rate limits on or off .*FAKEDESK_SANDBOX_RATE_LIMIT_MAX/,
+    );
+  });
+
   it('--help lists every module variable and starts nothing; an unknown name or option is a usage error', async () => {
     const cli = io({});
     expect(await runSandboxes(['--help'], [fakedesk, other], cli)).toBeUndefined();
     const help = cli.out.join('');
-    for (const name of ['FAKEDESK_SANDBOX_PORT', 'FAKEDESK_SANDBOX_API_KEY', 'OTHERDESK_SANDBOX_CONTRACT', 'Known sandboxes: fakedesk, otherdesk.']) {
+    for (const name of [
+      'FAKEDESK_SANDBOX_PORT',
+      'FAKEDESK_SANDBOX_API_KEY',
+      'OTHERDESK_SANDBOX_CONTRACT',
+      'FAKEDESK_SANDBOX_RATE_LIMIT ',
+      'requests per window (default: 3)',
+      'FAKEDESK_SANDBOX_RATE_LIMIT_MAX',
+      'FAKEDESK_SANDBOX_RATE_LIMIT_WINDOW_MS',
+      'Known sandboxes: fakedesk, otherdesk.',
+    ]) {
       expect(help).toContain(name);
     }
     await expect(runSandboxes(['salesforce'], PROVIDERS, io({}))).rejects.toThrow(new UsageError("Unknown sandbox 'salesforce'. Known sandboxes: pipeliner, pipedrive, hubspot."));

@@ -1,5 +1,6 @@
 import { type ContractViolation, formatContractViolation } from './contract/openapi-contract';
 import type { AnyProviderModule } from './provider';
+import { rateLimitFromEnv, rateLimitVariable, type RateWindow } from './rate-limit';
 import { envFlag, type RunningProviderSandbox, startProviderSandbox } from './server';
 
 /**
@@ -86,11 +87,24 @@ export function helpText(modules: readonly AnyProviderModule[]): string {
       [`${p}_LOG_REQUESTS`, 'off', '1 keeps every request in memory'],
       [`${p}_CONTRACT`, 'off', "1 checks every exchange against the provider's OpenAPI document (violations on stderr)"],
     ];
+    const limits = module.rateLimits;
+    if (limits) {
+      rows.push([`${p}_RATE_LIMIT`, 'off', "1 enforces the provider's rate limits (settings below; GET/POST /__sandbox/rate-limit)"]);
+      for (const [key, fallback] of Object.entries(limits.defaults as Record<string, unknown>)) {
+        rows.push([rateLimitVariable(p, key), fallback === null ? 'derived' : String(fallback), (limits.meanings as Record<string, string>)[key] ?? key]);
+      }
+    }
     const width = Math.max(...rows.map(([name]) => name.length));
     for (const [name, fallback, meaning] of rows) lines.push(`  ${name.padEnd(width)}  ${meaning} (default: ${fallback})`);
     lines.push('');
   }
   return lines.join('\n');
+}
+
+/** `burst 190 per 10 s` / `daily 150000 per 24 h` */
+function describeWindow(window: RateWindow): string {
+  const span = window.windowMs % 3_600_000 === 0 ? `${window.windowMs / 3_600_000} h` : window.windowMs % 1000 === 0 ? `${window.windowMs / 1000} s` : `${window.windowMs} ms`;
+  return `${window.name} ${window.max} per ${span}`;
 }
 
 /** The block printed for one running sandbox: its details, the account to create, the kit's switches, examples. */
@@ -102,6 +116,13 @@ export function describeRunning(module: AnyProviderModule, sandbox: RunningProvi
     { label: 'faults', value: envFlag(env[`${p}_FAULTS`]) ? 'on (X-Sandbox-Fault header, /__sandbox/faults)' : `off (${p}_FAULTS=1 turns them on)` },
     { label: 'contract', value: envFlag(env[`${p}_CONTRACT`]) ? "on (violations of the provider's OpenAPI document on stderr)" : 'off' },
   ];
+  if (module.rateLimits) {
+    const state = sandbox.rateLimits.snapshot();
+    rows.push({
+      label: 'rate limits',
+      value: state.on ? `on: ${state.windows.map(describeWindow).join(', ')} (GET ${sandbox.url}/__sandbox/rate-limit)` : `off (${p}_RATE_LIMIT=1 turns them on)`,
+    });
+  }
   const width = Math.max(...rows.map((row) => row.label.length));
   const lines = [`${module.title} sandbox (${module.summary})`];
   for (const row of rows) lines.push(`  ${row.label.padEnd(width)} : ${row.value}${row.note ? `   (${row.note})` : ''}`);
@@ -116,8 +137,8 @@ export function describeRunning(module: AnyProviderModule, sandbox: RunningProvi
 
 /**
  * Starts one module from the environment: `<PREFIX>_PORT`, `_FAULTS`, `_LOG_REQUESTS` (the log is for tests, off
- * here so a long run does not grow), `_CONTRACT` (violations written to `stderr` as they happen), and the module's
- * own variables.
+ * here so a long run does not grow), `_CONTRACT` (violations written to `stderr` as they happen), `_RATE_LIMIT` and
+ * its `_RATE_LIMIT_<KEY>` overrides, and the module's own variables.
  * @throws Error for an invalid variable, an invalid seed, or a port that cannot be bound
  */
 export async function startFromEnv(module: AnyProviderModule, io: CliIo): Promise<RunningProviderSandbox> {
@@ -130,6 +151,7 @@ export async function startFromEnv(module: AnyProviderModule, io: CliIo): Promis
     faults: envFlag(io.env[`${p}_FAULTS`]),
     logRequests: envFlag(io.env[`${p}_LOG_REQUESTS`]),
     contract,
+    ...(module.rateLimits ? { rateLimit: rateLimitFromEnv(p, module.rateLimits, io.env) } : {}),
     onContractViolation: (violation: ContractViolation) => io.stderr(`contract violation (${module.name}): ${formatContractViolation(violation)}\n`),
   });
 }

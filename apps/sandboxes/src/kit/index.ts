@@ -4,7 +4,19 @@
  * answer against the provider's OpenAPI 3.0/3.1 document, and the provider module interface.
  */
 export { startProviderSandbox, listenOnLoopback, envFlag } from './server';
-export type { ProviderSandboxOptions, RunningProviderSandbox } from './server';
+export type { ProviderSandboxOptions, RunningProviderSandbox, SandboxRateLimits } from './server';
+export { MAX_REFUSALS_KEPT, RateLimitController, rateLimitFromEnv, rateLimitVariable, WindowLimiter } from './rate-limit';
+export type {
+  Clock,
+  ProviderRateLimits,
+  RateClassification,
+  RateDecision,
+  RateLimitRequest,
+  RateLimitSnapshot,
+  RateRefusal,
+  RateWindow,
+  RateWindowState,
+} from './rate-limit';
 export type {
   AnyProviderModule,
   ProviderDescription,

@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import type { OpenApiContract } from './contract/openapi-contract';
 import type { SandboxHttpError } from './errors';
 import type { FaultRenderer } from './faults';
+import type { ProviderRateLimits } from './rate-limit';
 
 /**
  * The provider module interface: what one CRM's sandbox gives the kit (docs/sandboxes.md "The provider module").
@@ -93,6 +94,12 @@ export interface ProviderModule<TOptions extends object = object, TInstance exte
   readonly jsonContentType?: string;
   /** Its error shapes. */
   readonly errors: ProviderErrors;
+  /**
+   * Its rate limits: windows, costs, headers and 429 (docs/sandboxes.md "Rate limits"). Enforced only when switched
+   * on (`rateLimit` option, `<PREFIX>_RATE_LIMIT=1`, `POST /__sandbox/rate-limit`). Default: none.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly rateLimits?: ProviderRateLimits<any, TInstance>;
   /** Its own options from the environment, for `npm run sandbox`. @throws Error for an invalid value */
   optionsFromEnv(env: NodeJS.ProcessEnv): TOptions;
   /**

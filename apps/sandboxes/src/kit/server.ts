@@ -4,6 +4,7 @@ import { type ContractRecorder, createKitApp } from './app';
 import { type ContractViolation, OpenApiContract } from './contract/openapi-contract';
 import { FaultController } from './faults';
 import type { ProviderDescription, ProviderInstance, ProviderModule } from './provider';
+import { type Clock, RateLimitController, type RateLimitRequest, type RateLimitSnapshot, rateLimitFromEnv } from './rate-limit';
 import type { FaultRule, RecordedRequest } from './types';
 
 /** The kit's options of {@link startProviderSandbox}, the same for every provider. */
@@ -27,6 +28,28 @@ export interface ProviderSandboxOptions {
   contract?: boolean | OpenApiContract;
   /** Also called with each contract violation as it happens (e.g. to log it). */
   onContractViolation?: (violation: ContractViolation) => void;
+  /**
+   * Enforce the provider's rate limits (docs/sandboxes.md "Rate limits"): `true` with the module's documented numbers,
+   * an object of overrides (`{ max: 10, windowMs: 1000 }`, the module's settings), a number as the shorthand of
+   * `{ max: n }` (the burst window's limit). Default: `<PREFIX>_RATE_LIMIT` (with its `_RATE_LIMIT_<KEY>` overrides),
+   * off when unset. Switchable later with `rateLimits.set` or `POST /__sandbox/rate-limit`.
+   */
+  rateLimit?: RateLimitRequest;
+  /** The limiter's clock in epoch ms (tests); default `Date.now`. */
+  rateLimitClock?: Clock;
+}
+
+/** A sandbox's rate limits, switched and read in process. */
+export interface SandboxRateLimits {
+  /**
+   * Switches them on (`true`, overrides, or a number as `{ max: n }`) or off (`false`); counters start afresh.
+   * @throws Error for settings the module refuses
+   */
+  set(request: RateLimitRequest): void;
+  /** Settings, windows, requests allowed and refused, each refusal's time (what `GET /__sandbox/rate-limit` answers). */
+  snapshot(): RateLimitSnapshot;
+  /** Clears the counters and statistics (on/off and settings stay). */
+  clear(): void;
 }
 
 /** A started provider sandbox. */
@@ -53,7 +76,12 @@ export interface RunningProviderSandbox<TInstance extends ProviderInstance = Pro
   takeContractViolations(): ContractViolation[];
   /** What an integrated account needs to reach this sandbox (the module's `describe` at `url`). */
   describe(): ProviderDescription;
-  /** Back to the seed; requests and faults cleared; held requests (latency, hang) ended. Contract violations are kept. */
+  /** The provider's rate limits. @throws Error (from each method) when the module declares none */
+  rateLimits: SandboxRateLimits;
+  /**
+   * Back to the seed; requests and faults cleared; held requests (latency, hang) ended; rate-limit counters cleared
+   * (on/off and settings stay). Contract violations are kept.
+   */
   reset(): void;
   /** Stops listening and ends every open connection, hung ones included. Idempotent. */
   close(): Promise<void>;
@@ -121,6 +149,18 @@ export async function startProviderSandbox<TOptions extends object, TInstance ex
   const contractOn = () => {
     if (!contract) throw new Error(`Contract checks are off: start the ${module.title} sandbox with { contract: true }.`);
   };
+  let rateLimits: RateLimitController | undefined;
+  if (module.rateLimits) {
+    rateLimits = new RateLimitController(module.rateLimits, instance, options.rateLimitClock);
+    const wanted = options.rateLimit ?? rateLimitFromEnv(module.envPrefix, module.rateLimits, process.env);
+    rateLimits.set(wanted);
+  } else if (options.rateLimit !== undefined && options.rateLimit !== false) {
+    throw new Error(`The ${module.title} sandbox declares no rate limits.`);
+  }
+  const limits = (): RateLimitController => {
+    if (!rateLimits) throw new Error(`The ${module.title} sandbox declares no rate limits.`);
+    return rateLimits;
+  };
   const app = createKitApp({
     router: instance.router,
     errors: module.errors,
@@ -131,6 +171,7 @@ export async function startProviderSandbox<TOptions extends object, TInstance ex
     requests,
     logRequests: options.logRequests ?? true,
     contract,
+    rateLimits,
   });
   const { server, url, port } = await listenOnLoopback(app, options.port ?? module.defaultPort, host);
 
@@ -152,8 +193,14 @@ export async function startProviderSandbox<TOptions extends object, TInstance ex
       return violations.splice(0, violations.length);
     },
     describe: () => instance.describe(url),
+    rateLimits: {
+      set: (request) => limits().set(request),
+      snapshot: () => limits().snapshot(),
+      clear: () => limits().clear(),
+    },
     reset: () => {
       instance.reset();
+      rateLimits?.clear();
       faults.clear();
       faults.releaseAll();
       requests.length = 0;

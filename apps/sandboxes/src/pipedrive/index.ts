@@ -8,3 +8,14 @@ export { PIPEDRIVE_DEFAULTS, pipedriveSandbox } from './module';
 export type { PipedriveInstance, PipedriveOptions } from './module';
 export { PIPEDRIVE_SEED } from './store';
 export { PIPEDRIVE_CONTRACT_PROFILE, PIPEDRIVE_OPENAPI_RELATIVE_PATH, loadPipedriveContract } from './contract';
+export {
+  PIPEDRIVE_PLAN_LIMITS,
+  PIPEDRIVE_PLANS,
+  PIPEDRIVE_RATE_LIMITS,
+  PIPEDRIVE_TOKENS_PER_SEAT,
+  pipedriveBurst,
+  pipedriveDailyBudget,
+  pipedriveRateLimits,
+  pipedriveTokenCost,
+} from './rate-limits';
+export type { PipedrivePlan, PipedriveRateLimitSettings } from './rate-limits';

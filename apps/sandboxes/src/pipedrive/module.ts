@@ -1,6 +1,7 @@
 import type { ProviderInstance, ProviderModule } from '../kit/provider';
 import { loadPipedriveContract } from './contract';
 import { messageFor, PipedriveError, pipedriveErrorBody } from './errors';
+import { pipedriveRateLimits } from './rate-limits';
 import { OAuthTokens, type PipedriveConfig, pipedriveRouter } from './routes';
 import { PIPEDRIVE_SEED, PipedriveStore } from './store';
 
@@ -12,10 +13,6 @@ export interface PipedriveOptions {
   clientId?: string;
   /** The OAuth app's client secret; default 'sandbox-client-secret'. */
   clientSecret?: string;
-  /** Burst limit: requests per token per `rateWindowMs`; default 400 (Pipedrive's Premium plan for OAuth apps). */
-  rateLimit?: number;
-  /** Burst window in ms; default 2000 (Pipedrive's rolling 2 s). */
-  rateWindowMs?: number;
   /** Lifetime of issued access tokens in seconds; default 3600 (Pipedrive's `expires_in`). */
   accessTokenSeconds?: number;
 }
@@ -28,28 +25,20 @@ export interface PipedriveInstance extends ProviderInstance {
   tokens: OAuthTokens;
 }
 
-/** Defaults of the Pipedrive sandbox's credentials. */
+/** Defaults of the Pipedrive sandbox's credentials (its rate limits: `PIPEDRIVE_RATE_LIMITS`). */
 export const PIPEDRIVE_DEFAULTS = {
   apiToken: 'sandbox-pipedrive-api-token',
   clientId: 'sandbox-client-id',
   clientSecret: 'sandbox-client-secret',
   authorizationCode: 'sandbox-authorization-code',
-  rateLimit: 400,
-  rateWindowMs: 2000,
   accessTokenSeconds: 3600,
 } as const;
-
-function positiveInteger(text: string | undefined, name: string): number | undefined {
-  if (text === undefined || text === '') return undefined;
-  if (!/^[1-9]\d*$/.test(text)) throw new Error(`${name} must be a positive whole number, not '${text}'`);
-  return Number(text);
-}
 
 /**
  * The Pipedrive module: API v2 stages and pipelines of one company, its OAuth token endpoint, its error bodies,
  * rate-limit headers and 429s (docs/pipedrive-sandbox.md), on the kit's server, faults, request log and contract
- * checks. Variables: `PIPEDRIVE_SANDBOX_PORT` (8200), `_API_TOKEN`, `_CLIENT_ID`, `_CLIENT_SECRET`, `_RATE_LIMIT`
- * (the kit reads `_PORT`, `_FAULTS`, `_LOG_REQUESTS`, `_CONTRACT`).
+ * checks. Variables: `PIPEDRIVE_SANDBOX_PORT` (8200), `_API_TOKEN`, `_CLIENT_ID`, `_CLIENT_SECRET` (the kit reads
+ * `_PORT`, `_FAULTS`, `_LOG_REQUESTS`, `_CONTRACT`, and `_RATE_LIMIT` with the overrides of {@link pipedriveRateLimits}).
  */
 export const pipedriveSandbox: ProviderModule<PipedriveOptions, PipedriveInstance> = {
   name: 'pipedrive',
@@ -61,9 +50,9 @@ export const pipedriveSandbox: ProviderModule<PipedriveOptions, PipedriveInstanc
     { name: 'PIPEDRIVE_SANDBOX_API_TOKEN', default: PIPEDRIVE_DEFAULTS.apiToken, meaning: 'the API token accepted in x-api-token' },
     { name: 'PIPEDRIVE_SANDBOX_CLIENT_ID', default: PIPEDRIVE_DEFAULTS.clientId, meaning: "the OAuth app's client id" },
     { name: 'PIPEDRIVE_SANDBOX_CLIENT_SECRET', default: PIPEDRIVE_DEFAULTS.clientSecret, meaning: "the OAuth app's client secret" },
-    { name: 'PIPEDRIVE_SANDBOX_RATE_LIMIT', default: String(PIPEDRIVE_DEFAULTS.rateLimit), meaning: 'requests per token per 2 s before a 429' },
   ],
   outsideContract: /^\/oauth\//,
+  rateLimits: pipedriveRateLimits,
   jsonContentType: 'application/json; charset=utf-8',
   errors: {
     validationStatus: 400,
@@ -77,7 +66,6 @@ export const pipedriveSandbox: ProviderModule<PipedriveOptions, PipedriveInstanc
     apiToken: env['PIPEDRIVE_SANDBOX_API_TOKEN'] || undefined,
     clientId: env['PIPEDRIVE_SANDBOX_CLIENT_ID'] || undefined,
     clientSecret: env['PIPEDRIVE_SANDBOX_CLIENT_SECRET'] || undefined,
-    rateLimit: positiveInteger(env['PIPEDRIVE_SANDBOX_RATE_LIMIT'], 'PIPEDRIVE_SANDBOX_RATE_LIMIT'),
   }),
   contract: () => loadPipedriveContract(),
   create: (options) => {
@@ -86,13 +74,11 @@ export const pipedriveSandbox: ProviderModule<PipedriveOptions, PipedriveInstanc
       clientId: options.clientId ?? PIPEDRIVE_DEFAULTS.clientId,
       clientSecret: options.clientSecret ?? PIPEDRIVE_DEFAULTS.clientSecret,
       authorizationCode: PIPEDRIVE_DEFAULTS.authorizationCode,
-      rateLimit: options.rateLimit ?? PIPEDRIVE_DEFAULTS.rateLimit,
-      rateWindowMs: options.rateWindowMs ?? PIPEDRIVE_DEFAULTS.rateWindowMs,
       accessTokenSeconds: options.accessTokenSeconds ?? PIPEDRIVE_DEFAULTS.accessTokenSeconds,
     };
     const store = new PipedriveStore();
     const tokens = new OAuthTokens();
-    const { router, limiter } = pipedriveRouter(store, config, tokens);
+    const router = pipedriveRouter(store, config, tokens);
     return {
       config,
       store,
@@ -101,7 +87,6 @@ export const pipedriveSandbox: ProviderModule<PipedriveOptions, PipedriveInstanc
       reset: () => {
         store.reset();
         tokens.clear();
-        limiter.clear();
       },
       describe(url) {
         const tokenUrl = `${url}/oauth/token`;

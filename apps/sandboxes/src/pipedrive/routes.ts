@@ -3,19 +3,16 @@ import { type NextFunction, type Request, type Response, Router } from 'express'
 import { sendJson } from '../kit/http';
 import { mountConsentPage, sameText } from '../kit/oauth-consent';
 import type { JsonObject } from '../kit/types';
-import { messageFor, PipedriveError } from './errors';
+import { PipedriveError } from './errors';
 import { type PipedriveStore, pipedriveTime, type SandboxPipeline, type SandboxStage } from './store';
 
-/** Credentials, OAuth tokens and rate limits of one Pipedrive sandbox. */
+/** Credentials and OAuth settings of one Pipedrive sandbox. */
 export interface PipedriveConfig {
   apiToken: string;
   clientId: string;
   clientSecret: string;
   /** The authorization code `/oauth/token` exchanges (any other is refused). */
   authorizationCode: string;
-  /** Burst limit per token: requests per window (Pipedrive: 20-480 per 2 s by plan and auth). */
-  rateLimit: number;
-  rateWindowMs: number;
   /** Lifetime of an issued access token, in seconds (Pipedrive: 3600). */
   accessTokenSeconds: number;
 }
@@ -50,9 +47,10 @@ export class OAuthTokens {
 /**
  * Who a request is: the API token of `x-api-token` (or the legacy `api_token` query parameter) or an unexpired OAuth
  * access token as `Authorization: Bearer`. Anything else is Pipedrive's 401.
- * @returns the rate-limit key of the caller
+ * @returns the rate-limit key of the caller (`token:<api token>` or `oauth:<access token>`)
+ * @throws PipedriveError 401
  */
-function authenticate(req: Request, config: PipedriveConfig, tokens: OAuthTokens): string {
+export function authenticate(req: Request, config: PipedriveConfig, tokens: OAuthTokens): string {
   const header = req.headers['x-api-token'];
   const apiToken = (Array.isArray(header) ? header[0] : header) ?? new URLSearchParams(req.originalUrl.split('?')[1] ?? '').get('api_token') ?? undefined;
   if (apiToken !== undefined) {
@@ -67,29 +65,6 @@ function authenticate(req: Request, config: PipedriveConfig, tokens: OAuthTokens
     return `oauth:${bearer}`;
   }
   throw new PipedriveError(401, 'unauthorized access');
-}
-
-/** A rolling burst window per token (pipedrive-api.md §2.7): the `x-ratelimit-*` headers on every answer, 429 past it. */
-class BurstLimiter {
-  private readonly hits = new Map<string, number[]>();
-  constructor(private readonly config: PipedriveConfig) {}
-
-  take(key: string, res: Response): void {
-    const now = Date.now();
-    const window = (this.hits.get(key) ?? []).filter((at) => at > now - this.config.rateWindowMs);
-    const over = window.length >= this.config.rateLimit;
-    if (!over) window.push(now);
-    this.hits.set(key, window);
-    const resetSeconds = Math.max(1, Math.ceil(((window[0] ?? now) + this.config.rateWindowMs - now) / 1000));
-    res.setHeader('x-ratelimit-limit', String(this.config.rateLimit));
-    res.setHeader('x-ratelimit-remaining', String(Math.max(0, this.config.rateLimit - window.length)));
-    res.setHeader('x-ratelimit-reset', String(resetSeconds));
-    if (over) throw new PipedriveError(429, messageFor(429));
-  }
-
-  clear(): void {
-    this.hits.clear();
-  }
 }
 
 const stageView = (stage: SandboxStage): JsonObject => ({ ...stage });
@@ -192,11 +167,11 @@ function stageOf(store: PipedriveStore, idText: string, allowDeleted: boolean): 
  * - `GET|POST /api/v2/stages`, `GET|PATCH|DELETE /api/v2/stages/:id`, `GET /api/v2/pipelines`, `GET /api/v2/pipelines/:id`;
  * - `GET|POST /oauth/authorize`: the consent page (Allow answers the configured authorization code to `redirect_uri`);
  * - `POST /oauth/token` (`authorization_code` with the configured code, `refresh_token`), client credentials as Basic;
- * - auth (`x-api-token` or Bearer) and the burst limit before every API route.
+ * - auth (`x-api-token` or Bearer) before every API route (the rate limits, when on, are counted by the kit before:
+ *   rate-limits.ts).
  */
-export function pipedriveRouter(store: PipedriveStore, config: PipedriveConfig, tokens: OAuthTokens): { router: Router; limiter: { clear(): void } } {
+export function pipedriveRouter(store: PipedriveStore, config: PipedriveConfig, tokens: OAuthTokens): Router {
   const router = Router();
-  const limiter = new BurstLimiter(config);
 
   // Pipedrive's consent page: Allow answers the configured authorization code; Pipedrive grants the app's own scopes.
   mountConsentPage(router, {
@@ -240,8 +215,8 @@ export function pipedriveRouter(store: PipedriveStore, config: PipedriveConfig, 
     });
   });
 
-  router.use('/api/v2', (req: Request, res: Response, next: NextFunction) => {
-    limiter.take(authenticate(req, config, tokens), res);
+  router.use('/api/v2', (req: Request, _res: Response, next: NextFunction) => {
+    authenticate(req, config, tokens);
     next();
   });
 
@@ -304,5 +279,5 @@ export function pipedriveRouter(store: PipedriveStore, config: PipedriveConfig, 
     sendJson(res, 200, { success: true, data: pipelineView(pipeline) });
   });
 
-  return { router, limiter };
+  return router;
 }

@@ -66,7 +66,7 @@ describe('Pipeliner OpenAPI contract: the document', () => {
   it('reads the committed copy of the document and knows its 14 operations', () => {
     expect(findPipelinerOpenApi()).toMatch(/libs\/connectors\/pipeliner\/openapi\/pipeliner-steps-pipelines\.subset\.openapi\.json$/);
     expect(contract.listOperations()).toHaveLength(14);
-    expect(contract.findOperation('POST', `${BASE}/Steps/batch-modify`)).toEqual({ operationId: 'Steps.batch_create_or_update', path: '/entities/Steps/batch-modify' });
+    expect(contract.findOperation('POST', `${BASE}/Steps/batch-modify`)).toEqual({ operationId: 'Steps.batch_create_or_update', path: '/entities/Steps/batch-modify', extensions: {} });
     expect(contract.findOperation('GET', `${BASE}/Steps/${STEP_ID}`)?.operationId).toBe('Steps.get');
     expect(contract.findOperation('GET', '/entities/Pipelines')?.operationId).toBe('Pipelines.list');
     expect(loadPipelinerContract()).toBe(contract);

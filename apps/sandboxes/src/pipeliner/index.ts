@@ -17,3 +17,5 @@ export {
   loadPipelinerContract,
 } from './contract';
 export type { ContractOptions } from './contract';
+export { PIPELINER_RATE_LIMITS, pipelinerRateLimits } from './rate-limits';
+export type { PipelinerRateLimitSettings } from './rate-limits';

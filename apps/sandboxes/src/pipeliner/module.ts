@@ -10,6 +10,7 @@ import {
   routeNotFoundError,
   validationErrorBody,
 } from './errors';
+import { pipelinerRateLimits } from './rate-limits';
 import { type RenderContext, renderPipeline, renderStep } from './render';
 import { entitiesRouter, type SpaceConfig } from './routes';
 import { builtInSeed, loadSeedFile, parseSeed, SANDBOX_SEED_IDS } from './seed';
@@ -58,7 +59,8 @@ function entityNameOf(path: string): string {
 /**
  * The Pipeliner module: Steps and Pipelines of one space (docs/pipeliner-sandbox.md), on the kit's server, faults,
  * request log and contract checks. Variables: `PIPELINER_SANDBOX_PORT` (8100), `_USERNAME`, `_PASSWORD`, `_SPACE_ID`,
- * `_SEED` (the kit reads `_PORT`, `_FAULTS`, `_LOG_REQUESTS`, `_CONTRACT`).
+ * `_SEED` (the kit reads `_PORT`, `_FAULTS`, `_LOG_REQUESTS`, `_CONTRACT`, and `_RATE_LIMIT` with the overrides of
+ * {@link pipelinerRateLimits}: limits the sandbox assumes, Pipeliner documents none).
  */
 export const pipelinerSandbox: ProviderModule<PipelinerOptions, PipelinerInstance> = {
   name: 'pipeliner',
@@ -73,6 +75,7 @@ export const pipelinerSandbox: ProviderModule<PipelinerOptions, PipelinerInstanc
     { name: 'PIPELINER_SANDBOX_SEED', default: 'built-in seed', meaning: 'path of a JSON seed file' },
   ],
   // Pipeliner's Flask stack answers `application/json` without a charset; the kit's default.
+  rateLimits: pipelinerRateLimits,
   errors: {
     validationStatus: 422,
     fault: (rule, request) => ({

@@ -52,7 +52,15 @@ function sameText(a: string, b: string): boolean {
  * per space, §1 S1), answer 401 with `WWW-Authenticate: Basic realm="restapi"` (sandbox choice, §8 question 5).
  */
 export function authorize(req: Request, config: SpaceConfig): void {
-  const header = req.headers.authorization ?? '';
+  checkCredentials(req.headers.authorization, String(req.params['spaceId']), config);
+}
+
+/**
+ * The check of {@link authorize} on its parts: the `Authorization` header and the space id of the path.
+ * @throws PipelinerError 401 (`ERROR_UNAUTHORIZED`)
+ */
+export function checkCredentials(authorization: string | undefined, spaceId: string, config: SpaceConfig): void {
+  const header = authorization ?? '';
   const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   if (!match) throw unauthorizedError('Missing or invalid Authorization header. Use HTTP Basic auth with the API token and API password.');
   const decoded = Buffer.from(match[1], 'base64').toString('utf8');
@@ -62,8 +70,8 @@ export function authorize(req: Request, config: SpaceConfig): void {
   if (!sameText(username, config.username) || !sameText(password, config.password)) {
     throw unauthorizedError('Invalid API token or API password.');
   }
-  if (req.params['spaceId'] !== config.spaceId) {
-    throw unauthorizedError(`The API credentials are not valid for space '${String(req.params['spaceId'])}'.`);
+  if (spaceId !== config.spaceId) {
+    throw unauthorizedError(`The API credentials are not valid for space '${spaceId}'.`);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ContractViolation } from '../kit/contract/openapi-contract';
-import { type ProviderSandboxOptions, startProviderSandbox } from '../kit/server';
+import { type ProviderSandboxOptions, type SandboxRateLimits, startProviderSandbox } from '../kit/server';
 import type { FaultRule, RecordedRequest } from '../kit/types';
 import { type PipelinerOptions, pipelinerSandbox } from './module';
 import type { Pipeline, Step } from './types';
@@ -28,6 +28,8 @@ export interface RunningSandbox {
   /** Adds a fault rule for the following requests (works whatever the `faults` option). Throws on an invalid rule. */
   injectFault(rule: FaultRule): void;
   clearFaults(): void;
+  /** Its rate limits (off unless switched on): `set`, `snapshot`, `clear` (docs/pipeliner-sandbox.md "Rate limits"). */
+  rateLimits: SandboxRateLimits;
   /**
    * Contract violations seen so far (a copy). Kept across `reset()`, so a test that resets mid-way loses none.
    * @throws Error when the sandbox was started without `contract`
@@ -57,6 +59,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Runnin
     pipelines: () => sandbox.instance.pipelines(sandbox.url),
     injectFault: sandbox.injectFault,
     clearFaults: sandbox.clearFaults,
+    rateLimits: sandbox.rateLimits,
     contractViolations: sandbox.contractViolations,
     takeContractViolations: sandbox.takeContractViolations,
     reset: sandbox.reset,

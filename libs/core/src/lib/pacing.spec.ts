@@ -176,7 +176,18 @@ describe('PacedTransport and Pacer', () => {
     expect(provider.arrivals).toHaveLength(1);
   });
 
-  it('sends one probe at a time until an answer tells the limit; with no headers, the account is not paced', async () => {
+  it('does not hold interactive calls before the limit is known, even behind a slow first answer', async () => {
+    const provider = new RollingWindowProvider(1000, 1000, 'hubspot', 500);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(provider, pacer);
+    const statuses = sendMany(transport, pacer, INTERACTIVE(), 5);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(provider.arrivals).toHaveLength(5);
+    await jest.runAllTimersAsync();
+    expect(await statuses).toEqual(Array(5).fill(200));
+  });
+
+  it('sends bulk calls one at a time until an answer tells the limit; with no headers, the account is not paced', async () => {
     const provider = new RollingWindowProvider(1000, 1000, 'none', 50);
     const pacer = new Pacer();
     const transport = new PacedTransport(provider, pacer);
@@ -187,6 +198,26 @@ describe('PacedTransport and Pacer', () => {
     expect(provider.arrivals).toHaveLength(10);
     await jest.runAllTimersAsync();
     expect(await statuses).toEqual(Array(10).fill(200));
+  });
+
+  it('answers 429 with Retry-After at once, without sending, when an interactive call would wait more than 5 s', async () => {
+    const provider = new RollingWindowProvider(2, 20_000, 'hubspot', 1);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(provider, pacer);
+    const first = sendMany(transport, pacer, INTERACTIVE(), 1);
+    await jest.advanceTimersByTimeAsync(5);
+    expect(await first).toEqual([200]);
+    const error = (await sendMany(transport, pacer, INTERACTIVE(), 1).catch((e: unknown) => e)) as UnicrmError;
+    expect(error).toBeInstanceOf(UnicrmError);
+    expect(error.statusCode).toBe(429);
+    expect(Number(error.headers['retry-after'])).toBeGreaterThan(5);
+    expect(error.isRemote).toBe(false);
+    expect(provider.arrivals).toHaveLength(1);
+    // A bulk call may wait longer (30 s): it waits for its turn instead.
+    const bulk = sendMany(transport, pacer, BULK(), 1);
+    await jest.advanceTimersByTimeAsync(21_000);
+    expect(await bulk).toEqual([200]);
+    expect(provider.refusals).toEqual([]);
   });
 
   it('refuses at once, without sending, once the provider reports the daily budget spent', async () => {

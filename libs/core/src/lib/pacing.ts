@@ -112,8 +112,12 @@ export interface PacerOptions {
   defaultBackoffMs?: number;
   /** How long a spent daily budget refuses calls before one is let through to look again, in ms [60 000]. */
   budgetRecheckMs?: number;
-  /** A wait longer than this (a `Retry-After` of minutes) is not waited: the 429 is answered at once, in ms [30 000]. */
-  maxWaitMs?: number;
+  /**
+   * The longest wait for a turn, in ms, by priority [interactive 5 000, bulk 30 000]. A call whose turn is further
+   * away (a small limit spent, a long `Retry-After`) is answered 429 with `Retry-After` at once, as the provider would
+   * have, instead of holding its caller; a bulk call waits longer (its operation's deadline bounds it too).
+   */
+  maxWaitMs?: { interactive: number; bulk: number };
   /** The clock, epoch ms [Date.now]. */
   now?: () => number;
 }
@@ -151,8 +155,8 @@ const MAX_ACCOUNTS = 10_000;
 
 /**
  * The token buckets of every account, in this process (docs/contract.md "Pacing"):
- * - Until an answer tells the account's limit, one call is out at a time (a probe); an answer without rate-limit
- *   headers leaves the account unpaced (only a 429 slows it).
+ * - Until an answer tells the account's limit, bulk calls go one at a time (a probe) and interactive calls go at
+ *   once; an answer without rate-limit headers leaves the account unpaced (only a 429 slows it).
  * - Once `limit` per `windowMs` is known, the bucket refills at `share × limit / windowMs` (less for small limits, see
  *   `rate`) and holds at most `burstShare × limit` (at least 1), so no window sees more than the limit. Each answer's `remaining` lowers the
  *   bucket to what the provider says is left (counting the calls sent after the answered one), which accounts for other
@@ -168,7 +172,7 @@ export class Pacer {
   private readonly burstShare: number;
   private readonly defaultBackoffMs: number;
   private readonly budgetRecheckMs: number;
-  readonly maxWaitMs: number;
+  private readonly maxWaitMs: { interactive: number; bulk: number };
   private readonly now: () => number;
 
   constructor(options: PacerOptions = {}) {
@@ -176,7 +180,7 @@ export class Pacer {
     this.burstShare = options.burstShare ?? 0.05;
     this.defaultBackoffMs = options.defaultBackoffMs ?? 1000;
     this.budgetRecheckMs = options.budgetRecheckMs ?? 60_000;
-    this.maxWaitMs = options.maxWaitMs ?? 30_000;
+    this.maxWaitMs = options.maxWaitMs ?? { interactive: 5_000, bulk: 30_000 };
     this.now = options.now ?? (() => Date.now());
   }
 
@@ -204,8 +208,18 @@ export class Pacer {
     if (pace.budgetSpentUntil > now) {
       throw new UnicrmError(429, 'The provider reports the account\'s daily API budget spent; unicrm sends nothing more for it until the provider resets it.', {}, { 'retry-after': String(Math.ceil((pace.budgetSpentUntil - now) / 1000)) });
     }
-    if (pace.interactive.length === 0 && pace.bulk.length === 0 && this.take(pace, now)) return ++pace.sent;
+    if (pace.interactive.length === 0 && pace.bulk.length === 0 && this.take(pace, now, tag.priority)) return ++pace.sent;
     if (signal?.aborted) throw signal.reason;
+    const wait = this.expectedWait(pace, tag.priority, now);
+    if (wait > this.maxWaitMs[tag.priority]) {
+      const seconds = Math.max(1, Math.ceil(wait / 1000));
+      throw new UnicrmError(
+        429,
+        `The provider's rate limit leaves this integrated account no turn for about ${seconds} s: retry after Retry-After seconds.`,
+        { truto_error_insight: { rate_limit_error: { description: "unicrm paces each account's calls to the provider's rate limit (docs/contract.md \"Pacing\")." } } },
+        { 'retry-after': String(seconds) },
+      );
+    }
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         const queue = tag.priority === 'interactive' ? pace.interactive : pace.bulk;
@@ -276,10 +290,21 @@ export class Pacer {
     this.pump(tag.key, pace);
   }
 
-  /** How long a 429's answer says to wait, in ms from now (for the transport's decision to wait or give up). */
-  blockedFor(key: string): number {
-    const pace = this.paces.get(key);
-    return pace ? Math.max(0, pace.blockedUntil - this.now()) : 0;
+  /** Whether a call of `tag` would wait longer than it may for its next turn (after a 429: send it again, or answer it). */
+  waitsTooLong(tag: PacingTag): boolean {
+    const pace = this.paces.get(tag.key);
+    return pace !== undefined && this.expectedWait(pace, tag.priority, this.now()) > this.maxWaitMs[tag.priority];
+  }
+
+  /** About how long a call of `priority` joining the queue now waits for its turn, in ms (the calls ahead of it counted). */
+  private expectedWait(pace: Pace, priority: PacingTag['priority'], now: number): number {
+    const blocked = Math.max(0, pace.blockedUntil - now);
+    const rate = this.rate(pace);
+    if (!pace.learned || pace.limit === undefined || rate <= 0) return blocked;
+    const ahead = pace.interactive.length + (priority === 'bulk' ? pace.bulk.length : 0);
+    const from = Math.max(now, pace.blockedUntil);
+    const tokens = from > pace.refilledAt ? Math.min(this.capacity(pace), pace.tokens + (from - pace.refilledAt) * rate) : pace.tokens;
+    return blocked + Math.max(0, (ahead + 1 - tokens) / rate);
   }
 
   /** What the pacer knows of an account (tests, diagnostics): learned limit and window, calls waiting. */
@@ -317,7 +342,7 @@ export class Pacer {
    */
   private rate(pace: Pace): number {
     if (pace.limit === undefined || !pace.windowMs) return 0;
-    const perWindow = Math.max(Math.min(this.share * pace.limit, pace.limit - this.capacity(pace)), pace.limit / 4);
+    const perWindow = Math.max(Math.min(this.share * pace.limit, pace.limit - this.capacity(pace)), pace.limit / 2);
     return (perWindow * pace.factor) / pace.windowMs;
   }
 
@@ -331,10 +356,14 @@ export class Pacer {
     pace.refilledAt = now;
   }
 
-  /** Takes a turn if one is free now. */
-  private take(pace: Pace, now: number): boolean {
+  /**
+   * Takes a turn if one is free now. Before the limit is known an interactive call always may go (a slow first answer
+   * must not hold the account's other calls), and bulk calls go one at a time (a probe).
+   */
+  private take(pace: Pace, now: number, priority: PacingTag['priority']): boolean {
     if (pace.blockedUntil > now) return false;
     if (!pace.learned) {
+      if (priority === 'interactive') return true;
       if (pace.probing) return false;
       pace.probing = true;
       return true;
@@ -368,8 +397,9 @@ export class Pacer {
         for (const waiter of [...pace.interactive.splice(0), ...pace.bulk.splice(0)]) waiter.fail(error);
         return;
       }
-      if (!this.take(pace, now)) break;
-      const waiter = (pace.interactive.length > 0 ? pace.interactive : pace.bulk).shift() as Waiter;
+      const queue = pace.interactive.length > 0 ? pace.interactive : pace.bulk;
+      if (!this.take(pace, now, queue === pace.interactive ? 'interactive' : 'bulk')) break;
+      const waiter = queue.shift() as Waiter;
       waiter.grant();
     }
     if (pace.interactive.length + pace.bulk.length === 0) return;
@@ -387,7 +417,8 @@ export class Pacer {
  * The transport every connector is handed (docs/contract.md "Pacing"): calls whose signal carries a
  * {@link PacingTag} wait for their account's turn in the {@link Pacer}, and their answers teach it. A 429 is sent
  * again once its wait is over (a refused request did nothing, so this is safe for every method), up to
- * `maxRetries` times, unless the wait is longer than the pacer's `maxWaitMs`; then the 429 is answered.
+ * `maxRetries` times, unless the wait is longer than the pacer lets a call of its priority wait; then the 429 is
+ * answered as the provider sent it.
  */
 export class PacedTransport implements HttpTransport {
   constructor(
@@ -410,7 +441,7 @@ export class PacedTransport implements HttpTransport {
       }
       this.pacer.observe(tag, sequence, response);
       if (response.status !== 429 || attempt >= this.maxRetries || request.signal?.aborted) return response;
-      if (this.pacer.blockedFor(tag.key) > this.pacer.maxWaitMs) return response;
+      if (this.pacer.waitsTooLong(tag)) return response;
     }
   }
 

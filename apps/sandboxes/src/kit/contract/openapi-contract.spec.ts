@@ -83,8 +83,8 @@ describe('kit contract: an OpenAPI 3.0 document read as OpenAPI says (no profile
 
   it('finds operations with and without the server path, and says when none matches', () => {
     expect(contract.dialect).toBe('3.0');
-    expect(contract.findOperation('GET', '/api/v2/stages')).toEqual({ operationId: 'listStages', path: '/stages' });
-    expect(contract.findOperation('DELETE', '/stages/3')).toEqual({ operationId: 'deleteStage', path: '/stages/{id}' });
+    expect(contract.findOperation('GET', '/api/v2/stages')).toEqual({ operationId: 'listStages', path: '/stages', extensions: {} });
+    expect(contract.findOperation('DELETE', '/stages/3')).toEqual({ operationId: 'deleteStage', path: '/stages/{id}', extensions: {} });
     expect(brief(contract.checkRequest({ method: 'PATCH', path: '/api/v2/stages/3' }))).toEqual([
       'operation : the document has no PATCH operation on /stages/{id} (only DELETE, PUT)',
     ]);

@@ -130,6 +130,8 @@ interface Operation {
   segments: string[];
   literals: number;
   operationId: string;
+  /** The operation's specification extensions (`x-token-cost`...), as written. */
+  extensions: Record<string, unknown>;
   query: Map<string, ParameterObject>;
   pathParams: Map<string, ParameterObject>;
   requestBody?: MediaTypes & { required: boolean };
@@ -246,10 +248,13 @@ export class OpenApiContract {
     return this.operations.map((op) => ({ method: op.method, path: op.template, operationId: op.operationId }));
   }
 
-  /** The operation a request goes to, or undefined when the document has none for it. */
-  findOperation(method: string, path: string): { operationId: string; path: string } | undefined {
+  /**
+   * The operation a request goes to, or undefined when the document has none for it. `extensions` are the operation's
+   * `x-*` fields as written (e.g. Pipedrive's `x-token-cost`).
+   */
+  findOperation(method: string, path: string): { operationId: string; path: string; extensions: Record<string, unknown> } | undefined {
     const { operation } = this.match(method.toUpperCase(), path);
-    return operation && { operationId: operation.operationId, path: operation.template };
+    return operation && { operationId: operation.operationId, path: operation.template, extensions: { ...operation.extensions } };
   }
 
   /** Checks a request against its operation's path and query parameters and its request body. */
@@ -377,6 +382,7 @@ export class OpenApiContract {
       segments,
       literals: segments.filter((s) => !/^\{.+\}$/.test(s)).length,
       operationId,
+      extensions: Object.fromEntries(Object.entries(raw).filter(([key]) => key.startsWith('x-'))),
       query: new Map(),
       pathParams: new Map(),
       responses: new Map(),

@@ -43,6 +43,9 @@ describe('the kit on Pipedrive API v2 (OpenAPI 3.0.1)', () => {
     const contract = load();
     expect(contract.findOperation('POST', '/api/v2/stages')?.operationId).toBe('addStage');
     expect(contract.findOperation('PATCH', '/stages/7')?.operationId).toBe('updateStage');
+    // Extensions as written: Pipedrive's token cost of each operation (the sandbox's daily budget reads it).
+    expect(contract.findOperation('POST', '/api/v2/stages')?.extensions['x-token-cost']).toBe(5);
+    expect(contract.findOperation('GET', '/api/v2/stages/7')?.extensions['x-token-cost']).toBe(1);
 
     const request = { method: 'POST', path: '/api/v2/stages', body: JSON.stringify({ name: 'Won', pipeline_id: 1 }), contentType: JSON_TYPE };
     expect(contract.checkRequest(request)).toEqual([]);

@@ -3,6 +3,7 @@ import { SandboxHttpError } from '../errors';
 import { sendEmpty, sendJson } from '../http';
 import { OpenApiContract, type OpenApiDocument } from '../contract/openapi-contract';
 import type { ProviderInstance, ProviderModule } from '../provider';
+import type { ProviderRateLimits } from '../rate-limit';
 
 /**
  * A test-only provider module ("Fakedesk"), to prove the kit works for a provider that is not Pipeliner: one route
@@ -81,10 +82,45 @@ export const FAKEDESK_DOCUMENT: OpenApiDocument = {
 
 let contract: OpenApiContract | undefined;
 
+/** Fakedesk's rate-limit settings: `max` requests per `windowMs` per API key; a POST costs `postCost`. */
+export interface FakedeskRateLimits {
+  max: number;
+  windowMs: number;
+  postCost: number;
+}
+
+/**
+ * Fakedesk's rate limits (test-only): a rolling window per `x-api-key` (a wrong key is not counted), `X-Fake-Limit` /
+ * `X-Fake-Remaining` / `X-Fake-Reset-Ms` on every counted answer, and a 429 in Fakedesk's shape.
+ */
+export const FAKEDESK_RATE_LIMITS: ProviderRateLimits<FakedeskRateLimits, FakedeskInstance & { apiKey: string }> = {
+  defaults: { max: 3, windowMs: 60_000, postCost: 1 },
+  meanings: { max: 'requests per window', windowMs: 'window in ms', postCost: 'units a POST spends' },
+  parse(value) {
+    const input = (value ?? {}) as Record<string, unknown>;
+    const out: Partial<FakedeskRateLimits> = {};
+    for (const [key, item] of Object.entries(input)) {
+      if (!['max', 'windowMs', 'postCost'].includes(key)) throw new Error(`${key}: unknown setting`);
+      if (typeof item !== 'number' || !Number.isInteger(item) || item < 0) throw new Error(`${key}: must be a whole number`);
+      out[key as keyof FakedeskRateLimits] = item;
+    }
+    return out;
+  },
+  windows: (settings) => [{ name: 'requests', max: settings.max, windowMs: settings.windowMs }],
+  classify: (req, instance, settings) =>
+    req.headers['x-api-key'] === instance.apiKey ? { key: instance.apiKey, costs: { requests: req.method === 'POST' ? settings.postCost : 1 } } : undefined,
+  headers: (decision) => ({
+    'X-Fake-Limit': String(decision.windows['requests'].max),
+    'X-Fake-Remaining': String(decision.windows['requests'].remaining),
+    'X-Fake-Reset-Ms': String(decision.windows['requests'].resetMs),
+  }),
+  refusal: () => error(429, 'rate_limited', 'Slow down.'),
+};
+
 /** A Fakedesk module; `name`, `envPrefix` and `defaultPort` can be changed to register two of them side by side. */
 export function fakedeskModule(
   overrides: Partial<Pick<ProviderModule, 'name' | 'title' | 'envPrefix' | 'defaultPort'>> = {},
-): ProviderModule<FakedeskOptions, FakedeskInstance> {
+): ProviderModule<FakedeskOptions, FakedeskInstance & { apiKey: string }> {
   const title = overrides.title ?? 'Fakedesk';
   return {
     name: overrides.name ?? 'fakedesk',
@@ -94,6 +130,7 @@ export function fakedeskModule(
     envPrefix: overrides.envPrefix ?? 'FAKEDESK_SANDBOX',
     settings: [{ name: `${overrides.envPrefix ?? 'FAKEDESK_SANDBOX'}_API_KEY`, default: 'fake-key', meaning: 'the x-api-key it accepts' }],
     jsonContentType: 'application/json; charset=utf-8',
+    rateLimits: FAKEDESK_RATE_LIMITS,
     errors: {
       validationStatus: 400,
       fault: (rule) =>
@@ -138,6 +175,7 @@ export function fakedeskModule(
           sendEmpty(res, 204);
         });
       return {
+        apiKey,
         router,
         reset,
         things: () => things.map((thing) => ({ ...thing })),

@@ -1,4 +1,6 @@
 import {
+  type BatchMethod,
+  type BatchWriteOutcome,
   type CallOptions,
   type ConnectorResource,
   type DateFilter,
@@ -165,6 +167,59 @@ export function nextDisplayOrder(pipeline: Record<string, unknown>): number {
   return orders.length === 0 ? 0 : Math.max(...orders) + 1;
 }
 
+/** The most stage creates one call of the HubSpot batch takes (the size of a unified batch). */
+export const HUBSPOT_BATCH_MAX_ITEMS = 100;
+
+/**
+ * Stage creates in bulk (issue 18; docs/integrations.md, HubSpot). HubSpot's Pipelines API has no bulk stage endpoint,
+ * so each stage is still one `POST .../stages`, but the pipeline a single create reads first (its name, the next
+ * `displayOrder`) is read once per pipeline of the chunk: creates after it get consecutive display orders. The POSTs go
+ * out together; core's pacing spaces them at HubSpot's rate limit. A stage HubSpot refuses is that write's error.
+ */
+export function hubspotStageBatch(clientOf: (context: Record<string, unknown>) => HubSpotClient): BatchMethod {
+  return {
+    retrySafe: false,
+    description: `GET /crm/v3/pipelines/{objectType}/{pipelineId} once per pipeline of up to ${HUBSPOT_BATCH_MAX_ITEMS} creates (name, next displayOrders), then POST .../stages for each`,
+    maxItems: HUBSPOT_BATCH_MAX_ITEMS,
+    methods: ['create'],
+    async write(account, writes, options): Promise<BatchWriteOutcome[]> {
+      const target = hubspotTarget(options.remoteQuery);
+      const client = clientOf(account.context);
+      const bodies = writes.map((write) => write.body as StageCreateBody);
+      const pipelineIds = [...new Set(bodies.map((body) => (body.pipeline as { id: string }).id))];
+      const pipelines = new Map<string, { body: Record<string, unknown> } | UnicrmError>();
+      await Promise.all(
+        pipelineIds.map(async (id) => {
+          try {
+            pipelines.set(id, await client.pipeline(target.objectType, id, {}, options.signal));
+          } catch (error) {
+            if (!(error instanceof UnicrmError)) throw error;
+            pipelines.set(id, error);
+          }
+        }),
+      );
+      const next = new Map<string, number>();
+      return Promise.all(
+        bodies.map(async (body): Promise<BatchWriteOutcome> => {
+          const pipelineId = (body.pipeline as { id: string }).id;
+          const pipeline = pipelines.get(pipelineId) as { body: Record<string, unknown> } | UnicrmError;
+          if (pipeline instanceof UnicrmError) return { ok: false, error: pipeline };
+          let order = next.get(pipelineId) ?? nextDisplayOrder(pipeline.body);
+          const input = desunifyStageCreate(body, target.objectType, order);
+          if (body.position === undefined) next.set(pipelineId, ++order);
+          try {
+            const answer = await client.createStage(target.objectType, pipelineId, input, target.query, options.signal);
+            return { ok: true, result: { unified: unifyStage(answer.body, pipelineRef(pipeline.body)), remote: remoteOf(answer) } };
+          } catch (error) {
+            if (error instanceof UnicrmError) return { ok: false, error };
+            throw error;
+          }
+        }),
+      );
+    },
+  };
+}
+
 /**
  * The `crm/stages` resource on HubSpot's CRM Pipelines v3 (docs/integrations.md, HubSpot): list, get, create, update,
  * delete (archive), for the object type of `remote_query[object_type]` (default deals).
@@ -224,6 +279,7 @@ export function hubspotStages(clientOf: (context: Record<string, unknown>) => Hu
       findCreated: (account, body, since, options) =>
         findCreatedStage(clientOf(account.context), hubspotTarget(options.remoteQuery), body as StageCreateBody, since, options, logger),
     },
+    batch: hubspotStageBatch(clientOf),
     update: {
       retrySafe: true,
       description:

@@ -7,7 +7,7 @@ import { unifySteps } from './stages';
 
 /**
  * The most Steps unicrm sends in one `batch-modify`. Pipeliner documents no limit (pipeliner-api.md §2.1, §7); 100 is
- * the size of its largest list page, and what the sandbox accepts with its limits on (docs/pipeliner.md "Batch writes").
+ * the size of its largest list page (docs/pipeliner.md §7, "Batch writes").
  */
 export const PIPELINER_BATCH_MAX_ITEMS = 100;
 
