@@ -1,6 +1,8 @@
 export { createUnicrm, type CreateUnicrmOptions } from './lib/embedded';
 export { createUnicrmClient, DEFAULT_TIMEOUT_MS, type CreateUnicrmClientOptions } from './lib/remote';
 export type {
+  BatchOptions,
+  BatchQuery,
   IntegratedAccountListQuery,
   IntegratedAccountUpdateBody,
   ListItemOf,
@@ -20,6 +22,7 @@ export type {
   ProxyRequest,
   RawProviderBody,
   RecordResult,
+  StageBatchItem,
   StageCreateOptions,
   StageCreateQuery,
   StageCreateResult,
@@ -38,6 +41,9 @@ export { SDK_VERSION } from './lib/version';
 export {
   UnicrmError,
   isUnicrmError,
+  BATCH_MAX_ITEMS,
+  type BatchAnswer,
+  type BatchItemResult,
   type ErrorBody,
   type DateFilter,
   type Pipeline,

@@ -1,10 +1,9 @@
-import { isUnicrmError, type StageCreateBody } from '@unicrm/model';
+import { BATCH_MAX_ITEMS, type BatchAnswer, type BatchItemResult, type ErrorBody, type ErrorExtras, isUnicrmError, type StageCreateBody, UnicrmError } from '@unicrm/model';
 import { SingleBar } from 'cli-progress';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { responseMeta } from './meta';
 import { retryAfterMs } from './retry';
 import type { Unicrm } from './types';
 
@@ -33,44 +32,74 @@ export interface ImportFile {
 
 /**
  * Outcome of one row. `replayed`: the row's Idempotency-Key had been used by an earlier request (an earlier run of
- * the same import, usually), so the server answered that request's stage and this run created nothing.
+ * the same import, usually), so the server answered that request's stage and this run created nothing. `checked`: a
+ * `--dry-run` found the row valid (nothing was written).
  */
-export type RowResult = { row: number; ok: true; id: string; name?: string; replayed: boolean } | { row: number; ok: false; error: string };
+export type RowResult =
+  | { row: number; ok: true; id: string; name?: string; replayed: boolean }
+  | { row: number; ok: true; checked: true }
+  | { row: number; ok: false; error: string };
 
 /** What {@link importStages} did. */
 export interface ImportSummary {
   file: string;
   account: string;
+  /** True for `--dry-run`: the rows were checked, nothing was written. */
+  dry_run: boolean;
   total: number;
-  /** Stages this run created. */
+  /** Stages this run created (0 in a dry run). */
   created: number;
   /** Rows whose stage an earlier request with the same Idempotency-Key had created (answered by replay). */
   replayed: number;
+  /** Rows that failed (in a dry run: the invalid rows). */
   failed: number;
+  /** Dry run: the rows found valid (0 otherwise). */
+  valid: number;
+  /**
+   * Failed rows whose last answer was temporary (429, 409, 502, 503, 504 after every try): their write may still be
+   * under way or done (a 409: an earlier run's request with the key is running). Running the same import again
+   * finishes them (replayed if written); importing them from the failed-rows file would write them anew.
+   */
+  unfinished: number;
+  /** Rows not sent because the import was interrupted (Ctrl-C): running the same command again sends them. */
+  not_sent: number;
+  /** True when the import was interrupted (the `signal` of {@link ImportOptions}). */
+  interrupted: boolean;
+  /** Batch requests sent (each up to {@link BATCH_MAX_ITEMS} rows; retries count). */
+  batches: number;
+  /** Time the import took, in milliseconds (reading the file to the last answer). */
+  elapsed_ms: number;
   /** Where the failed rows were written (null when none failed). */
   failed_out: string | null;
   /** Set when the import stopped early (e.g. the token or the account stopped working): the reason. */
   aborted: string | null;
+  /** The rows that settled (all but the `not_sent` ones), in file order. */
   results: RowResult[];
 }
 
-/** Rows done so far, by outcome. */
+/** Rows done so far, by outcome (`valid`: rows a dry run found valid). */
 export interface ImportCounts {
   created: number;
   replayed: number;
   failed: number;
+  valid?: number;
 }
 
-/** The counts as words: `2 created, 3 failed`, with `, 1 already created earlier (replayed)` when there are replays. */
-export function countsText({ created, replayed, failed }: ImportCounts): string {
+/**
+ * The counts as words: `2 created, 3 failed`, with `, 1 already created earlier (replayed)` when there are replays;
+ * for a dry run `498 valid, 2 invalid`.
+ */
+export function countsText({ created, replayed, failed, valid }: ImportCounts, dryRun = false): string {
+  if (dryRun) return `${valid ?? 0} valid, ${failed} invalid`;
   return `${created} created, ${replayed > 0 ? `${replayed} already created earlier (replayed), ` : ''}${failed} failed`;
 }
 
 /** Progress reporting of an import. */
 export interface ImportProgress {
-  start(total: number): void;
+  /** @param mode `dryRun`: the rows are checked, not written (the words change) */
+  start(total: number, mode?: { dryRun: boolean }): void;
   update(done: number, counts: ImportCounts): void;
-  /** Something worth a line (a wait before a retry); a progress bar leaves it out. */
+  /** Something worth a line (a wait before a retry, an interruption); a progress bar shows a short form at its end. */
   notice(text: string): void;
   stop(): void;
 }
@@ -264,99 +293,300 @@ function isFatal(error: unknown): boolean {
 export interface ImportOptions {
   file: string;
   account: string;
-  /** Creates running at once (>= 1). */
+  /** Batch requests in flight at once (>= 1). */
   concurrency: number;
+  /** Rows per batch request, 1 to {@link BATCH_MAX_ITEMS} (default: the most). */
+  batchSize?: number;
+  /** `true`: check every row (`dry_run=true`) and write nothing; invalid rows go to the failed-rows file. */
+  dryRun?: boolean;
   /** Where to write failed rows; default {@link defaultFailedPath}. */
   failedOut?: string;
   progress: ImportProgress;
   /** Default: real time. */
   clock?: ImportClock;
+  /**
+   * Aborted: send no new batch (waits before a retry end at once), let the batches in flight finish, and answer with
+   * `interrupted: true` and the rows not sent counted in `not_sent` (the CLI's Ctrl-C).
+   */
+  signal?: AbortSignal;
+}
+
+/** A row on its way: its create body, its key, and how its tries went. */
+interface PendingRow {
+  index: number;
+  row: ImportRow;
+  body: StageCreateBody;
+  key: string;
+  /** The number of the next try (1 = the first). */
+  attempt: number;
+  /** A 5xx may have come after the server created the stage: a replay after one is this run's own create. */
+  mayHaveCreated: boolean;
+  /**
+   * Ask for the whole stage (no `Prefer: return=minimal`): the row's key was used by an import of a unicrm before
+   * batches, whose single create kept the whole stage as its answer; only the same request replays it.
+   */
+  whole: boolean;
+}
+
+/** The error of an item that a batch answered with an error body (the item's own answer, as its single request's). */
+function itemError(item: BatchItemResult | undefined, index: number): UnicrmError {
+  if (!item) return new UnicrmError(502, `The batch answer has no result for its item ${index}.`);
+  const body: Partial<ErrorBody> = item.error ?? {};
+  const { statusCode: _status, message, ...rest } = body;
+  return new UnicrmError(item.status, message ?? `The item failed with ${item.status}.`, rest as ErrorExtras);
+}
+
+/** The 422 of a key whose first request differs: for an import row, one kept by a single create (before batches). */
+function isKeyOfAnotherRequest(error: UnicrmError): boolean {
+  return error.statusCode === 422 && /Idempotency-Key was used with a different request/.test(error.message);
+}
+
+/** Row numbers as short text: `row 7`, `rows 1-3, 9` (sorted). */
+export function rowsText(rows: number[]): string {
+  const sorted = [...rows].sort((a, b) => a - b);
+  const ranges: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && (sorted[j + 1] as number) === (sorted[j] as number) + 1) j++;
+    ranges.push(j === i ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return `${sorted.length === 1 ? 'row' : 'rows'} ${ranges.join(', ')}`;
 }
 
 /**
- * Creates one stage per row of a CSV or JSON file through the SDK (either transport), at most `concurrency` at a
- * time, and writes the rows that failed to a file in the same format with an `error` column. A failure that every
- * later row would repeat (401, unknown account) stops the import; the rows not attempted go to the failed file too.
- * @throws ImportFileError when the file cannot be read (nothing is created then)
+ * Writes (or with `dryRun` checks) one stage per row of a CSV or JSON file through the SDK (either transport) with
+ * the batch write: rows go in file order, in batches of up to `batchSize` (100) items, at most `concurrency` batches
+ * in flight. Each item carries the row's {@link rowIdempotencyKey} as its `idempotency_key` and the batch asks for
+ * ids only (`Prefer: return=minimal`), so that running the same import again replays the rows already written
+ * instead of writing them twice (`replayed`). A row whose key an import of a unicrm before batches used (a single
+ * create, its whole stage kept) answers 422 to the minimal form and is sent again asking for the whole stage, which
+ * replays it.
+ *
+ * Retries: a row answered 429, 409, 502, 503 or 504 (its item, or the whole batch) is sent again in a later batch
+ * with its same key, after {@link retryDelayMs}; the whole import waits that long (a rate limit slows every batch),
+ * at most 6 tries a row. Other failures are final for their row. A failure that every later row would repeat (401,
+ * an unknown account, an unreachable server) stops the import; the rows not attempted fail with "not attempted".
+ * Rows that failed are written to a file in the input's format with an `error` column.
+ *
+ * `signal` (Ctrl-C): no new batch is sent, the ones in flight finish, and the rows not sent are counted in
+ * `not_sent` (not failed: running the same import again sends them).
+ * @throws ImportFileError when the file cannot be read (nothing is written then)
  */
 export async function importStages(unicrm: Unicrm, options: ImportOptions): Promise<ImportSummary> {
+  const clock = options.clock ?? REAL_CLOCK;
+  const started = clock.now();
   const file = await readImportFile(options.file);
   const total = file.rows.length;
-  const results: RowResult[] = new Array(total);
-  const clock = options.clock ?? REAL_CLOCK;
-  let next = 0;
-  const counts: ImportCounts = { created: 0, replayed: 0, failed: 0 };
+  const dryRun = options.dryRun === true;
+  const batchSize = Math.max(1, Math.min(BATCH_MAX_ITEMS, Math.floor(options.batchSize ?? BATCH_MAX_ITEMS)));
+  const results: (RowResult | undefined)[] = new Array(total);
+  const counts: ImportCounts = { created: 0, replayed: 0, failed: 0, valid: 0 };
   let aborted: string | null = null;
-
-  // After a 429 every worker waits until then, so that the whole import slows down, not only one row.
+  let batches = 0;
+  let unfinished = 0;
+  let next = 0;
+  /** Rows to send again, in row order (sent before new rows). */
+  let retries: PendingRow[] = [];
+  let inFlight = 0;
+  // After a retryable answer every batch waits until then, so that the whole import slows down.
   let resumeAt = 0;
-  const attemptRow = async (row: ImportRow, index: number) => {
-    const body = rowToBody(row);
-    const key = rowIdempotencyKey(options.account, options.file, row);
-    // A 5xx may have come after the server created the stage: a replay after one is this run's own create.
-    let mayHaveCreated = false;
-    for (let attempt = 1; ; attempt++) {
-      const pause = resumeAt - clock.now();
-      if (pause > 0) await clock.sleep(pause);
-      try {
-        const stage = await unicrm.crm.stages.create(
-          { integrated_account_id: options.account, truto_ignore_remote_data: true },
-          body,
-          { idempotencyKey: key },
-        );
-        const replayed = responseMeta(stage)?.replayed === true && !mayHaveCreated;
-        results[index] = { row: row.row, ok: true, id: stage.id, ...(stage.name !== undefined && { name: stage.name }), replayed };
-        return;
-      } catch (error) {
-        const delay = attempt < MAX_ATTEMPTS ? retryDelayMs(error, attempt, clock.now()) : undefined;
-        if (delay === undefined) throw error;
-        if (isUnicrmError(error) && error.statusCode >= 500) mayHaveCreated = true;
-        // Whole seconds: this row's own wait, or longer when another row already paused the import past it.
-        const now = clock.now();
-        const wait = Math.max(delay, Math.ceil((resumeAt - now) / 1000) * 1000);
-        resumeAt = Math.max(resumeAt, now + wait);
-        options.progress.notice(`row ${row.row}: ${describeFailure(error).replace(/\.$/, '')}; trying again in ${wait / 1000} s`);
-        await clock.sleep(wait);
-      }
-    }
+
+  const stopped = () => aborted !== null || options.signal?.aborted === true;
+  const interrupted = new Promise<void>((resolve) => {
+    if (options.signal?.aborted) resolve();
+    options.signal?.addEventListener('abort', () => resolve(), { once: true });
+  });
+  /** Waits `ms` on the clock, or less when the import is interrupted meanwhile. */
+  const pause = (ms: number) => Promise.race([clock.sleep(ms), interrupted]);
+  // Idle workers wait for a batch in flight to settle: its rows may come back for a retry.
+  let changed: () => void = () => undefined;
+  let change = new Promise<void>((resolve) => (changed = resolve));
+  const notify = () => {
+    const done = changed;
+    change = new Promise<void>((resolve) => (changed = resolve));
+    done();
   };
 
-  options.progress.start(total);
-  const worker = async () => {
-    while (next < total && aborted === null) {
+  const settle = (index: number, result: RowResult) => {
+    results[index] = result;
+    if (!result.ok) counts.failed++;
+    else if ('checked' in result) counts.valid = (counts.valid ?? 0) + 1;
+    else if (result.replayed) counts.replayed++;
+    else counts.created++;
+  };
+  const report = () => options.progress.update(counts.created + counts.replayed + counts.failed + (counts.valid ?? 0), { ...counts });
+
+  /** The next batch: rows to retry first, then new rows in file order; rows that cannot be read fail here. */
+  const take = (): PendingRow[] => {
+    const chunk: PendingRow[] = [];
+    const sameForm = (row: PendingRow) => chunk.length === 0 || row.whole === (chunk[0] as PendingRow).whole;
+    while (retries.length > 0 && chunk.length < batchSize && sameForm(retries[0] as PendingRow)) chunk.push(retries.shift() as PendingRow);
+    while (next < total && chunk.length < batchSize && (chunk.length === 0 || !(chunk[0] as PendingRow).whole)) {
       const index = next++;
       const row = file.rows[index] as ImportRow;
       try {
-        await attemptRow(row, index);
-        if ((results[index] as { replayed?: boolean }).replayed) counts.replayed++;
-        else counts.created++;
+        chunk.push({ index, row, body: rowToBody(row), key: rowIdempotencyKey(options.account, options.file, row), attempt: 1, mayHaveCreated: false, whole: false });
       } catch (error) {
-        results[index] = { row: row.row, ok: false, error: describeFailure(error) };
-        counts.failed++;
-        if (isFatal(error) && aborted === null) aborted = describeFailure(error);
+        settle(index, { row: row.row, ok: false, error: describeFailure(error) });
       }
-      options.progress.update(counts.created + counts.replayed + counts.failed, { ...counts });
+    }
+    return chunk;
+  };
+
+  /** Sends one batch and settles, retries or fails each of its rows. */
+  const send = async (chunk: PendingRow[]) => {
+    batches++;
+    const whole = (chunk[0] as PendingRow).whole;
+    let answer: BatchAnswer | undefined;
+    let batchError: unknown;
+    try {
+      answer = await unicrm.crm.stages.batch(
+        { integrated_account_id: options.account, truto_ignore_remote_data: true, ...(dryRun && { dry_run: true }) },
+        chunk.map((pending) => ({ method: 'create' as const, body: pending.body, ...(!dryRun && { idempotency_key: pending.key }) })),
+        // The rows' own keys guard each row; a key for the batch would only keep one more answer on the server.
+        { idempotencyKey: false, minimal: !dryRun && !whole },
+      );
+    } catch (error) {
+      batchError = error;
+    }
+    const now = clock.now();
+    const waits = new Map<string, { rows: number[]; wait: number }>();
+    const again: PendingRow[] = [];
+    chunk.forEach((pending, at) => {
+      const item = answer?.result[at];
+      if (answer && item && item.index === at && item.status < 300) {
+        if (dryRun) settle(pending.index, { row: pending.row.row, ok: true, checked: true });
+        else {
+          const id = typeof item.result?.id === 'string' ? item.result.id : '';
+          const name = typeof item.result?.name === 'string' ? item.result.name : undefined;
+          settle(pending.index, { row: pending.row.row, ok: true, id, ...(name !== undefined && { name }), replayed: item.replayed === true && !pending.mayHaveCreated });
+        }
+        return;
+      }
+      const error = answer ? itemError(item?.index === at ? item : undefined, at) : batchError;
+      if (!dryRun && !whole && isUnicrmError(error) && isKeyOfAnotherRequest(error)) {
+        again.push({ ...pending, whole: true });
+        const entry = waits.get('whole') ?? { rows: [], wait: 0 };
+        entry.rows.push(pending.row.row);
+        waits.set('whole', entry);
+        return;
+      }
+      const delay = pending.attempt < MAX_ATTEMPTS ? retryDelayMs(error, pending.attempt, now) : undefined;
+      if (delay === undefined) {
+        if (isUnicrmError(error) && RETRIED.has(error.statusCode)) unfinished++;
+        settle(pending.index, { row: pending.row.row, ok: false, error: describeFailure(error) });
+        if (isFatal(error) && aborted === null) aborted = describeFailure(error);
+        return;
+      }
+      again.push({ ...pending, attempt: pending.attempt + 1, mayHaveCreated: pending.mayHaveCreated || (isUnicrmError(error) && error.statusCode >= 500) });
+      const text = describeFailure(error).replace(/\.$/, '');
+      const entry = waits.get(text) ?? { rows: [], wait: 0 };
+      entry.rows.push(pending.row.row);
+      entry.wait = Math.max(entry.wait, delay);
+      waits.set(text, entry);
+    });
+    for (const [text, { rows, wait: delay }] of waits) {
+      if (text === 'whole') {
+        options.progress.notice(`${rowsText(rows)}: written by an earlier import that kept each whole stage; asking for the whole stages to replay them`);
+        continue;
+      }
+      // Whole seconds: this batch's own wait, or longer when another batch already paused the import past it.
+      const wait = Math.max(delay, Math.ceil((resumeAt - now) / 1000) * 1000);
+      resumeAt = Math.max(resumeAt, now + wait);
+      options.progress.notice(`${rowsText(rows)}: ${text}; trying again in ${wait / 1000} s`);
+    }
+    retries = [...retries, ...again].sort((a, b) => a.index - b.index);
+    report();
+  };
+
+  const worker = async (): Promise<void> => {
+    while (!stopped()) {
+      const wait = resumeAt - clock.now();
+      if (wait > 0) {
+        await pause(wait);
+        continue;
+      }
+      const chunk = take();
+      if (chunk.length === 0) {
+        report();
+        if (inFlight === 0) return;
+        await Promise.race([change, interrupted]);
+        continue;
+      }
+      inFlight++;
+      try {
+        await send(chunk);
+      } finally {
+        inFlight--;
+        notify();
+      }
     }
   };
+
+  options.progress.start(total, { dryRun });
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, total)) }, worker));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, Math.ceil(total / batchSize) || 1)) }, worker));
   } finally {
     options.progress.stop();
   }
+  let notSent = 0;
   for (let index = 0; index < total; index++) {
-    if (results[index] === undefined) {
-      results[index] = { row: (file.rows[index] as ImportRow).row, ok: false, error: `not attempted: the import stopped (${aborted})` };
-      counts.failed++;
-    }
+    if (results[index] !== undefined) continue;
+    if (aborted !== null) settle(index, { row: (file.rows[index] as ImportRow).row, ok: false, error: `not attempted: the import stopped (${aborted})` });
+    else notSent++;
   }
 
-  const failedRows = results.flatMap((result, index) => (result.ok ? [] : [{ row: file.rows[index] as ImportRow, error: result.error }]));
+  const settled = results.filter((result): result is RowResult => result !== undefined);
+  const failedRows = results.flatMap((result, index) => (result && !result.ok ? [{ row: file.rows[index] as ImportRow, error: result.error }] : []));
   let failedOut: string | null = null;
   if (failedRows.length > 0) {
     failedOut = options.failedOut ?? defaultFailedPath(options.file);
     await writeFailedRows(failedOut, file, failedRows);
   }
-  return { file: options.file, account: options.account, total, ...counts, failed_out: failedOut, aborted, results };
+  return {
+    file: options.file,
+    account: options.account,
+    dry_run: dryRun,
+    total,
+    created: counts.created,
+    replayed: counts.replayed,
+    failed: counts.failed,
+    valid: counts.valid ?? 0,
+    unfinished,
+    not_sent: notSent,
+    interrupted: options.signal?.aborted === true,
+    batches,
+    elapsed_ms: Math.max(0, clock.now() - started),
+    failed_out: failedOut,
+    aborted,
+    results: settled,
+  };
+}
+
+/**
+ * Speed and time left as words: `120 rows/s, ETA 3 s` (`ETA 2 min 05 s`, `ETA 1 h 02 min`), from the rows done in
+ * `elapsedMs`; `- rows/s, ETA -` before there is a rate to go by. Rates below 10 rows/s keep one decimal.
+ */
+export function speedText(done: number, total: number, elapsedMs: number): string {
+  if (done <= 0 || elapsedMs <= 0) return `- rows/s, ETA ${done >= total ? '0 s' : '-'}`;
+  const rate = (done * 1000) / elapsedMs;
+  const shown = rate >= 10 ? String(Math.round(rate)) : rate.toFixed(1);
+  return `${shown} rows/s, ETA ${durationText(((total - done) / rate) * 1000)}`;
+}
+
+/** A duration in words, rounded up to whole seconds: `0 s`, `42 s`, `2 min 05 s`, `1 h 02 min`. */
+export function durationText(ms: number): string {
+  const seconds = Math.max(0, Math.ceil(ms / 1000));
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
+  return `${Math.floor(seconds / 3600)} h ${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/** Time taken, in words: milliseconds below a second (`270 ms`), tenths of a second below a minute (`12.3 s`), else as {@link durationText}. */
+export function elapsedText(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  return ms < 59_950 ? `${(ms / 1000).toFixed(1)} s` : durationText(ms);
 }
 
 /** Where progress goes: a bar on a terminal, else a plain line every tenth of the rows (and at least every 5 s). */
@@ -366,57 +596,85 @@ export interface ProgressStream {
 }
 
 /**
- * Progress on stderr: a cli-progress bar when the stream is a terminal, otherwise plain lines
- * (`imported 50/500 rows: 49 created, 1 failed`; replayed rows counted apart, see {@link countsText}) every tenth of the rows, at least every 5 s, and at the end.
+ * Progress on stderr: a cli-progress bar when the stream is a terminal (rows done of all, the counts, rows per second
+ * and the time left, refreshed every second), otherwise plain lines with the same numbers
+ * (`imported 200/500 rows: 199 created, 1 failed | 180 rows/s, ETA 2 s`; a dry run: `checked ...: 199 valid, 1
+ * invalid`; replayed rows counted apart, see {@link countsText}) each time a tenth of the rows more is done, at least
+ * every 5 s, and at the end. Rows per second count every row settled by this run since {@link ImportProgress.start}.
+ * @param now the clock (ms), for the rate and the 5 s
  */
 export function progressReporter(stream: ProgressStream, now: () => number = Date.now): ImportProgress {
+  let total = 0;
+  let startedAt = 0;
+  let dryRun = false;
+  let latest: [number, ImportCounts] = [0, { created: 0, replayed: 0, failed: 0, valid: 0 }];
+  const speed = () => speedText(latest[0], total, now() - startedAt);
   if (stream.isTTY) {
     const bar = new SingleBar({
       stream: stream as unknown as NodeJS.WritableStream,
-      format: 'importing |{bar}| {value}/{total} rows | {counts} | {eta_formatted} left{note}',
+      format: '{verb} |{bar}| {value}/{total} rows | {counts} | {speed}{note}',
       barCompleteChar: '█',
       barIncompleteChar: '░',
       hideCursor: true,
       clearOnComplete: false,
-      etaBuffer: 50,
     });
-    // A notice (a wait before a retry) shows at the end of the bar until the next row is done.
-    const waitNote = (text: string) => {
+    // A notice (a wait before a retry, an interruption) shows at the end of the bar until the next batch is done.
+    const short = (text: string) => {
       const wait = /trying again in (\d+ s)$/.exec(text);
-      return wait ? ` | waiting ${wait[1]}: ${/\b(429|409)\b/.exec(text)?.[1] === '409' ? 'in flight' : 'rate limited'}` : '';
+      if (wait) return ` | waiting ${wait[1]}: ${/\b(429|409)\b/.exec(text)?.[1] === '409' ? 'in flight' : /\b429\b/.test(text) ? 'rate limited' : 'server error'}`;
+      return /^stopping/i.test(text) ? ' | stopping: waiting for the batches in flight' : '';
     };
+    let timer: NodeJS.Timeout | undefined;
     return {
-      start: (total) => bar.start(total, 0, { counts: countsText({ created: 0, replayed: 0, failed: 0 }), note: '' }),
-      update: (done, counts) => bar.update(done, { counts: countsText(counts), note: '' }),
-      notice: (text) => bar.update({ note: waitNote(text) }),
-      stop: () => bar.stop(),
+      start: (n, mode) => {
+        total = n;
+        dryRun = mode?.dryRun === true;
+        startedAt = now();
+        bar.start(n, 0, { verb: dryRun ? 'checking' : 'importing', counts: countsText(latest[1], dryRun), speed: speed(), note: '' });
+        // The rate and the time left move between answers too.
+        timer = setInterval(() => bar.update({ speed: speed() }), 1000);
+        timer.unref();
+      },
+      update: (done, counts) => {
+        latest = [done, counts];
+        bar.update(done, { counts: countsText(counts, dryRun), speed: speed(), note: '' });
+      },
+      notice: (text) => bar.update({ note: short(text) }),
+      stop: () => {
+        if (timer) clearInterval(timer);
+        bar.update({ speed: speed() });
+        bar.stop();
+      },
     };
   }
-  let total = 0;
   let step = 1;
   let lastLine = 0;
   let lastDone = -1;
-  const line = (done: number, counts: ImportCounts) => {
-    stream.write(`imported ${done}/${total} rows: ${countsText(counts)}\n`);
+  const line = () => {
+    stream.write(`${dryRun ? 'checked' : 'imported'} ${latest[0]}/${total} rows: ${countsText(latest[1], dryRun)} | ${speed()}\n`);
     lastLine = now();
-    lastDone = done;
+    lastDone = latest[0];
   };
-  let latest: [number, ImportCounts] = [0, { created: 0, replayed: 0, failed: 0 }];
   return {
-    start: (n) => {
+    start: (n, mode) => {
       total = n;
+      dryRun = mode?.dryRun === true;
       step = Math.max(1, Math.ceil(n / 10));
-      lastLine = now();
+      startedAt = now();
+      lastLine = startedAt;
     },
     update: (done, counts) => {
       latest = [done, counts];
-      if (done % step === 0 || done === total || now() - lastLine >= 5000) line(done, counts);
+      if (done === lastDone) return;
+      // A line each time another tenth of the rows is done (batches move by many rows at once), at the end, and
+      // after 5 s without one.
+      if (Math.floor(done / step) > Math.floor(Math.max(0, lastDone) / step) || done === total || now() - lastLine >= 5000) line();
     },
     notice: (text) => {
       stream.write(`${text}\n`);
     },
     stop: () => {
-      if (latest[0] !== lastDone && total > 0) line(...latest);
+      if (latest[0] !== lastDone && total > 0) line();
     },
   };
 }

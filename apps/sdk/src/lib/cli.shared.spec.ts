@@ -45,6 +45,36 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: stri
   });
 }
 
+/** Resolves once `check` holds, looking every 20 ms (within the test's own timeout). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+/**
+ * Spawns the CLI, waits until `ready` holds (looked at every 20 ms while it runs), then calls `act` with the child (and
+ * what it printed on stderr so far), and resolves with the run once the process ended.
+ */
+function spawnUntil(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: () => boolean,
+  act: (child: ChildProcess, stderr: () => string) => void | Promise<void>,
+): Promise<Run> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, cwd: dir });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ended = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  let running = true;
+  void ended.then(() => (running = false));
+  return (async () => {
+    await until(() => ready() || !running);
+    if (running) await act(child, () => stderr);
+    return ended;
+  })();
+}
+
 let sandbox: RunningSandbox;
 let dir: string;
 let core: UnicrmCore;
@@ -520,21 +550,107 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
       expect(sandbox.requests).toHaveLength(0);
     });
 
-    it('imports 500 rows from a CSV with progress, and the counts match the sandbox', async () => {
+    it('imports 500 rows in batches of at most 100 Steps, with progress, and the counts match the sandbox', async () => {
       const lines = ['name,pipeline,remote_data'];
       for (let i = 1; i <= 500; i++) lines.push(i === 250 ? `,${SALES},` : `Bulk ${i},${SALES},"{""percent"": ${i % 100}}"`);
       writeFileSync(join(dir, 'bulk.csv'), `${lines.join('\n')}\n`);
       const before = sandbox.steps().length;
-      const run = await unicrm(['stages', 'import', 'bulk.csv', '--account', accountId, '--concurrency', '8', '--output', 'json', '--failed-out', `${modeName}-bulk-failed.csv`]);
+      const requestsBefore = sandbox.requests.length;
+      const run = await unicrm(['stages', 'import', 'bulk.csv', '--account', accountId, '--output', 'json', '--failed-out', `${modeName}-bulk-failed.csv`]);
       const summary = JSON.parse(run.stdout);
-      expect(summary).toMatchObject({ total: 500, created: 499, failed: 1, errors: [{ row: 250 }] });
+      expect(summary).toMatchObject({ total: 500, created: 499, failed: 1, errors: [{ row: 250 }], dry_run: false, interrupted: false, not_sent: 0, batches: 5 });
       expect(run.code).toBe(1);
       expect(sandbox.steps().length - before).toBe(499);
       expect(new Set(summary.stages.map((s: { id: string }) => s.id)).size).toBe(499);
+      // The writes went through batch-modify, at most 100 Steps a call, and nothing was read back (ids only).
+      const sent = sandbox.requests.slice(requestsBefore);
+      const batches = sent.filter((r) => r.method === 'POST' && r.path.endsWith('/entities/Steps/batch-modify'));
+      expect(batches.map((r) => JSON.parse(r.body).length).sort((a, b) => b - a)).toEqual([100, 100, 100, 100, 99]);
+      expect(sent.filter((r) => r.method !== 'POST' || !r.path.endsWith('/batch-modify'))).toEqual([]);
       const progress = run.stderr.split('\n').filter((l) => l.startsWith('imported '));
-      // A line every 50 rows (a slow machine adds timed lines between them).
-      expect(progress.filter((l) => Number(/^imported (\d+)\//.exec(l)?.[1]) % 50 === 0)).toHaveLength(10);
-      expect(progress.at(-1)).toBe('imported 500/500 rows: 499 created, 1 failed');
+      // A line each time a tenth of the rows more is done (a slow machine adds timed lines between them).
+      expect(progress.filter((l) => Number(/^imported (\d+)\//.exec(l)?.[1]) % 100 === 0)).toHaveLength(5);
+      for (const line of progress) expect(line).toMatch(/^imported \d+\/500 rows: \d+ created, \d+ failed \| (\d+(\.\d)?|-) rows\/s, ETA (\d.*|-)$/);
+      expect(progress.at(-1)).toMatch(/^imported 500\/500 rows: 499 created, 1 failed \| \d+(\.\d)? rows\/s, ETA 0 s$/);
+    }, 30_000);
+
+    it('checks every row with --dry-run, writes nothing, and writes the invalid rows to the failed-rows file', async () => {
+      const csv = ['name,pipeline,position', `Dry one,${SALES},1`, `,${SALES},`, 'Dry two,,x', `Dry three,${SALES},`].join('\n');
+      writeFileSync(join(dir, `${modeName}-dry.csv`), `${csv}\n`);
+      const before = sandbox.steps().length;
+      sandbox.requests.length = 0;
+      const run = await unicrm(['stages', 'import', `${modeName}-dry.csv`, '--account', accountId, '--dry-run']);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain(`Checked ${modeName}-dry.csv for ${accountId}: 2 valid, 2 invalid (4 rows); nothing was written.`);
+      expect(run.stdout).toContain(`Invalid rows written to ${modeName}-dry.failed.csv, each with its error.`);
+      expect(run.stderr).toMatch(/^checked 4\/4 rows: 2 valid, 2 invalid \| .* rows\/s, ETA 0 s$/m);
+      // Nothing reached Pipeliner: no write, not even a read.
+      expect(sandbox.requests).toEqual([]);
+      expect(sandbox.steps().length).toBe(before);
+      const invalid = readFileSync(join(dir, `${modeName}-dry.failed.csv`), 'utf8').split('\n');
+      expect(invalid[0]).toBe('name,pipeline,position,error');
+      expect(invalid[1]).toMatch(new RegExp(`^,${SALES},,400 Bad Request: .*name`));
+      expect(invalid[2]).toBe('Dry two,,x,"invalid row: position must be a number, not ""x"""');
+      // All valid: exit 0, and the JSON summary says so.
+      writeFileSync(join(dir, `${modeName}-dry-ok.csv`), `name\nFine\n`);
+      const ok = await unicrm(['stages', 'import', `${modeName}-dry-ok.csv`, '--account', accountId, '--dry-run', '--output', 'json']);
+      expect(ok.code).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ dry_run: true, total: 1, valid: 1, invalid: 0, failed_out: null, errors: [] });
+      expect(sandbox.requests).toEqual([]);
+    });
+
+    it('stops on Ctrl-C after the batches in flight (exit 130, the command to resume), and the same command resumes without duplicates', async () => {
+      const rows = ['name', ...Array.from({ length: 500 }, (_, i) => `Resumed ${i + 1}`)];
+      writeFileSync(join(dir, `${modeName}-resume.csv`), `${rows.join('\n')}\n`);
+      const args = ['stages', 'import', `${modeName}-resume.csv`, '--account', accountId, '--concurrency', '1'];
+      // Each batch-modify takes a second, so the import is still running when Ctrl-C comes after the first batch.
+      sandbox.injectFault({ method: 'POST', path: 'batch-modify', latencyMs: 1000 });
+      const batchModifies = () => sandbox.requests.filter((r) => r.path.endsWith('/batch-modify')).length;
+      const before = batchModifies();
+      const first = await spawnUntil([...args, ...mode.args], mode.env, () => batchModifies() >= before + 2, (child) => {
+        child.kill('SIGINT');
+      });
+      sandbox.clearFaults();
+      expect(first.code).toBe(130);
+      const sent = batchModifies() - before;
+      const written = sandbox.steps().filter((s) => s.name?.startsWith('Resumed ')).length;
+      // The batch in flight at Ctrl-C was let finish; no batch was sent after it.
+      expect(sent).toBeGreaterThanOrEqual(2);
+      expect(sent).toBeLessThan(5);
+      expect(written).toBe(sent * 100);
+      expect(first.stderr).toContain('Stopping: no new batches; waiting for the ones in flight (Ctrl-C again quits at once).');
+      expect(first.stdout).toContain(`Imported ${modeName}-resume.csv into ${accountId}: ${written} created, 0 failed (500 rows).`);
+      expect(first.stdout).toContain(`Interrupted: ${written} of 500 rows done, ${500 - written} not sent.`);
+      const resume = first.stdout.split('\n').find((line) => line.startsWith(`  ${RUN} stages import`));
+      expect(resume).toBe(`  ${RUN} ${[...args, ...mode.args].join(' ')}`);
+      // The command it printed, run again: the rows written are replayed, the others created, none twice.
+      const again = await spawnCli((resume as string).trim().slice(RUN.length + 1).split(' '), mode.env, dir);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`Imported ${modeName}-resume.csv into ${accountId}: ${500 - written} created, ${written} already created earlier (replayed), 0 failed (500 rows).`);
+      const names = sandbox.steps().flatMap((s) => (s.name?.startsWith('Resumed ') ? [s.name] : []));
+      expect(names).toHaveLength(500);
+      expect(new Set(names).size).toBe(500);
+    }, 40_000);
+
+    it('quits at once on a second Ctrl-C, saying how to resume', async () => {
+      writeFileSync(join(dir, `${modeName}-quit.csv`), 'name\nQuit 1\nQuit 2\n');
+      // A batch that takes a long time: the first Ctrl-C waits for it, the second does not.
+      sandbox.injectFault({ method: 'POST', path: 'batch-modify', latencyMs: 20_000, times: 1 });
+      const requests = sandbox.requests.length;
+      const run = await spawnUntil(
+        ['stages', 'import', `${modeName}-quit.csv`, '--account', accountId, ...mode.args],
+        mode.env,
+        () => sandbox.requests.slice(requests).some((r) => r.path.endsWith('/batch-modify')),
+        async (child, output) => {
+          child.kill('SIGINT');
+          await until(() => output().includes('Stopping: no new batches'));
+          child.kill('SIGINT');
+        },
+      );
+      sandbox.clearFaults();
+      expect(run.code).toBe(130);
+      expect(run.stderr).toContain('Quit at once: the batches in flight may or may not have been written. Resume with the same command (nothing is written twice):');
+      expect(run.stderr).toContain(`  ${RUN} stages import ${modeName}-quit.csv --account ${accountId}`);
     }, 30_000);
 
     it('prints hints with the command that runs it: unicrm on PATH (the bin entry), npm run, or node <file>', async () => {
@@ -566,7 +682,9 @@ export function defineCliSuite(modeName: 'embedded' | 'remote'): void {
     it('prints help and removes an account', async () => {
       const help = await unicrm(['--help']);
       expect(help.code).toBe(0);
-      expect(help.stdout).toContain('unicrm stages import <file.csv|file.json> --account <id>');
+      expect(help.stdout).toContain('unicrm stages import <file.csv|file.json> --account <id> [--dry-run] [--concurrency 2] [--batch-size 100]');
+      expect(help.stdout).toContain('--concurrency batch requests in flight at once (default 2, at most 64)');
+      expect(help.stdout).toContain('130 an import stopped by Ctrl-C');
       for (const command of ['pipelines list', 'pipelines get <id>', 'stages list', 'stages get <id>', 'stages update <id>', 'stages delete <id>']) {
         expect(help.stdout).toContain(`  unicrm ${command} --account <id>`);
       }
@@ -631,7 +749,8 @@ export function defineRemoteOnlySuite(): void {
         const rows = ['name', ...Array.from({ length: 10 }, (_, i) => `Limited ${i + 1}`)];
         writeFileSync(join(dir, 'limited.csv'), `${rows.join('\n')}\n`);
         const url = `http://127.0.0.1:${(limitedServer.address() as AddressInfo).port}`;
-        const run = await spawnCli(['stages', 'import', 'limited.csv', '--account', account.id, '--remote', url, '--concurrency', '4'], { UNICRM_API_TOKEN: TOKEN }, dir);
+        // One row a batch, four batches at once: more requests than the server's limit of 4 a second.
+        const run = await spawnCli(['stages', 'import', 'limited.csv', '--account', account.id, '--remote', url, '--concurrency', '4', '--batch-size', '1'], { UNICRM_API_TOKEN: TOKEN }, dir);
         expect(run.stdout).toContain(`Imported limited.csv into ${account.id}: 10 created, 0 failed (10 rows).`);
         expect(run.code).toBe(0);
         expect(run.stderr).toMatch(/^row \d+: 429 Too Many Requests: Rate limit exceeded: 4 requests per 1 s per integrated account\..*; trying again in 1 s$/m);
@@ -642,6 +761,37 @@ export function defineRemoteOnlySuite(): void {
         await limited.close();
       }
     }, 30_000);
+
+    it('resumes after the CLI was killed (kill -9) with a batch in flight: every row once, the rerun replays what the server wrote', async () => {
+      const account = await core.accounts.create('default', {
+        integration: 'pipeliner',
+        tenant_id: 'crash',
+        context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password },
+        validate: false,
+      });
+      const rows = ['name', ...Array.from({ length: 300 }, (_, i) => `Crashed ${i + 1}`)];
+      writeFileSync(join(dir, 'crash.csv'), `${rows.join('\n')}\n`);
+      const args = ['stages', 'import', 'crash.csv', '--account', account.id, '--remote', baseUrl, '--concurrency', '1'];
+      // Each batch-modify takes a second: the CLI is killed while its second batch is at Pipeliner.
+      sandbox.injectFault({ method: 'POST', path: 'batch-modify', latencyMs: 1000 });
+      const batchModifies = () => sandbox.requests.filter((r) => r.path.endsWith('/batch-modify')).length;
+      const before = batchModifies();
+      const killed = await spawnUntil(args, { UNICRM_API_TOKEN: TOKEN }, () => batchModifies() >= before + 2, (child) => {
+        child.kill('SIGKILL');
+      });
+      expect(killed.code).toBe(128);
+      // The server finishes the batch the CLI left behind.
+      await until(() => sandbox.steps().filter((s) => s.name?.startsWith('Crashed ')).length >= 200);
+      sandbox.clearFaults();
+      const written = sandbox.steps().filter((s) => s.name?.startsWith('Crashed ')).length;
+      const rerun = await spawnCli([...args, '--output', 'json'], { UNICRM_API_TOKEN: TOKEN }, dir);
+      expect(rerun.code).toBe(0);
+      const summary = JSON.parse(rerun.stdout);
+      expect(summary).toMatchObject({ total: 300, failed: 0, unfinished: 0, replayed: written, created: 300 - written });
+      const names = sandbox.steps().flatMap((s) => (s.name?.startsWith('Crashed ') ? [s.name] : []));
+      expect(names).toHaveLength(300);
+      expect(new Set(names).size).toBe(300);
+    }, 40_000);
 
     it('refuses --remote together with --data-dir', async () => {
       const run = await spawnCli(['accounts', 'get', 'x', '--remote', baseUrl, '--data-dir', dir], { UNICRM_API_TOKEN: TOKEN });

@@ -1,10 +1,10 @@
 import type { UnicrmCore } from '@unicrm/core';
-import { isUnicrmError, type StageCreateBody, type StageUpdateBody } from '@unicrm/model';
+import { BATCH_MAX_ITEMS, isUnicrmError, type StageCreateBody, type StageUpdateBody } from '@unicrm/model';
 import qs from 'qs';
 import { readFileSync, realpathSync } from 'node:fs';
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { countsText, importStages, ImportFileError, type ProgressStream, progressReporter } from './cli-import';
+import { countsText, elapsedText, importStages, ImportFileError, type ProgressStream, progressReporter, type RowResult, speedText } from './cli-import';
 import { errorLines, keyValueLines, table } from './cli-output';
 import { createUnicrmClient } from './remote';
 import { responseMeta } from './meta';
@@ -87,7 +87,8 @@ Usage:
   unicrm stages update <id> --account <id> [--name <name>] [--position <n>] [--pipeline <id>] [--status active]
                        [--remote-data <json>] [--json <body as json, or @file.json>] [--idempotency-key <key>]
   unicrm stages delete <id> --account <id> [--idempotency-key <key>]
-  unicrm stages import <file.csv|file.json> --account <id> [--concurrency 4] [--failed-out <file>]
+  unicrm stages import <file.csv|file.json> --account <id> [--dry-run] [--concurrency 2] [--batch-size 100]
+                       [--failed-out <file>]
   unicrm tokens create --name <name> [--environment <env>] [--expires-in <days>]     (embedded only: the data
   unicrm tokens list                                                                  directory, or the database of
   unicrm tokens revoke <id>                                                           UNICRM_DATABASE_URL)
@@ -120,22 +121,30 @@ Output:
   -h, --help          this text
 
 stages import: one stage per row. CSV columns (JSON keys): name, pipeline (a pipeline id), position, status,
-remote_data (a JSON object; in CSV a quoted JSON text). Each row is sent with an Idempotency-Key made of the account,
-the file, the row number and its content, so running an interrupted import again does not create its rows twice:
-the summary counts such rows as "already created earlier (replayed)", apart from the rows created by this run.
-Rows answered 429, 409, 502, 503 or 504 are tried again (same key) after Retry-After or a backoff. Rows that fail
-are written, with an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them
-and import that file again.
-Progress goes to stderr (a bar on a terminal), the summary to stdout.
+remote_data (a JSON object; in CSV a quoted JSON text). The rows are written with the batch write
+(POST /unified/crm/stages/batch), up to --batch-size rows a request (default and most: 100; on Pipeliner one
+batch-modify call each), --concurrency batch requests in flight at once (default 2, at most 64). Each row carries an
+Idempotency-Key made of the account, the file, the row number and its content, so running an interrupted import
+again (after Ctrl-C or a crash) does not create its rows twice: the summary counts such rows as "already created
+earlier (replayed)", apart from the rows created by this run. Rows answered 429, 409, 502, 503 or 504 are tried
+again (same key) after Retry-After or a backoff, and the whole import waits as long. Rows that fail are written, with
+an "error" column, to --failed-out (default <file>.failed.csv/.json beside the input): fix them and import that
+file again.
+--dry-run checks every row as its write would be checked (the fields, the integration's rules) and writes nothing;
+the invalid rows go to the failed-rows file; exit 0 when every row is valid, else 1.
+Ctrl-C stops sending batches and waits for the ones in flight (Ctrl-C again quits at once), then prints how far it got
+and the command to run again to resume (the same one); exit 130.
+Progress goes to stderr (a bar on a terminal; else a line each tenth of the rows), with rows per second and the time
+left; the summary to stdout.
 
 backup and restore: a backup holds the accounts' credentials encrypted with the data directory's key, not the key
 (<data dir>/encryption.key, or UNICRM_ENCRYPTION_KEY): keep a copy of the key apart from the backups; a backup
 without its key cannot be read. restore keeps the database it replaces as unicrm.sqlite.before-restore-<time>.
 
 The Pipeliner password may come from PIPELINER_PASSWORD instead of --password (keeps it out of the process list).
-Exit codes: 0 ok; 1 remote or server error (or some import rows failed, or the data directory is in use, or restore
-lacks the backup's key); 2 usage error, input the API rejects (400), an unknown id (404), or a file backup or restore
-cannot use. Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
+Exit codes: 0 ok; 1 remote or server error (or some import rows failed or, with --dry-run, are invalid, or the data
+directory is in use, or restore lacks the backup's key); 2 usage error, input the API rejects (400), an unknown id
+(404), or a file backup or restore cannot use; 130 an import stopped by Ctrl-C. Errors go to stderr with the message and, for Pipeliner's errors, Pipeliner's own answer.`;
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -217,6 +226,8 @@ class Session {
   output: 'human' | 'json' = 'human';
   /** The command the hints print (see {@link CliIo.command}). */
   readonly command: string;
+  /** The arguments of this run, as given (for the command that resumes an interrupted import). */
+  argv: string[] = [];
   remote = false;
   private client?: Unicrm;
   private adminCore?: UnicrmCore;
@@ -806,59 +817,130 @@ async function pipelines(session: Session, args: string[]): Promise<Result> {
   throw new UsageError(`unknown command "pipelines ${action ?? ''}": use list or get`);
 }
 
+/** Exit code of an import stopped by Ctrl-C (128 + SIGINT), as shells report a command ended by it. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * `stages import`: the rows of a file written with the batch write ({@link importStages}); `--dry-run` checks them.
+ * Ctrl-C (SIGINT) stops sending new batches and waits for the ones in flight (a second Ctrl-C quits at once), then
+ * prints how far it got and the command that resumes it (the same one), and exits 130.
+ */
 async function importCommand(session: Session, rest: string[], io: CliIo): Promise<Result> {
   const { values, positionals } = parse(rest, {
     account: { type: 'string' },
     concurrency: { type: 'string' },
+    'batch-size': { type: 'string' },
     'failed-out': { type: 'string' },
+    'dry-run': { type: 'boolean' },
   });
   session.configure(values);
   const file = positionals[0];
   if (!file) throw new UsageError(`stages import takes a file: ${session.command} stages import stages.csv --account <id>`);
   if (positionals.length > 1) throw new UsageError(`stages import takes one file, not ${positionals.length}`);
   const account = required(values, 'account');
-  const concurrency = positiveInt(values, 'concurrency', 4, 64) as number;
+  const concurrency = positiveInt(values, 'concurrency', 2, 64) as number;
+  const batchSize = positiveInt(values, 'batch-size', BATCH_MAX_ITEMS, BATCH_MAX_ITEMS) as number;
+  const dryRun = values['dry-run'] === true;
 
   // Fail fast, before reading a single row, when the token or the account does not work.
   const unicrm = await session.unicrm();
   await unicrm.accounts.get(account);
+  const progress = progressReporter(io.progress ?? { isTTY: false, write: (chunk) => (io.err(chunk.replace(/\n$/, '')), true) });
+  const resume = `${session.command} ${session.argv.map(shellWord).join(' ')}`;
+  const stop = new AbortController();
+  const onInterrupt = () => {
+    if (!stop.signal.aborted) {
+      progress.notice('Stopping: no new batches; waiting for the ones in flight (Ctrl-C again quits at once).');
+      stop.abort();
+      return;
+    }
+    // The bar gives the terminal its cursor back before the process ends.
+    progress.stop();
+    io.err(`\nQuit at once: the batches in flight may or may not have been written. Resume with the same command (nothing is written twice):\n  ${resume}`);
+    process.exit(EXIT_INTERRUPTED);
+  };
+  process.on('SIGINT', onInterrupt);
   let summary;
   try {
     summary = await importStages(unicrm, {
       file,
       account,
       concurrency,
+      batchSize,
+      dryRun,
       failedOut: optional(values, 'failed-out'),
-      progress: progressReporter(io.progress ?? { isTTY: false, write: (chunk) => (io.err(chunk.replace(/\n$/, '')), true) }),
+      progress,
+      signal: stop.signal,
     });
   } catch (error) {
     if (error instanceof ImportFileError) throw new UsageError(error.message);
     throw error;
+  } finally {
+    process.off('SIGINT', onInterrupt);
   }
-  const failures = summary.results.filter((r) => !r.ok);
-  const lines = [`Imported ${file} into ${account}: ${countsText(summary)} (${summary.total} rows).`];
+  const failures = summary.results.filter((r): r is Extract<RowResult, { ok: false }> => !r.ok);
+  const done = summary.total - summary.not_sent;
+  const took = `${elapsedText(summary.elapsed_ms)} (${speedText(done, done, summary.elapsed_ms).split(',')[0]}), ${plural(summary.batches, 'batch request')}`;
+  const lines = dryRun
+    ? [`Checked ${file} for ${account}: ${countsText(summary, true)} (${summary.total} rows); nothing was written.`, `Took ${took}.`]
+    : [`Imported ${file} into ${account}: ${countsText(summary)} (${summary.total} rows).`, `Took ${took}.`];
   if (summary.aborted) lines.push(`Stopped early: ${summary.aborted}`);
+  if (summary.interrupted) {
+    lines.push(
+      '',
+      `Interrupted: ${done} of ${summary.total} rows done, ${summary.not_sent} not sent.`,
+      `To resume, run the same command again${isAbsolute(file) ? '' : ` (from ${process.cwd()})`}; ${
+        dryRun ? 'it checks every row again' : 'rows already written are replayed, never written twice'
+      }:`,
+      `  ${resume}`,
+    );
+  }
   if (failures.length > 0) {
-    const shown = failures.slice(0, 10).map((r) => [String(r.row), r.ok ? '' : r.error]);
+    const shown = failures.slice(0, 10).map((r) => [String(r.row), r.error]);
     lines.push('', table(['row', 'error'], shown));
     if (failures.length > shown.length) lines.push(`... and ${failures.length - shown.length} more`);
-    lines.push('', `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`);
+    lines.push(
+      '',
+      dryRun
+        ? `Invalid rows written to ${summary.failed_out}, each with its error. Fix them in ${file}, then check again or import it: ${session.command} stages import ${file} --account ${account}`
+        : summary.unfinished === 0
+          ? `Failed rows: ${summary.failed_out}. Fix them, then: ${session.command} stages import ${summary.failed_out} --account ${account}`
+          : `Failed rows: ${summary.failed_out}. ${summary.unfinished} of them ended on a temporary error (429, 409 or 5xx after every try): their write ` +
+            'may be under way or done (a 409: an earlier run of this import is still writing them). Run the same command again in a minute ' +
+            `or two to finish them (rows already written are replayed, never written twice)${
+              failures.length > summary.unfinished ? `, after fixing the other ${failures.length - summary.unfinished} in ${file} (a fixed row is created anew)` : ''
+            }; importing them from ${summary.failed_out} would write them under new keys.`,
+    );
   }
+  const common = {
+    file: summary.file,
+    account: summary.account,
+    dry_run: summary.dry_run,
+    total: summary.total,
+  };
+  const tail = {
+    failed_out: summary.failed_out,
+    aborted: summary.aborted,
+    interrupted: summary.interrupted,
+    not_sent: summary.not_sent,
+    unfinished: summary.unfinished,
+    batches: summary.batches,
+    elapsed_ms: summary.elapsed_ms,
+    errors: failures.map((r) => ({ row: r.row, error: r.error })),
+  };
   return {
-    json: {
-      file: summary.file,
-      account: summary.account,
-      total: summary.total,
-      created: summary.created,
-      replayed: summary.replayed,
-      failed: summary.failed,
-      failed_out: summary.failed_out,
-      aborted: summary.aborted,
-      stages: summary.results.flatMap((r) => (r.ok ? [{ row: r.row, id: r.id, replayed: r.replayed }] : [])),
-      errors: summary.results.flatMap((r) => (r.ok ? [] : [{ row: r.row, error: r.error }])),
-    },
+    json: dryRun
+      ? { ...common, valid: summary.valid, invalid: summary.failed, ...tail }
+      : {
+          ...common,
+          created: summary.created,
+          replayed: summary.replayed,
+          failed: summary.failed,
+          ...tail,
+          stages: summary.results.flatMap((r) => (r.ok && 'id' in r ? [{ row: r.row, id: r.id, replayed: r.replayed }] : [])),
+        },
     human: lines.join('\n'),
-    code: summary.failed > 0 ? EXIT.failed : EXIT.ok,
+    code: summary.interrupted ? EXIT_INTERRUPTED : summary.failed > 0 ? EXIT.failed : EXIT.ok,
   };
 }
 
@@ -1023,7 +1105,8 @@ async function backupOrRestore(session: Session, command: 'backup' | 'restore', 
  * `UNICRM_API_TOKEN`). Prints human output (or the JSON body with `--output json`) on stdout; errors on stderr with
  * the message and, for remote errors, the provider's own answer.
  * @param argv the arguments after `unicrm`
- * @returns the exit code: 0 ok, 1 remote or server error (or failed import rows), 2 usage error (also 400 and 404 answers)
+ * @returns the exit code: 0 ok, 1 remote or server error (or failed import rows), 2 usage error (also 400 and 404
+ *   answers), 130 an import stopped by Ctrl-C
  */
 /**
  * The global options (`--remote URL`, `--data-dir DIR`, `--timeout MS`, `--output FORMAT`) may come before the
@@ -1057,6 +1140,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   const session = new Session(io);
+  session.argv = argv;
   try {
     let result: Result;
     if (group === 'accounts') result = await accounts(session, rest, io);

@@ -1,5 +1,6 @@
 import { createUnicrmCore, DEFAULT_ENVIRONMENT, type UnicrmCore } from '@unicrm/core';
 import { UnicrmError } from '@unicrm/model';
+import { PREFERENCE_APPLIED_HEADER } from './meta';
 import { encodeQuery } from './query';
 import type { Unicrm } from './types';
 import { proxyMethod, type Transport, unifiedResource } from './unified';
@@ -56,7 +57,7 @@ function lowerCaseHeaders(headers: Record<string, string> | undefined): Record<s
 
 /**
  * The embedded {@link Transport}: each call handed to the core's use case of its method (`core.unified.*`,
- * `core.proxy`), the query encoded with qs as the remote client encodes it (so both are parsed by the same code),
+ * `core.unified.batch` with `representation: 'minimal'` for `Prefer: return=minimal`, `core.proxy`), the query encoded with qs as the remote client encodes it (so both are parsed by the same code),
  * the body as its JSON ({@link asJson}). A key is sent only when the caller gave one: in process there are no
  * retries to protect.
  */
@@ -66,11 +67,22 @@ function coreTransport(core: UnicrmCore, environmentId: string): Transport {
     const common = {
       environmentId,
       resource: call.resource,
-      ...(call.id !== undefined && { id: call.id }),
+      ...(call.kind !== 'batch' && call.id !== undefined && { id: call.id }),
       query: encodeQuery(call.query),
       ...(call.body !== undefined && { body: asJson(call.body) }),
       ...(key !== undefined && { idempotencyKey: key }),
     };
+    if (call.kind === 'batch') {
+      const answer = await core.unified.batch({ ...common, model: call.model, representation: call.minimal === true ? 'minimal' : 'representation' });
+      return {
+        statusCode: answer.statusCode,
+        body: answer.body,
+        // As the API answers a batch with Prefer: return=minimal.
+        headers: { ...lowerCaseHeaders(answer.headers), ...(call.minimal === true && { [PREFERENCE_APPLIED_HEADER]: 'return=minimal' }) },
+        attempts: 1,
+        ...(key !== undefined && { idempotencyKey: key }),
+      };
+    }
     const answer =
       call.kind === 'unified'
         ? await core.unified[call.method]({ ...common, model: call.model })

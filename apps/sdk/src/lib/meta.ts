@@ -22,6 +22,11 @@ export interface ResponseMeta {
   /** How many attempts the call took: the remote client's retries count; the embedded client makes one. */
   attempts: number;
   /**
+   * The answer's `Preference-Applied` header (RFC 7240), when it had one: `return=minimal` on a batch answered with
+   * ids only (`crm.stages.batch(..., { minimal: true })`). The embedded client sets it as the API does.
+   */
+  preferenceApplied?: string;
+  /**
    * A list page's cursors (set on list pages only): the envelope's `next_cursor` / `prev_cursor`, or in the `raw`
    * format, whose body is the provider's page, the API's `Unicrm-Next-Cursor` / `Unicrm-Prev-Cursor` headers.
    * `null` when there is no such page. Pass one back as the query's `next_cursor`.
@@ -32,6 +37,9 @@ export interface ResponseMeta {
 
 /** The header that marks a replayed answer, in the API's answers and the embedded core's (lower-case). */
 export const REPLAYED_HEADER = 'idempotent-replayed';
+
+/** The header that says which `Prefer` the server applied (RFC 7240), lower-case. */
+export const PREFERENCE_APPLIED_HEADER = 'preference-applied';
 
 /** Shared by every copy of the SDK in a process (as `isUnicrmError` is), so a body from one copy is read by another. */
 const META = Symbol.for('unicrm.sdk.responseMeta');

@@ -18,6 +18,8 @@ let server: Server;
 let client: Unicrm;
 let dir: string;
 let accountId: string;
+/** What the next batch requests meet before the API, one each: a 503 of their own, or an answer lost. */
+const batchFaults: ('unavailable' | 'lost')[] = [];
 /** The Idempotency-Key of every data-plane request that reached the API, in order. */
 const keys: { method: string; url: string; key: string | undefined }[] = [];
 const [STEP, OTHER_STEP] = SANDBOX_SEED_IDS.salesStepIds;
@@ -32,6 +34,20 @@ beforeAll(async () => {
   const app = createApp(core);
   server = createHttpServer((req, res) => {
     keys.push({ method: req.method ?? '', url: req.url ?? '', key: req.headers['idempotency-key'] as string | undefined });
+    if (req.url?.startsWith('/unified/crm/stages/batch') && batchFaults.length > 0) {
+      const fault = batchFaults.shift();
+      if (fault === 'unavailable') {
+        // A proxy in front of unicrm that is briefly down: nothing reaches the API.
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: 503, message: 'Service Unavailable' }));
+        return;
+      }
+      // The API does the whole batch, but its answer is lost: the connection drops where the answer would go.
+      res.writeHead = (() => res) as unknown as typeof res.writeHead;
+      res.end = (() => {
+        req.socket.destroy();
+        return res;
+      }) as unknown as typeof res.end;
+    }
     app(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -54,6 +70,7 @@ afterAll(async () => {
 beforeEach(() => {
   sandbox.reset();
   keys.length = 0;
+  batchFaults.length = 0;
 });
 afterEach(() => expect(sandbox.takeContractViolations()).toEqual([]));
 
@@ -138,6 +155,39 @@ describe('the remote client retries safely', () => {
     const pipelines = await client.crm.pipelines.list({ integrated_account_id: accountId }).all();
     expect(pipelines.map((p) => p.name)).toEqual(['Sales Pipeline', 'Renewals']);
     expect(keys.filter((k) => k.url.startsWith('/unified/crm/pipelines')).map((k) => k.key)).toEqual([undefined, undefined]);
+  });
+
+  it('retries a batch the server could not take, with its own Idempotency-Key, and writes each item once', async () => {
+    batchFaults.push('unavailable');
+    const items = [1, 2, 3].map((n) => ({ method: 'create' as const, body: { name: `Batch retry ${n}`, pipeline: { id: SALES } } }));
+    const answer = await client.crm.stages.batch({ integrated_account_id: accountId }, items, { minimal: true });
+    expect(answer).toMatchObject({ succeeded: 3, failed: 0 });
+    const sent = keys.filter((k) => k.url.startsWith('/unified/crm/stages/batch'));
+    expect(sent).toHaveLength(2);
+    expect(sent[0]?.key).toMatch(/^unicrm-sdk-[0-9a-f-]{36}$/);
+    expect(sent[1]?.key).toBe(sent[0]?.key);
+    expect(responseMeta(answer)).toMatchObject({ attempts: 2, idempotencyKey: sent[0]?.key, replayed: false });
+    expect([1, 2, 3].map((n) => named(`Batch retry ${n}`).length)).toEqual([1, 1, 1]);
+  });
+
+  it('retries a batch whose answer was lost: the retry is answered by replay, and nothing is written twice', async () => {
+    batchFaults.push('lost');
+    const items = [1, 2].map((n) => ({ method: 'create' as const, body: { name: `Lost answer ${n}`, pipeline: { id: SALES } } }));
+    const answer = await client.crm.stages.batch({ integrated_account_id: accountId }, items, { minimal: true, idempotencyKey: 'lost-batch' });
+    expect(answer.result.map((item) => item.result?.id)).toEqual([named('Lost answer 1')[0]?.id, named('Lost answer 2')[0]?.id]);
+    expect(responseMeta(answer)).toMatchObject({ attempts: 2, replayed: true });
+    expect(sandbox.requests.filter((r) => r.path.endsWith('/batch-modify'))).toHaveLength(1);
+    expect(keys.filter((k) => k.url.startsWith('/unified/crm/stages/batch')).map((k) => k.key)).toEqual(['lost-batch', 'lost-batch']);
+  });
+
+  it('sends a batch without a key once, when told to', async () => {
+    batchFaults.push('unavailable');
+    const error = await client.crm.stages
+      .batch({ integrated_account_id: accountId }, [{ method: 'create', body: { name: 'Keyless batch' } }], { idempotencyKey: false })
+      .catch((e: unknown) => e);
+    expect((error as UnicrmError).statusCode).toBe(503);
+    expect(keys.filter((k) => k.url.startsWith('/unified/crm/stages/batch')).map((k) => k.key)).toEqual([undefined]);
+    expect(named('Keyless batch')).toHaveLength(0);
   });
 
   it('sends an update without a key once, when told to', async () => {

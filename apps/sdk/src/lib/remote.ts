@@ -1,4 +1,5 @@
 import {
+  type BatchAnswer,
   type ErrorBody,
   errorCodeOf,
   type ErrorExtras,
@@ -16,11 +17,11 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
 import type { components, operations, paths } from './generated/unicrm-api';
-import { REPLAYED_HEADER } from './meta';
+import { PREFERENCE_APPLIED_HEADER, REPLAYED_HEADER } from './meta';
 import { encodeQuery } from './query';
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './retry';
-import type { ListPage, PipelineListQuery, StageListQuery, Unicrm, UnifiedRecordQuery } from './types';
-import { type Answer, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, proxyMethod, type Transport, unifiedResource } from './unified';
+import type { BatchQuery, ListPage, PipelineListQuery, StageBatchItem, StageListQuery, Unicrm, UnifiedRecordQuery } from './types';
+import { type Answer, type BatchCall, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, proxyMethod, type Transport, unifiedResource } from './unified';
 import { SDK_VERSION } from './version';
 
 /** Options of {@link createUnicrmClient}. */
@@ -97,6 +98,11 @@ type _GeneratedTypesMatchTheModel = [
   Check<Same<Json<paths['/unified/crm/stages/{id}']['delete'], 200>, components['schemas']['Stage']>>,
   Check<Same<Json<paths['/unified/crm/pipelines']['get'], 200>, components['schemas']['PipelineList']>>,
   Check<Same<Json<paths['/unified/crm/pipelines/{id}']['get'], 200>, components['schemas']['Pipeline']>>,
+  Check<Same<BatchAnswer, components['schemas']['BatchAnswer']>>,
+  Check<Same<Json<paths['/unified/crm/stages/batch']['post'], 200>, components['schemas']['BatchAnswer']>>,
+  Check<Same<Flat<BatchQuery>, operations['batchStages']['parameters']['query']>>,
+  // Every item the SDK's types allow is an item of the document's batch body.
+  Check<StageBatchItem extends components['schemas']['BatchBody']['items'][number] ? true : false>,
   Check<'get' | 'post' extends keyof paths['/proxy/{resource}'] ? true : false>,
   Check<'get' | 'post' | 'patch' | 'delete' extends keyof paths['/proxy/{resource}/{id}'] ? true : false>,
 ];
@@ -107,6 +113,9 @@ const MAY_HAVE_HAPPENED: Record<string, string> = {
   PATCH: ' An update may still have been carried out.',
   DELETE: ' A delete may still have been carried out.',
 };
+
+/** The same for a batch: any of its writes. */
+const BATCH_MAY_HAVE_HAPPENED = ' Some of its writes may still have been carried out: send it again with the same Idempotency-Key (and item keys).';
 
 /**
  * openapi-fetch's client with the path as a plain string: the generic transport builds
@@ -187,8 +196,9 @@ function errorFromAnswer(response: Response, error: unknown, what: string, origi
  * `Accept: application/json`; query objects are encoded with qs in the indices format, as Truto's TS SDK does and
  * the API parses it. The `crm.*` methods and `proxy` are one generic transport over the document's paths
  * (`/unified/<model>/<resource>[/{id}]`, `/proxy/{resource}[/{id}]`). Their writes (create, update, delete, proxy
- * POST/PATCH/DELETE) carry an `Idempotency-Key` (one of their own unless given one, or `false`), so they and reads
- * are retried per `options.retry`; a write without a key, and the `accounts` writes, are sent once.
+ * POST/PATCH/DELETE, and `crm.stages.batch` as a whole) carry an `Idempotency-Key` (one of their own unless given
+ * one, or `false`), so they and reads are retried per `options.retry`; a write without a key, and the `accounts`
+ * writes, are sent once.
  *
  * Errors: every failure rejects with a UnicrmError. An error answer becomes the UnicrmError the server described
  * (`statusCode`, `message`, `body` as sent, `headers` = the forwarded `Retry-After` / rate-limit headers). No
@@ -282,7 +292,7 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     } catch (error) {
       if (signal.aborted) {
         const within = budgetMs === undefined ? `within ${timeoutMs} ms` : `within the retry budget of ${budgetMs} ms`;
-        const open = MAY_HAVE_HAPPENED[what.split(' ', 1)[0] as string] ?? '';
+        const open = what.endsWith('/batch') ? BATCH_MAY_HAVE_HAPPENED : (MAY_HAVE_HAPPENED[what.split(' ', 1)[0] as string] ?? '');
         throw withCause(new UnicrmError(504, `unicrm at ${origin} did not answer ${what} ${within}.${open}`), error);
       }
       const code = errorCode(error);
@@ -310,6 +320,7 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
    * its retries safe, and is retried only with one.
    */
   const send: Transport = async (c) => {
+    if (c.kind === 'batch') return sendBatch(c);
     const http = c.kind === 'unified' ? UNIFIED_METHOD_ROUTES[c.method].http : c.method;
     const write = http !== 'GET';
     const key =
@@ -340,6 +351,31 @@ export function createUnicrmClient(options: CreateUnicrmClientOptions): Unicrm {
     if (key !== undefined) answer.idempotencyKey = key;
     return answer;
   };
+  /**
+   * A batch write as `POST /unified/<model>/<resource>/batch`: with an `Idempotency-Key` (the caller's, else one of
+   * its own unless `false`), which makes the whole batch safe to send again (a replay, or each item guarded by its own
+   * key), so it is retried as a create is; `Prefer: return=minimal` when asked.
+   */
+  async function sendBatch(c: BatchCall): Promise<Answer> {
+    const key = typeof c.idempotencyKey === 'string' ? c.idempotencyKey : c.idempotencyKey !== false ? `unicrm-sdk-${randomUUID()}` : undefined;
+    const path = `/unified/${c.model}/${c.resource}/batch`;
+    const headers: Record<string, string> = {
+      ...(key !== undefined && { 'Idempotency-Key': key }),
+      ...(c.minimal === true && { Prefer: 'return=minimal' }),
+    };
+    const { value, response, attempts } = await exchange<unknown>(
+      `POST ${path}`,
+      (signal) => untyped.request('POST', path, { params: { query: c.query }, body: c.body, headers, parseAs: 'text', signal }),
+      { safe: false, idempotencyKey: key !== undefined },
+    );
+    const answerHeaders: Record<string, string> = {};
+    for (const name of [REPLAYED_HEADER, PREFERENCE_APPLIED_HEADER]) {
+      const header = response.headers.get(name);
+      if (header !== null) answerHeaders[name] = header;
+    }
+    return { statusCode: response.status, body: value, headers: answerHeaders, attempts, ...(key !== undefined && { idempotencyKey: key }) };
+  }
+
   const stages = unifiedResource(send, 'crm', 'stages');
   const pipelines = unifiedResource(send, 'crm', 'pipelines');
 

@@ -219,10 +219,18 @@ describe.each(transports)('the %s SDK', (_name, make) => {
     });
 
     it('forwards Retry-After of a rate-limited Pipeliner answer on error.headers', async () => {
-      sandbox.injectFault({ method: 'POST', path: '/entities/Steps', status: 429, retryAfter: 7, times: 1 });
-      const error = await failure(sdk.crm.stages.create({ integrated_account_id: accountId }, { name: 'Busy' }));
+      // The core waits out a short Retry-After itself and sends again (its pacing); one longer than it waits (30 s) is
+      // answered. The account then rests for that long: an account of this test's own, so the others do not wait.
+      const resting = await core.accounts.create('default', {
+        integration: 'pipeliner',
+        tenant_id: `resting-${Math.random().toString(36).slice(2)}`,
+        context: { service_url: sandbox.serviceUrl, space_id: sandbox.spaceId, username: sandbox.username, password: sandbox.password },
+        validate: false,
+      });
+      sandbox.injectFault({ method: 'POST', path: '/entities/Steps', status: 429, retryAfter: 90, times: 1 });
+      const error = await failure(sdk.crm.stages.create({ integrated_account_id: resting.id }, { name: 'Busy' }));
       expect(error.statusCode).toBe(429);
-      expect(error.headers).toEqual({ 'retry-after': '7' });
+      expect(error.headers).toEqual({ 'retry-after': '90' });
       expect(error.body.truto_error_insight?.rate_limit_error).toBeDefined();
     });
 
@@ -272,6 +280,93 @@ describe.each(transports)('the %s SDK', (_name, make) => {
       const error = await failure(sdk.crm.stages.create({ integrated_account_id: MISSING_ACCOUNT }, { name: 'x' }));
       expect(error.statusCode).toBe(404);
       expect(error.message).toBe(`Integrated account ${MISSING_ACCOUNT} not found.`);
+    });
+  });
+
+  describe('crm.stages.batch', () => {
+    const unique = () => Math.random().toString(36).slice(2);
+    const batchModifies = () => sandbox.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/entities/Steps/batch-modify'));
+
+    it('creates 100 stages with one batch-modify when asked for ids only, and answers each in order', async () => {
+      const items = Array.from({ length: 100 }, (_, n) => ({ method: 'create' as const, body: { name: `Bulk ${n}`, pipeline: { id: SALES } } }));
+      const answer = await sdk.crm.stages.batch({ integrated_account_id: accountId }, items, { minimal: true });
+      expect(answer).toMatchObject({ succeeded: 100, failed: 0 });
+      expect(answer.result.map((item) => item.index)).toEqual(items.map((_, n) => n));
+      const byName = new Map(sandbox.steps().map((step) => [step.name, step.id]));
+      expect(answer.result[42]).toEqual({ index: 42, method: 'create', status: 201, result: { id: byName.get('Bulk 42') } });
+      expect(answer.result.every((item, n) => item.result?.id === byName.get(`Bulk ${n}`))).toBe(true);
+      // One provider call: nothing read back.
+      expect(sandbox.requests).toHaveLength(1);
+      expect(JSON.parse(batchModifies()[0]?.body ?? '[]')).toHaveLength(100);
+      expect(responseMeta(answer)).toMatchObject({ statusCode: 200, replayed: false, preferenceApplied: 'return=minimal' });
+    });
+
+    it('answers each item as its single request would: the stage in the asked format, or its own error', async () => {
+      const answer = await sdk.crm.stages.batch({ integrated_account_id: accountId, truto_ignore_remote_data: true }, [
+        { method: 'create', body: { name: 'Batched', pipeline: { id: SALES }, position: 2 } },
+        { method: 'create', body: { pipeline: { id: SALES } } as unknown as { name: string } },
+        { method: 'update', id: S2, body: { name: 'Renamed in a batch' } },
+        { method: 'update', id: MISSING_STEP, body: { name: 'Nobody' } },
+      ]);
+      expect(answer).toMatchObject({ succeeded: 2, failed: 2 });
+      const [created, invalid, updated, missing] = answer.result;
+      expect(created).toEqual({ index: 0, method: 'create', status: 201, result: expect.objectContaining({ name: 'Batched', position: 2, pipeline: { id: SALES, name: 'Sales Pipeline' } }) });
+      expect(created?.result).not.toHaveProperty('remote_data');
+      expect(invalid).toMatchObject({ index: 1, status: 400, error: { statusCode: 400, error: 'Bad Request' } });
+      expect(updated).toMatchObject({ index: 2, method: 'update', status: 200, result: { id: S2, name: 'Renamed in a batch' } });
+      expect(missing).toMatchObject({ index: 3, status: 404, error: { statusCode: 404, truto_is_remote_error: true } });
+      expect(sandbox.steps().find((step) => step.id === S2)?.name).toBe('Renamed in a batch');
+      expect(responseMeta(answer)?.preferenceApplied).toBeUndefined();
+    });
+
+    it("replays an item whose idempotency_key a single create used, and the whole batch sent again with its key", async () => {
+      const rowKey = `row-${unique()}`;
+      const query = { integrated_account_id: accountId };
+      const single = await sdk.crm.stages.create(query, { name: 'Keyed row', pipeline: { id: SALES } }, { idempotencyKey: rowKey });
+      const items = [
+        { method: 'create' as const, body: { name: 'Keyed row', pipeline: { id: SALES } }, idempotency_key: rowKey },
+        { method: 'create' as const, body: { name: 'New row', pipeline: { id: SALES } }, idempotency_key: `row-${unique()}` },
+      ];
+      const batchKey = `batch-${unique()}`;
+      const first = await sdk.crm.stages.batch(query, items, { idempotencyKey: batchKey });
+      expect(first.result[0]).toEqual({ index: 0, method: 'create', status: 201, result: single, replayed: true });
+      expect(first.result[1]).toMatchObject({ status: 201, result: { name: 'New row' } });
+      expect(responseMeta(first)).toMatchObject({ replayed: false, idempotencyKey: batchKey });
+      const again = await sdk.crm.stages.batch(query, items, { idempotencyKey: batchKey });
+      expect(again).toEqual(first);
+      expect(responseMeta(again)?.replayed).toBe(true);
+      expect(sandbox.steps().filter((step) => step.name === 'Keyed row')).toHaveLength(1);
+      expect(sandbox.steps().filter((step) => step.name === 'New row')).toHaveLength(1);
+      expect(batchModifies()).toHaveLength(1);
+      const other = await failure(sdk.crm.stages.batch(query, items.slice(1), { idempotencyKey: batchKey }));
+      expect(other.statusCode).toBe(422);
+    });
+
+    it('checks every item with dry_run and writes nothing', async () => {
+      const answer = await sdk.crm.stages.batch({ integrated_account_id: accountId, dry_run: true }, [
+        { method: 'create', body: { name: 'Dry', pipeline: { id: SALES } } },
+        { method: 'create', body: { name: 'Dry', colour: 'red' } as { name: string } },
+        { method: 'update', id: S1, body: { name: 'Dry rename' } },
+      ]);
+      expect(answer.result.map((item) => item.status)).toEqual([200, 400, 200]);
+      expect(answer.result[0]?.result).toEqual({ name: 'Dry', pipeline: { id: SALES } });
+      expect(answer.result[1]?.error?.message).toContain('colour');
+      expect(answer).toMatchObject({ succeeded: 2, failed: 1 });
+      expect(sandbox.requests).toHaveLength(0);
+    });
+
+    it('refuses a batch that is not 1 to 100 well-formed items, naming each problem, before any call', async () => {
+      const query = { integrated_account_id: accountId };
+      const tooMany = await failure(sdk.crm.stages.batch(query, Array.from({ length: 101 }, (_, n) => ({ method: 'create' as const, body: { name: `n${n}` } }))));
+      expect(tooMany.statusCode).toBe(400);
+      expect(tooMany.message).toContain('1 to 100 items');
+      const empty = await failure(sdk.crm.stages.batch(query, []));
+      expect(empty.statusCode).toBe(400);
+      const malformed = await failure(sdk.crm.stages.batch(query, [{ method: 'update', body: {} } as unknown as { method: 'update'; id: string; body: object }]));
+      expect(malformed.body.details?.failures.map((f) => f.path)).toEqual(['items.0.id']);
+      const account = await failure(sdk.crm.stages.batch({ integrated_account_id: MISSING_ACCOUNT }, [{ method: 'create', body: { name: 'x' } }]));
+      expect(account.statusCode).toBe(404);
+      expect(sandbox.requests).toHaveLength(0);
     });
   });
 
@@ -865,6 +960,29 @@ describe('the remote SDK only', () => {
     expect(keys[4]).toMatch(/^unicrm-sdk-[0-9a-f-]{36}$/);
     expect(keys[4]).not.toBe(keys[2]);
     expect(keys[5]).toBeUndefined();
+  });
+
+  it('sends a batch to POST /unified/crm/stages/batch with Prefer, dry_run and a key of its own unless given one', async () => {
+    const sdk = createUnicrmClient({ baseUrl, token: TOKEN, retry: false });
+    const query = { integrated_account_id: accountId, truto_ignore_remote_data: true };
+    const items = [{ method: 'create' as const, body: { name: 'Sent' }, idempotency_key: 'sent-row-1' }];
+    await sdk.crm.stages.batch({ ...query, dry_run: true }, items);
+    const minimal = await sdk.crm.stages.batch(query, items, { minimal: true, idempotencyKey: 'sent-batch' });
+    await sdk.crm.stages.batch(query, items, { idempotencyKey: false });
+    await sdk.close();
+    const calls = seen.filter((s) => s.url.startsWith('/unified/'));
+    expect(calls.map((c) => c.url)).toEqual([
+      `/unified/crm/stages/batch?integrated_account_id=${accountId}&truto_ignore_remote_data=true&dry_run=true`,
+      `/unified/crm/stages/batch?integrated_account_id=${accountId}&truto_ignore_remote_data=true`,
+      `/unified/crm/stages/batch?integrated_account_id=${accountId}&truto_ignore_remote_data=true`,
+    ]);
+    expect(calls[0]?.headers['idempotency-key']).toMatch(/^unicrm-sdk-[0-9a-f-]{36}$/);
+    expect(calls[0]?.headers.prefer).toBeUndefined();
+    expect(calls[1]?.headers).toMatchObject({ 'idempotency-key': 'sent-batch', prefer: 'return=minimal' });
+    expect(calls[2]?.headers['idempotency-key']).toBeUndefined();
+    expect(responseMeta(minimal)).toMatchObject({ idempotencyKey: 'sent-batch', preferenceApplied: 'return=minimal', attempts: 1 });
+    // The item's own key: the third batch replays the second's write of it.
+    expect(sandbox.steps().filter((step) => step.name === 'Sent')).toHaveLength(1);
   });
 
   it('stops a list whose server answers the cursor it was given, instead of looping', async () => {

@@ -1,4 +1,5 @@
 import type {
+  BatchAnswer,
   IntegratedAccount,
   IntegratedAccountCreateBody,
   IntegratedAccountList,
@@ -193,6 +194,41 @@ export interface WriteOptions {
 /** Per-call options of `crm.stages.create` (see {@link WriteOptions}). */
 export type StageCreateOptions = WriteOptions;
 
+/**
+ * Query of a batch write (`POST /unified/<model>/<resource>/batch`): {@link UnifiedRecordQuery} (it applies to every
+ * item: `truto_response_format`, `truto_ignore_remote_data`, `truto_exclude_fields`, `remote_query`) and `dry_run`.
+ */
+export interface BatchQuery extends UnifiedRecordQuery {
+  /**
+   * `true`: check every item as its write would be checked (the unified schema, the integration's schema, the
+   * method and the id) and write nothing. A valid item answers 200 with its body as the integration would take it;
+   * no key is used, so a later real run is not affected.
+   */
+  dry_run?: boolean;
+}
+
+/** Per-call options of a batch write: the batch's `Idempotency-Key` ({@link WriteOptions}) and `minimal`. */
+export interface BatchOptions extends WriteOptions {
+  /**
+   * `true` sends `Prefer: return=minimal` (RFC 7240): each written item's `result` is `{ id }` only, and the answer
+   * carries `Preference-Applied: return=minimal` (`responseMeta(answer)?.preferenceApplied`). On Pipeliner this spares
+   * the read-back of each created Step: 100 creates are one provider call. Default `false`: each `result` is the
+   * record as the single request would answer it.
+   */
+  minimal?: boolean;
+}
+
+/**
+ * One item of `crm.stages.batch`: a create (no `id`) or an update (the stage's `id`), its unified body as the single
+ * `create` or `update` takes it, and optionally its own Idempotency-Key (`idempotency_key`, 1-255 printable ASCII):
+ * the same key space as the single create's or update's `Idempotency-Key` (scope: the account and
+ * `POST /unified/crm/stages`, or `PATCH /unified/crm/stages/<id>`), so an item whose key was used answers the first
+ * answer (`replayed: true`) and writes nothing again.
+ */
+export type StageBatchItem =
+  | { method: 'create'; body: StageCreateBody; idempotency_key?: string; id?: undefined }
+  | { method: 'update'; id: string; body: StageUpdateBody; idempotency_key?: string };
+
 /** The HTTP methods of the proxy. */
 export type ProxyMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -323,6 +359,35 @@ export interface Unicrm {
        *   (Idempotency-Key), remote errors mirrored, 502, 504
        */
       delete<Q extends UnifiedRecordQuery>(id: string, query: Q, options?: WriteOptions): Promise<StageResult<Q['truto_response_format']>>;
+      /**
+       * Creates and updates up to 100 stages in one request (`POST /unified/crm/stages/batch`; embedded:
+       * `core.unified.batch`). Each item is validated, guarded by its key and answered as its single request would be;
+       * the call resolves whenever the request itself was valid, with one answer per item in request order:
+       * `{ result: [{ index, method, status, result?, error?, replayed? }], succeeded, failed }` ({@link BatchAnswer}).
+       * `status` is what the single request would have answered (201 created, 200 updated or checked by `dry_run`,
+       * else the error's status, with `error` the error body); `result` is the stage in the query's format, or
+       * `{ id }` only with `options.minimal`. Pipeliner writes the creates with `batch-modify` (up to 100 Steps a
+       * call; with `minimal` nothing is read back) and the updates with single calls; every provider call of a batch
+       * is paced per account behind the account's ordinary calls (docs/contract.md "Batch writes").
+       *
+       * Idempotency: `options.idempotencyKey` covers the batch: sent again with the same key and items, the first
+       * answer is replayed (`responseMeta(answer)?.replayed`), unless an item of it ended retryable (5xx, 408, 409,
+       * 425, 429): then the batch runs again and each item is guarded by its own key. An item's `idempotency_key` (or,
+       * without one, a key derived from the batch's key and its position) guards the item, so a retried batch never
+       * writes an item twice. The remote client sends a key of its own unless given one or `false`, and retries the
+       * whole batch on 409, 429 (after `Retry-After`), 502, 503, 504 and network failures (its `retry` option); an
+       * own retryable failure is in its answer, for the caller to send again with the same `idempotency_key`.
+       * @param query {@link BatchQuery}: `integrated_account_id` (required), the `truto_*` flags for the results, `dry_run`
+       * @param items 1 to 100 {@link StageBatchItem}s
+       * @param options {@link BatchOptions}: `idempotencyKey`, `minimal`
+       * @returns the {@link BatchAnswer}; `responseMeta(answer)` has `statusCode` (200), `replayed`, `idempotencyKey`,
+       *   `attempts` and `preferenceApplied`
+       * @throws UnicrmError 400 (query; a body that is not 1 to 100 well-formed items: `body.details.failures` names
+       *   each, e.g. `items.3.id`), 401, 404 (account), 409 (the batch's key still running), 422 (the batch's key used
+       *   with other items), 429 (unicrm's own rate limit), 502, 504 (remote: no answer in time; some items may have
+       *   been written: send the batch again with the same key)
+       */
+      batch(query: BatchQuery, items: StageBatchItem[], options?: BatchOptions): Promise<BatchAnswer>;
     };
     /**
      * Sales pipelines with their stages (`/unified/crm/pipelines`; Pipeliner: Pipelines), read-only: where a stage's

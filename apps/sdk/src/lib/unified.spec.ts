@@ -1,12 +1,12 @@
 import { isUnicrmError, UnicrmError } from '@unicrm/model';
 import { responseMeta } from './meta';
-import { type Answer, checkPathSegment, pagedList, proxyMethod, type ProxyCall, type Transport, type UnifiedCall, unifiedResource } from './unified';
+import { type Answer, type BatchCall, checkPathSegment, pagedList, proxyMethod, type ProxyCall, type Transport, type UnifiedCall, unifiedResource } from './unified';
 
 // The transport-neutral layer on a scripted transport: what it sends for each method, and how it pages.
 
 /** A transport that records each call and answers from `pages` (keyed by the cursor asked for; '' = first page). */
-function scripted(pages: Record<string, Answer>): { send: Transport; calls: (UnifiedCall | ProxyCall)[] } {
-  const calls: (UnifiedCall | ProxyCall)[] = [];
+function scripted(pages: Record<string, Answer>): { send: Transport; calls: (UnifiedCall | ProxyCall | BatchCall)[] } {
+  const calls: (UnifiedCall | ProxyCall | BatchCall)[] = [];
   const send: Transport = async (call) => {
     calls.push(call);
     const cursor = (call.query as { next_cursor?: string }).next_cursor ?? '';
@@ -97,10 +97,10 @@ describe('unifiedResource', () => {
   });
 
   it('sends each method with its id, body and key, and marks the answer with its meta', async () => {
-    const calls: (UnifiedCall | ProxyCall)[] = [];
+    const calls: (UnifiedCall | ProxyCall | BatchCall)[] = [];
     const send: Transport = async (call) => {
       calls.push(call);
-      return { statusCode: call.method === 'create' ? 201 : 200, body: { id: 'a' }, headers: { 'Idempotent-Replayed': 'true' }, attempts: 2, idempotencyKey: 'k' };
+      return { statusCode: call.kind === 'unified' && call.method === 'create' ? 201 : 200, body: { id: 'a' }, headers: { 'Idempotent-Replayed': 'true' }, attempts: 2, idempotencyKey: 'k' };
     };
     const stages = unifiedResource(send, 'crm', 'stages');
     const updated = await stages.update('a/b', query, { name: 'x' }, { idempotencyKey: 'k' });
@@ -116,6 +116,27 @@ describe('unifiedResource', () => {
       { kind: 'unified', model: 'crm', resource: 'stages', method: 'delete', id: 'a', query },
       { kind: 'unified', model: 'crm', resource: 'stages', method: 'get', id: 'a', query },
       { kind: 'unified', model: 'crm', resource: 'stages', method: 'create', query, body: { name: 'x' } },
+    ]);
+  });
+
+  it('sends a batch with its items, key and minimal flag, and marks the answer with Preference-Applied', async () => {
+    const calls: (UnifiedCall | ProxyCall | BatchCall)[] = [];
+    const answer = { result: [{ index: 0, method: 'create', status: 201, result: { id: 'a' } }], succeeded: 1, failed: 0 };
+    const send: Transport = async (call) => {
+      calls.push(call);
+      return { statusCode: 200, body: answer, headers: { 'preference-applied': 'return=minimal' }, attempts: 1, idempotencyKey: 'b' };
+    };
+    const stages = unifiedResource(send, 'crm', 'stages');
+    const items = [{ method: 'create', body: { name: 'x' }, idempotency_key: 'row-1' }];
+    const batch = await stages.batch({ ...query, dry_run: true }, items, { idempotencyKey: 'b', minimal: true });
+    expect(batch).toEqual(answer);
+    expect(responseMeta(batch)).toEqual({ statusCode: 200, replayed: false, idempotencyKey: 'b', attempts: 1, preferenceApplied: 'return=minimal' });
+    await stages.batch(query, items);
+    await stages.batch(query, items, { idempotencyKey: false, minimal: false });
+    expect(calls).toEqual([
+      { kind: 'batch', model: 'crm', resource: 'stages', query: { ...query, dry_run: true }, body: { items }, idempotencyKey: 'b', minimal: true },
+      { kind: 'batch', model: 'crm', resource: 'stages', query, body: { items } },
+      { kind: 'batch', model: 'crm', resource: 'stages', query, body: { items }, idempotencyKey: false },
     ]);
   });
 });
@@ -147,7 +168,7 @@ describe('checkPathSegment', () => {
 
 describe('proxyMethod', () => {
   it('sends a proxy call, and refuses a method or a missing id before any call', async () => {
-    const calls: (UnifiedCall | ProxyCall)[] = [];
+    const calls: (UnifiedCall | ProxyCall | BatchCall)[] = [];
     const proxy = proxyMethod(async (call) => {
       calls.push(call);
       return { statusCode: 204, body: null, headers: {}, attempts: 1 };

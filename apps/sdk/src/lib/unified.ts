@@ -1,6 +1,6 @@
 import { UnicrmError, type UnifiedMethod } from '@unicrm/model';
-import { attachResponseMeta, REPLAYED_HEADER } from './meta';
-import type { ListQuery, PagedList, ProxyMethod, ProxyRequest, UnifiedRecordQuery } from './types';
+import { attachResponseMeta, PREFERENCE_APPLIED_HEADER, REPLAYED_HEADER } from './meta';
+import type { BatchOptions, BatchQuery, ListQuery, PagedList, ProxyMethod, ProxyRequest, UnifiedRecordQuery } from './types';
 
 /**
  * The transport-neutral half of the SDK: one generic implementation of the unified methods (list, get, create,
@@ -36,12 +36,33 @@ export interface ProxyCall {
   idempotencyKey?: string | false;
 }
 
+/**
+ * A batch of writes on the unified API (`POST /unified/<model>/<resource>/batch`), as a transport carries it: the
+ * query (with `dry_run` when asked), the body `{ items }`, the batch's own key, and whether only ids are wanted
+ * (`Prefer: return=minimal`).
+ */
+export interface BatchCall {
+  kind: 'batch';
+  model: string;
+  resource: string;
+  query: object;
+  /** `{ items: [...] }`, as the caller gave the items. */
+  body: { items: unknown };
+  /** The batch's `Idempotency-Key`, `false` for none, undefined to let the transport decide. */
+  idempotencyKey?: string | false;
+  /** True to ask for `Prefer: return=minimal`: each item's result is `{ id }` only. */
+  minimal?: boolean;
+}
+
 /** A successful answer, whichever transport got it. */
 export interface Answer {
   statusCode: number;
   /** The parsed JSON body (`null` for an empty proxy answer). */
   body: unknown;
-  /** The answer's headers that the SDK reads (lower-case names): `idempotent-replayed`, the list cursor headers. */
+  /**
+   * The answer's headers that the SDK reads (lower-case names): `idempotent-replayed`, the list cursor headers,
+   * `preference-applied` (a batch).
+   */
   headers: Record<string, string>;
   /** How many attempts the call took (the remote client's retries count). */
   attempts: number;
@@ -50,7 +71,7 @@ export interface Answer {
 }
 
 /** Carries a call: the core in process, or HTTP. Rejects with a UnicrmError. */
-export type Transport = (call: UnifiedCall | ProxyCall) => Promise<Answer>;
+export type Transport = (call: UnifiedCall | ProxyCall | BatchCall) => Promise<Answer>;
 
 /** The headers of a `raw` list answer that carry its cursors (the body is the provider's page as it came). */
 export const NEXT_CURSOR_HEADER = 'unicrm-next-cursor';
@@ -83,11 +104,13 @@ export function headerOf(headers: Record<string, string> | undefined, name: stri
 
 /** Attaches what the SDK knows of an answer besides its body; `cursors` for a list page. */
 function withMeta<T>(answer: Answer, cursors?: { nextCursor: string | null; prevCursor: string | null }): T {
+  const applied = headerOf(answer.headers, PREFERENCE_APPLIED_HEADER);
   return attachResponseMeta(answer.body as T, {
     statusCode: answer.statusCode,
     replayed: headerOf(answer.headers, REPLAYED_HEADER) === 'true',
     ...(answer.idempotencyKey !== undefined && { idempotencyKey: answer.idempotencyKey }),
     attempts: answer.attempts,
+    ...(applied !== undefined && { preferenceApplied: applied }),
     ...cursors,
   });
 }
@@ -165,10 +188,11 @@ export interface UnifiedResourceMethods {
   create(query: UnifiedRecordQuery, body: unknown, options?: { idempotencyKey?: string | false }): Promise<unknown>;
   update(id: string, query: UnifiedRecordQuery, body: unknown, options?: { idempotencyKey?: string | false }): Promise<unknown>;
   delete(id: string, query: UnifiedRecordQuery, options?: { idempotencyKey?: string | false }): Promise<unknown>;
+  batch(query: BatchQuery, items: unknown, options?: BatchOptions): Promise<unknown>;
 }
 
 /**
- * The five unified methods of `model/resource` over a transport: one implementation for every resource (the
+ * The unified methods of `model/resource` over a transport (list, get, create, update, delete, and the batch write): one implementation for every resource (the
  * {@link Unicrm} interface exposes the ones the unified model defines for each). Every answer that is an object
  * carries its {@link ResponseMeta} (`responseMeta(result)`).
  */
@@ -190,6 +214,8 @@ export function unifiedResource(send: Transport, model: string, resource: string
     create: async (query, body, options) => resolved(send({ ...base, method: 'create', query, body, ...keyOf(options) })),
     update: async (id, query, body, options) => resolved(send({ ...base, method: 'update', id: checkPathSegment('id', id), query, body, ...keyOf(options) })),
     delete: async (id, query, options) => resolved(send({ ...base, method: 'delete', id: checkPathSegment('id', id), query, ...keyOf(options) })),
+    batch: async (query, items, options) =>
+      resolved(send({ kind: 'batch', model, resource, query, body: { items }, ...keyOf(options), ...(options?.minimal === true && { minimal: true }) })),
   };
 }
 
