@@ -140,12 +140,31 @@ describe('POST /unified/crm/stages/batch', () => {
     expect(first.body.result.map((r: { status: number }) => r.status)).toEqual([502, 502]);
     expect(first.body.result[0].error.message).toContain('retry with the same Idempotency-Key');
     expect(named('Lost 1')).toHaveLength(1);
+    // Too early: each item says when to come back (its key is still settling).
+    const early = await batch(items, { 'idempotency-key': 'batch-lost' });
+    expect(early.body.result.map((r: { status: number; retry_after: number }) => [r.status, r.retry_after])).toEqual([
+      [409, 1],
+      [409, 1],
+    ]);
     await settle();
     const retry = await batch(items, { 'idempotency-key': 'batch-lost' });
     expect(retry.body.result.map((r: { status: number }) => r.status)).toEqual([201, 201]);
     expect(retry.body.result[0].result.id).toBe(named('Lost 1')[0]?.id);
     expect(named('Lost 1')).toHaveLength(1);
     expect(named('Lost 2')).toHaveLength(1);
+    expect(sent('POST', '/batch-modify')).toHaveLength(1);
+  });
+
+  it('looks for 100 lost creates without filling the account\'s bulkhead (at most UNICRM_BATCH_CONCURRENCY lookups at once)', async () => {
+    h.sandbox.injectFault({ method: 'POST', path: '/batch-modify', body: 'truncated', times: 1 });
+    const items = Array.from({ length: 100 }, (_, n) => ({ ...create(`Looked ${n}`), idempotency_key: `looked-${n}` }));
+    const first = await batch(items, { prefer: 'return=minimal' });
+    expect(new Set(first.body.result.map((r: { status: number }) => r.status))).toEqual(new Set([502]));
+    await settle();
+    const retry = await batch(items, { prefer: 'return=minimal' });
+    expect(retry.body.result.filter((r: { status: number }) => r.status !== 201)).toEqual([]);
+    expect(retry.body.result[7].result.id).toBe(named('Looked 7')[0]?.id);
+    for (let n = 0; n < 100; n += 1) expect(named(`Looked ${n}`)).toHaveLength(1);
     expect(sent('POST', '/batch-modify')).toHaveLength(1);
   });
 

@@ -333,7 +333,9 @@ function itemError(item: BatchItemResult | undefined, index: number): UnicrmErro
   if (!item) return new UnicrmError(502, `The batch answer has no result for its item ${index}.`);
   const body: Partial<ErrorBody> = item.error ?? {};
   const { statusCode: _status, message, ...rest } = body;
-  return new UnicrmError(item.status, message ?? `The item failed with ${item.status}.`, rest as ErrorExtras);
+  // The item's Retry-After (a 429; a 409 of a key still settling) paces its retry as a whole answer's would.
+  const headers: Record<string, string> = item.retry_after === undefined ? {} : { 'retry-after': String(item.retry_after) };
+  return new UnicrmError(item.status, message ?? `The item failed with ${item.status}.`, rest as ErrorExtras, headers);
 }
 
 /** The 422 of a key whose first request differs: for an import row, one kept by a single create (before batches). */

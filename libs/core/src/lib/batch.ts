@@ -86,6 +86,25 @@ class WriteCollector {
   }
 }
 
+/** Runs work at most `n` at a time (the others wait, first come first served). */
+type Limiter = <T>(work: () => Promise<T>) => Promise<T>;
+
+function limiter(n: number): Limiter {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async (work) => {
+    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active += 1;
+    try {
+      return await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active -= 1;
+    }
+  };
+}
+
 /** Statuses after which an item may still succeed when sent again: a batch answer holding one is not replayed. */
 const RETRY_STATUSES = (status: number) => status >= 500 || status === 408 || status === 409 || status === 425 || status === 429;
 
@@ -216,6 +235,9 @@ export class BatchUseCase {
         ),
       );
     const results: BatchItemResult[] = new Array(items.length);
+    // Lookups of ambiguous creates (findCreated) each take an operation of the account: at most `concurrency` at once,
+    // so a batch retried after a crash does not fill the account's bulkhead with them.
+    const lookups = limiter(this.concurrency);
     const one = async (item: BatchItem, index: number): Promise<void> => {
       const key = item.idempotency_key ?? (batchKey === undefined ? undefined : derivedItemKey(batchKey, index));
       const joins = collector !== undefined && viaBatch(item);
@@ -225,7 +247,7 @@ export class BatchUseCase {
         return (collector as WriteCollector).join(write);
       };
       try {
-        const answer = await this.writeOne(definition, request, query, resolved, item, key, representation, bulk, joins ? join : undefined);
+        const answer = await this.writeOne(definition, request, query, resolved, item, key, representation, bulk, joins ? join : undefined, lookups);
         results[index] = {
           index,
           method: item.method,
@@ -238,12 +260,14 @@ export class BatchUseCase {
           this.logger.error({ req_id: request.requestId, index, err: (error as Error)?.message }, 'batch item failed unexpectedly');
         }
         const failure = error instanceof UnicrmError ? error : new UnicrmError(500, 'The item failed unexpectedly; nothing is known of its write.');
+        const retryAfter = failure.headers['retry-after'];
         results[index] = {
           index,
           method: item.method,
           status: failure.statusCode,
           error: failure.body,
           ...(failure.headers[REPLAYED_HEADER] === 'true' && { replayed: true }),
+          ...(retryAfter !== undefined && /^\d+$/.test(retryAfter) && { retry_after: Number(retryAfter) }),
         };
       } finally {
         if (joins && !joined) (collector as WriteCollector).leave();
@@ -282,6 +306,7 @@ export class BatchUseCase {
     representation: BatchRepresentation,
     bulk: Parameters<UnifiedTargets['operation']>[1],
     join: ((write: BatchWrite) => Promise<ItemResult>) | undefined,
+    lookups: Limiter,
   ): Promise<IdempotentAnswer> {
     const { method, unifiedBody, declared, body, id } = this.validated(definition, resolved, item);
     const target: UnifiedTarget<CreateMethod | UpdateMethod> = { ...resolved, definition, method: declared };
@@ -305,7 +330,10 @@ export class BatchUseCase {
           .remote((account) => findCreated.call(declared, account, body, since, { ...operation.options, remoteQuery: {} }))
           .then((found) => found && shown(found)));
     if (join) {
-      const reconcile = findCreated && ((since: Date) => this.targets.operation(resolved.account, bulk, query.remote_query, (operation) => (lookIn(operation) as NonNullable<ReturnType<typeof lookIn>>)(since)));
+      const reconcile =
+        findCreated &&
+        ((since: Date) =>
+          lookups(() => this.targets.operation(resolved.account, bulk, query.remote_query, (operation) => (lookIn(operation) as NonNullable<ReturnType<typeof lookIn>>)(since))));
       return this.targets.write(target, guarded, scope, fingerprint, () => join({ method, ...(id !== undefined && { id }), body }).then(shown), reconcile);
     }
     return this.targets.operation(resolved.account, bulk, query.remote_query, (operation) =>

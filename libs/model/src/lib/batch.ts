@@ -51,6 +51,11 @@ export const BatchItemResultSchema = z.object({
   result: z.record(z.string(), z.unknown()).optional().describe('The record, as the single request would have answered it (only `id` with `Prefer: return=minimal`)'),
   error: ErrorBodySchema.optional().describe('The error body, as the single request would have answered it'),
   replayed: z.boolean().optional().describe("True when the item's Idempotency-Key had been used: its first answer, nothing written again"),
+  retry_after: z
+    .number()
+    .int()
+    .optional()
+    .describe("Seconds to wait before sending the item again, when its error carries a Retry-After (a 429; a 409 of a key still settling)"),
 });
 export type BatchItemResult = z.infer<typeof BatchItemResultSchema>;
 

@@ -396,6 +396,8 @@ export interface components {
                 };
                 /** @description True when the item's Idempotency-Key had been used: its first answer, nothing written again */
                 replayed?: boolean;
+                /** @description Seconds to wait before sending the item again, when its error carries a Retry-After (a 429; a 409 of a key still settling) */
+                retry_after?: number;
             }[];
             /** @description Items answered 2xx */
             succeeded: number;
