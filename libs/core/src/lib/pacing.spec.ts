@@ -250,6 +250,41 @@ describe('PacedTransport and Pacer', () => {
     expect(pacer.state('env:b')).toMatchObject({ limit: 2 });
   });
 
+  /** A provider answering 200 with `headers` to every call. */
+  const answering = (headers: Record<string, string>) => {
+    const inner = { request: jest.fn(async () => ({ status: 200, headers, bodyText: '{}' })), close: async () => undefined };
+    return inner;
+  };
+
+  it.each([
+    ['HubSpot interval of 0 ms', { 'x-hubspot-ratelimit-max': '100', 'x-hubspot-ratelimit-remaining': '99', 'x-hubspot-ratelimit-interval-milliseconds': '0' }],
+    ['RateLimit-Policy window of 0 s', { 'ratelimit-limit': '100', 'ratelimit-remaining': '99', 'ratelimit-policy': '100;w=0' }],
+  ])('does not hold calls forever when the provider states a window of zero (%s)', async (_name, headers) => {
+    const inner = answering(headers);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(inner, pacer);
+    expect(await sendMany(transport, pacer, INTERACTIVE(), 1)).toEqual([200]);
+    const bulk = sendMany(transport, pacer, BULK(), 5);
+    let settled = false;
+    void bulk.finally(() => (settled = true));
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(settled).toBe(true);
+    expect(await bulk).toEqual(Array(5).fill(200));
+    expect(inner.request).toHaveBeenCalledTimes(6);
+  });
+
+  it('does not believe a reset beyond a day (a Unix time in milliseconds): the account keeps its turns', async () => {
+    // 1.8e12 read as Unix seconds is 57 000 years away: the window must not be learned from it.
+    const inner = answering({ 'x-ratelimit-limit': '100', 'x-ratelimit-remaining': '99', 'x-ratelimit-reset': String(Date.parse('2026-12-01T10:00:02Z')) });
+    const pacer = new Pacer();
+    const transport = new PacedTransport(inner, pacer);
+    expect(await sendMany(transport, pacer, INTERACTIVE(), 1)).toEqual([200]);
+    const next = sendMany(transport, pacer, INTERACTIVE(), 3).catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(await next).toEqual([200, 200, 200]);
+    expect(pacer.state('env:acct')?.windowMs).toBeLessThanOrEqual(86_400_000);
+  });
+
   it('stops waiting when the call is aborted', async () => {
     const provider = new RollingWindowProvider(1, 10_000, 'hubspot', 1);
     const pacer = new Pacer();
