@@ -302,6 +302,29 @@ describe('HubSpot with OAuth: core refreshes the tokens', () => {
     expect(sandbox.refreshRequests()).toBe(1);
   });
 
+  it('refreshes once after a 401 in a batch and writes its stages, as a single create does', async () => {
+    const context = oauthContext(1800);
+    const account = await connect(context, false);
+    sandbox.instance.tokens.access.delete(String(context.access_token));
+    const items = ['Batch after 401 a', 'Batch after 401 b'].map((name) => ({ method: 'create', body: { name, pipeline: { id: 'default' } } }));
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(account)}`).set(AUTH).send({ items });
+    expect(res.status).toBe(200);
+    expect(res.body.result.map((r: { status: number }) => r.status)).toEqual([201, 201]);
+    expect(sandbox.refreshRequests()).toBe(1);
+    expect((await request(app).get(`/integrated-account/${account}`).set(AUTH)).body.status).toBe('active');
+  });
+
+  it("marks a private app's account needs_reauth when a batch's pipeline read answers 401, and answers each item 401", async () => {
+    const account = await connect({ api_base_url: sandbox.url, access_token: sandbox.instance.config.accessToken });
+    sandbox.injectFault({ method: 'GET', path: '/pipelines/deals/default', status: 401, times: 1 });
+    const items = ['Refused a', 'Refused b'].map((name) => ({ method: 'create', body: { name, pipeline: { id: 'default' } } }));
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(account)}`).set(AUTH).send({ items });
+    expect(res.status).toBe(200);
+    expect(res.body.result.map((r: { status: number }) => r.status)).toEqual([401, 401]);
+    expect((await request(app).get(`/integrated-account/${account}`).set(AUTH)).body.status).toBe('needs_reauth');
+    expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+  });
+
   it('marks the account needs_reauth when the refresh is refused (BAD_REFRESH_TOKEN)', async () => {
     const context = oauthContext(-60);
     sandbox.instance.tokens.refresh.delete(String(context.refresh_token));
