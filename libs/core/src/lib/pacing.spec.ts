@@ -285,6 +285,24 @@ describe('PacedTransport and Pacer', () => {
     expect(pacer.state('env:acct')?.windowMs).toBeLessThanOrEqual(86_400_000);
   });
 
+  it('does not believe a Retry-After beyond a day: the call is sent again after a short backoff', async () => {
+    let calls = 0;
+    const inner = {
+      request: jest.fn(async () => {
+        calls += 1;
+        return calls === 1 ? { status: 429, headers: { 'retry-after': '999999999' }, bodyText: '{}' } : { status: 200, headers: {}, bodyText: '{}' };
+      }),
+      close: async () => undefined,
+    };
+    const pacer = new Pacer();
+    const transport = new PacedTransport(inner, pacer);
+    const first = sendMany(transport, pacer, BULK(), 1);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(await first).toEqual([200]);
+    expect(await sendMany(transport, pacer, INTERACTIVE(), 1)).toEqual([200]);
+    expect(inner.request).toHaveBeenCalledTimes(3);
+  });
+
   it('stops waiting when the call is aborted', async () => {
     const provider = new RollingWindowProvider(1, 10_000, 'hubspot', 1);
     const pacer = new Pacer();

@@ -112,7 +112,8 @@ export function readRateLimitHeaders(headers: Headers, now: number): RateLimitRe
   }
   if (count(headers, 'x-hubspot-ratelimit-daily-remaining') === 0 || count(headers, 'x-daily-ratelimit-token-remaining') === 0) reading.budgetSpent = true;
   const after = retryAfterHeaderMs(headers, now);
-  if (after !== undefined) reading.retryAfterMs = after;
+  // Beyond a day, as a reset: not believed (it would keep the account blocked until unicrm restarts).
+  if (after !== undefined && after <= MAX_RESET_MS) reading.retryAfterMs = after;
   return reading;
 }
 
