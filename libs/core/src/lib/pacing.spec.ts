@@ -303,6 +303,28 @@ describe('PacedTransport and Pacer', () => {
     expect(inner.request).toHaveBeenCalledTimes(3);
   });
 
+  it('refuses at once the interactive calls of a burst that would wait over 5 s, and holds only the others', async () => {
+    const provider = new RollingWindowProvider(10, 10_000, 'hubspot', 1);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(provider, pacer);
+    await Promise.all([sendMany(transport, pacer, INTERACTIVE(), 1), jest.advanceTimersByTimeAsync(5)]);
+    const outcomes: Array<number | string> = [];
+    const burst = Array.from({ length: 200 }, () =>
+      sendMany(transport, pacer, INTERACTIVE(), 1).then(
+        ([status]) => outcomes.push(status as number),
+        (error: UnicrmError) => outcomes.push(`refused ${error.statusCode}`),
+      ),
+    );
+    await jest.advanceTimersByTimeAsync(0);
+    const refusedAtOnce = outcomes.filter((o) => o === 'refused 429').length;
+    expect(refusedAtOnce).toBeGreaterThanOrEqual(190);
+    await jest.advanceTimersByTimeAsync(6_000);
+    await Promise.all(burst);
+    expect(outcomes.filter((o) => o === 200).length + refusedAtOnce).toBe(200);
+    expect(provider.refusals).toEqual([]);
+    expect(pacer.state('env:acct')?.waiting).toBe(0);
+  });
+
   it('stops waiting when the call is aborted', async () => {
     const provider = new RollingWindowProvider(1, 10_000, 'hubspot', 1);
     const pacer = new Pacer();
