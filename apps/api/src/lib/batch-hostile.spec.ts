@@ -99,4 +99,16 @@ describe('POST /unified/crm/stages/batch, hostile', () => {
     expect(named('Shared 1')).toHaveLength(1);
     expect(named('Shared 2')).toHaveLength(1);
   });
+
+  it('answers a batch of a resource without creates 501 per item, and an unknown resource 404', async () => {
+    const pipelines = await request(h.app)
+      .post(`/unified/crm/pipelines/batch?integrated_account_id=${h.accountId}`)
+      .set(AUTH)
+      .send({ items: [{ method: 'create', body: { name: 'P' } }] });
+    expect(pipelines.status).toBe(200);
+    expect(pipelines.body.result[0]).toMatchObject({ status: 501, error: { message: 'The pipeliner integration cannot create pipelines.' } });
+    const unknown = await request(h.app).post(`/unified/crm/nothing/batch?integrated_account_id=${h.accountId}`).set(AUTH).send({ items: [create('x')] });
+    expect(unknown.status).toBe(404);
+    expect(h.sandbox.requests).toHaveLength(0);
+  });
 });
