@@ -111,4 +111,15 @@ describe('POST /unified/crm/stages/batch, hostile', () => {
     expect(unknown.status).toBe(404);
     expect(h.sandbox.requests).toHaveLength(0);
   });
+
+  it('keeps an update id with a path in it to its own record (no other entity reached)', async () => {
+    const res = await batch([{ method: 'update', id: `../Pipelines/${SALES}`, body: { name: 'Escaped' } }, { method: 'update', id: '..', body: { name: 'Dots' } }]);
+    expect(res.status).toBe(200);
+    expect(statuses(res)[1]).toBe(400);
+    expect(statuses(res)[0]).toBeGreaterThanOrEqual(400);
+    expect(h.sandbox.requests.filter((r) => r.path.includes('/Pipelines'))).toEqual([]);
+    // Sent encoded, as the single PATCH sends it; Pipeliner's contract wants a UUID there (the sandbox notes it).
+    expect(h.sandbox.requests.map((r) => r.path)).toEqual([expect.stringMatching(/\/entities\/Steps\/\.\.%2FPipelines%2F/)]);
+    expect(h.sandbox.takeContractViolations().map((v) => v.instancePath)).toEqual(['/id']);
+  });
 });
