@@ -288,7 +288,7 @@ describe('PacedTransport and Pacer', () => {
   it('does not believe a Retry-After beyond a day: the call is sent again after a short backoff', async () => {
     let calls = 0;
     const inner = {
-      request: jest.fn(async () => {
+      request: jest.fn(async (): Promise<HttpResponse> => {
         calls += 1;
         return calls === 1 ? { status: 429, headers: { 'retry-after': '999999999' }, bodyText: '{}' } : { status: 200, headers: {}, bodyText: '{}' };
       }),
