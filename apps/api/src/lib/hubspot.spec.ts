@@ -229,6 +229,29 @@ describe("HubSpot with a private app's token", () => {
     expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(4);
   });
 
+  it('writes 100 batch items under the rate limit with no 429, answering a missing pipeline and given positions per item', async () => {
+    const limited = await startHubSpotSandbox({ port: 0, contract: true, rateLimit: true });
+    try {
+      const account = await connect({ api_base_url: limited.url, access_token: limited.instance.config.accessToken }, false);
+      const items = Array.from({ length: 100 }, (_, n) => ({
+        method: 'create',
+        body: { name: `Paced ${n}`, pipeline: { id: n % 10 === 3 ? 'nope' : 'default' }, ...(n % 10 === 5 && { position: 50 + n }) },
+      }));
+      const res = await request(app).post(`/unified/crm/stages/batch?${q(account)}`).set(AUTH).set('prefer', 'return=minimal').send({ items });
+      expect(res.status).toBe(200);
+      const statuses = res.body.result.map((r: { status: number }) => r.status);
+      expect(statuses.filter((s: number, n: number) => (n % 10 === 3 ? s !== 404 : s !== 201))).toEqual([]);
+      expect(limited.rateLimits.snapshot()).toMatchObject({ refused: 0 });
+      const stages = await request(app).get(`/unified/crm/stages?${q(account, '&pipeline[id]=default&limit=200')}`).set(AUTH);
+      const positions = new Map(stages.body.result.map((s: { name: string; position: number }) => [s.name, s.position]));
+      expect(positions.get('Paced 15')).toBe(65);
+      expect(positions.get('Paced 0')).toBe(7);
+      expect(limited.takeContractViolations()).toEqual([]);
+    } finally {
+      await limited.close();
+    }
+  }, 60_000);
+
   it('finds the stage of a create whose answer was cut off, when retried with the same Idempotency-Key', async () => {
     const shortDir = mkdtempSync(join(tmpdir(), 'unicrm-hubspot-short-'));
     const short = createUnicrmCore({
@@ -300,6 +323,29 @@ describe('HubSpot with OAuth: core refreshes the tokens', () => {
     const created = await request(app).post(`/unified/crm/stages?${q(account)}`).set(AUTH).send({ name: 'After 401', pipeline: { id: 'default' } });
     expect(created.status).toBe(201);
     expect(sandbox.refreshRequests()).toBe(1);
+  });
+
+  it('refreshes once after a 401 in a batch and writes its stages, as a single create does', async () => {
+    const context = oauthContext(1800);
+    const account = await connect(context, false);
+    sandbox.instance.tokens.access.delete(String(context.access_token));
+    const items = ['Batch after 401 a', 'Batch after 401 b'].map((name) => ({ method: 'create', body: { name, pipeline: { id: 'default' } } }));
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(account)}`).set(AUTH).send({ items });
+    expect(res.status).toBe(200);
+    expect(res.body.result.map((r: { status: number }) => r.status)).toEqual([201, 201]);
+    expect(sandbox.refreshRequests()).toBe(1);
+    expect((await request(app).get(`/integrated-account/${account}`).set(AUTH)).body.status).toBe('active');
+  });
+
+  it("marks a private app's account needs_reauth when a batch's pipeline read answers 401, and answers each item 401", async () => {
+    const account = await connect({ api_base_url: sandbox.url, access_token: sandbox.instance.config.accessToken });
+    sandbox.injectFault({ method: 'GET', path: '/pipelines/deals/default', status: 401, times: 1 });
+    const items = ['Refused a', 'Refused b'].map((name) => ({ method: 'create', body: { name, pipeline: { id: 'default' } } }));
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(account)}`).set(AUTH).send({ items });
+    expect(res.status).toBe(200);
+    expect(res.body.result.map((r: { status: number }) => r.status)).toEqual([401, 401]);
+    expect((await request(app).get(`/integrated-account/${account}`).set(AUTH)).body.status).toBe('needs_reauth');
+    expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
   });
 
   it('marks the account needs_reauth when the refresh is refused (BAD_REFRESH_TOKEN)', async () => {

@@ -174,6 +174,21 @@ describe('Pipedrive with an API token', () => {
     expect(sandbox.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 
+  it('writes once for two batch items with the same idempotency_key, beside invalid items and an unknown update (single creates)', async () => {
+    const items = [
+      { method: 'create', idempotency_key: 'pd-twin', body: { name: 'Twin', pipeline: { id: '1' } } },
+      { method: 'create', body: { pipeline: { id: '1' } } },
+      { method: 'update', id: '999999', body: { name: 'Ghost' } },
+      { method: 'create', idempotency_key: 'pd-twin', body: { name: 'Twin', pipeline: { id: '1' } } },
+    ];
+    const res = await request(app).post(`/unified/crm/stages/batch?${q(tokenAccount)}`).set(AUTH).send({ items });
+    expect(res.status).toBe(200);
+    const statuses = res.body.result.map((r: { status: number }) => r.status);
+    expect(statuses.slice(1, 3)).toEqual([400, 404]);
+    expect([201, 409]).toContain(statuses[3]);
+    expect(sandbox.requests.filter((r) => r.method === 'POST' && JSON.parse(r.body ?? '{}').name === 'Twin')).toHaveLength(1);
+  });
+
   it('finds the stage of a create whose answer was cut off, when retried with the same Idempotency-Key', async () => {
     // A core whose call deadline is 2 s: a retry of an ambiguous create is held off (409) for two deadlines.
     const shortDir = mkdtempSync(join(tmpdir(), 'unicrm-pipedrive-short-'));

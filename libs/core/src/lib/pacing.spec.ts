@@ -250,6 +250,81 @@ describe('PacedTransport and Pacer', () => {
     expect(pacer.state('env:b')).toMatchObject({ limit: 2 });
   });
 
+  /** A provider answering 200 with `headers` to every call. */
+  const answering = (headers: Record<string, string>) => {
+    const inner = { request: jest.fn(async () => ({ status: 200, headers, bodyText: '{}' })), close: async () => undefined };
+    return inner;
+  };
+
+  it.each([
+    ['HubSpot interval of 0 ms', { 'x-hubspot-ratelimit-max': '100', 'x-hubspot-ratelimit-remaining': '99', 'x-hubspot-ratelimit-interval-milliseconds': '0' }],
+    ['RateLimit-Policy window of 0 s', { 'ratelimit-limit': '100', 'ratelimit-remaining': '99', 'ratelimit-policy': '100;w=0' }],
+  ])('does not hold calls forever when the provider states a window of zero (%s)', async (_name, headers) => {
+    const inner = answering(headers);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(inner, pacer);
+    expect(await sendMany(transport, pacer, INTERACTIVE(), 1)).toEqual([200]);
+    const bulk = sendMany(transport, pacer, BULK(), 5);
+    let settled = false;
+    void bulk.finally(() => (settled = true));
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(settled).toBe(true);
+    expect(await bulk).toEqual(Array(5).fill(200));
+    expect(inner.request).toHaveBeenCalledTimes(6);
+  });
+
+  it('does not believe a reset beyond a day (a Unix time in milliseconds): the account keeps its turns', async () => {
+    // 1.8e12 read as Unix seconds is 57 000 years away: the window must not be learned from it.
+    const inner = answering({ 'x-ratelimit-limit': '100', 'x-ratelimit-remaining': '99', 'x-ratelimit-reset': String(Date.parse('2026-12-01T10:00:02Z')) });
+    const pacer = new Pacer();
+    const transport = new PacedTransport(inner, pacer);
+    expect(await sendMany(transport, pacer, INTERACTIVE(), 1)).toEqual([200]);
+    const next = sendMany(transport, pacer, INTERACTIVE(), 3).catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(await next).toEqual([200, 200, 200]);
+    expect(pacer.state('env:acct')?.windowMs).toBeLessThanOrEqual(86_400_000);
+  });
+
+  it('does not believe a Retry-After beyond a day: the call is sent again after a short backoff', async () => {
+    let calls = 0;
+    const inner = {
+      request: jest.fn(async (): Promise<HttpResponse> => {
+        calls += 1;
+        return calls === 1 ? { status: 429, headers: { 'retry-after': '999999999' }, bodyText: '{}' } : { status: 200, headers: {}, bodyText: '{}' };
+      }),
+      close: async () => undefined,
+    };
+    const pacer = new Pacer();
+    const transport = new PacedTransport(inner, pacer);
+    const first = sendMany(transport, pacer, BULK(), 1);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(await first).toEqual([200]);
+    expect(await sendMany(transport, pacer, INTERACTIVE(), 1)).toEqual([200]);
+    expect(inner.request).toHaveBeenCalledTimes(3);
+  });
+
+  it('refuses at once the interactive calls of a burst that would wait over 5 s, and holds only the others', async () => {
+    const provider = new RollingWindowProvider(10, 10_000, 'hubspot', 1);
+    const pacer = new Pacer();
+    const transport = new PacedTransport(provider, pacer);
+    await Promise.all([sendMany(transport, pacer, INTERACTIVE(), 1), jest.advanceTimersByTimeAsync(5)]);
+    const outcomes: Array<number | string> = [];
+    const burst = Array.from({ length: 200 }, () =>
+      sendMany(transport, pacer, INTERACTIVE(), 1).then(
+        ([status]) => outcomes.push(status as number),
+        (error: UnicrmError) => outcomes.push(`refused ${error.statusCode}`),
+      ),
+    );
+    await jest.advanceTimersByTimeAsync(0);
+    const refusedAtOnce = outcomes.filter((o) => o === 'refused 429').length;
+    expect(refusedAtOnce).toBeGreaterThanOrEqual(190);
+    await jest.advanceTimersByTimeAsync(6_000);
+    await Promise.all(burst);
+    expect(outcomes.filter((o) => o === 200).length + refusedAtOnce).toBe(200);
+    expect(provider.refusals).toEqual([]);
+    expect(pacer.state('env:acct')?.waiting).toBe(0);
+  });
+
   it('stops waiting when the call is aborted', async () => {
     const provider = new RollingWindowProvider(1, 10_000, 'hubspot', 1);
     const pacer = new Pacer();

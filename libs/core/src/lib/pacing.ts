@@ -58,10 +58,24 @@ export function retryAfterHeaderMs(headers: Headers, now: number): number | unde
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-/** A reset header's value in ms from `now`: seconds to wait, or (above 10^9) a Unix time in seconds. */
+/** The longest reset believed (24 h): daily budgets are read from their own headers. */
+const MAX_RESET_MS = 86_400_000;
+
+/**
+ * A reset header's value in ms from `now`: seconds to wait, or (above 10^9) a Unix time in seconds; undefined
+ * beyond {@link MAX_RESET_MS}.
+ */
 function resetIn(seconds: number | undefined, now: number): number | undefined {
   if (seconds === undefined) return undefined;
-  return seconds > 1e9 ? Math.max(0, seconds * 1000 - now) : seconds * 1000;
+  const ms = seconds > 1e9 ? Math.max(0, seconds * 1000 - now) : seconds * 1000;
+  // Beyond a day it is no window's reset (a Unix time in milliseconds, garbage): learning a window from it would
+  // leave the account almost no turns.
+  return ms > MAX_RESET_MS ? undefined : ms;
+}
+
+/** A window in milliseconds, when stated and positive (a window of 0 would never refill the bucket). */
+function positive(value: number | undefined): number | undefined {
+  return value !== undefined && value > 0 ? value : undefined;
 }
 
 /**
@@ -81,7 +95,7 @@ export function readRateLimitHeaders(headers: Headers, now: number): RateLimitRe
   if (hubspotMax !== undefined) {
     reading.limit = hubspotMax;
     reading.remaining = count(headers, 'x-hubspot-ratelimit-remaining');
-    reading.windowMs = count(headers, 'x-hubspot-ratelimit-interval-milliseconds') ?? 10_000;
+    reading.windowMs = positive(count(headers, 'x-hubspot-ratelimit-interval-milliseconds')) ?? 10_000;
   } else if (count(headers, 'x-hubspot-ratelimit-secondly') !== undefined) {
     reading.limit = count(headers, 'x-hubspot-ratelimit-secondly');
     reading.remaining = count(headers, 'x-hubspot-ratelimit-secondly-remaining');
@@ -93,12 +107,13 @@ export function readRateLimitHeaders(headers: Headers, now: number): RateLimitRe
       reading.remaining = count(headers, `${family}-remaining`);
       reading.resetMs = resetIn(count(headers, `${family}-reset`), now);
       const window = /;\s*w=(\d+)/.exec(header(headers, 'ratelimit-policy') ?? '')?.[1];
-      if (window !== undefined) reading.windowMs = Number(window) * 1000;
+      if (window !== undefined && Number(window) > 0) reading.windowMs = Number(window) * 1000;
     }
   }
   if (count(headers, 'x-hubspot-ratelimit-daily-remaining') === 0 || count(headers, 'x-daily-ratelimit-token-remaining') === 0) reading.budgetSpent = true;
   const after = retryAfterHeaderMs(headers, now);
-  if (after !== undefined) reading.retryAfterMs = after;
+  // Beyond a day, as a reset: not believed (it would keep the account blocked until unicrm restarts).
+  if (after !== undefined && after <= MAX_RESET_MS) reading.retryAfterMs = after;
   return reading;
 }
 

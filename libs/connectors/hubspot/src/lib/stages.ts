@@ -193,7 +193,9 @@ export function hubspotStageBatch(clientOf: (context: Record<string, unknown>) =
           try {
             pipelines.set(id, await client.pipeline(target.objectType, id, {}, options.signal));
           } catch (error) {
-            if (!(error instanceof UnicrmError)) throw error;
+            // A 401 is the account's, not an item's: thrown, nothing written yet, so core refreshes OAuth tokens and
+            // sends the chunk again, or marks the account needs_reauth, as for a single create.
+            if (!(error instanceof UnicrmError) || (error.isRemote && error.statusCode === 401)) throw error;
             pipelines.set(id, error);
           }
         }),
