@@ -42,7 +42,7 @@ type Resolved = Pick<UnifiedTarget<unknown>, 'account' | 'connector' | 'connecto
  * `maxItems`: a chunk leaves when it is full, or when every item of the batch that may still join has joined or
  * settled otherwise (replayed, refused, invalid). Each item joins or leaves exactly once.
  */
-class WriteCollector {
+export class WriteCollector {
   private readonly pending: Array<{ write: BatchWrite; resolve: (result: ItemResult) => void; reject: (error: unknown) => void }> = [];
   private open: number;
 
@@ -72,16 +72,19 @@ class WriteCollector {
   private flush(): void {
     while (this.pending.length >= this.maxItems || (this.open === 0 && this.pending.length > 0)) {
       const chunk = this.pending.splice(0, this.maxItems);
-      this.send(chunk.map((entry) => entry.write)).then(
-        (outcomes) =>
-          chunk.forEach((entry, at) => {
-            const outcome = outcomes[at];
-            if (!outcome) entry.reject(new UnicrmError(502, 'The provider answered fewer results than the batch had writes.'));
-            else if (outcome.ok) entry.resolve(outcome.result);
-            else entry.reject(outcome.error);
-          }),
-        (error: unknown) => chunk.forEach((entry) => entry.reject(error)),
-      );
+      // Through a promise, so that even a send that throws at once settles its chunk's items.
+      Promise.resolve()
+        .then(() => this.send(chunk.map((entry) => entry.write)))
+        .then(
+          (outcomes) =>
+            chunk.forEach((entry, at) => {
+              const outcome = outcomes[at];
+              if (!outcome) entry.reject(new UnicrmError(502, 'The provider answered fewer results than the batch had writes.'));
+              else if (outcome.ok) entry.resolve(outcome.result);
+              else entry.reject(outcome.error);
+            }),
+          (error: unknown) => chunk.forEach((entry) => entry.reject(error)),
+        );
     }
   }
 }

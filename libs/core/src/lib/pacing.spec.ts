@@ -325,6 +325,17 @@ describe('PacedTransport and Pacer', () => {
     expect(pacer.state('env:acct')?.waiting).toBe(0);
   });
 
+  it('keeps an account stopped by a 429 when 10 000 others push the least recently used out', async () => {
+    const pacer = new Pacer();
+    const blocked = INTERACTIVE('env:blocked');
+    const sequence = await pacer.acquire(blocked);
+    pacer.observe(blocked, sequence, { status: 429, headers: { 'retry-after': '60' } });
+    for (let n = 0; n < 10_000; n += 1) await pacer.acquire(INTERACTIVE(`env:other-${n}`));
+    expect(pacer.state('env:blocked')).toBeDefined();
+    expect(pacer.state('env:other-0')).toBeUndefined();
+    await expect(pacer.acquire(blocked)).rejects.toMatchObject({ statusCode: 429 });
+  });
+
   it('stops waiting when the call is aborted', async () => {
     const provider = new RollingWindowProvider(1, 10_000, 'hubspot', 1);
     const pacer = new Pacer();

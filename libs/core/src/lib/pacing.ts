@@ -344,7 +344,8 @@ export class Pacer {
     let oldest: [string, Pace] | undefined;
     for (const entry of this.paces) {
       const [, pace] = entry;
-      if (pace.interactive.length + pace.bulk.length > 0 || pace.probing) continue;
+      // An account with calls waiting or out, or stopped by a 429, keeps what it knows.
+      if (pace.interactive.length + pace.bulk.length > 0 || pace.probing || pace.blockedUntil > this.now()) continue;
       if (!oldest || pace.lastUsed < oldest[1].lastUsed) oldest = entry;
     }
     if (oldest) this.paces.delete(oldest[0]);
