@@ -12,3 +12,4 @@ export * from './lib/ttl-cache';
 export * from './lib/remote-errors';
 export * from './lib/connect';
 export * from './lib/batch';
+export * from './lib/retry-after';

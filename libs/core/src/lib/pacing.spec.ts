@@ -98,6 +98,8 @@ describe('readRateLimitHeaders', () => {
     expect(retryAfterHeaderMs({ 'retry-after': '3' }, now)).toBe(3000);
     expect(retryAfterHeaderMs({ 'retry-after': 'Tue, 01 Dec 2026 10:00:07 GMT' }, now)).toBe(7000);
     expect(retryAfterHeaderMs({ 'retry-after': 'soon' }, now)).toBeUndefined();
+    // Not Date.parse, which reads "1.5" as a day in 2001 (a wait of years, or of nothing).
+    expect(retryAfterHeaderMs({ 'retry-after': '1.5' }, now)).toBeUndefined();
     expect(readRateLimitHeaders({ 'x-ratelimit-limit': 'many' }, now)).toEqual({});
   });
 });

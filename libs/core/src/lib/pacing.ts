@@ -1,4 +1,4 @@
-import { type HttpRequest, type HttpResponse, type HttpTransport, UnicrmError } from '@unicrm/model';
+import { type HttpRequest, type HttpResponse, type HttpTransport, retryAfterMs, UnicrmError } from '@unicrm/model';
 
 /*
  * Adaptive pacing per integrated account (issue 18; docs/contract.md "Pacing"). Every provider call of an operation
@@ -49,13 +49,12 @@ function count(headers: Headers, name: string): number | undefined {
   return Number(text);
 }
 
-/** `Retry-After` in ms from `now`: delay-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
+/**
+ * `Retry-After` of an answer in ms from `now` ({@link retryAfterMs} of `@unicrm/model`: delay-seconds or an RFC 9110
+ * HTTP-date); undefined when absent or unreadable.
+ */
 export function retryAfterHeaderMs(headers: Headers, now: number): number | undefined {
-  const text = header(headers, 'retry-after')?.trim();
-  if (!text) return undefined;
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  return retryAfterMs(header(headers, 'retry-after'), now);
 }
 
 /** The longest reset believed (24 h): daily budgets are read from their own headers. */
