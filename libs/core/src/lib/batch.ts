@@ -243,7 +243,7 @@ export class BatchUseCase {
     const lookups = limiter(this.concurrency);
     const one = async (item: BatchItem, index: number): Promise<void> => {
       const key = item.idempotency_key ?? (batchKey === undefined ? undefined : derivedItemKey(batchKey, index));
-      const joins = collector !== undefined && viaBatch(item);
+      const joins = viaBatch(item);
       let joined = false;
       const join = (write: BatchWrite) => {
         joined = true;
@@ -279,8 +279,8 @@ export class BatchUseCase {
     // Items written through the connector's batch all start at once (they wait in the collector, holding nothing);
     // the others take turns, `concurrency` at a time.
     const numbered = items.map((item, index) => ({ item, index }));
-    const batched = numbered.filter(({ item }) => collector !== undefined && viaBatch(item));
-    const single = numbered.filter(({ item }) => !(collector !== undefined && viaBatch(item)));
+    const batched = numbered.filter(({ item }) => viaBatch(item));
+    const single = numbered.filter(({ item }) => !viaBatch(item));
     let next = 0;
     const worker = async () => {
       while (next < single.length) {
@@ -326,17 +326,16 @@ export class BatchUseCase {
     const guarded = { environmentId: request.environmentId, idempotencyKey: key };
     const findCreated = method === 'create' ? (declared as CreateMethod).findCreated : undefined;
     /** Looks, within `operation`, for the record an earlier attempt may have created (asked without remote_query). */
-    const lookIn = (operation: Operation) =>
+    const lookIn =
       findCreated &&
-      ((since: Date) =>
+      ((operation: Operation, since: Date) =>
         operation
           .remote((account) => findCreated.call(declared, account, body, since, { ...operation.options, remoteQuery: {} }))
           .then((found) => found && shown(found)));
     if (join) {
+      // The write waits in the collector, outside any operation: a lookup takes an operation of its own.
       const reconcile =
-        findCreated &&
-        ((since: Date) =>
-          lookups(() => this.targets.operation(resolved.account, bulk, query.remote_query, (operation) => (lookIn(operation) as NonNullable<ReturnType<typeof lookIn>>)(since))));
+        lookIn && ((since: Date) => lookups(() => this.targets.operation(resolved.account, bulk, query.remote_query, (operation) => lookIn(operation, since))));
       return this.targets.write(target, guarded, scope, fingerprint, () => join({ method, ...(id !== undefined && { id }), body }).then(shown), reconcile);
     }
     return this.targets.operation(resolved.account, bulk, query.remote_query, (operation) =>
@@ -353,7 +352,7 @@ export class BatchUseCase {
                 : (declared as UpdateMethod).update(account, id as string, body, operation.options),
             )
             .then(shown),
-        lookIn(operation),
+        lookIn && ((since: Date) => lookIn(operation, since)),
       ),
     );
   }
